@@ -1,0 +1,50 @@
+# gpufair developer entry points.  `make test` and `make demo` work on a fresh machine:
+# they create .venv, install the project with its test extras and everything else they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all venv tools test lint typecheck importlint unit e2e demo crds clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check src tests e2e
+	$(BIN)/ruff format --check src tests e2e
+
+typecheck: venv
+	$(BIN)/mypy
+
+importlint: venv
+	$(BIN)/lint-imports
+
+unit: venv
+	$(BIN)/pytest tests
+
+e2e: venv tools
+	$(BIN)/pytest e2e
+
+# Debian packages the e2e suite needs (kubectl, prometheus); installed only where missing.
+tools:
+	@scripts/ensure-tools.sh
+
+test: lint typecheck importlint tools
+	$(BIN)/pytest tests e2e
+
+demo: venv tools
+	$(BIN)/gpufair demo
+
+crds: venv
+	$(BIN)/gpufair crds --output-dir crds
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

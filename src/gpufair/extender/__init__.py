@@ -1,0 +1,1 @@
+"""The kube-scheduler HTTP extender: filter, prioritize, preempt and bind GPU pods."""

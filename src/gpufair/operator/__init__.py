@@ -1,0 +1,1 @@
+"""The kopf operator: reconciles TenantQuota and GPUPool, meters usage, admits and reclaims."""
