@@ -1,16 +1,23 @@
 """The ``gpufair`` command line: one entry point that runs every component and tool.
 
-Subcommands import their implementation lazily, so ``gpufair topology parse`` does not pay for
-importing kopf, FastAPI or matplotlib.
+Each subcommand lives in its own module of this package and exposes
+``register(commands: argparse._SubParsersAction) -> None``, which adds its parser and sets
+``handler`` to a function ``(argparse.Namespace) -> int``. Handlers import their implementation
+lazily, so ``gpufair topology parse`` does not pay for importing kopf, FastAPI or matplotlib.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or invalid input (as argparse does).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from gpufair import __version__
+
+SUBCOMMAND_MODULES: tuple[str, ...] = ("gpufair.cli.demo",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,19 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gpufair {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    demo = commands.add_parser("demo", help="run the local demo cluster")
-    demo.set_defaults(handler=_not_yet_available)
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).register(commands)
     return parser
-
-
-def _not_yet_available(args: argparse.Namespace) -> int:
-    print(f"gpufair {args.command}: not yet available", file=sys.stderr)
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = args.handler
-    result: int = handler(args)
+    try:
+        result: int = args.handler(args)
+    except KeyboardInterrupt:
+        print("gpufair: interrupted", file=sys.stderr)
+        return 130
     return result
