@@ -1,0 +1,35 @@
+"""Names gpufair writes on or reads from Kubernetes objects: one place for every key.
+
+Label and annotation keys, the scheduling gate, the scheduler name and the CRD coordinates are
+part of the user-facing contract; every component imports them from here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "gpufair.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+TENANT_QUOTA_KIND: Final = "TenantQuota"
+TENANT_QUOTA_PLURAL: Final = "tenantquotas"
+GPU_POOL_KIND: Final = "GPUPool"
+GPU_POOL_PLURAL: Final = "gpupools"
+
+DEFAULT_GPU_RESOURCE: Final = "nvidia.com/gpu"
+SCHEDULER_NAME: Final = "gpufair-scheduler"
+ADMISSION_GATE: Final = f"{GROUP}/admission"
+
+GPUS_ANNOTATION: Final = f"{GROUP}/gpus"
+"""Comma-separated GPU indices bound to the pod, written by the extender's bind (``"0,1,2,3"``)."""
+NUMA_ANNOTATION: Final = f"{GROUP}/numa"
+"""NUMA node of the bound GPUs (for CPU and memory alignment); absent when mixed or unknown."""
+POOL_ANNOTATION: Final = f"{GROUP}/pool"
+"""The GPUPool the pod was placed in."""
+ADMITTED_AT_ANNOTATION: Final = f"{GROUP}/admitted-at"
+"""RFC 3339 time the operator removed the admission gate (queue wait = this - creation)."""
+CHECKPOINT_ANNOTATION: Final = f"{GROUP}/last-checkpoint"
+"""RFC 3339 time of the pod's newest checkpoint; preemption prefers victims that lose least."""
+OPT_OUT_LABEL: Final = f"{GROUP}/admission"
+"""Namespace label; the value ``disabled`` opts the namespace out of the admission webhook."""

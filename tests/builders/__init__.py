@@ -1,0 +1,1 @@
+"""Readable builders for test inputs, one module per domain (``topology``, ``quota`` …)."""
