@@ -1,0 +1,202 @@
+"""Weighted fair share of one GPU pool among its tenants (ARCHITECTURE.md §4).
+
+The operator writes these shares into ``TenantQuota`` status, the admission pass admits within
+them first, preemption reclaims up to them, the what-if CLI prints them and the simulator replays
+them. :func:`compute` is the one implementation of the rule:
+
+1. Every tenant first gets ``min(demand, guaranteed, limit)``, its *base*. When the bases do not
+   fit the capacity (the guarantees are overcommitted and in demand) the capacity is shared
+   among them by weighted water-filling, each capped at its base, and nothing else is handed out.
+2. The non-lendable part of an idle guarantee, ``guaranteed - lendable`` beyond the tenant's
+   demand, stays *reserved* for its owner: nobody else is given it.
+3. The rest is water-filled in proportion to weight among the tenants whose demand is not yet
+   met, each capped at ``min(demand, limit)``. Whatever nobody demands stays unassigned.
+
+Fair shares are real numbers of GPUs. They are computed exactly (:class:`fractions.Fraction`)
+and then rounded to :data:`PRECISION` decimal places, so a share that is mathematically an
+integer is exactly that integer as a float and ``allocated >= share`` comparisons are reliable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fractions
+from collections.abc import Mapping, Sequence
+
+PRECISION = 9
+"""Decimal places shares are rounded to (a nano-GPU; far below any meaningful difference)."""
+
+TOLERANCE = 1e-6
+"""Slack for comparing an integer allocation against a real share (see :func:`at_most`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TenantClaim:
+    """One tenant's entitlement and demand in one pool.
+
+    ``demand`` counts the GPUs of the tenant's running, admitted-but-pending and waiting pods in
+    this pool. ``limit`` ``None`` means no ceiling but the pool itself; ``lendable`` ``None``
+    means the whole guarantee may be lent while idle.
+    """
+
+    tenant: str
+    weight: float = 1.0
+    guaranteed: int = 0
+    limit: int | None = None
+    lendable: int | None = None
+    demand: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.weight > 0:
+            raise ValueError(f"tenant {self.tenant}: weight must be > 0, got {self.weight}")
+        for field in ("guaranteed", "demand"):
+            if getattr(self, field) < 0:
+                raise ValueError(f"tenant {self.tenant}: {field} must be >= 0")
+        if self.limit is not None and not 0 <= self.guaranteed <= self.limit:
+            raise ValueError(
+                f"tenant {self.tenant}: need 0 <= guaranteed ({self.guaranteed})"
+                f" <= limit ({self.limit})"
+            )
+        if self.lendable is not None and not 0 <= self.lendable <= self.guaranteed:
+            raise ValueError(
+                f"tenant {self.tenant}: need 0 <= lendable ({self.lendable})"
+                f" <= guaranteed ({self.guaranteed})"
+            )
+
+    @property
+    def wanted(self) -> int:
+        """The most this tenant can use: its demand, capped by its limit."""
+        return self.demand if self.limit is None else min(self.demand, self.limit)
+
+    @property
+    def non_lendable(self) -> int:
+        """The part of the guarantee others may never borrow."""
+        return 0 if self.lendable is None else self.guaranteed - self.lendable
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolShares:
+    """The fair shares of one pool at one moment; treat the mappings as read-only.
+
+    ``overcommitted`` is true when the guarantees add up to more than the capacity (the
+    ``Overcommitted`` condition: a promise the pool cannot keep once everybody claims it).
+    ``rationed`` is the stronger, current fact that the guarantees *in demand* exceed the
+    capacity, so some tenant gets less than ``min(demand, guaranteed)``.
+    ``reserved`` is idle, non-lendable guarantee held back for its owner (not part of a share).
+    Tenants not in the mappings have share, guarantee and demand 0.
+    """
+
+    capacity: int
+    shares: Mapping[str, float]
+    guaranteed_total: int
+    overcommitted: bool
+    rationed: bool = False
+    guaranteed: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    demand: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    reserved: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    def share(self, tenant: str) -> float:
+        """The tenant's fair share in GPUs (0 for a tenant without a claim)."""
+        return self.shares.get(tenant, 0.0)
+
+    def borrowed(self, tenant: str, allocated: int) -> float:
+        """GPUs the tenant uses beyond its own guarantee (the status field ``borrowed``)."""
+        return float(max(0, allocated - self.guaranteed.get(tenant, 0)))
+
+    def deficit(self, tenant: str, allocated: int) -> float:
+        """How far the tenant is below its fair share (0 when at or above it)."""
+        missing = self.share(tenant) - allocated
+        return missing if missing > TOLERANCE else 0.0
+
+    def protected(self, tenant: str) -> float:
+        """The allocation preemption may never push the tenant below: max(share, guarantee)."""
+        return max(self.share(tenant), float(self.guaranteed.get(tenant, 0)))
+
+    def reclaimable(self, tenant: str, allocated: int) -> int:
+        """Whole GPUs others may reclaim from the tenant without pushing it below
+        :meth:`protected`."""
+        spare = allocated - self.protected(tenant)
+        return max(0, int(spare + TOLERANCE))
+
+
+def at_most(amount: float, bound: float) -> bool:
+    """``amount <= bound`` up to :data:`TOLERANCE` (shares are rounded reals)."""
+    return amount <= bound + TOLERANCE
+
+
+def compute(capacity: int, claims: Sequence[TenantClaim]) -> PoolShares:
+    """Fair shares of a pool with ``capacity`` GPUs among ``claims`` (see the module docstring).
+
+    Raises ``ValueError`` for a negative capacity or a tenant named twice.
+    """
+    if capacity < 0:
+        raise ValueError(f"capacity must be >= 0, got {capacity}")
+    names = [claim.tenant for claim in claims]
+    if len(set(names)) != len(names):
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        raise ValueError(f"tenants claimed more than once: {', '.join(duplicates)}")
+
+    weights = {c.tenant: fractions.Fraction(c.weight) for c in claims}
+    base = {c.tenant: fractions.Fraction(min(c.wanted, c.guaranteed)) for c in claims}
+    guaranteed_total = sum(c.guaranteed for c in claims)
+    pool = fractions.Fraction(capacity)
+    rationed = sum(base.values()) > pool
+
+    reserved: dict[str, fractions.Fraction] = {}
+    if rationed:
+        exact = water_fill(pool, caps=base, weights=weights)
+    else:
+        left = pool - sum(base.values())
+        held = {
+            c.tenant: fractions.Fraction(max(0, c.non_lendable - c.demand))
+            for c in claims
+            if c.non_lendable > c.demand
+        }
+        reserved = water_fill(left, caps=held, weights=weights)
+        left -= sum(reserved.values())
+        unmet = {c.tenant: c.wanted - base[c.tenant] for c in claims if c.wanted > base[c.tenant]}
+        extra = water_fill(left, caps=unmet, weights=weights)
+        exact = {name: base[name] + extra.get(name, fractions.Fraction(0)) for name in names}
+
+    return PoolShares(
+        capacity=capacity,
+        shares={name: _real(exact[name]) for name in names},
+        guaranteed_total=guaranteed_total,
+        overcommitted=guaranteed_total > capacity,
+        rationed=rationed,
+        guaranteed={c.tenant: c.guaranteed for c in claims},
+        demand={c.tenant: c.demand for c in claims},
+        reserved={name: _real(amount) for name, amount in reserved.items() if amount > 0},
+    )
+
+
+def water_fill(
+    amount: fractions.Fraction,
+    *,
+    caps: Mapping[str, fractions.Fraction],
+    weights: Mapping[str, fractions.Fraction],
+) -> dict[str, fractions.Fraction]:
+    """Share ``amount`` in proportion to weight, nobody above its cap (weighted max-min).
+
+    Raises the common level ``t`` until ``weight * t`` reaches each tenant's cap; tenants
+    capped early free the rest for the others. Returns every tenant in ``caps``; what nobody
+    can take is left over (the sum may be below ``amount``).
+    """
+    given = {name: fractions.Fraction(0) for name in caps}
+    open_ = sorted((name for name in caps if caps[name] > 0), key=lambda n: caps[n] / weights[n])
+    left = max(amount, fractions.Fraction(0))
+    weight_left = sum((weights[name] for name in open_), fractions.Fraction(0))
+    for index, name in enumerate(open_):
+        level = left / weight_left
+        if caps[name] / weights[name] > level:
+            for rest in open_[index:]:
+                given[rest] = weights[rest] * level
+            break
+        given[name] = caps[name]
+        left -= caps[name]
+        weight_left -= weights[name]
+    return given
+
+
+def _real(value: fractions.Fraction) -> float:
+    return round(float(value), PRECISION)
