@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from gpufair import __version__
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("gpufair.cli.demo",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("gpufair.cli.demo", "gpufair.cli.topology")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,273 @@
+"""Which free GPUs of a node a pod should get, how good that is, and how fragmented a node is.
+
+The extender calls :func:`choose` for every candidate node of a pod (filter: ``NoFit`` drops the
+node with its ``reason``; prioritize: ``Choice.score``; bind: ``Choice.gpus``), the simulator
+calls it for every placement, and pool status reports :func:`largest_free_island` and
+:func:`fragmentation`. Up to 5,000 nodes per pod, so it is memoised: nodes of one machine type
+with the same free GPUs share one answer. The rules are in ``docs/topology.md``:
+
+- set quality first: one NVLink island > one PCIe switch > one NUMA node > the machine;
+- ``Pack`` then keeps wholly free islands intact and fills the fullest islands / switches /
+  NUMA nodes first (best fit); ``Spread`` takes the emptiest ones;
+- ``Required`` refuses a node that cannot give a request fitting one island a free island.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Iterator
+
+from gpufair.core import policy
+from gpufair.core import topology as topo
+
+LinkLevel = topo.LinkLevel
+
+MAX_SCORE = 10
+"""Scores are integers 0..MAX_SCORE, the range kube-scheduler accepts from an extender."""
+
+QUALITY_POINTS = 6
+"""Share of the score earned by the set's link quality; the rest rewards the mode's goal."""
+
+QUALITY: dict[LinkLevel, float] = {
+    LinkLevel.SELF: 1.0,
+    LinkLevel.NVLINK: 1.0,
+    LinkLevel.PIX: 0.75,
+    LinkLevel.PXB: 0.6,
+    LinkLevel.PHB: 0.5,
+    LinkLevel.NODE: 0.4,
+    LinkLevel.SYS: 0.0,
+}
+"""How good a set whose worst pair has this level is, 0..1 (a single GPU is perfect)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """The GPUs a pod gets on a node."""
+
+    gpus: tuple[int, ...]
+    """GPU indices, ascending."""
+    level: LinkLevel
+    """Worst link between two GPUs of the set (``SELF`` for one GPU)."""
+    score: int
+    """0..10: set quality plus how well the choice serves the pool's placement mode."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NoFit:
+    """The node cannot take the pod; ``reason`` is the same short text for the same cause."""
+
+    reason: str
+
+
+def choose(
+    topology: topo.NodeTopology,
+    *,
+    free: frozenset[int],
+    count: int,
+    mode: policy.PlacementMode = policy.PlacementMode.PACK,
+    rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
+) -> Choice | NoFit:
+    """The best set of ``count`` GPUs among ``free`` on this node, or why there is none."""
+    if count < 1:
+        raise ValueError(f"a pod requests at least one GPU, not {count}")
+    unknown = free - frozenset(topology.indices)
+    if unknown:
+        raise ValueError(f"free GPUs {sorted(unknown)} are not on the node {topology.indices}")
+    return _choose(topology, free, count, policy.PlacementMode(mode), policy.TopologyRule(rule))
+
+
+def largest_free_island(topology: topo.NodeTopology, free: frozenset[int]) -> int:
+    """Most free GPUs inside one NVLink island (0 on a node without islands)."""
+    return max((len(island & free) for island in _shape(topology).islands), default=0)
+
+
+def fragmentation(topology: topo.NodeTopology, free: frozenset[int]) -> float:
+    """Share of the free GPUs sitting in partly used NVLink islands, 0..1.
+
+    0 when every free GPU belongs to a wholly free island (or to no island: a GPU without
+    NVLink peers cannot be cut off from them) or nothing is free; 1 when every free GPU is a
+    leftover of a partly used island.
+    """
+    if not free:
+        return 0.0
+    stranded = sum(len(island & free) for island in _shape(topology).islands if not island <= free)
+    return stranded / len(free)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shape:
+    """What placement needs of a topology, computed once per topology."""
+
+    total: int
+    islands: tuple[frozenset[int], ...]
+    largest_island: int
+    island: dict[int, int | None]
+    pcie: dict[int, int | None]
+    numa: dict[int, int | None]
+
+
+@functools.lru_cache(maxsize=1024)
+def _shape(topology: topo.NodeTopology) -> _Shape:
+    islands = tuple(frozenset(members) for members in topology.nvlink_islands())
+    return _Shape(
+        total=len(topology.gpus),
+        islands=islands,
+        largest_island=max((len(island) for island in islands), default=0),
+        island={gpu.index: gpu.nvlink_island for gpu in topology.gpus},
+        pcie={gpu.index: gpu.pcie_switch for gpu in topology.gpus},
+        numa={gpu.index: gpu.numa for gpu in topology.gpus},
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _choose(
+    topology: topo.NodeTopology,
+    free: frozenset[int],
+    count: int,
+    mode: policy.PlacementMode,
+    rule: policy.TopologyRule,
+) -> Choice | NoFit:
+    shape = _shape(topology)
+    if count > shape.total:
+        return NoFit(reason=f"node has {shape.total} GPUs, {count} requested")
+    if count > len(free):
+        return NoFit(reason=f"{len(free)} free GPUs, {count} requested")
+    island_only = rule is policy.TopologyRule.REQUIRED and 2 <= count <= shape.largest_island
+    best: tuple[tuple[object, ...], tuple[int, ...], _Measure] | None = None
+    for gpus in _candidates(shape, free, count):
+        measure = _measure(shape, free, gpus)
+        if island_only and measure.level is not LinkLevel.NVLINK:
+            continue
+        key = _key(measure, mode, gpus)
+        if best is None or key < best[0]:
+            best = (key, gpus, measure)
+    if best is None:
+        return NoFit(
+            reason=(
+                f"no free NVLink island of {count} GPUs "
+                f"(largest free: {largest_free_island(topology, free)})"
+            )
+        )
+    _, gpus, measure = best
+    return Choice(
+        gpus=gpus,
+        level=measure.level,
+        score=_score(shape, free=free, count=count, measure=measure, mode=mode),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Measure:
+    level: LinkLevel
+    numa_nodes: int
+    """Distinct NUMA nodes the set touches (``None`` counts as one)."""
+    stranded: int
+    """Free GPUs of wholly free islands that the choice leaves in a partly used island."""
+    whole_free: int
+    """Free GPUs in wholly free islands before the choice."""
+    room: tuple[int, int, int]
+    """Free GPUs (before) in the island, PCIe switch and NUMA node of each chosen GPU, summed."""
+
+
+def _candidates(shape: _Shape, free: frozenset[int], count: int) -> Iterator[tuple[int, ...]]:
+    """Every distinct set up to interchangeable GPUs.
+
+    GPUs with the same island, switch and NUMA node are interchangeable for every measure, so
+    only how many come from each such class matters; within a class the lowest indices are taken.
+    """
+    classes: dict[tuple[int | None, int | None, int | None], list[int]] = {}
+    for index in sorted(free):
+        key = (shape.island[index], shape.pcie[index], shape.numa[index])
+        classes.setdefault(key, []).append(index)
+    members = list(classes.values())
+    capacity_after = [sum(len(m) for m in members[i:]) for i in range(len(members) + 1)]
+
+    def pick(position: int, wanted: int) -> Iterator[tuple[int, ...]]:
+        if wanted == 0:
+            yield ()
+            return
+        if position == len(members) or capacity_after[position] < wanted:
+            return
+        group = members[position]
+        for taken in range(min(wanted, len(group)), -1, -1):
+            for rest in pick(position + 1, wanted - taken):
+                yield (*group[:taken], *rest)
+
+    for gpus in pick(0, count):
+        yield tuple(sorted(gpus))
+
+
+def _measure(shape: _Shape, free: frozenset[int], gpus: tuple[int, ...]) -> _Measure:
+    chosen = frozenset(gpus)
+    stranded = 0
+    whole_free = 0
+    for island in shape.islands:
+        if island <= free:
+            whole_free += len(island)
+            taken = len(island & chosen)
+            if 0 < taken < len(island):
+                stranded += len(island) - taken
+    return _Measure(
+        level=_level(shape, gpus),
+        numa_nodes=len({shape.numa[g] for g in gpus}),
+        stranded=stranded,
+        whole_free=whole_free,
+        room=(
+            sum(_free_in(shape.island, g, free) for g in gpus),
+            sum(_free_in(shape.pcie, g, free) for g in gpus),
+            sum(_free_in(shape.numa, g, free) for g in gpus),
+        ),
+    )
+
+
+def _free_in(domain_of: dict[int, int | None], gpu: int, free: frozenset[int]) -> int:
+    """Free GPUs in ``gpu``'s domain; a GPU outside any domain shares the whole node's room."""
+    domain = domain_of[gpu]
+    if domain is None:
+        return len(free)
+    return sum(1 for other in free if domain_of[other] == domain)
+
+
+def _level(shape: _Shape, gpus: tuple[int, ...]) -> LinkLevel:
+    if len(gpus) == 1:
+        return LinkLevel.SELF
+    for domain_of, level in (
+        (shape.island, LinkLevel.NVLINK),
+        (shape.pcie, LinkLevel.PIX),
+        (shape.numa, LinkLevel.NODE),
+    ):
+        values = {domain_of[g] for g in gpus}
+        if len(values) == 1 and None not in values:
+            return level
+    return LinkLevel.SYS
+
+
+def _key(
+    measure: _Measure, mode: policy.PlacementMode, gpus: tuple[int, ...]
+) -> tuple[object, ...]:
+    """Lower is better: quality first, then the mode's goal, then the lowest indices."""
+    quality = (measure.level, measure.numa_nodes)
+    if mode is policy.PlacementMode.PACK:
+        return (*quality, measure.stranded, *measure.room, gpus)
+    return (*quality, *(-room for room in measure.room), gpus)
+
+
+def _score(
+    shape: _Shape,
+    *,
+    free: frozenset[int],
+    count: int,
+    measure: _Measure,
+    mode: policy.PlacementMode,
+) -> int:
+    """Quality points plus goal points, rounded half up to 0..10 (docs/topology.md)."""
+    free_after = (len(free) - count) / shape.total
+    if mode is policy.PlacementMode.PACK:
+        keep = 1.0 - measure.stranded / measure.whole_free if measure.whole_free else 1.0
+        goal = 0.5 * keep + 0.5 * (1.0 - free_after)
+    else:
+        goal = free_after
+    points = QUALITY_POINTS * QUALITY[measure.level] + (MAX_SCORE - QUALITY_POINTS) * goal
+    return max(0, min(MAX_SCORE, math.floor(points + 0.5)))
