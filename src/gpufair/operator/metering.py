@@ -1,0 +1,51 @@
+"""GPU-seconds per tenant and pool: charge every pod for exactly the time it held GPUs.
+
+Called by :mod:`.plan` once per reconcile pass; the arithmetic is :mod:`gpufair.core.usage`.
+A (tenant, pool) pair carries a persisted usage valid at ``as_of``; a pass charges each pod of
+the pair for the part of ``[started_at, finished_at or now]`` after ``as_of`` and moves
+``as_of`` to ``now``. Because every charge starts at the persisted ``as_of`` and the amounts and
+``as_of`` are written in one status update, no second is counted twice, whichever process
+writes next. The only seconds never charged are those of a pod that started and vanished
+while no operator was running (docs/operator.md states the precision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gpufair.core import usage
+from gpufair.operator import snapshot
+
+
+def intervals(pods: Iterable[snapshot.GpuPod]) -> list[usage.Interval]:
+    """When each pod held its GPUs (pods that never held any are left out)."""
+    return [
+        usage.Interval(start=pod.started_at, end=pod.finished_at, gpus=pod.gpus)
+        for pod in pods
+        if pod.started_at is not None
+    ]
+
+
+def advance(
+    previous: usage.Usage | None,
+    pods: Iterable[snapshot.GpuPod],
+    *,
+    tenant: snapshot.Tenant,
+    now: float,
+    half_life: float,
+) -> usage.Usage:
+    """The usage of one (tenant, pool) pair at ``now``.
+
+    Without a persisted record, metering starts when the quota was created (pods that ran
+    before the quota existed are not the tenant's yet).
+    """
+    start = previous if previous is not None else usage.Usage(as_of=min(tenant.created_at, now))
+    period = tenant.budget.period_seconds if tenant.budget is not None else None
+    return usage.accrue_intervals(
+        start, intervals=intervals(pods), now=now, half_life=half_life, period=period
+    )
+
+
+def charged(before: usage.Usage | None, after: usage.Usage) -> float:
+    """GPU-seconds added between two records of the same pair."""
+    return (after.cumulative_milli - (before.cumulative_milli if before else 0)) / usage.MILLI

@@ -1,0 +1,99 @@
+"""Operator settings: one pydantic-settings model read from ``GPUFAIR_*`` environment variables.
+
+The CLI (``gpufair operator``) builds it from flags and the environment; the kopf startup handler
+copies the relevant parts into kopf's own settings. Nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pydantic
+import pydantic_settings
+
+
+class OperatorSettings(pydantic_settings.BaseSettings):
+    """Everything the operator can be tuned with; each field is ``GPUFAIR_<NAME>`` in the env."""
+
+    model_config = pydantic_settings.SettingsConfigDict(env_prefix="GPUFAIR_", extra="ignore")
+
+    tick_seconds: float = pydantic.Field(
+        default=5.0,
+        gt=0,
+        description="Longest time between two reconcile passes (metering, admission, reclaim); "
+        "node, pod and quota changes trigger a pass sooner.",
+    )
+    debounce_seconds: float = pydantic.Field(
+        default=0.5,
+        ge=0,
+        description="How long a pass waits after a change for further changes to batch them.",
+    )
+    half_life_seconds: float = pydantic.Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="Half-life of the decayed usage that orders admission (HPC fair-share style).",
+    )
+    eviction_retry_seconds: float = pydantic.Field(
+        default=30.0,
+        gt=0,
+        description="Delay before retrying an eviction a PodDisruptionBudget refused (HTTP 429).",
+    )
+    metrics_port: int = pydantic.Field(
+        default=8080, ge=0, le=65535, description="Port of /metrics; 0 disables it."
+    )
+    metrics_host: str = "0.0.0.0"
+    peering: str | None = pydantic.Field(
+        default="gpufair",
+        description="KopfPeering name for leader election (two replicas never both act); "
+        "empty or None runs standalone.",
+    )
+    priority: int = pydantic.Field(default=0, description="Peering priority of this replica.")
+    namespaces: tuple[str, ...] = pydantic.Field(
+        default=(),
+        description="Namespaces whose pods the operator watches; empty means cluster-wide.",
+    )
+    dev: bool = pydantic.Field(
+        default=False,
+        description="Local run: no admission webhook server, standalone (no peering).",
+    )
+    webhook_host: str | None = pydantic.Field(
+        default=None, description="Host name the API server uses to reach the webhook."
+    )
+    webhook_port: int = pydantic.Field(default=9443, ge=1, le=65535)
+    webhook_certfile: str | None = None
+    webhook_pkeyfile: str | None = None
+    webhook_managed: bool = pydantic.Field(
+        default=False,
+        description="Let kopf create and maintain the MutatingWebhookConfiguration itself "
+        "(otherwise apply operator/webhook.yaml).",
+    )
+    reporting_instance: str = pydantic.Field(
+        default="gpufair-operator", description="Event source instance (the pod name in-cluster)."
+    )
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    @property
+    def standalone(self) -> bool:
+        return self.dev or not self.peering
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> OperatorSettings:
+    """The process-wide settings; the CLI replaces them with :func:`use_settings` before start."""
+    return OperatorSettings()
+
+
+_override: list[OperatorSettings] = []
+
+
+def use_settings(settings: OperatorSettings) -> None:
+    """Make ``settings`` what :func:`current` returns (the CLI calls this once, before kopf runs)."""
+    _override[:] = [settings]
+
+
+def current() -> OperatorSettings:
+    """The settings in force: those the CLI set, or else the environment's."""
+    return _override[0] if _override else get_settings()

@@ -1,0 +1,177 @@
+"""The operator's picture of the cluster at one instant: the input of :mod:`.plan`.
+
+:mod:`.view` keeps these values up to date from kopf's watch events and hands the planner an
+immutable :class:`Snapshot`; tests build them directly (``tests/operator/builders.py``). Times
+are seconds since the epoch as ``float``; nothing here reads a clock or talks to Kubernetes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from gpufair.core import policy, topology, usage
+
+
+class PodState(enum.StrEnum):
+    """Where a GPU pod is in gpufair's flow (ARCHITECTURE.md §2)."""
+
+    GATED = "Gated"
+    """Waiting behind the ``gpufair.dev/admission`` scheduling gate."""
+    PENDING = "Pending"
+    """Admitted (no gate) but not bound to a node yet."""
+    BOUND = "Bound"
+    """On a node, holding its GPUs."""
+    TERMINATING = "Terminating"
+    """Being deleted or evicted; still holds its GPUs while on a node."""
+    FINISHED = "Finished"
+    """Succeeded, failed or gone; holds nothing."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GpuPod:
+    """One pod that requests GPUs; ``started_at``/``finished_at`` bound the time it holds them."""
+
+    namespace: str
+    name: str
+    uid: str
+    gpus: int
+    state: PodState
+    created_at: float
+    node: str | None = None
+    pool_hint: str | None = None
+    """The pool named in the pod's ``gpufair.dev/pool`` annotation (bind writes it too)."""
+    priority: int = 0
+    started_at: float | None = None
+    """When it began holding GPUs (bound); ``None`` while it holds none."""
+    finished_at: float | None = None
+    """When it stopped holding GPUs (finished, or deleted and gone)."""
+    admitted_at: float | None = None
+    checkpoint_at: float | None = None
+    gpu_indices: frozenset[int] | None = None
+    """The GPUs bind recorded (``gpufair.dev/gpus``); ``None`` when unknown."""
+    node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def holds_gpus(self) -> bool:
+        return self.node is not None and self.state in (PodState.BOUND, PodState.TERMINATING)
+
+    @property
+    def waiting(self) -> bool:
+        return self.state is PodState.GATED
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Node:
+    """A node as pools see it: labels, allocatable GPUs per resource name, topology if labelled."""
+
+    name: str
+    labels: Mapping[str, str]
+    allocatable: Mapping[str, int]
+    schedulable: bool = True
+    """False when cordoned or not Ready."""
+    topology: topology.NodeTopology | None = None
+
+
+LabelSelector = Mapping[str, Any]
+"""A Kubernetes LabelSelector in its JSON form (``matchLabels``, ``matchExpressions``)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Condition:
+    """A standard ``metav1.Condition`` (``status`` is ``"True"``/``"False"``/``"Unknown"``)."""
+
+    type: str
+    status: str
+    reason: str
+    message: str
+    last_transition: float
+    observed_generation: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Budget:
+    gpu_hours: float
+    period_seconds: float
+    enforcement: policy.BudgetEnforcement
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantPool:
+    """A tenant's entitlement in one pool (``spec.pools[]``)."""
+
+    pool: str
+    guaranteed: int = 0
+    limit: int | None = None
+    lendable: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tenant:
+    """A TenantQuota: spec (``None`` fields when invalid) and what its status persisted."""
+
+    name: str
+    generation: int = 1
+    created_at: float = 0.0
+    weight: float = 1.0
+    namespaces: frozenset[str] = frozenset()
+    namespace_selector: LabelSelector | None = None
+    pools: tuple[TenantPool, ...] = ()
+    reclaim: bool = True
+    min_runtime_seconds: float = 0.0
+    on_limit: policy.OnLimit = policy.OnLimit.QUEUE
+    budget: Budget | None = None
+    invalid: str | None = None
+    """Why the spec cannot be used (it slipped past the schema); the tenant then gets nothing."""
+    usage: Mapping[str, usage.Usage] = dataclasses.field(default_factory=dict)
+    """Persisted usage per pool name (amounts valid at each record's ``as_of``)."""
+    conditions: tuple[Condition, ...] = ()
+    """Conditions as persisted, to detect transitions (one event each)."""
+
+    def entitlement(self, pool: str) -> TenantPool | None:
+        return next((p for p in self.pools if p.pool == pool), None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pool:
+    """A GPUPool: which nodes, which resource, and its persisted conditions."""
+
+    name: str
+    generation: int = 1
+    selector: LabelSelector = dataclasses.field(default_factory=dict)
+    resource_name: str = "nvidia.com/gpu"
+    mode: policy.PlacementMode = policy.PlacementMode.PACK
+    rule: policy.TopologyRule = policy.TopologyRule.PREFERRED
+    invalid: str | None = None
+    conditions: tuple[Condition, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one reconcile pass decides from, at time ``now``.
+
+    ``pods`` includes pods that finished or vanished since the previous pass (state FINISHED,
+    with ``finished_at``), so their last seconds are metered; the view drops them afterwards.
+    ``blocked`` names pods (by uid) whose eviction a disruption budget refused recently; the
+    planner does not pick them again until the view lets them go.
+    """
+
+    now: float
+    nodes: Mapping[str, Node]
+    pods: tuple[GpuPod, ...]
+    tenants: Mapping[str, Tenant]
+    pools: Mapping[str, Pool]
+    namespaces: Mapping[str, Namespace]
+    blocked: frozenset[str] = frozenset()
