@@ -17,7 +17,11 @@ from collections.abc import Sequence
 
 from gpufair import __version__
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("gpufair.cli.demo", "gpufair.cli.topology")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "gpufair.cli.demo",
+    "gpufair.cli.topology",
+    "gpufair.cli.agent",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
