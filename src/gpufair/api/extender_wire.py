@@ -1,0 +1,268 @@
+"""The kube-scheduler extender wire protocol (``k8s.io/kube-scheduler/extender/v1``) as pydantic.
+
+kube-scheduler marshals these Go structs with ``encoding/json`` and no JSON tags, so every key is
+the Go field name in PascalCase (``NodeNames``, ``FailedAndUnresolvableNodes``, ``UID``), while
+the embedded ``Pod`` and ``NodeList`` are ordinary camelCase Kubernetes JSON, kept here as plain
+dicts for the ``gpufair.k8s`` adapters. Go writes a nil pointer, slice or map as ``null`` and an
+empty string as ``""``; every optional field therefore accepts both ``null`` and absence, and the
+answers are written with every key present, as Go would.
+
+The extender routes decode requests with :func:`decode` (a malformed body becomes a
+:class:`WireFormatError` naming the field, which the route answers with HTTP 400) and encode
+answers with :func:`encode`. The end-to-end scheduler driver uses the same models in the other
+direction, as kube-scheduler does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+import pydantic_core
+
+MAX_EXTENDER_PRIORITY = 10
+"""``extenderv1.MaxExtenderPriority``: kube-scheduler scales extender scores from 0..10."""
+
+
+def _check_object_meta(value: dict[str, Any], *, what: str) -> dict[str, Any]:
+    metadata = value.get("metadata")
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{what} has no 'metadata' object")
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{what} has no 'metadata.name'")
+    return value
+
+
+def _check_pod(value: dict[str, Any]) -> dict[str, Any]:
+    _check_object_meta(value, what="Pod")
+    namespace = value["metadata"].get("namespace")
+    if not isinstance(namespace, str) or not namespace:
+        raise ValueError("Pod has no 'metadata.namespace'")
+    spec = value.get("spec")
+    if spec is not None and not isinstance(spec, dict):
+        raise ValueError("Pod 'spec' is not an object")
+    return value
+
+
+def _check_node(value: dict[str, Any]) -> dict[str, Any]:
+    return _check_object_meta(value, what="Node")
+
+
+PodObject = Annotated[dict[str, Any], pydantic.AfterValidator(_check_pod)]
+"""A ``v1.Pod`` in Kubernetes JSON: an object with ``metadata.name`` and ``metadata.namespace``."""
+NodeObject = Annotated[dict[str, Any], pydantic.AfterValidator(_check_node)]
+"""A ``v1.Node`` in Kubernetes JSON: an object with ``metadata.name``."""
+
+
+class _Wire(pydantic.BaseModel):
+    """Go's decoder ignores unknown keys; so do these models."""
+
+    model_config = pydantic.ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+class NodeList(pydantic.BaseModel):
+    """``v1.NodeList`` as kube-scheduler sends it (``{"metadata": {}, "items": [...]}``).
+
+    ``items`` is ``null`` when the list is empty (a nil Go slice); ``kind`` and ``apiVersion``
+    are usually absent, because the scheduler's informer objects carry no type meta.
+    """
+
+    model_config = pydantic.ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    kind: str | None = None
+    api_version: str | None = pydantic.Field(default=None, alias="apiVersion")
+    metadata: dict[str, Any] = pydantic.Field(default_factory=dict)
+    items: list[NodeObject] | None = None
+
+    @property
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.items or []
+
+    def with_items(self, items: list[dict[str, Any]]) -> NodeList:
+        """The same envelope holding ``items`` (what the filter answers in full-node mode)."""
+        return self.model_copy(update={"items": items})
+
+
+class ExtenderArgs(_Wire):
+    """The body of ``filter`` and ``prioritize``.
+
+    With ``nodeCacheCapable: true`` kube-scheduler sends ``"Nodes": null`` and the candidates in
+    ``NodeNames``; without it, ``"NodeNames": null`` and full Node objects in ``Nodes``.
+    """
+
+    pod: PodObject = pydantic.Field(alias="Pod")
+    nodes: NodeList | None = pydantic.Field(default=None, alias="Nodes")
+    node_names: list[str] | None = pydantic.Field(default=None, alias="NodeNames")
+
+    @property
+    def names_only(self) -> bool:
+        """True in ``nodeCacheCapable`` mode (the answer then carries ``NodeNames`` too)."""
+        return self.node_names is not None
+
+    def candidate_names(self) -> list[str]:
+        """The names of the candidate nodes in either mode, in the order given."""
+        if self.node_names is not None:
+            return self.node_names
+        if self.nodes is not None:
+            return [node["metadata"]["name"] for node in self.nodes.nodes]
+        return []
+
+
+FailedNodesMap = dict[str, str]
+"""Node name -> the reason it was dropped, shown verbatim in the pod's FailedScheduling event."""
+
+
+class ExtenderFilterResult(_Wire):
+    """The answer of ``filter``: the nodes that passed, and a reason for each that did not.
+
+    ``FailedAndUnresolvableNodes`` tells kube-scheduler that preempting pods on those nodes
+    would not help (used for tenant limits and budgets). A non-empty ``Error`` fails the pod's
+    scheduling cycle.
+    """
+
+    nodes: NodeList | None = pydantic.Field(default=None, alias="Nodes")
+    node_names: list[str] | None = pydantic.Field(default=None, alias="NodeNames")
+    failed_nodes: FailedNodesMap | None = pydantic.Field(default=None, alias="FailedNodes")
+    failed_and_unresolvable_nodes: FailedNodesMap | None = pydantic.Field(
+        default=None, alias="FailedAndUnresolvableNodes"
+    )
+    error: str | None = pydantic.Field(default="", alias="Error")
+
+
+class HostPriority(_Wire):
+    """One node's score; the prioritize answer is a JSON list of these."""
+
+    host: str = pydantic.Field(alias="Host")
+    score: int = pydantic.Field(alias="Score", ge=0, le=MAX_EXTENDER_PRIORITY)
+
+
+HostPriorityList = pydantic.TypeAdapter(list[HostPriority])
+"""``extenderv1.HostPriorityList``: the body of the prioritize answer."""
+
+
+class MetaPod(_Wire):
+    """A victim named by UID only (what the preempt answer always uses)."""
+
+    uid: str = pydantic.Field(alias="UID")
+
+
+class MetaVictims(_Wire):
+    pods: list[MetaPod] | None = pydantic.Field(default=None, alias="Pods")
+    num_pdb_violations: int = pydantic.Field(default=0, alias="NumPDBViolations")
+
+    @property
+    def uids(self) -> list[str]:
+        return [pod.uid for pod in self.pods or []]
+
+
+class Victims(_Wire):
+    """Victims as full Pod objects (sent when the extender is not ``nodeCacheCapable``)."""
+
+    pods: list[PodObject] | None = pydantic.Field(default=None, alias="Pods")
+    num_pdb_violations: int = pydantic.Field(default=0, alias="NumPDBViolations")
+
+    def to_meta(self) -> MetaVictims:
+        return MetaVictims(
+            pods=[MetaPod(uid=str(pod["metadata"].get("uid", ""))) for pod in self.pods or []],
+            num_pdb_violations=self.num_pdb_violations,
+        )
+
+
+class ExtenderPreemptionArgs(_Wire):
+    """The body of ``preempt``: kube-scheduler's proposed victims per node.
+
+    In ``nodeCacheCapable`` mode only ``NodeNameToMetaVictims`` is set, otherwise only
+    ``NodeNameToVictims``; map values may be ``null`` (nil pointers).
+    """
+
+    pod: PodObject = pydantic.Field(alias="Pod")
+    node_name_to_victims: dict[str, Victims | None] | None = pydantic.Field(
+        default=None, alias="NodeNameToVictims"
+    )
+    node_name_to_meta_victims: dict[str, MetaVictims | None] | None = pydantic.Field(
+        default=None, alias="NodeNameToMetaVictims"
+    )
+
+    def proposals(self) -> dict[str, MetaVictims]:
+        """The proposed victims per node by UID, whichever form they came in."""
+        if self.node_name_to_meta_victims is not None:
+            return {
+                node: victims or MetaVictims()
+                for node, victims in self.node_name_to_meta_victims.items()
+            }
+        return {
+            node: victims.to_meta() if victims is not None else MetaVictims()
+            for node, victims in (self.node_name_to_victims or {}).items()
+        }
+
+
+class ExtenderPreemptionResult(_Wire):
+    """The answer of ``preempt``: always by UID, and only a subset of what was proposed."""
+
+    node_name_to_meta_victims: dict[str, MetaVictims] | None = pydantic.Field(
+        default=None, alias="NodeNameToMetaVictims"
+    )
+
+
+class ExtenderBindingArgs(_Wire):
+    """The body of ``bind``: which pod goes to which node."""
+
+    pod_name: str = pydantic.Field(alias="PodName", min_length=1)
+    pod_namespace: str = pydantic.Field(alias="PodNamespace", min_length=1)
+    pod_uid: str = pydantic.Field(alias="PodUID")
+    node: str = pydantic.Field(alias="Node", min_length=1)
+
+
+class ExtenderBindingResult(_Wire):
+    """The answer of ``bind``; an empty ``Error`` means the binding was created."""
+
+    error: str | None = pydantic.Field(default="", alias="Error")
+
+
+class WireFormatError(ValueError):
+    """A request body that is not the expected wire type; the message names what was wrong."""
+
+
+_Model = TypeVar("_Model", bound=pydantic.BaseModel)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def decode(model: type[_Model], body: bytes) -> _Model:
+    """Parse a request body, or raise :class:`WireFormatError` naming the first bad field."""
+    if not body.strip():
+        raise WireFormatError(f"{model.__name__}: empty request body")
+    try:
+        return model.model_validate_json(body)
+    except pydantic.ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        if error["type"] == "json_invalid":
+            raise WireFormatError(f"{model.__name__}: body is not valid JSON") from None
+        where = _location(error["loc"]) or "body"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise WireFormatError(f"{model.__name__}: {where}: {message}") from None
+
+
+def encode(answer: pydantic.BaseModel) -> bytes:
+    """The JSON body of an answer, keyed exactly as kube-scheduler's Go structs."""
+    return answer.model_dump_json(by_alias=True).encode()
+
+
+def encode_priorities(scores: Iterable[tuple[str, int]]) -> bytes:
+    """The prioritize answer ``[{"Host": ..., "Score": ...}]`` from ``(host, score)`` pairs.
+
+    Written without building a model per host: a prioritize call can carry thousands of nodes.
+    """
+    entries = []
+    for host, score in scores:
+        if not 0 <= score <= MAX_EXTENDER_PRIORITY:
+            raise ValueError(f"score {score} for {host} is outside 0..{MAX_EXTENDER_PRIORITY}")
+        entries.append({"Host": host, "Score": score})
+    return pydantic_core.to_json(entries)

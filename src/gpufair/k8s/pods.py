@@ -1,0 +1,260 @@
+"""Facts about a Pod, read from its Kubernetes JSON (a dict as the API server or kube-scheduler
+sends it): how many GPUs it asks for, which tenant owns it, which GPUs it was bound to.
+
+Used by the extender's verbs and cache, and by the operator (metering, admission, eviction), so
+both components read a pod the same way. Pure functions; nothing here talks to the API server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fractions
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from gpufair.api import names
+from gpufair.k8s import selectors
+
+PodDict = Mapping[str, Any]
+
+
+class PodError(ValueError):
+    """A pod whose GPU facts cannot be read; the message says which field and why."""
+
+
+_QUANTITY = re.compile(
+    r"^(?P<number>[+-]?(?:\d+\.?\d*|\.\d+))"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$"
+)
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": fractions.Fraction(1, 10**9),
+    "u": fractions.Fraction(1, 10**6),
+    "m": fractions.Fraction(1, 10**3),
+    "k": fractions.Fraction(10**3),
+    "M": fractions.Fraction(10**6),
+    "G": fractions.Fraction(10**9),
+    "T": fractions.Fraction(10**12),
+    "P": fractions.Fraction(10**15),
+    "E": fractions.Fraction(10**18),
+}
+
+
+def parse_quantity(value: object) -> fractions.Fraction:
+    """A Kubernetes resource quantity (``"4"``, ``"500m"``, ``"1Ki"``, ``"1e3"``, or a number)."""
+    if isinstance(value, bool):
+        raise PodError(f"quantity {value!r} is not a number")
+    if isinstance(value, int):
+        return fractions.Fraction(value)
+    if isinstance(value, float):
+        return fractions.Fraction(str(value))
+    if not isinstance(value, str):
+        raise PodError(f"quantity {value!r} is not a string")
+    match = _QUANTITY.match(value.strip())
+    if match is None:
+        raise PodError(f"quantity {value!r} is not a Kubernetes quantity")
+    number = fractions.Fraction(match["number"])
+    suffix = match["suffix"] or ""
+    if suffix in _BINARY:
+        return number * _BINARY[suffix]
+    if suffix in _DECIMAL:
+        return number * _DECIMAL[suffix]
+    if suffix:
+        return number * fractions.Fraction(10) ** int(suffix[1:])
+    return number
+
+
+def _container_amount(container: Mapping[str, Any], resource: str) -> fractions.Fraction:
+    """A container's request for ``resource``; an extended resource's request defaults to its
+    limit (the API server's defaulting does the same, this also covers undefaulted objects)."""
+    resources = container.get("resources") or {}
+    requests = resources.get("requests") or {}
+    limits = resources.get("limits") or {}
+    if resource in requests:
+        return parse_quantity(requests[resource])
+    if resource in limits:
+        return parse_quantity(limits[resource])
+    return fractions.Fraction(0)
+
+
+def gpu_request(pod: PodDict, resource: str = names.DEFAULT_GPU_RESOURCE) -> int:
+    """How many units of ``resource`` the pod needs while it runs, as kube-scheduler counts it.
+
+    The sum over app containers and restartable init containers (sidecars), or the largest
+    one-shot init container plus the sidecars started before it, whichever is larger; plus
+    ``spec.overhead``. Requests count, and limits where no request is given.
+    Raises :class:`PodError` for an unreadable or fractional amount.
+    """
+    spec = pod.get("spec") or {}
+    try:
+        total = sum(
+            (_container_amount(c, resource) for c in spec.get("containers") or []),
+            fractions.Fraction(0),
+        )
+        sidecars = fractions.Fraction(0)
+        init_peak = fractions.Fraction(0)
+        for container in spec.get("initContainers") or []:
+            amount = _container_amount(container, resource)
+            if container.get("restartPolicy") == "Always":
+                sidecars += amount
+                total += amount
+            else:
+                init_peak = max(init_peak, amount + sidecars)
+        total = max(total, init_peak)
+        overhead = spec.get("overhead") or {}
+        if resource in overhead:
+            total += parse_quantity(overhead[resource])
+    except PodError as exc:
+        raise PodError(f"pod {ref(pod)}: {resource}: {exc}") from None
+    if total.denominator != 1 or total < 0:
+        raise PodError(f"pod {ref(pod)} requests {float(total):g} {resource}: not a whole number")
+    return int(total)
+
+
+def gpu_request_any(pod: PodDict, resources: Iterable[str]) -> tuple[str, int] | None:
+    """The first of ``resources`` the pod requests, with the amount; ``None`` when it asks none."""
+    for resource in resources:
+        amount = gpu_request(pod, resource)
+        if amount > 0:
+            return resource, amount
+    return None
+
+
+def extended_requests(pod: PodDict) -> dict[str, int]:
+    """Every extended (domain-prefixed, e.g. ``nvidia.com/gpu``) resource the pod requests,
+    with its whole amount as :func:`gpu_request` counts it. Raises :class:`PodError`."""
+    spec = pod.get("spec") or {}
+    resources: set[str] = set()
+    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        for part in ("requests", "limits"):
+            resources.update(((container.get("resources") or {}).get(part) or {}).keys())
+    resources.update((spec.get("overhead") or {}).keys())
+    amounts = {resource: gpu_request(pod, resource) for resource in resources if "/" in resource}
+    return {resource: amount for resource, amount in amounts.items() if amount > 0}
+
+
+def name(pod: PodDict) -> str:
+    return str((pod.get("metadata") or {}).get("name", ""))
+
+
+def namespace(pod: PodDict) -> str:
+    return str((pod.get("metadata") or {}).get("namespace", ""))
+
+
+def uid(pod: PodDict) -> str:
+    return str((pod.get("metadata") or {}).get("uid", ""))
+
+
+def ref(pod: PodDict) -> str:
+    """``namespace/name``, as people write a pod in ``kubectl``."""
+    return f"{namespace(pod)}/{name(pod)}"
+
+
+def node_name(pod: PodDict) -> str | None:
+    """The node the pod is bound to, or ``None`` while it is pending."""
+    node = (pod.get("spec") or {}).get("nodeName")
+    return str(node) if node else None
+
+
+def phase(pod: PodDict) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def is_terminal(pod: PodDict) -> bool:
+    """Succeeded or Failed: the pod holds no GPU any more (deleting pods still do)."""
+    return phase(pod) in ("Succeeded", "Failed")
+
+
+def scheduler_name(pod: PodDict) -> str:
+    return str((pod.get("spec") or {}).get("schedulerName") or "default-scheduler")
+
+
+def priority(pod: PodDict) -> int:
+    value = (pod.get("spec") or {}).get("priority")
+    return int(value) if isinstance(value, int) else 0
+
+
+def annotations_of(pod: PodDict) -> Mapping[str, str]:
+    return (pod.get("metadata") or {}).get("annotations") or {}
+
+
+def creation_timestamp(pod: PodDict) -> str | None:
+    value = (pod.get("metadata") or {}).get("creationTimestamp")
+    return str(value) if value else None
+
+
+def start_time(pod: PodDict) -> str | None:
+    """RFC 3339 time the kubelet started the pod (``status.startTime``)."""
+    value = (pod.get("status") or {}).get("startTime")
+    return str(value) if value else None
+
+
+def format_gpus(gpus: Iterable[int]) -> str:
+    """The ``gpufair.dev/gpus`` annotation value: sorted indices, comma-separated."""
+    return ",".join(str(index) for index in sorted(gpus))
+
+
+def parse_gpus(value: str) -> frozenset[int]:
+    """Read a ``gpufair.dev/gpus`` value (``"0,1,2,3"``); raises :class:`PodError` if malformed."""
+    indices: list[int] = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise PodError(f"{names.GPUS_ANNOTATION}={value!r}: {part!r} is not a GPU index")
+        indices.append(int(part))
+    if len(set(indices)) != len(indices):
+        raise PodError(f"{names.GPUS_ANNOTATION}={value!r}: an index appears twice")
+    return frozenset(indices)
+
+
+def bound_gpus(pod: PodDict) -> frozenset[int] | None:
+    """The GPU indices recorded on the pod by bind; ``None`` when it carries no annotation.
+
+    Raises :class:`PodError` for a malformed annotation.
+    """
+    value = annotations_of(pod).get(names.GPUS_ANNOTATION)
+    if value is None or value == "":
+        return None
+    return parse_gpus(str(value))
+
+
+def bound_pool(pod: PodDict) -> str | None:
+    value = annotations_of(pod).get(names.POOL_ANNOTATION)
+    return str(value) if value else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantNamespaces:
+    """Which namespaces a tenant owns: listed by name and/or by a namespace LabelSelector."""
+
+    tenant: str
+    namespaces: frozenset[str] = frozenset()
+    selector: Mapping[str, Any] | None = None
+    """A LabelSelector in Kubernetes JSON (``matchLabels``/``matchExpressions``), or ``None``."""
+
+
+def tenant_of_namespace(
+    namespace: str,
+    *,
+    namespace_labels: Mapping[str, str],
+    tenants: Iterable[TenantNamespaces],
+) -> str | None:
+    """The tenant owning ``namespace``: listed by name first, then matched by selector.
+
+    A namespace belongs to at most one tenant (the operator reports conflicts); when several
+    claim it anyway, an explicit listing wins, then the alphabetically first tenant, so every
+    component resolves a conflict the same way.
+    """
+    by_selector: list[str] = []
+    listed: list[str] = []
+    for entry in tenants:
+        if namespace in entry.namespaces:
+            listed.append(entry.tenant)
+        elif entry.selector is not None and selectors.matches(entry.selector, namespace_labels):
+            by_selector.append(entry.tenant)
+    if listed:
+        return min(listed)
+    if by_selector:
+        return min(by_selector)
+    return None

@@ -1,0 +1,570 @@
+"""The extender's picture of the cluster: nodes, GPU pods, namespaces, TenantQuotas, GPUPools.
+
+Watch threads (:mod:`gpufair.state.watch`) feed events in with :meth:`ClusterCache.upsert`,
+:meth:`~ClusterCache.delete` and :meth:`~ClusterCache.replace` (a re-list); verbs read an
+immutable :class:`Snapshot`. Nothing is stored outside the API server: free GPUs are derived
+from the pods bound to each node and their ``gpufair.dev/gpus`` annotations, so a restarted
+extender rebuilds the same picture from one list of each kind.
+
+Bind decisions that the API server has not confirmed yet are *assumed* (:meth:`assume`): their
+GPUs count as taken until the pod shows up bound in the watch, or until the assumption expires
+(the bind failed somewhere we did not see). kube-scheduler has no reserve/unreserve call for
+extenders, so this expiry is the only way a lost bind gives its GPUs back.
+
+Indexes kept up to date on every event, so a verb never rescans the cluster: per node its
+free GPU set (:class:`~gpufair.state.views.NodeView`), per pool its member nodes, per
+(namespace, pool) the GPUs allocated. A snapshot copies only what changed since the last one.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+import logging
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from gpufair.api import names
+from gpufair.core import topology
+from gpufair.k8s import nodes, pods, selectors
+from gpufair.state import views
+
+log = logging.getLogger(__name__)
+
+Obj = Mapping[str, Any]
+
+
+class Kind(enum.StrEnum):
+    """The kinds the cache watches."""
+
+    NODE = "Node"
+    POD = "Pod"
+    NAMESPACE = "Namespace"
+    TENANT_QUOTA = "TenantQuota"
+    GPU_POOL = "GPUPool"
+
+
+class AssumeConflictError(RuntimeError):
+    """The GPUs to assume are no longer free (another bind or a watch event took them)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Assumption:
+    """GPUs given to a pod by bind, not yet seen bound in the watch."""
+
+    uid: str
+    namespace: str
+    name: str
+    node: str
+    gpus: frozenset[int]
+    resource: str
+    expires_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """An immutable picture of the cluster for one decision."""
+
+    synced: bool
+    nodes: Mapping[str, views.NodeView]
+    pools: Mapping[str, views.PoolView]
+    pool_nodes: Mapping[str, tuple[str, ...]]
+    tenants: Mapping[str, views.TenantView]
+    namespace_tenants: Mapping[str, str | None]
+    usage: Mapping[tuple[str, str], int]
+    """(tenant, pool) -> GPUs held by bound and assumed pods."""
+    pods: Mapping[str, views.PodView]
+    """GPU pods by UID, bound or pending (not terminal)."""
+    assumed: Mapping[str, Assumption]
+
+    def tenant_of(self, namespace: str) -> str | None:
+        if namespace in self.namespace_tenants:
+            return self.namespace_tenants[namespace]
+        return pods.tenant_of_namespace(
+            namespace,
+            namespace_labels={},
+            tenants=(tenant.namespaces for tenant in self.tenants.values()),
+        )
+
+    def used(self, tenant: str, pool: str) -> int:
+        return self.usage.get((tenant, pool), 0)
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _frozen(mapping: Mapping[_K, _V]) -> Mapping[_K, _V]:
+    return types.MappingProxyType(dict(mapping))
+
+
+class ClusterCache:
+    """Thread-safe store fed by watch events; :meth:`snapshot` is cheap when nothing changed."""
+
+    def __init__(
+        self,
+        *,
+        assume_ttl_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        required_kinds: Iterable[Kind] = tuple(Kind),
+    ) -> None:
+        self._clock = clock
+        self._ttl = assume_ttl_seconds
+        self._required = frozenset(required_kinds)
+        self._lock = threading.RLock()
+        self._node_locks: dict[str, threading.Lock] = {}
+        self._synced: set[Kind] = set()
+
+        self._node_objs: dict[str, Obj] = {}
+        self._pools: dict[str, views.PoolView] = {}
+        self._tenants: dict[str, views.TenantView] = {}
+        self._ns_labels: dict[str, Mapping[str, str]] = {}
+        self._pods: dict[str, views.PodView] = {}
+        self._assumed: dict[str, Assumption] = {}
+
+        self._pods_on_node: dict[str, set[str]] = collections.defaultdict(set)
+        self._assumed_on_node: dict[str, set[str]] = collections.defaultdict(set)
+        self._node_pool: dict[str, str | None] = {}
+        self._views: dict[str, views.NodeView] = {}
+        self._topology_ids: dict[topology.NodeTopology, int] = {}
+        self._topologies: list[topology.NodeTopology] = []
+        self._flat: dict[int, topology.NodeTopology] = {}
+        self._contributions: dict[str, tuple[str, str, int]] = {}
+        self._usage: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.problems: dict[tuple[Kind, str], str] = {}
+        """Objects the cache could not use, with the reason (logged once, shown in metrics)."""
+
+        self._dirty: set[str] = {"all"}
+        self._snapshot: Snapshot | None = None
+        self._frozen_parts: dict[str, Any] = {}
+
+    # -- feeding -----------------------------------------------------------------------------
+
+    def upsert(self, kind: Kind, obj: Obj) -> None:
+        """An object was added or modified."""
+        with self._lock:
+            self._upsert(kind, obj)
+
+    def delete(self, kind: Kind, obj: Obj) -> None:
+        """An object was deleted (only its metadata is read)."""
+        with self._lock:
+            self._delete(kind, _key(kind, obj))
+
+    def replace(self, kind: Kind, objs: Iterable[Obj]) -> None:
+        """The full list of ``kind`` (after a list or re-list): everything else of it is gone."""
+        with self._lock:
+            fresh = list(objs)
+            keys = {_key(kind, obj) for obj in fresh}
+            for stale in self._keys(kind) - keys:
+                self._delete(kind, stale)
+            for obj in fresh:
+                self._upsert(kind, obj)
+            self._synced.add(kind)
+            self._dirty.add("synced")
+
+    def mark_synced(self, kind: Kind) -> None:
+        with self._lock:
+            self._synced.add(kind)
+            self._dirty.add("synced")
+
+    @property
+    def synced(self) -> bool:
+        """Every required kind has been listed at least once."""
+        return self._required <= self._synced
+
+    # -- assumptions -------------------------------------------------------------------------
+
+    def node_lock(self, node: str) -> threading.Lock:
+        """The lock a bind holds on ``node`` around choosing GPUs and assuming them."""
+        with self._lock:
+            lock = self._node_locks.get(node)
+            if lock is None:
+                lock = self._node_locks[node] = threading.Lock()
+            return lock
+
+    def node(self, name: str) -> views.NodeView | None:
+        """The node's current view (assumptions included), without building a snapshot."""
+        with self._lock:
+            self._expire()
+            return self._views.get(name)
+
+    def pod(self, uid: str) -> views.PodView | None:
+        with self._lock:
+            return self._pods.get(uid)
+
+    def assume(
+        self,
+        *,
+        uid: str,
+        namespace: str,
+        name: str,
+        node: str,
+        gpus: frozenset[int],
+        resource: str,
+    ) -> Assumption:
+        """Count ``gpus`` on ``node`` as taken by the pod until the watch confirms the bind or
+        the assumption expires. Raises :class:`AssumeConflictError` if one of them is not free."""
+        with self._lock:
+            self._expire()
+            view = self._views.get(node)
+            if view is None:
+                raise AssumeConflictError(f"node {node} is not in the cache")
+            previous = self._assumed.get(uid)
+            free = view.free
+            if previous is not None and previous.node == node:
+                free = free | previous.gpus
+            taken = gpus - free
+            if taken:
+                raise AssumeConflictError(f"GPUs {sorted(taken)} of node {node} are no longer free")
+            if previous is not None:
+                self._forget(uid)
+            assumption = Assumption(
+                uid=uid,
+                namespace=namespace,
+                name=name,
+                node=node,
+                gpus=gpus,
+                resource=resource,
+                expires_at=self._clock() + self._ttl,
+            )
+            self._assumed[uid] = assumption
+            self._assumed_on_node[node].add(uid)
+            self._account(uid, namespace=namespace, node=node, count=len(gpus))
+            self._rebuild_node(node)
+            self._dirty.add("assumed")
+            return assumption
+
+    def forget(self, uid: str) -> None:
+        """Drop an assumption (its bind failed)."""
+        with self._lock:
+            self._forget(uid)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """An immutable picture; the same object as last time when nothing changed."""
+        with self._lock:
+            self._expire()
+            if self._snapshot is not None and not self._dirty:
+                return self._snapshot
+            parts = self._frozen_parts
+            dirty = self._dirty
+            if "nodes" in dirty or "nodes" not in parts:
+                parts["nodes"] = _frozen(self._views)
+            if "pools" in dirty or "pools" not in parts:
+                parts["pools"] = _frozen(self._pools)
+            if "pool_nodes" in dirty or "pool_nodes" not in parts:
+                members: dict[str, list[str]] = {pool: [] for pool in self._pools}
+                for node, pool in self._node_pool.items():
+                    if pool is not None:
+                        members.setdefault(pool, []).append(node)
+                parts["pool_nodes"] = types.MappingProxyType(
+                    {pool: tuple(sorted(nodes_)) for pool, nodes_ in members.items()}
+                )
+            if dirty & {"tenants", "namespaces"} or "tenants" not in parts:
+                parts["tenants"] = _frozen(self._tenants)
+                parts["namespace_tenants"] = types.MappingProxyType(self._namespace_tenants())
+                dirty.add("usage")
+            if "usage" in dirty or "usage" not in parts:
+                tenant_of = parts["namespace_tenants"]
+                usage: collections.Counter[tuple[str, str]] = collections.Counter()
+                for (namespace, pool), count in self._usage.items():
+                    if namespace in tenant_of:
+                        tenant = tenant_of[namespace]
+                    else:
+                        tenant = self._resolve_tenant(namespace)
+                    if tenant is not None and count:
+                        usage[(tenant, pool)] += count
+                parts["usage"] = types.MappingProxyType(dict(usage))
+            if "pods" in dirty or "pods" not in parts:
+                parts["pods"] = _frozen(self._pods)
+            if "assumed" in dirty or "assumed" not in parts:
+                parts["assumed"] = _frozen(self._assumed)
+            self._snapshot = Snapshot(synced=self.synced, **parts)
+            dirty.clear()
+            return self._snapshot
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _keys(self, kind: Kind) -> set[str]:
+        stores: dict[Kind, Mapping[str, object]] = {
+            Kind.NODE: self._node_objs,
+            Kind.POD: self._pods,
+            Kind.NAMESPACE: self._ns_labels,
+            Kind.TENANT_QUOTA: self._tenants,
+            Kind.GPU_POOL: self._pools,
+        }
+        return set(stores[kind])
+
+    def _problem(self, kind: Kind, key: str, message: str | None) -> None:
+        if message is None:
+            self.problems.pop((kind, key), None)
+        elif self.problems.get((kind, key)) != message:
+            self.problems[(kind, key)] = message
+            log.warning("ignoring %s %s: %s", kind, key, message)
+
+    def _upsert(self, kind: Kind, obj: Obj) -> None:
+        key = _key(kind, obj)
+        if kind is Kind.NODE:
+            self._node_objs[key] = obj
+            self._place_node(key)
+        elif kind is Kind.POD:
+            self._upsert_pod(key, obj)
+        elif kind is Kind.NAMESPACE:
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            if self._ns_labels.get(key) != labels:
+                self._ns_labels[key] = dict(labels)
+                self._dirty.add("namespaces")
+        elif kind is Kind.TENANT_QUOTA:
+            try:
+                self._tenants[key] = views.tenant_view(obj)
+                self._problem(kind, key, None)
+            except views.ViewError as exc:
+                self._tenants.pop(key, None)
+                self._problem(kind, key, str(exc))
+            self._dirty.add("tenants")
+        elif kind is Kind.GPU_POOL:
+            try:
+                pool = views.pool_view(obj)
+                self._problem(kind, key, None)
+            except views.ViewError as exc:
+                self._problem(kind, key, str(exc))
+                self._delete(kind, key)
+                return
+            if self._pools.get(key) != pool:
+                self._pools[key] = pool
+                self._replace_all_nodes()
+
+    def _delete(self, kind: Kind, key: str) -> None:
+        self.problems.pop((kind, key), None)
+        if kind is Kind.NODE:
+            if self._node_objs.pop(key, None) is not None:
+                self._place_node(key)
+        elif kind is Kind.POD:
+            self._remove_pod(key)
+            self._forget(key)
+        elif kind is Kind.NAMESPACE:
+            if self._ns_labels.pop(key, None) is not None:
+                self._dirty.add("namespaces")
+        elif kind is Kind.TENANT_QUOTA:
+            if self._tenants.pop(key, None) is not None:
+                self._dirty.add("tenants")
+        elif kind is Kind.GPU_POOL and self._pools.pop(key, None) is not None:
+            self._replace_all_nodes()
+
+    def _upsert_pod(self, uid: str, obj: Obj) -> None:
+        problem: str | None = None
+        try:
+            requests = pods.extended_requests(obj)
+        except pods.PodError as exc:
+            requests, problem = {}, str(exc)
+        if not requests and problem is None:
+            self._remove_pod(uid)
+            return
+        try:
+            gpus = pods.bound_gpus(obj)
+        except pods.PodError as exc:
+            gpus, problem = None, str(exc)
+        self._problem(Kind.POD, uid, problem)
+        view = views.PodView(
+            uid=uid,
+            namespace=pods.namespace(obj),
+            name=pods.name(obj),
+            requests=requests,
+            node=pods.node_name(obj),
+            gpus=gpus,
+            priority=pods.priority(obj),
+            created=pods.creation_timestamp(obj),
+            started=pods.start_time(obj),
+            checkpoint=pods.annotations_of(obj).get(names.CHECKPOINT_ANNOTATION),
+            terminal=pods.is_terminal(obj),
+            problem=problem,
+        )
+        if view.terminal:
+            self._remove_pod(uid)
+            self._forget(uid)
+            return
+        previous = self._pods.get(uid)
+        if previous == view:
+            return
+        self._remove_pod(uid)
+        self._pods[uid] = view
+        self._dirty.add("pods")
+        if view.node is not None:
+            self._forget(uid)
+            self._pods_on_node[view.node].add(uid)
+            self._account(uid, namespace=view.namespace, node=view.node, count=None)
+            self._rebuild_node(view.node)
+
+    def _remove_pod(self, uid: str) -> None:
+        view = self._pods.pop(uid, None)
+        if view is None:
+            return
+        self._dirty.add("pods")
+        if view.node is not None:
+            self._pods_on_node[view.node].discard(uid)
+            self._unaccount(uid)
+            self._rebuild_node(view.node)
+
+    def _forget(self, uid: str) -> None:
+        assumption = self._assumed.pop(uid, None)
+        if assumption is None:
+            return
+        self._assumed_on_node[assumption.node].discard(uid)
+        if uid not in self._pods or self._pods[uid].node is None:
+            self._unaccount(uid)
+        self._rebuild_node(assumption.node)
+        self._dirty.add("assumed")
+
+    def _expire(self) -> None:
+        if not self._assumed:
+            return
+        now = self._clock()
+        for uid in [uid for uid, a in self._assumed.items() if a.expires_at <= now]:
+            log.info("assumed bind of pod %s expired unconfirmed", uid)
+            self._forget(uid)
+
+    def _resource_of(self, node: str) -> str:
+        pool = self._node_pool.get(node)
+        return self._pools[pool].resource if pool in self._pools else names.DEFAULT_GPU_RESOURCE
+
+    def _account(self, uid: str, *, namespace: str, node: str, count: int | None) -> None:
+        """Record the GPUs ``uid`` holds in its node's pool (``None``: read from the pod)."""
+        self._unaccount(uid)
+        pool = self._node_pool.get(node)
+        if pool is None:
+            return
+        if count is None:
+            count = self._pods[uid].request(self._resource_of(node))
+        if count:
+            self._contributions[uid] = (namespace, pool, count)
+            self._usage[(namespace, pool)] += count
+            self._dirty.add("usage")
+
+    def _unaccount(self, uid: str) -> None:
+        previous = self._contributions.pop(uid, None)
+        if previous is not None:
+            namespace, pool, count = previous
+            self._usage[(namespace, pool)] -= count
+            if self._usage[(namespace, pool)] <= 0:
+                del self._usage[(namespace, pool)]
+            self._dirty.add("usage")
+
+    def _pool_of(self, obj: Obj) -> str | None:
+        """The first pool (by name) whose selector matches the node; overlaps are reported by
+        the operator, this only has to be deterministic."""
+        labels = nodes.labels(obj)
+        for name in sorted(self._pools):
+            try:
+                if selectors.matches(self._pools[name].node_selector, labels):
+                    return name
+            except selectors.SelectorError as exc:
+                self._problem(Kind.GPU_POOL, name, str(exc))
+        return None
+
+    def _place_node(self, name: str) -> None:
+        """(Re)compute the node's pool, re-account what runs on it, rebuild its view."""
+        obj = self._node_objs.get(name)
+        if obj is None:
+            self._node_pool.pop(name, None)
+            self._dirty.add("pool_nodes")
+            self._rebuild_node(name)
+            return
+        pool = self._pool_of(obj)
+        if name not in self._node_pool or self._node_pool[name] != pool:
+            self._node_pool[name] = pool
+            self._dirty.add("pool_nodes")
+            for uid in self._pods_on_node.get(name, ()):
+                self._account(uid, namespace=self._pods[uid].namespace, node=name, count=None)
+            for uid in self._assumed_on_node.get(name, ()):
+                assumption = self._assumed[uid]
+                self._account(
+                    uid, namespace=assumption.namespace, node=name, count=len(assumption.gpus)
+                )
+        self._rebuild_node(name)
+
+    def _replace_all_nodes(self) -> None:
+        self._dirty.update(("pools", "pool_nodes"))
+        for name in list(self._node_objs):
+            self._place_node(name)
+
+    def _intern(self, topo: topology.NodeTopology) -> tuple[topology.NodeTopology, int]:
+        """One shared object and a small id per distinct topology (cheap to hash and compare)."""
+        number = self._topology_ids.get(topo)
+        if number is None:
+            number = self._topology_ids[topo] = len(self._topologies)
+            self._topologies.append(topo)
+        return self._topologies[number], number
+
+    def _rebuild_node(self, name: str) -> None:
+        obj = self._node_objs.get(name)
+        self._dirty.add("nodes")
+        if obj is None:
+            self._views.pop(name, None)
+            return
+        resource = self._resource_of(name)
+        problem: str | None = None
+        try:
+            allocatable = nodes.allocatable_gpus(obj, resource)
+        except nodes.NodeError as exc:
+            allocatable, problem = 0, str(exc)
+        try:
+            topo = nodes.gpu_topology(obj)
+        except nodes.NodeError as exc:
+            topo, problem = None, str(exc)
+        self._problem(Kind.NODE, name, problem)
+        if topo is None:
+            topo = self._flat.get(allocatable)
+            if topo is None:
+                topo = self._flat[allocatable] = nodes.flat_topology(allocatable)
+        topo, topo_id = self._intern(topo)
+        indices = frozenset(topo.indices)
+        used: set[int] = set()
+        hidden = max(0, len(indices) - allocatable)
+        for uid in self._pods_on_node.get(name, ()):
+            pod = self._pods[uid]
+            count = pod.request(resource)
+            known = (pod.gpus or frozenset()) & indices
+            used |= known
+            hidden += max(0, count - len(known))
+        for uid in self._assumed_on_node.get(name, ()):
+            used |= self._assumed[uid].gpus
+        free = indices - used
+        previous = self._views.get(name)
+        view = views.NodeView(
+            name=name,
+            pool=self._node_pool.get(name),
+            topology=topo,
+            topology_id=topo_id,
+            allocatable=allocatable,
+            schedulable=nodes.is_schedulable(obj),
+            free=free if previous is None or previous.free != free else previous.free,
+            hidden=min(hidden, len(free)),
+            problem="node has invalid gpufair topology labels" if problem else None,
+        )
+        self._views[name] = view
+
+    def _resolve_tenant(self, namespace: str) -> str | None:
+        return pods.tenant_of_namespace(
+            namespace,
+            namespace_labels=self._ns_labels.get(namespace, {}),
+            tenants=(tenant.namespaces for tenant in self._tenants.values()),
+        )
+
+    def _namespace_tenants(self) -> dict[str, str | None]:
+        """Tenant (or ``None``) of every namespace the cache knows of."""
+        known = set(self._ns_labels) | {namespace for namespace, _ in self._usage}
+        for tenant in self._tenants.values():
+            known |= tenant.namespaces.namespaces
+        return {namespace: self._resolve_tenant(namespace) for namespace in known}
+
+
+def _key(kind: Kind, obj: Obj) -> str:
+    metadata = obj.get("metadata") or {}
+    if kind is Kind.POD:
+        return str(metadata.get("uid") or f"{metadata.get('namespace')}/{metadata.get('name')}")
+    return str(metadata.get("name", ""))
