@@ -1,6 +1,7 @@
 """Fluent builders for fair-share, usage, admission and preemption inputs (Kueue style).
 
     tenant("a").weight(2).guaranteed(16).limit(32).demand(40).claim()
+    waiting_pod("w1").tenant("a").gpus(4).priority(10).created(100).obj()
 
 Everything not said has a harmless default: pool ``h100``, weight 1, no guarantee, no limit.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Self
 
-from gpufair.core import fairshare
+from gpufair.core import admission, fairshare, policy
 
 POOL = "h100"
 
@@ -25,6 +26,11 @@ class TenantBuilder:
     _limit: int | None = None
     _lendable: int | None = None
     _demand: int = 0
+    _allocated: int = 0
+    _usage: float = 0.0
+    _budget: admission.Budget | None = None
+    _on_limit: policy.OnLimit = policy.OnLimit.QUEUE
+    _pool: str = POOL
 
     def weight(self, value: float) -> Self:
         self._weight = value
@@ -46,6 +52,34 @@ class TenantBuilder:
         self._demand = value
         return self
 
+    def allocated(self, value: int) -> Self:
+        self._allocated = value
+        return self
+
+    def usage(self, decayed_gpu_seconds: float) -> Self:
+        self._usage = decayed_gpu_seconds
+        return self
+
+    def budget(
+        self,
+        *,
+        gpu_hours: float,
+        used: float,
+        enforcement: policy.BudgetEnforcement = policy.BudgetEnforcement.HARD,
+    ) -> Self:
+        self._budget = admission.Budget(
+            gpu_hours=gpu_hours, used_gpu_hours=used, enforcement=enforcement
+        )
+        return self
+
+    def on_limit(self, value: policy.OnLimit) -> Self:
+        self._on_limit = value
+        return self
+
+    def pool(self, name: str) -> Self:
+        self._pool = name
+        return self
+
     def claim(self) -> fairshare.TenantClaim:
         return fairshare.TenantClaim(
             tenant=self.name,
@@ -56,6 +90,17 @@ class TenantBuilder:
             demand=self._demand,
         )
 
+    def state(self) -> admission.TenantState:
+        return admission.TenantState(
+            tenant=self.name,
+            weight=self._weight,
+            decayed_usage=self._usage,
+            allocated={self._pool: self._allocated},
+            limits={self._pool: self._limit},
+            budget=self._budget,
+            on_limit=self._on_limit,
+        )
+
 
 def tenant(name: str) -> TenantBuilder:
     return TenantBuilder(name)
@@ -64,3 +109,47 @@ def tenant(name: str) -> TenantBuilder:
 def shares(capacity: int, *tenants: TenantBuilder) -> fairshare.PoolShares:
     """Fair shares of a pool of ``capacity`` among the built tenants."""
     return fairshare.compute(capacity, [t.claim() for t in tenants])
+
+
+@dataclasses.dataclass
+class WaitingPodBuilder:
+    uid: str
+    _tenant: str = "a"
+    _pool: str = POOL
+    _gpus: int = 1
+    _priority: int = 0
+    _created: float = 0.0
+
+    def tenant(self, name: str) -> Self:
+        self._tenant = name
+        return self
+
+    def pool(self, name: str) -> Self:
+        self._pool = name
+        return self
+
+    def gpus(self, count: int) -> Self:
+        self._gpus = count
+        return self
+
+    def priority(self, value: int) -> Self:
+        self._priority = value
+        return self
+
+    def created(self, at: float) -> Self:
+        self._created = at
+        return self
+
+    def obj(self) -> admission.WaitingPod:
+        return admission.WaitingPod(
+            uid=self.uid,
+            tenant=self._tenant,
+            pool=self._pool,
+            gpus=self._gpus,
+            priority=self._priority,
+            created_at=self._created,
+        )
+
+
+def waiting_pod(uid: str) -> WaitingPodBuilder:
+    return WaitingPodBuilder(uid)
