@@ -101,16 +101,16 @@ def parse(text: str) -> TopologyMatrix:
             name = cells[0]
             if name in others:
                 continue  # a NIC row: not ours to model
-            expected = f"GPU{len(levels)}"
-            if name != expected:
-                if len(levels) == gpu_count:
-                    raise TopologyParseError(number, f"unexpected row {name!r} after the GPU rows")
-                raise TopologyParseError(
-                    number, f"expected the row of {expected}, found {_quote(line)}"
-                )
             if len(levels) == gpu_count:
                 raise TopologyParseError(
-                    number, f"row {name} but the header names {gpu_count} GPUs"
+                    number,
+                    f"unexpected row {name!r} after the GPU rows (the header names "
+                    f"{gpu_count} GPUs)",
+                )
+            expected = f"GPU{len(levels)}"
+            if name != expected:
+                raise TopologyParseError(
+                    number, f"expected the row of {expected}, found {_quote(line)}"
                 )
             row = _parse_gpu_row(
                 number, cells, header=header, gpu_count=gpu_count, row_index=len(levels)
@@ -121,7 +121,10 @@ def parse(text: str) -> TopologyMatrix:
             cpus.append(row[3])
             row_lines.append(number)
         elif cells and (cells[0] in header.devices):
-            raise TopologyParseError(number, f"row {cells[0]} after the end of the matrix")
+            raise TopologyParseError(
+                number,
+                f"row {cells[0]} after the end of the matrix (a blank line or the legend ends it)",
+            )
     if len(levels) < gpu_count:
         missing = f"GPU{len(levels)}"
         at = ended_at if ended_at is not None else number
