@@ -68,6 +68,8 @@ def merge(
                 observed_generation=generation,
             )
         )
-        if (old is not None and moved) or (old is None and (want.status or want.type is Type.READY)):
+        if (old is not None and moved) or (
+            old is None and (want.status or want.type is Type.READY)
+        ):
             changed.append(want)
     return tuple(merged), tuple(changed)

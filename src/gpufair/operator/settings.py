@@ -90,7 +90,7 @@ _override: list[OperatorSettings] = []
 
 
 def use_settings(settings: OperatorSettings) -> None:
-    """Make ``settings`` what :func:`current` returns (the CLI calls this once, before kopf runs)."""
+    """Make ``settings`` what :func:`current` returns (the CLI, once, before kopf runs)."""
     _override[:] = [settings]
 
 
