@@ -69,13 +69,11 @@ def choose(
     mode: policy.PlacementMode = policy.PlacementMode.PACK,
     rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
 ) -> Choice | NoFit:
-    """The best set of ``count`` GPUs among ``free`` on this node, or why there is none."""
-    if count < 1:
-        raise ValueError(f"a pod requests at least one GPU, not {count}")
-    unknown = free - frozenset(topology.indices)
-    if unknown:
-        raise ValueError(f"free GPUs {sorted(unknown)} are not on the node {topology.indices}")
-    return _choose(topology, free, count, policy.PlacementMode(mode), policy.TopologyRule(rule))
+    """The best set of ``count`` GPUs among ``free`` on this node, or why there is none.
+
+    ``ValueError`` when ``count`` is below 1 or ``free`` names a GPU the node does not have.
+    """
+    return _choose(topology, free, count, mode, rule)
 
 
 def largest_free_island(topology: topo.NodeTopology, free: frozenset[int]) -> int:
@@ -129,6 +127,13 @@ def _choose(
     mode: policy.PlacementMode,
     rule: policy.TopologyRule,
 ) -> Choice | NoFit:
+    if count < 1:
+        raise ValueError(f"a pod requests at least one GPU, not {count}")
+    unknown = free - frozenset(topology.indices)
+    if unknown:
+        raise ValueError(f"free GPUs {sorted(unknown)} are not on the node {topology.indices}")
+    mode = policy.PlacementMode(mode)
+    rule = policy.TopologyRule(rule)
     shape = _shape(topology)
     if count > shape.total:
         return NoFit(reason=f"node has {shape.total} GPUs, {count} requested")

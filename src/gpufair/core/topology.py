@@ -52,6 +52,8 @@ class NodeTopology:
     """The GPUs of one node, ordered by index (indices are unique)."""
 
     gpus: tuple[GPU, ...]
+    _hash: int = dataclasses.field(init=False, repr=False, compare=False, default=0)
+    """Placement memoises on topologies for thousands of nodes per pod: hash once."""
 
     def __post_init__(self) -> None:
         indices = [gpu.index for gpu in self.gpus]
@@ -59,6 +61,10 @@ class NodeTopology:
             raise ValueError(f"GPU indices must not be negative: {indices}")
         if indices != sorted(set(indices)):
             raise ValueError(f"GPU indices must be unique and ascending: {indices}")
+        object.__setattr__(self, "_hash", hash(self.gpus))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def indices(self) -> tuple[int, ...]:
