@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.builders.topology import dgx1, node
 
 from gpufair.core import topology
@@ -157,3 +161,57 @@ def test_gpu_indices_are_unique_and_ascending(indices: tuple[int, ...]) -> None:
 def test_topology_is_hashable_and_compares_by_value() -> None:
     assert dgx1() == dgx1()
     assert hash(dgx1()) == hash(dgx1())
+
+
+_LINKS = st.sampled_from([L.NVLINK, L.NVLINK, L.PIX, L.PXB, L.SYS])
+
+
+@st.composite
+def _link_matrices(draw: st.DrawFn) -> list[list[topology.LinkLevel]]:
+    count = draw(st.integers(min_value=0, max_value=9))
+    matrix = [[L.SELF] * count for _ in range(count)]
+    for i in range(count):
+        for j in range(i):
+            matrix[i][j] = matrix[j][i] = draw(_LINKS)
+    return matrix
+
+
+@given(_link_matrices())
+def test_islands_are_disjoint_maximum_cliques(matrix: list[list[topology.LinkLevel]]) -> None:
+    node_ = topology.from_link_matrix(matrix, numa=[None] * len(matrix))
+    islands = node_.nvlink_islands()
+    members = [gpu for island in islands for gpu in island]
+    assert len(members) == len(set(members))
+    for island in islands:
+        assert len(island) >= 2
+        for a, b in itertools.combinations(island, 2):
+            assert matrix[a][b] == L.NVLINK
+    # Greedy: the first island is a largest clique of the whole node.
+    if islands:
+        largest = max(
+            (
+                size
+                for size in range(2, len(matrix) + 1)
+                for group in itertools.combinations(range(len(matrix)), size)
+                if all(matrix[a][b] == L.NVLINK for a, b in itertools.combinations(group, 2))
+            ),
+            default=0,
+        )
+        assert max(len(island) for island in islands) == largest
+    # Nobody left without an island could still form one with another islandless GPU.
+    alone = [gpu.index for gpu in node_.gpus if gpu.nvlink_island is None]
+    for a, b in itertools.combinations(alone, 2):
+        assert matrix[a][b] != L.NVLINK
+
+
+@given(_link_matrices())
+def test_switch_groups_are_pix_components(matrix: list[list[topology.LinkLevel]]) -> None:
+    node_ = topology.from_link_matrix(matrix, numa=[None] * len(matrix))
+    for a, b in itertools.combinations(range(len(matrix)), 2):
+        if matrix[a][b] == L.PIX:
+            assert node_.level(a, b) in (L.NVLINK, L.PIX)
+            assert node_.gpus[a].pcie_switch == node_.gpus[b].pcie_switch is not None
+    for group in node_.pcie_switch_groups():
+        assert len(group) >= 2
+        for gpu in group:
+            assert any(matrix[gpu][peer] == L.PIX for peer in group if peer != gpu)

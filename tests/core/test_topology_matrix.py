@@ -6,6 +6,8 @@ import dataclasses
 import pathlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.builders.topology import topo_text
 
 from gpufair.core import topology, topology_matrix
@@ -237,3 +239,47 @@ def test_malformed_text_is_refused_naming_the_line(text: str, line: int, words: 
     assert error.value.line == line
     assert words in error.value.reason
     assert str(error.value).startswith(f"line {line}: ")
+
+
+_CELLS = ["PIX", "PXB", "PHB", "NODE", "SYS", "NV1", "NV2", "NV12", "NV18"]
+
+
+@st.composite
+def _symmetric_cells(draw: st.DrawFn) -> list[list[str]]:
+    count = draw(st.integers(min_value=1, max_value=8))
+    cells = [["X"] * count for _ in range(count)]
+    for i in range(count):
+        for j in range(i):
+            cells[i][j] = cells[j][i] = draw(st.sampled_from(_CELLS))
+    return cells
+
+
+@given(
+    _symmetric_cells(),
+    st.sampled_from(["\t", "  ", "    "]),
+    st.lists(st.none() | st.integers(min_value=0, max_value=16), min_size=8, max_size=8),
+)
+def test_rendered_matrix_parses_back(
+    cells: list[list[str]], separator: str, numa: list[int | None]
+) -> None:
+    count = len(cells)
+    text = topo_text(
+        [" ".join(row) for row in cells],
+        cpu=[f"{8 * i}-{8 * i + 7}" for i in range(count)],
+        numa=["N/A" if n is None else str(n) for n in numa[:count]],
+        separator=separator,
+    )
+    matrix = topology_matrix.parse(text)
+    assert matrix.gpu_count == count
+    assert list(matrix.numa) == numa[:count]
+    for i in range(count):
+        for j in range(count):
+            cell = cells[i][j]
+            nvlinks = int(cell[2:]) if cell.startswith("NV") else 0
+            assert matrix.nvlinks[i][j] == nvlinks
+            if cell == "X":
+                assert matrix.levels[i][j] == LinkLevel.SELF
+            elif nvlinks:
+                assert matrix.levels[i][j] == LinkLevel.NVLINK
+            else:
+                assert matrix.levels[i][j] == LinkLevel[cell]

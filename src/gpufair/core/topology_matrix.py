@@ -81,7 +81,6 @@ class _Header:
 def parse(text: str) -> TopologyMatrix:
     """Parse the output of ``nvidia-smi topo -m`` (or ``-mp``); see the module docstring."""
     lines = [_ANSI.sub("", line) for line in text.splitlines()]
-    _refuse_other_tools(lines)
     header = _parse_header(lines)
     gpu_count = sum(1 for device in header.devices if _GPU_NAME.fullmatch(device))
     others = set(header.devices[gpu_count:])
@@ -139,14 +138,16 @@ def parse(text: str) -> TopologyMatrix:
     )
 
 
-def _refuse_other_tools(lines: list[str]) -> None:
+def _other_tool(lines: list[str]) -> TopologyParseError | None:
+    """The error for a known capture of another vendor's tool, if ``lines`` is one."""
     for number, line in enumerate(lines, start=1):
         if "ROCm System Management Interface" in line or "rocm-smi" in line.lower():
-            raise TopologyParseError(
+            return TopologyParseError(
                 number,
                 "this is AMD `rocm-smi --showtopo` output, not `nvidia-smi topo -m`; "
                 "gpufair reads NVIDIA topology only",
             )
+    return None
 
 
 def _parse_header(lines: list[str]) -> _Header:
@@ -155,6 +156,9 @@ def _parse_header(lines: list[str]) -> _Header:
         if not words:
             continue
         if words[0] != "GPU0":
+            other = _other_tool(lines)
+            if other is not None:
+                raise other
             raise TopologyParseError(
                 number,
                 f"expected the header row of `nvidia-smi topo -m` (GPU0 GPU1 ...), "
