@@ -21,6 +21,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "gpufair.cli.demo",
     "gpufair.cli.topology",
     "gpufair.cli.agent",
+    "gpufair.cli.crds",
+    "gpufair.cli.whatif",
 )
 
 
