@@ -268,3 +268,11 @@ def test_fragmentation_is_a_share(shape: tuple[topology.NodeTopology, frozenset[
     whole = all(set(i) <= free_ or not set(i) & free_ for i in node_.nvlink_islands())
     assert (share == 0.0) == whole
     assert placement.largest_free_island(node_, free_) <= len(free_)
+
+
+def test_pack_keeps_a_whole_island_before_numa_alignment() -> None:
+    # Island 0 is partly used and its free GPUs straddle two sockets; island 1 is whole.
+    node_ = node(8, islands=[[0, 1, 2, 3], [4, 5, 6, 7]], numa=[0, 0, 1, 1, 0, 0, 0, 0])
+    result = placement.choose(node_, free=free(1, 2, 4, 5, 6, 7), count=2)
+    assert isinstance(result, placement.Choice)
+    assert result.gpus == (1, 2)

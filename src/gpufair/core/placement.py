@@ -252,11 +252,14 @@ def _level(shape: _Shape, gpus: tuple[int, ...]) -> LinkLevel:
 def _key(
     measure: _Measure, mode: policy.PlacementMode, gpus: tuple[int, ...]
 ) -> tuple[object, ...]:
-    """Lower is better: quality first, then the mode's goal, then the lowest indices."""
-    quality = (measure.level, measure.numa_nodes)
+    """Lower is better: link level first, then the mode's goal, then the lowest indices.
+
+    Pack ranks keeping whole islands free above NUMA alignment: inside one island (the only
+    case where the two disagree) the pod keeps its NVLink either way.
+    """
     if mode is policy.PlacementMode.PACK:
-        return (*quality, measure.stranded, *measure.room, gpus)
-    return (*quality, *(-room for room in measure.room), gpus)
+        return (measure.level, measure.stranded, measure.numa_nodes, *measure.room, gpus)
+    return (measure.level, measure.numa_nodes, *(-room for room in measure.room), gpus)
 
 
 def _score(
