@@ -1,0 +1,256 @@
+"""gpufair's policy on the replayed clock: the operator's admission and reclaim, the extender's
+placement, all decided by ``gpufair.core`` exactly as the running components decide them.
+
+Per scheduling pass (after every batch of simultaneous events), as the operator's reconcile
+pass does (``gpufair.operator.plan``):
+
+1. meter: accrue each tenant's GPUs held since the last pass into its ``core.usage.Usage``;
+2. admit: ``core.admission.decide`` on the oldest waiting job of every (tenant, size) that some
+   machine could hold, with the tenants' decayed usage, limits and the entitled
+   ``core.fairshare`` shares; each admitted job is placed at once by the extender's rule
+   (``core.placement.choose`` on every machine kind, best score), or stays waiting when no
+   machine can give it a GPU set (the operator's node-fit check);
+3. reclaim: for a tenant below ``min(fair share, demand)`` whose oldest fitting job cannot be
+   placed, ``core.preemption`` chooses victims among tenants above their share; the engine
+   evicts them and the job starts on the GPUs they freed.
+
+Jobs are the pods: a job of up to one machine is one pod; a wider job is one pod per
+machine-full, admitted and placed together (gang).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gpufair.core import admission, preemption, usage
+from gpufair.core import policy as core_policy
+from gpufair.sim import cluster as cluster_model
+from gpufair.sim import engine, placers, queues
+
+POOL = "sim"
+"""The simulated cluster is one GPU pool."""
+
+MAX_PER_GROUP = 64
+"""Waiting jobs per (tenant, size) shown to one admission call; more rounds follow if needed."""
+
+
+MAX_RECLAIMS_PER_PASS = 16
+"""Reclaims per pass; the rest wait for the next attempt (``reclaim_interval`` later)."""
+
+
+def _uid(job_id: int) -> str:
+    """Zero-padded, so admission's uid tie-break orders like submit order."""
+    return f"job-{job_id:09d}"
+
+
+@dataclasses.dataclass
+class Gpufair:
+    placer: placers.TopologyAware
+    half_life: float = 7 * 24 * 3600.0
+    """Seconds; the operator's default ``half_life_seconds``."""
+    reclaim_interval: float = 60.0
+    """Seconds between reclaim attempts while a tenant below its share waits."""
+    min_runtime: float = 0.0
+    """Seconds a job must have run before it may be preempted (``minRuntimeSeconds``)."""
+    name: str = "gpufair"
+    waiting: queues.WaitingJobs = dataclasses.field(default_factory=queues.WaitingJobs)
+    usages: dict[str, usage.Usage] = dataclasses.field(default_factory=dict)
+    _held: dict[str, int] = dataclasses.field(default_factory=dict)
+    _next_reclaim: float = 0.0
+
+    @property
+    def mode(self) -> core_policy.PlacementMode:
+        return self.placer.mode
+
+    @property
+    def rule(self) -> core_policy.TopologyRule:
+        return self.placer.rule
+
+    def enqueue(self, job: engine.Job) -> None:
+        self.waiting.push(job)
+
+    def schedule(self, sim: engine.Simulation) -> None:
+        self._meter(sim)
+        self._admit(sim)
+        if self.waiting.count and sim.now >= self._next_reclaim:
+            for _ in range(MAX_RECLAIMS_PER_PASS):
+                if not self._reclaim(sim):
+                    break
+                self._admit(sim)
+        self._held = dict(sim.allocated)
+
+    # -- 1. meter ---------------------------------------------------------------------------
+
+    def _meter(self, sim: engine.Simulation) -> None:
+        for name in sim.tenants:
+            record = self.usages.get(name) or usage.Usage(as_of=sim.now)
+            self.usages[name] = usage.accrue(
+                record, gpus=self._held.get(name, 0), now=sim.now, half_life=self.half_life
+            )
+
+    def _tenant_states(self, sim: engine.Simulation) -> dict[str, admission.TenantState]:
+        return {
+            name: admission.TenantState(
+                tenant=name,
+                weight=spec.weight,
+                decayed_usage=usage.decayed_at(
+                    self.usages[name], now=sim.now, half_life=self.half_life
+                ),
+                allocated={POOL: sim.allocated[name]},
+                limits={POOL: spec.limit},
+            )
+            for name, spec in sim.tenants.items()
+        }
+
+    # -- 2. admit ---------------------------------------------------------------------------
+
+    def _admit(self, sim: engine.Simulation) -> None:
+        """Admit and place until a round starts nothing."""
+        cluster = sim.cluster
+        while True:
+            free = cluster.total_free
+            candidates = [
+                admission.WaitingPod(
+                    uid=_uid(job_id), tenant=tenant, pool=POOL, gpus=gpus, created_at=submit
+                )
+                for tenant, gpus, submit, job_id in self.waiting.first(
+                    min(MAX_PER_GROUP, max(1, free))
+                )
+                if gpus <= free and self.placer.could_fit(cluster, gpus)
+            ]
+            if not candidates:
+                return
+            decision = admission.decide(
+                waiting=candidates,
+                tenants=self._tenant_states(sim),
+                free={POOL: free},
+                shares={POOL: sim.shares},
+            )
+            started = False
+            blocked: set[int] = set()
+            for pod in decision.admit:
+                if pod.gpus in blocked:
+                    continue
+                parts = self.placer.place(cluster, pod.gpus)
+                if parts is None:
+                    blocked.add(pod.gpus)
+                    continue
+                job_id = self.waiting.pop(pod.tenant, pod.gpus)
+                if _uid(job_id) != pod.uid:
+                    raise RuntimeError(f"admitted {pod.uid} but job {job_id} heads its group")
+                sim.start(sim.jobs[job_id], parts)
+                started = True
+            if not started:
+                return
+
+    # -- 3. reclaim -------------------------------------------------------------------------
+
+    def _reclaim(self, sim: engine.Simulation) -> bool:
+        """Preempt for the first starved job core allows (``core.preemption``); True if it ran.
+
+        Only jobs of up to one machine reclaim, and only single-machine jobs are victims: core
+        chooses victims pod by pod on one node, and evicting one pod of a gang would stop all
+        of its machines.
+        """
+        shares = sim.shares
+        starved = {
+            name
+            for name in sim.tenants
+            if sim.waiting[name] and shares.deficit(name, sim.allocated[name]) > 0
+        }
+        if not starved:
+            return False
+        if self._next_reclaim <= sim.now:
+            self._next_reclaim = sim.now + self.reclaim_interval
+            sim.wake_at(self._next_reclaim)
+        states = self._tenant_states(sim)
+        machine = sim.cluster.machine_gpus
+        preemptors = sorted(
+            (
+                admission.WaitingPod(
+                    uid=_uid(job_id), tenant=tenant, pool=POOL, gpus=gpus, created_at=submit
+                )
+                for tenant, gpus, submit, job_id in self.waiting.heads()
+                if tenant in starved and gpus <= machine
+            ),
+            key=lambda pod: admission.order_key(pod, states),
+        )
+        if not preemptors:
+            return False
+        running = self._running_pods(sim)
+        nodes = self._nodes(sim)
+        policies = {
+            name: preemption.Policy(min_runtime_seconds=self.min_runtime) for name in sim.tenants
+        }
+        for pod in preemptors:
+            victims = preemption.choose_victims(
+                preemptor=pod,
+                running=running,
+                nodes=nodes,
+                shares=shares,
+                allocated=dict(sim.allocated),
+                policies=policies,
+                now=sim.now,
+                mode=self.mode,
+                rule=self.rule,
+            )
+            if victims is None:
+                continue
+            for victim in victims.pods:
+                sim.preempt(sim.jobs[_job_id(victim.uid)], self)
+            node = int(victims.node)
+            job_id = self.waiting.pop(pod.tenant, pod.gpus)
+            if _uid(job_id) != pod.uid:
+                raise RuntimeError(f"reclaimed for {pod.uid} but job {job_id} heads its group")
+            mask = sim.cluster.mask_of(node, frozenset(victims.choice.gpus))
+            sim.start(sim.jobs[job_id], [cluster_model.Part(node=node, mask=mask)])
+            return True
+        return False
+
+    def _running_pods(self, sim: engine.Simulation) -> list[preemption.RunningPod]:
+        interval = sim.settings.checkpoint_interval
+        pods = []
+        for job in sim.running.values():
+            if job.placement is None or job.placement.machines != 1:
+                continue
+            part = job.placement.parts[0]
+            ran = sim.now - job.started
+            checkpoint = (
+                job.started + (ran // interval) * interval
+                if interval > 0 and ran >= interval
+                else None
+            )
+            pods.append(
+                preemption.RunningPod(
+                    uid=_uid(job.job_id),
+                    tenant=job.tenant,
+                    pool=POOL,
+                    node=str(part.node),
+                    gpus=tuple(sorted(sim.cluster.indices(part.node, part.mask))),
+                    started_at=job.started,
+                    checkpoint_at=checkpoint,
+                )
+            )
+        return pods
+
+    def _nodes(self, sim: engine.Simulation) -> dict[str, preemption.NodeGPUs]:
+        cluster = sim.cluster
+        by_key = {
+            key: preemption.NodeGPUs(
+                topology=cluster.types[key[0]].topology,
+                free=frozenset(
+                    cluster.types[key[0]].topology.gpus[bit].index
+                    for bit in cluster_model.bits(key[1])
+                ),
+            )
+            for key in cluster.by_key
+        }
+        return {
+            str(node): by_key[kind, mask]
+            for (kind, mask), members in cluster.by_key.items()
+            for node in members
+        }
+
+
+def _job_id(uid: str) -> int:
+    return int(uid.removeprefix("job-"))
