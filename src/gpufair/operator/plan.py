@@ -21,7 +21,7 @@ import dataclasses
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 
-from gpufair.core import admission, fairshare, placement, usage
+from gpufair.core import admission, fairshare, placement, preemption, usage
 from gpufair.core import topology as topo
 from gpufair.k8s import nodes as k8s_nodes
 from gpufair.k8s import selectors
@@ -167,6 +167,10 @@ class Plan:
     """Why each waiting pod (by uid) stays gated."""
     pod_pools: Mapping[str, tuple[str, str]]
     """(tenant, pool) of every GPU pod of a tenant, by uid."""
+    owners: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Tenant of each namespace."""
+    states: Mapping[str, admission.TenantState] = dataclasses.field(default_factory=dict)
+    """What admission knew of each valid tenant (the webhook's input until the next pass)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,16 +211,10 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
     for name, view in pool_views.items():
         members = {t: tenants[t] for t in tenants if tenants[t].entitlement(name) is not None}
         shares[name] = _shares(view, members, placed, blocked=blocked)
-    admissions, holds = _admit(
-        pool_views,
-        tenants=tenants,
-        placed=placed,
-        usages=usages,
-        budgets=budgets,
-        shares=shares,
-        now=now,
-        half_life=half_life,
+    states = tenant_states(
+        tenants, placed=placed, usages=usages, budgets=budgets, now=now, half_life=half_life
     )
+    admissions, holds = _admit(pool_views, placed=placed, states=states, shares=shares, now=now)
 
     # 4. Reclaim, per pool, for tenants below their fair share whose pods still wait.
     evictions: list[Eviction] = []
@@ -227,7 +225,9 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
                 tenants=tenants,
                 placed=placed,
                 shares=shares[name],
+                states=states,
                 holds=holds,
+                admitted=any(a.pool == name for a in admissions),
                 blocked=blocked,
                 protected=snap.blocked,
                 now=now,
@@ -402,6 +402,8 @@ class PoolView:
     nodes: tuple[snapshot.Node, ...]
     free: Mapping[str, frozenset[int]]
     """Free GPU indices of each schedulable node."""
+    indices: Mapping[str, tuple[int, ...]]
+    """GPU indices each pod on the pool's nodes holds (recorded, or assumed when unrecorded)."""
     topologies: Mapping[str, topo.NodeTopology]
     capacity: int
     allocated: int
@@ -420,6 +422,7 @@ def _pool_view(
     names = {node.name for node in members}
     holders = tuple(pod for pod in snap.pods if pod.holds_gpus and pod.node in names)
     free: dict[str, frozenset[int]] = {}
+    indices: dict[str, tuple[int, ...]] = {}
     topologies: dict[str, topo.NodeTopology] = {}
     capacity = 0
     allocated = 0
@@ -430,16 +433,19 @@ def _pool_view(
             node_topology = k8s_nodes.flat_topology(count)
         topologies[node.name] = node_topology
         on_node = [pod for pod in holders if pod.node == node.name]
-        used = sum(pod.gpus for pod in on_node)
-        allocated += used
+        allocated += sum(pod.gpus for pod in on_node)
+        held = _held_indices(node_topology, on_node)
+        indices.update(held)
         if not node.schedulable:
             continue
         capacity += count
-        free[node.name] = _free_indices(node_topology, on_node, used=used)
+        taken = {gpu for gpus in held.values() for gpu in gpus}
+        free[node.name] = frozenset(node_topology.indices) - taken
     return PoolView(
         pool=pool,
         nodes=members,
         free=free,
+        indices=indices,
         topologies=topologies,
         capacity=capacity,
         allocated=allocated,
@@ -453,22 +459,23 @@ def _pool_view(
     )
 
 
-def _free_indices(
-    node_topology: topo.NodeTopology, on_node: Sequence[snapshot.GpuPod], *, used: int
-) -> frozenset[int]:
-    """Free GPUs: all but the recorded ones; pods without a record take the highest indices."""
+def _held_indices(
+    node_topology: topo.NodeTopology, on_node: Sequence[snapshot.GpuPod]
+) -> dict[str, tuple[int, ...]]:
+    """The GPUs each pod holds: as recorded by bind; a pod without a record (bound by another
+    scheduler) is assumed to hold the highest indices nobody recorded."""
+    held: dict[str, tuple[int, ...]] = {}
     taken: set[int] = set()
-    unknown = 0
+    for pod in on_node:
+        if pod.gpu_indices is not None:
+            held[pod.uid] = tuple(sorted(pod.gpu_indices))
+            taken |= pod.gpu_indices
+    rest = [index for index in reversed(node_topology.indices) if index not in taken]
     for pod in on_node:
         if pod.gpu_indices is None:
-            unknown += pod.gpus
-        else:
-            taken |= pod.gpu_indices
-    rest = [index for index in node_topology.indices if index not in taken]
-    if unknown:
-        rest = rest[: max(0, len(rest) - unknown)]
-    del used
-    return frozenset(rest)
+            mine, rest = rest[: pod.gpus], rest[pod.gpus :]
+            held[pod.uid] = tuple(sorted(mine))
+    return held
 
 
 def _demand(pods: Iterable[snapshot.GpuPod], *, include_waiting: bool) -> int:
@@ -562,13 +569,10 @@ def tenant_states(
 def _admit(
     views: Mapping[str, PoolView],
     *,
-    tenants: Mapping[str, snapshot.Tenant],
     placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],
-    usages: Mapping[tuple[str, str], usage.Usage],
-    budgets: Mapping[str, admission.Budget | None],
+    states: Mapping[str, admission.TenantState],
     shares: Mapping[str, fairshare.PoolShares],
     now: float,
-    half_life: float,
 ) -> tuple[list[Admission], dict[str, str]]:
     """Core's admission decision, then a node-fit check: a pod is admitted only when some node
     of its pool can give it a GPU set (pods admitted earlier but not bound are placed first)."""
@@ -597,9 +601,7 @@ def _admit(
     free = {name: sum(len(gpus) for gpus in free_sets[name].values()) for name in views}
     decision = admission.decide(
         waiting=waiting,
-        tenants=tenant_states(
-            tenants, placed=placed, usages=usages, budgets=budgets, now=now, half_life=half_life
-        ),
+        tenants=states,
         free=free,
         shares=shares,
     )
@@ -939,10 +941,96 @@ def _reclaim(
     *,
     tenants: Mapping[str, snapshot.Tenant],
     placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],
+    states: Mapping[str, admission.TenantState],
     shares: fairshare.PoolShares,
     holds: Mapping[str, str],
+    admitted: bool,
     blocked: set[str],
     protected: frozenset[str],
     now: float,
 ) -> list[Eviction]:
+    """At most one reclaim per pool and pass, for the first waiting pod (in admission order)
+    core finds victims for; none while an eviction in the pool is still in flight or pods were
+    just admitted into it (the freed or free GPUs are already spoken for)."""
+    if view.in_flight or admitted:
+        return []
+    pool = view.pool.name
+    members = {name: t for name, t in tenants.items() if t.entitlement(pool) is not None}
+    allocated = {name: _held(placed.get((name, pool), ())) for name in members}
+    policies = {
+        name: preemption.Policy(reclaim=t.reclaim, min_runtime_seconds=t.min_runtime_seconds)
+        for name, t in members.items()
+    }
+    running = [
+        preemption.RunningPod(
+            uid=pod.uid,
+            tenant=name,
+            pool=pool,
+            node=pod.node,
+            gpus=view.indices[pod.uid],
+            priority=pod.priority,
+            started_at=pod.started_at if pod.started_at is not None else now,
+            checkpoint_at=pod.checkpoint_at,
+            name=pod.key,
+        )
+        for name in members
+        for pod in placed.get((name, pool), ())
+        if pod.state is snapshot.PodState.BOUND
+        and pod.node is not None
+        and pod.uid in view.indices
+        and pod.uid not in protected
+    ]
+    nodes = {
+        name: preemption.NodeGPUs(topology=view.topologies[name], free=free)
+        for name, free in view.free.items()
+    }
+    pods = {pod.uid: pod for name in members for pod in placed.get((name, pool), ())}
+    waiting = sorted(
+        (
+            admission.WaitingPod(
+                uid=pod.uid,
+                tenant=name,
+                pool=pool,
+                gpus=pod.gpus,
+                priority=pod.priority,
+                created_at=pod.created_at,
+                name=pod.key,
+            )
+            for name in members
+            if name not in blocked
+            for pod in placed.get((name, pool), ())
+            if pod.state is snapshot.PodState.GATED and pod.uid in holds
+        ),
+        key=lambda pod: admission.order_key(pod, states),
+    )
+    for wanted in waiting:
+        victims = preemption.choose_victims(
+            preemptor=wanted,
+            running=running,
+            nodes=nodes,
+            shares=shares,
+            allocated=allocated,
+            policies=policies,
+            now=now,
+            mode=view.pool.mode,
+            rule=view.pool.rule,
+        )
+        if victims is None:
+            continue
+        share = shares.share(wanted.tenant)
+        return [
+            Eviction(
+                pod=pods[victim.uid],
+                tenant=victim.tenant,
+                pool=pool,
+                preemptor=wanted.tenant,
+                for_pod=pods[wanted.uid],
+                message=f"preempted by gpufair: tenant {wanted.tenant} is below its fair share"
+                f" in pool {pool} ({allocated[wanted.tenant]} of {share:g} GPUs) and"
+                f" {wanted.name} needs {wanted.gpus} GPUs on node {victims.node};"
+                f" tenant {victim.tenant} keeps at least"
+                f" {shares.protected(victim.tenant):g} GPUs",
+            )
+            for victim in victims.pods
+        ]
     return []

@@ -1,0 +1,197 @@
+"""One reconcile pass, applied: snapshot the view, plan, then write what the plan says.
+
+Called by the leader's reconcile loop in :mod:`.handlers`, on every change and at least every
+``tick_seconds``. The order of writes matters for correctness across restarts:
+
+1. statuses first (they persist usage up to ``now``; only after they are written are departed
+   pods forgotten, so their last seconds cannot be lost by a failed write);
+2. gate removals (each stamps ``gpufair.dev/admitted-at``);
+3. evictions (a 429 from a disruption budget parks the victim for ``eviction_retry_seconds``);
+4. events and metrics.
+
+Failures of single writes are logged and counted, never raised: the next pass recomputes from
+the cluster and tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from gpufair.api import names
+from gpufair.k8s import operator_io
+from gpufair.operator import metrics, objects, plan, settings, view
+
+logger = logging.getLogger(__name__)
+
+EventSink = Callable[[plan.Event], None]
+
+
+class Writer(Protocol):
+    """The API writes a pass needs (:class:`gpufair.k8s.operator_io.OperatorIO`, or a fake)."""
+
+    async def patch_status(self, *, plural: str, name: str, status: Any) -> None: ...
+
+    async def admit(self, *, namespace: str, name: str, admitted_at: str) -> bool: ...
+
+    async def evict(
+        self, *, namespace: str, name: str, uid: str
+    ) -> operator_io.EvictionOutcome: ...
+
+
+class Reconciler:
+    """Plans and applies passes for one operator process (the leader)."""
+
+    def __init__(
+        self,
+        *,
+        cluster: view.ClusterView,
+        writer: Writer,
+        events: EventSink,
+        config: settings.OperatorSettings,
+    ) -> None:
+        self.cluster = cluster
+        self.writer = writer
+        self.events = events
+        self.config = config
+        self.last: plan.Plan | None = None
+
+    async def run_once(self, *, now: float) -> plan.Plan:
+        with metrics.RECONCILE_DURATION.time():
+            decided = plan.plan(
+                self.cluster.take_snapshot(now=now), half_life=self.config.half_life_seconds
+            )
+            written = await self._write_statuses(decided)
+            if written:
+                self.cluster.metered(up_to=decided.now)
+            await self._admit(decided)
+            await self._evict(decided)
+            for event in decided.events:
+                self.events(event)
+            record_metrics(decided, previous=self.last)
+        self.last = decided
+        return decided
+
+    async def _write_statuses(self, decided: plan.Plan) -> bool:
+        ok = True
+        for tenant in decided.tenants.values():
+            try:
+                await self.writer.patch_status(
+                    plural=names.TENANT_QUOTA_PLURAL,
+                    name=tenant.name,
+                    status=objects.tenant_status(tenant),
+                )
+            except Exception:
+                ok = False
+                metrics.RECONCILE_ERRORS.labels(stage="tenant-status").inc()
+                logger.exception("writing the status of TenantQuota %s failed", tenant.name)
+            else:
+                self.cluster.record_tenant(tenant)
+        for pool in decided.pools.values():
+            try:
+                await self.writer.patch_status(
+                    plural=names.GPU_POOL_PLURAL, name=pool.name, status=objects.pool_status(pool)
+                )
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(stage="pool-status").inc()
+                logger.exception("writing the status of GPUPool %s failed", pool.name)
+            else:
+                self.cluster.record_pool(pool)
+        return ok
+
+    async def _admit(self, decided: plan.Plan) -> None:
+        stamp = objects.format_time(decided.now)
+        for admitted in decided.admissions:
+            pod = admitted.pod
+            try:
+                done = await self.writer.admit(
+                    namespace=pod.namespace, name=pod.name, admitted_at=stamp
+                )
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(stage="admit").inc()
+                logger.exception("removing the admission gate of %s failed", pod.key)
+                continue
+            if done:
+                metrics.ADMISSIONS.labels(admitted.tenant, admitted.pool).inc()
+                metrics.QUEUE_WAIT.labels(admitted.tenant, admitted.pool).observe(admitted.waited)
+                logger.info(
+                    "admitted %s (%d GPUs) to pool %s for tenant %s after %.0fs",
+                    pod.key,
+                    pod.gpus,
+                    admitted.pool,
+                    admitted.tenant,
+                    admitted.waited,
+                )
+
+    async def _evict(self, decided: plan.Plan) -> None:
+        for eviction in decided.evictions:
+            pod = eviction.pod
+            outcome = await self.writer.evict(namespace=pod.namespace, name=pod.name, uid=pod.uid)
+            if outcome is operator_io.EvictionOutcome.EVICTED:
+                metrics.PREEMPTIONS.labels(eviction.tenant, eviction.pool, "Reclaim").inc()
+                logger.info("evicted %s: %s", pod.key, eviction.message)
+                continue
+            if outcome is operator_io.EvictionOutcome.GONE:
+                continue
+            metrics.EVICTIONS_REFUSED.labels(eviction.tenant, eviction.pool, outcome).inc()
+            self.cluster.block(pod.uid, until=decided.now + self.config.eviction_retry_seconds)
+            self.events(
+                plan.Event(
+                    target=plan.ObjectRef(
+                        kind=plan.ObjectKind.POD,
+                        name=pod.name,
+                        namespace=pod.namespace,
+                        uid=pod.uid,
+                    ),
+                    type=plan.EventType.WARNING,
+                    reason="EvictionRefused",
+                    message=f"eviction for tenant {eviction.preemptor} refused ({outcome});"
+                    f" retrying in {self.config.eviction_retry_seconds:.0f}s",
+                )
+            )
+
+
+def record_metrics(decided: plan.Plan, *, previous: plan.Plan | None) -> None:
+    """Rewrite the gauges from the plan; count the GPU-seconds charged since the last pass."""
+    for gauge in (*metrics.PER_TENANT_POOL_GAUGES, *metrics.PER_POOL_GAUGES):
+        gauge.clear()
+    metrics.TENANT_BUDGET_USED.clear()
+    metrics.TENANT_BUDGET.clear()
+    for tenant in decided.tenants.values():
+        if tenant.budget_gpu_hours is not None:
+            metrics.TENANT_BUDGET.labels(tenant.name).set(tenant.budget_gpu_hours)
+            metrics.TENANT_BUDGET_USED.labels(tenant.name).set(tenant.budget_used_gpu_hours)
+        for entry in tenant.pools:
+            labels = (tenant.name, entry.pool)
+            metrics.TENANT_ALLOCATED.labels(*labels).set(entry.allocated)
+            metrics.TENANT_GUARANTEED.labels(*labels).set(entry.guaranteed)
+            capacity = decided.pools[entry.pool].capacity if entry.pool in decided.pools else 0
+            metrics.TENANT_LIMIT.labels(*labels).set(
+                entry.limit if entry.limit is not None else capacity
+            )
+            metrics.TENANT_FAIR_SHARE.labels(*labels).set(entry.fair_share)
+            metrics.TENANT_BORROWED.labels(*labels).set(entry.borrowed)
+            metrics.TENANT_WAITING.labels(*labels).set(entry.waiting)
+            metrics.TENANT_DECAYED_USAGE.labels(*labels).set(entry.decayed_now)
+            before = _previous_usage(previous, tenant.name, entry.pool)
+            if before is not None:
+                added = entry.usage.gpu_seconds - before
+                if added > 0:
+                    metrics.GPU_SECONDS.labels(*labels).inc(added)
+    for pool in decided.pools.values():
+        metrics.POOL_CAPACITY.labels(pool.name).set(pool.capacity)
+        metrics.POOL_FREE.labels(pool.name).set(pool.free)
+        metrics.POOL_LARGEST_FREE_ISLAND.labels(pool.name).set(pool.largest_free_island)
+        metrics.POOL_FRAGMENTATION.labels(pool.name).set(pool.fragmentation)
+        metrics.POOL_NODES.labels(pool.name, "true").set(pool.schedulable_nodes)
+        metrics.POOL_NODES.labels(pool.name, "false").set(pool.nodes - pool.schedulable_nodes)
+
+
+def _previous_usage(previous: plan.Plan | None, tenant: str, pool: str) -> float | None:
+    if previous is None or tenant not in previous.tenants:
+        return None
+    for entry in previous.tenants[tenant].pools:
+        if entry.pool == pool:
+            return entry.usage.gpu_seconds
+    return None

@@ -1,0 +1,172 @@
+"""The operator's in-memory view of the cluster, fed by kopf watch events.
+
+The kopf handlers (:mod:`.handlers`) call ``apply_*`` for every event of pods, nodes,
+namespaces, TenantQuotas and GPUPools; the reconciler takes an immutable
+:class:`~.snapshot.Snapshot` per pass. The view also remembers what this process last wrote
+(usage records and conditions), because its own status writes reach it through the watch only
+later: the newer of persisted and written wins, so a pass never meters from a stale ``as_of``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from gpufair.api import names
+from gpufair.core import usage
+from gpufair.operator import objects, plan, snapshot
+
+Body = Mapping[str, Any]
+
+
+class ClusterView:
+    """Current objects by key, plus the pods that left since the last metered pass."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, snapshot.Node] = {}
+        self.pods: dict[str, snapshot.GpuPod] = {}
+        self.tenants: dict[str, snapshot.Tenant] = {}
+        self.pools: dict[str, snapshot.Pool] = {}
+        self.namespaces: dict[str, snapshot.Namespace] = {}
+        self.departed: dict[str, snapshot.GpuPod] = {}
+        self.blocked: dict[str, float] = {}
+        """Pods (uid) whose eviction a disruption budget refused, until when to leave them."""
+        self.written_usage: dict[tuple[str, str], usage.Usage] = {}
+        self.written_conditions: dict[tuple[str, str], tuple[snapshot.Condition, ...]] = {}
+        self.changed = asyncio.Event()
+
+    # -- events -------------------------------------------------------------------------------
+
+    def gpu_resources(self) -> tuple[str, ...]:
+        """Resource names that make a pod a GPU pod: every pool's, and the default."""
+        found = {pool.resource_name for pool in self.pools.values()}
+        return (names.DEFAULT_GPU_RESOURCE, *sorted(found - {names.DEFAULT_GPU_RESOURCE}))
+
+    def apply_pod(self, body: Body, *, deleted: bool, now: float) -> None:
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+        previous = self.pods.get(uid)
+        if deleted:
+            gone = self.pods.pop(uid, None)
+            if gone is not None and gone.started_at is not None and gone.finished_at is None:
+                self.departed[uid] = dataclasses.replace(
+                    gone, state=snapshot.PodState.FINISHED, finished_at=now
+                )
+            self.blocked.pop(uid, None)
+        else:
+            pod = objects.gpu_pod(
+                body, resources=self.gpu_resources(), observed_at=now, previous=previous
+            )
+            if pod is None:
+                self.pods.pop(uid, None)
+                return
+            self.pods[uid] = pod
+        self.changed.set()
+
+    def apply_node(self, body: Body, *, deleted: bool) -> None:
+        name = str((body.get("metadata") or {}).get("name", ""))
+        if deleted:
+            self.nodes.pop(name, None)
+        else:
+            self.nodes[name] = objects.node(body)
+        self.changed.set()
+
+    def apply_namespace(self, body: Body, *, deleted: bool) -> None:
+        namespace = objects.namespace(body)
+        if deleted:
+            self.namespaces.pop(namespace.name, None)
+        else:
+            self.namespaces[namespace.name] = namespace
+        self.changed.set()
+
+    def apply_tenant(self, body: Body, *, deleted: bool) -> None:
+        """A TenantQuota event; its own status writes do not wake the reconciler."""
+        tenant = objects.tenant(body)
+        previous = self.tenants.get(tenant.name)
+        if deleted:
+            self.tenants.pop(tenant.name, None)
+            self._forget(tenant.name)
+            self.changed.set()
+            return
+        if previous is not None and previous.created_at != tenant.created_at:
+            self._forget(tenant.name)
+        self.tenants[tenant.name] = tenant
+        if previous is None or previous.generation != tenant.generation:
+            self.changed.set()
+
+    def apply_pool(self, body: Body, *, deleted: bool) -> None:
+        pool = objects.gpu_pool(body)
+        previous = self.pools.get(pool.name)
+        if deleted:
+            self.pools.pop(pool.name, None)
+            self.written_conditions.pop(("pool", pool.name), None)
+            self.changed.set()
+            return
+        self.pools[pool.name] = pool
+        if previous is None or previous.generation != pool.generation:
+            self.changed.set()
+
+    def _forget(self, tenant: str) -> None:
+        for key in [key for key in self.written_usage if key[0] == tenant]:
+            del self.written_usage[key]
+        self.written_conditions.pop(("tenant", tenant), None)
+
+    # -- passes -------------------------------------------------------------------------------
+
+    def take_snapshot(self, *, now: float) -> snapshot.Snapshot:
+        """An immutable picture for one pass (the view may change while it is planned)."""
+        for uid in [uid for uid, until in self.blocked.items() if until <= now]:
+            del self.blocked[uid]
+        return snapshot.Snapshot(
+            now=now,
+            nodes=dict(self.nodes),
+            pods=(*self.pods.values(), *self.departed.values()),
+            tenants={name: self._current(tenant) for name, tenant in self.tenants.items()},
+            pools={
+                name: dataclasses.replace(
+                    pool,
+                    conditions=self.written_conditions.get(("pool", name), pool.conditions),
+                )
+                for name, pool in self.pools.items()
+            },
+            namespaces=dict(self.namespaces),
+            blocked=frozenset(self.blocked),
+        )
+
+    def _current(self, tenant: snapshot.Tenant) -> snapshot.Tenant:
+        records = dict(tenant.usage)
+        for (name, pool), written in self.written_usage.items():
+            if name != tenant.name:
+                continue
+            persisted = records.get(pool)
+            if persisted is None or (persisted.as_of or 0.0) < (written.as_of or 0.0):
+                records[pool] = written
+        return dataclasses.replace(
+            tenant,
+            usage=records,
+            conditions=self.written_conditions.get(("tenant", tenant.name), tenant.conditions),
+        )
+
+    def record_tenant(self, status: plan.TenantStatus) -> None:
+        """Remember a status this process wrote (call after the write succeeded)."""
+        for entry in status.pools:
+            self.written_usage[(status.name, entry.pool)] = entry.usage
+        self.written_conditions[("tenant", status.name)] = status.conditions
+
+    def record_pool(self, status: plan.PoolStatus) -> None:
+        self.written_conditions[("pool", status.name)] = status.conditions
+
+    def metered(self, *, up_to: float, pods: Iterable[snapshot.GpuPod] = ()) -> None:
+        """Drop departed pods whose time is metered (the statuses up to ``up_to`` are written)."""
+        del pods
+        for uid in [
+            uid
+            for uid, pod in self.departed.items()
+            if pod.finished_at is not None and pod.finished_at <= up_to
+        ]:
+            del self.departed[uid]
+
+    def block(self, uid: str, *, until: float) -> None:
+        self.blocked[uid] = until
