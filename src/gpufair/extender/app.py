@@ -1,0 +1,77 @@
+"""The extender's FastAPI app factory (``uvicorn --factory gpufair.extender.app:create_app``).
+
+Without arguments it reads :class:`~gpufair.extender.settings.ExtenderSettings` from the
+environment, connects to the API server and starts the watches when the app starts. Tests and
+the benchmark pass their own cache (fed directly) and pod writer instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import fastapi
+
+from gpufair.extender import binder, metrics, runtime, settings, verbs
+from gpufair.extender.routes import ROUTERS, wire
+from gpufair.state import cache, watch
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    config: settings.ExtenderSettings | None = None,
+    *,
+    state: cache.ClusterCache | None = None,
+    writer: binder.PodWriter | None = None,
+    source: watch.Source | None = None,
+) -> fastapi.FastAPI:
+    """The app; ``state``/``writer``/``source`` replace the API server connection when given."""
+    config = config or settings.get_settings()
+    state = state or cache.ClusterCache(assume_ttl_seconds=config.assume_ttl_seconds)
+    if source is None and writer is None and config.watch:
+        from gpufair.state import kube  # the kubernetes client only where it is used
+
+        client = kube.KubeClient(kube.load_config(config.kubeconfig))
+        source, writer = client, client
+    watcher = (
+        watch.Watcher(
+            state,
+            source,
+            timeout_seconds=config.watch_timeout_seconds,
+            backoff_seconds=config.relist_backoff_seconds,
+        )
+        if source is not None
+        else None
+    )
+    rt = runtime.Runtime(
+        cache=state,
+        placer=verbs.Placer(),
+        metrics=metrics.Metrics(),
+        writer=writer,
+        watcher=watcher,
+    )
+    rt.metrics.registry.register(metrics.CacheCollector(rt.cache_facts))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: fastapi.FastAPI) -> AsyncIterator[None]:
+        if watcher is not None:
+            watcher.start()
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.stop()
+
+    app = fastapi.FastAPI(
+        title="gpufair scheduler extender",
+        description="kube-scheduler extender verbs (k8s.io/kube-scheduler/extender/v1).",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.dependency_overrides.setdefault(settings.get_settings, lambda: config)
+    app.add_exception_handler(wire.BadRequestError, wire.bad_request_handler)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

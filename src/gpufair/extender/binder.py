@@ -1,0 +1,164 @@
+"""The bind verb: choose the GPUs, record them on the pod, assume them, create the binding.
+
+kube-scheduler skips prioritize when only one node passed filter, so bind never relies on an
+earlier verb: it chooses the GPU set itself from the node's current free GPUs. Deciding and
+acting are separate steps: under the node's lock the GPUs are chosen and assumed in the cache
+(so two concurrent binds to one node never get the same GPU), then, outside the lock, the pod
+is annotated and bound through :class:`PodWriter`. A failed write forgets the assumption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from gpufair.api import extender_wire, names
+from gpufair.core import placement
+from gpufair.extender import verbs
+from gpufair.k8s import pods
+from gpufair.state import cache
+
+
+class PodWriter(Protocol):
+    """The API calls bind makes (implemented by :class:`gpufair.state.kube.KubeClient`)."""
+
+    def read_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The pod, or ``None`` when it does not exist."""
+        ...
+
+    def annotate_pod(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> None:
+        """Merge-patch the pod's annotations (``None`` removes one)."""
+        ...
+
+    def bind_pod(self, *, namespace: str, name: str, uid: str, node: str) -> None:
+        """Create the pod's ``pods/binding`` to ``node``."""
+        ...
+
+
+class BindError(Exception):
+    """The pod could not be bound; the message goes into the answer's ``Error``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """What bind recorded on the pod (``None`` fields for a pod without a GPU request)."""
+
+    node: str
+    gpus: tuple[int, ...] = ()
+    numa: int | None = None
+    pool: str | None = None
+    level: placement.LinkLevel | None = None
+
+
+_CONFLICT_RETRIES = 3
+
+
+def _ask(
+    args: extender_wire.ExtenderBindingArgs, state: cache.ClusterCache, writer: PodWriter
+) -> verbs.PodAsk:
+    known = state.pod(args.pod_uid) if args.pod_uid else None
+    if known is not None and known.name == args.pod_name:
+        return verbs.PodAsk(
+            uid=known.uid, namespace=known.namespace, name=known.name, requests=known.requests
+        )
+    pod = writer.read_pod(args.pod_namespace, args.pod_name)
+    if pod is None:
+        raise BindError(f"pod {args.pod_namespace}/{args.pod_name} not found")
+    if args.pod_uid and pods.uid(pod) and pods.uid(pod) != args.pod_uid:
+        raise BindError(
+            f"pod {args.pod_namespace}/{args.pod_name} has UID {pods.uid(pod)}, not {args.pod_uid}"
+        )
+    try:
+        return verbs.read_pod(pod)
+    except verbs.CannotJudgeError as exc:
+        raise BindError(str(exc)) from None
+
+
+def choose_and_assume(
+    *,
+    ask: verbs.PodAsk,
+    node_name: str,
+    state: cache.ClusterCache,
+    placer: verbs.Placer,
+) -> Bound:
+    """Under the node's lock: pick the GPU set on the node's current free GPUs and assume it."""
+    for _ in range(_CONFLICT_RETRIES):
+        snapshot = state.snapshot()
+        judge = verbs.Judge(snapshot, ask, placer)
+        with state.node_lock(node_name):
+            node = state.node(node_name)
+            if node is None:
+                raise BindError(f"node {node_name} is not in gpufair's cache")
+            verdict = judge.verdict_for(node)
+            if verdict.choice is None:
+                raise BindError(f"cannot bind {ask.ref} to {node_name}: {verdict.reason}")
+            assert node.pool is not None
+            pool = snapshot.pools[node.pool]
+            gpus = frozenset(verdict.choice.gpus)
+            try:
+                state.assume(
+                    uid=ask.uid,
+                    namespace=ask.namespace,
+                    name=ask.name,
+                    node=node_name,
+                    gpus=gpus,
+                    resource=pool.resource,
+                )
+            except cache.AssumeConflictError:
+                continue
+            return Bound(
+                node=node_name,
+                gpus=verdict.choice.gpus,
+                numa=verbs.numa_of(node, gpus),
+                pool=pool.name,
+                level=verdict.choice.level,
+            )
+    raise BindError(f"cannot bind {ask.ref} to {node_name}: its free GPUs kept changing")
+
+
+def bind(
+    args: extender_wire.ExtenderBindingArgs,
+    *,
+    state: cache.ClusterCache,
+    placer: verbs.Placer,
+    writer: PodWriter,
+) -> Bound:
+    """Bind the pod, recording its GPUs; raises :class:`BindError` with a readable reason."""
+    ask = _ask(args, state, writer)
+    snapshot = state.snapshot()
+    if not verbs.wants_gpus(ask, snapshot):
+        _write_binding(args, writer)
+        return Bound(node=args.node)
+    bound = choose_and_assume(ask=ask, node_name=args.node, state=state, placer=placer)
+    try:
+        writer.annotate_pod(
+            ask.namespace,
+            ask.name,
+            {
+                names.GPUS_ANNOTATION: pods.format_gpus(bound.gpus),
+                names.NUMA_ANNOTATION: str(bound.numa) if bound.numa is not None else None,
+                names.POOL_ANNOTATION: bound.pool,
+            },
+        )
+        _write_binding(args, writer)
+    except BindError:
+        state.forget(ask.uid)
+        raise
+    except Exception as exc:
+        state.forget(ask.uid)
+        raise BindError(f"annotating {ask.ref}: {exc}") from exc
+    return bound
+
+
+def _write_binding(args: extender_wire.ExtenderBindingArgs, writer: PodWriter) -> None:
+    try:
+        writer.bind_pod(
+            namespace=args.pod_namespace, name=args.pod_name, uid=args.pod_uid, node=args.node
+        )
+    except Exception as exc:
+        raise BindError(
+            f"binding {args.pod_namespace}/{args.pod_name} to {args.node}: {exc}"
+        ) from exc

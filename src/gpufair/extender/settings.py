@@ -1,0 +1,53 @@
+"""Extender settings: one pydantic-settings model read from ``GPUFAIR_*`` environment variables.
+
+The CLI (``gpufair extender``) builds it from flags and the environment; routes receive it
+through the cached :func:`get_settings` dependency, which tests override with
+``app.dependency_overrides``. Nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pydantic
+import pydantic_settings
+
+
+class ExtenderSettings(pydantic_settings.BaseSettings):
+    """Everything the extender can be tuned with; each field is ``GPUFAIR_<NAME>`` in the env."""
+
+    model_config = pydantic_settings.SettingsConfigDict(env_prefix="GPUFAIR_", extra="ignore")
+
+    extender_host: str = pydantic.Field(default="0.0.0.0", description="Address to listen on.")
+    extender_port: int = pydantic.Field(
+        default=8888, ge=0, le=65535, description="Port of the verbs, /healthz, /readyz, /metrics."
+    )
+    assume_ttl_seconds: float = pydantic.Field(
+        default=60.0,
+        gt=0,
+        description="How long GPUs chosen by bind stay taken without the watch confirming the "
+        "binding; a lost bind gives them back after this.",
+    )
+    watch_timeout_seconds: int = pydantic.Field(
+        default=300,
+        gt=0,
+        description="Server-side timeout of each watch request; the watch then resumes.",
+    )
+    relist_backoff_seconds: float = pydantic.Field(
+        default=1.0, gt=0, description="Pause before re-listing after a watch error."
+    )
+    kubeconfig: str | None = pydantic.Field(
+        default=None,
+        description="Kubeconfig file; unset: $KUBECONFIG, then the in-cluster service account.",
+    )
+    watch: bool = pydantic.Field(
+        default=True,
+        description="Feed the cache from the API server (off only for tests and benchmarks).",
+    )
+    log_level: str = pydantic.Field(default="info", description="Python logging level.")
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> ExtenderSettings:
+    """The process's settings, read once (a FastAPI dependency)."""
+    return ExtenderSettings()

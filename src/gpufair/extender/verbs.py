@@ -1,0 +1,397 @@
+"""What the extender answers for each verb, computed on one cache snapshot.
+
+The routes decode the wire, call these functions and encode the result; these functions only
+ask core (``placement.choose``, ``admission.check_limit``, ``fairshare.compute``) about the
+nodes and tenants in the snapshot, and never write anything. They are cheap by construction:
+nodes with the same *shape* (pool, topology, free GPUs) get one verdict per request, and
+``choose`` results are memoised across requests in a :class:`Placer` keyed by the cache's
+interned topology ids, so a filter over 5,000 nodes does a few dozen real decisions.
+
+Reasons are short and identical for the same cause on every node, because kube-scheduler
+groups them by text in the pod's ``FailedScheduling`` event (cut at 1,024 characters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+
+from gpufair.api import names
+from gpufair.core import admission, fairshare, placement
+from gpufair.k8s import pods
+from gpufair.state import cache, views
+
+NOT_SYNCED = "gpufair extender cache has not synced with the API server yet"
+UNKNOWN_NODE = "node not (yet) in gpufair's cache"
+NO_POOL = "node is in no GPUPool"
+NOT_SCHEDULABLE = "node is cordoned or not ready"
+
+
+class CannotJudgeError(Exception):
+    """The pod cannot be judged at all; the message goes into the answer's ``Error``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodAsk:
+    """What a verb needs to know about the pod being scheduled."""
+
+    uid: str
+    namespace: str
+    name: str
+    requests: Mapping[str, int]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def read_pod(pod: pods.PodDict) -> PodAsk:
+    """The pod's GPU facts; raises :class:`CannotJudgeError` when they are unreadable."""
+    try:
+        requests = pods.extended_requests(pod)
+    except pods.PodError as exc:
+        raise CannotJudgeError(f"cannot judge pod: {exc}") from None
+    return PodAsk(
+        uid=pods.uid(pod), namespace=pods.namespace(pod), name=pods.name(pod), requests=requests
+    )
+
+
+def gpu_resources(snapshot: cache.Snapshot) -> frozenset[str]:
+    """The resources gpufair manages: every pool's ``resourceName`` and the default."""
+    return frozenset({names.DEFAULT_GPU_RESOURCE, *(p.resource for p in snapshot.pools.values())})
+
+
+def wants_gpus(ask: PodAsk, snapshot: cache.Snapshot) -> bool:
+    """Whether gpufair has anything to say about the pod (otherwise it passes untouched)."""
+    return any(resource in ask.requests for resource in gpu_resources(snapshot))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verdict:
+    """One node's answer for one pod."""
+
+    choice: placement.Choice | None = None
+    reason: str = ""
+    unresolvable: bool = False
+    """Preempting pods on the node would not help (limits, budgets, pool membership)."""
+
+    @property
+    def fits(self) -> bool:
+        return self.choice is not None
+
+
+_UNKNOWN = Verdict(reason=UNKNOWN_NODE)
+_NO_POOL = Verdict(reason=NO_POOL, unresolvable=True)
+_NOT_SCHEDULABLE = Verdict(reason=NOT_SCHEDULABLE, unresolvable=True)
+
+
+class Placer:
+    """``placement.choose`` memoised per (topology id, free GPUs, hidden, count, mode, rule).
+
+    One per cache (topology ids are the cache's interned ids); safe to share between threads.
+    """
+
+    def __init__(self, *, max_entries: int = 200_000) -> None:
+        self._memo: dict[tuple[object, ...], placement.Choice | placement.NoFit] = {}
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def choose(
+        self, node: views.NodeView, *, count: int, pool: views.PoolView
+    ) -> placement.Choice | placement.NoFit:
+        key = (node.topology_id, node.free, node.hidden, count, pool.mode, pool.rule)
+        found = self._memo.get(key)
+        if found is not None:
+            return found
+        available = len(node.free) - node.hidden
+        if count > available and count <= len(node.topology.gpus):
+            found = placement.NoFit(reason=f"{max(available, 0)} free GPUs, {count} requested")
+        else:
+            found = placement.choose(
+                node.topology, free=node.free, count=count, mode=pool.mode, rule=pool.rule
+            )
+        with self._lock:
+            if len(self._memo) >= self._max:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
+
+
+class Judge:
+    """Verdicts for one pod on one snapshot, memoised per pool and per node shape."""
+
+    def __init__(self, snapshot: cache.Snapshot, ask: PodAsk, placer: Placer) -> None:
+        self.snapshot = snapshot
+        self.ask = ask
+        self.tenant = snapshot.tenant_of(ask.namespace)
+        self.placer = placer
+        self._pools: dict[str, Verdict | None] = {}
+        self._shapes: dict[tuple[object, ...], Verdict] = {}
+
+    def count(self, pool: views.PoolView) -> int:
+        return self.ask.requests.get(pool.resource, 0)
+
+    def pool_verdict(self, pool_name: str) -> Verdict | None:
+        """Why no node of the pool can take the pod, or ``None`` when the pool is open to it."""
+        if pool_name in self._pools:
+            return self._pools[pool_name]
+        verdict = self._pool_verdict(pool_name)
+        self._pools[pool_name] = verdict
+        return verdict
+
+    def _pool_verdict(self, pool_name: str) -> Verdict | None:
+        pool = self.snapshot.pools[pool_name]
+        count = self.count(pool)
+        if count == 0:
+            return Verdict(
+                reason=f"pool {pool_name} offers {pool.resource}, not requested by the pod",
+                unresolvable=True,
+            )
+        if self.tenant is None:
+            return Verdict(
+                reason=f"namespace {self.ask.namespace} belongs to no TenantQuota",
+                unresolvable=True,
+            )
+        tenant = self.snapshot.tenants[self.tenant]
+        if pool_name not in tenant.pools:
+            return Verdict(
+                reason=f"tenant {self.tenant} has no quota in pool {pool_name}", unresolvable=True
+            )
+        if tenant.budget_exhausted:
+            return Verdict(
+                reason=f"tenant {self.tenant} GPU-hour budget exhausted", unresolvable=True
+            )
+        allocated = self.snapshot.used(self.tenant, pool_name)
+        own = self.snapshot.assumed.get(self.ask.uid)
+        own_node = self.snapshot.nodes.get(own.node) if own is not None else None
+        if own is not None and own_node is not None and own_node.pool == pool_name:
+            allocated -= len(own.gpus)  # a retried bind does not count against itself
+        message = admission.check_limit(
+            tenant=self.tenant,
+            pool=pool_name,
+            allocated=allocated,
+            requested=count,
+            limit=tenant.pools[pool_name].limit,
+        )
+        if message is not None:
+            return Verdict(reason=message, unresolvable=True)
+        return None
+
+    def node_verdict(self, name: str) -> Verdict:
+        node = self.snapshot.nodes.get(name)
+        if node is None:
+            return _UNKNOWN
+        return self.verdict_for(node)
+
+    def verdict_for(self, node: views.NodeView) -> Verdict:
+        """The verdict for this view of a node (bind passes the node's newest view)."""
+        shape = node.shape
+        verdict = self._shapes.get(shape)
+        if verdict is None:
+            verdict = self._shapes[shape] = self._judge(node)
+        return verdict
+
+    def _judge(self, node: views.NodeView) -> Verdict:
+        if node.problem is not None:
+            return Verdict(reason=node.problem, unresolvable=True)
+        if node.pool is None or node.pool not in self.snapshot.pools:
+            return _NO_POOL
+        if not node.schedulable:
+            return _NOT_SCHEDULABLE
+        closed = self.pool_verdict(node.pool)
+        if closed is not None:
+            return closed
+        pool = self.snapshot.pools[node.pool]
+        found = self.placer.choose(node, count=self.count(pool), pool=pool)
+        if isinstance(found, placement.NoFit):
+            return Verdict(reason=found.reason)
+        return Verdict(choice=found)
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterOutcome:
+    passed: list[str]
+    failed: dict[str, str]
+    unresolvable: dict[str, str]
+
+
+def filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
+    """Split the candidates into those that can take the pod and why each other cannot."""
+    passed: list[str] = []
+    failed: dict[str, str] = {}
+    unresolvable: dict[str, str] = {}
+    verdict_of = judge.node_verdict
+    for name in candidates:
+        verdict = verdict_of(name)
+        if verdict.choice is not None:
+            passed.append(name)
+        elif verdict.unresolvable:
+            unresolvable[name] = verdict.reason
+        else:
+            failed[name] = verdict.reason
+    return FilterOutcome(passed=passed, failed=failed, unresolvable=unresolvable)
+
+
+def prioritize(judge: Judge, candidates: Iterable[str]) -> list[tuple[str, int]]:
+    """A 0..10 score per candidate: the quality of its best GPU set and how little that set
+    fragments free NVLink islands (``placement.Choice.score``); 0 where the pod cannot fit."""
+    scores: list[tuple[str, int]] = []
+    verdict_of = judge.node_verdict
+    for name in candidates:
+        choice = verdict_of(name).choice
+        scores.append((name, choice.score if choice is not None else 0))
+    return scores
+
+
+def numa_of(node: views.NodeView, gpus: Iterable[int]) -> int | None:
+    """The NUMA node shared by all ``gpus``, or ``None`` when mixed or unknown."""
+    numa = {node.topology.gpu(index).numa for index in gpus}
+    if len(numa) == 1:
+        (only,) = numa
+        return only
+    return None
+
+
+# -- preempt ---------------------------------------------------------------------------------
+
+
+def _seconds(timestamp: str | None) -> float | None:
+    if not timestamp:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class PreemptOutcome:
+    kept: dict[str, list[str]]
+    """Node -> victim UIDs kept (a subset of the proposal); nodes left out are dropped."""
+    removed: dict[str, str]
+    """Victim UID -> why the fair-share policy protects it (for logs and metrics)."""
+
+
+def pool_capacity(snapshot: cache.Snapshot, pool: str) -> int:
+    return sum(
+        snapshot.nodes[name].allocatable
+        for name in snapshot.pool_nodes.get(pool, ())
+        if snapshot.nodes[name].schedulable
+    )
+
+
+def pool_shares(
+    snapshot: cache.Snapshot, pool: str, *, extra: Mapping[str, int]
+) -> fairshare.PoolShares:
+    """Fair shares in ``pool`` with demand = current allocation (+ ``extra`` per tenant)."""
+    claims = []
+    for tenant in snapshot.tenants.values():
+        entry = tenant.pools.get(pool)
+        if entry is None:
+            continue
+        claims.append(
+            fairshare.TenantClaim(
+                tenant=tenant.name,
+                weight=tenant.weight,
+                guaranteed=entry.guaranteed,
+                limit=entry.limit,
+                lendable=entry.lendable,
+                demand=snapshot.used(tenant.name, pool) + extra.get(tenant.name, 0),
+            )
+        )
+    return fairshare.compute(pool_capacity(snapshot, pool), claims)
+
+
+def preempt(judge: Judge, proposals: Mapping[str, Sequence[str]], *, now: float) -> PreemptOutcome:
+    """Narrow kube-scheduler's proposed victims to those the fair-share policy allows.
+
+    A GPU pod of another tenant may be a victim only when that tenant may reclaim-free it: it
+    keeps at least ``max(fair share, guarantee)`` in the pool after all its victims on the node
+    go, the pod has run at least the tenant's ``minRuntimeSeconds``, and the preemptor's tenant
+    has ``reclaim`` enabled. Pods of the preemptor's own tenant and non-GPU pods are left to
+    kube-scheduler's priority rules. A node whose remaining victims would not make room for
+    the pod (topology included) is dropped, so no pod is evicted for nothing.
+    """
+    snapshot = judge.snapshot
+    kept: dict[str, list[str]] = {}
+    removed: dict[str, str] = {}
+    shares: dict[str, fairshare.PoolShares] = {}
+    me = judge.tenant
+    reclaim = me is not None and snapshot.tenants[me].reclaim
+    for node_name, uids in proposals.items():
+        node = snapshot.nodes.get(node_name)
+        if node is None or node.pool is None or node.pool not in snapshot.pools:
+            continue
+        if judge.pool_verdict(node.pool) is not None or node.problem is not None:
+            continue
+        pool = snapshot.pools[node.pool]
+        if node.pool not in shares:
+            shares[node.pool] = pool_shares(
+                snapshot, node.pool, extra={me: judge.count(pool)} if me else {}
+            )
+        pool_shares_ = shares[node.pool]
+        taken: dict[str, int] = {}
+        allowed: list[str] = []
+        freed: set[int] = set()
+        for uid in uids:
+            victim = snapshot.pods.get(uid)
+            if victim is None or victim.request(pool.resource) == 0:
+                allowed.append(uid)
+                continue
+            why = _protected(
+                snapshot,
+                victim,
+                pool=pool,
+                me=me,
+                reclaim=reclaim,
+                shares=pool_shares_,
+                taken=taken,
+                now=now,
+            )
+            if why is not None:
+                removed[uid] = why
+                continue
+            allowed.append(uid)
+            freed |= victim.gpus or frozenset()
+        room = dataclasses.replace(
+            node, free=node.free | (frozenset(freed) & frozenset(node.topology.indices))
+        )
+        if isinstance(
+            judge.placer.choose(room, count=judge.count(pool), pool=pool), placement.Choice
+        ):
+            kept[node_name] = allowed
+    return PreemptOutcome(kept=kept, removed=removed)
+
+
+def _protected(
+    snapshot: cache.Snapshot,
+    victim: views.PodView,
+    *,
+    pool: views.PoolView,
+    me: str | None,
+    reclaim: bool,
+    shares: fairshare.PoolShares,
+    taken: dict[str, int],
+    now: float,
+) -> str | None:
+    owner = snapshot.tenant_of(victim.namespace)
+    if owner is None or owner == me:
+        return None
+    if not reclaim:
+        return f"tenant {me} does not reclaim (spec.preemption.reclaim: false)"
+    tenant = snapshot.tenants.get(owner)
+    if tenant is not None and tenant.min_runtime_seconds > 0:
+        started = _seconds(victim.started) or _seconds(victim.created)
+        if started is not None and now - started < tenant.min_runtime_seconds:
+            return f"pod {victim.ref} has run less than {tenant.min_runtime_seconds:g}s"
+    count = victim.request(pool.resource)
+    allocated = snapshot.used(owner, pool.name) - taken.get(owner, 0)
+    if allocated - count < shares.protected(owner) - fairshare.TOLERANCE:
+        return (
+            f"tenant {owner} would fall below its fair share"
+            f" {shares.protected(owner):g} GPUs in pool {pool.name}"
+        )
+    taken[owner] = taken.get(owner, 0) + count
+    return None

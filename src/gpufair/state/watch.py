@@ -1,0 +1,114 @@
+"""List+watch loops that keep a :class:`~gpufair.state.cache.ClusterCache` current.
+
+One daemon thread per kind: list (replacing everything the cache held of that kind), then
+watch from the list's resourceVersion, resuming after each server-side timeout. An expired
+version (HTTP 410) or any error (disconnect, API server restart) leads to a fresh list, after a
+short pause for errors, so the cache converges to the API server's state without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+from gpufair.state import cache
+
+log = logging.getLogger(__name__)
+
+_QUICK_END_SECONDS = 0.5
+
+
+class GoneError(Exception):
+    """Raised by a source when the watch's resourceVersion expired (HTTP 410)."""
+
+
+class Source(Protocol):
+    """Where objects come from (:class:`gpufair.state.kube.KubeClient`, or a test double)."""
+
+    def list(self, kind: cache.Kind) -> tuple[list[dict[str, Any]], str]: ...
+
+    def watch(
+        self, kind: cache.Kind, *, resource_version: str, timeout_seconds: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]: ...
+
+
+def _version(obj: dict[str, Any], default: str) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or default)
+
+
+class Watcher:
+    """Feeds the cache from a :class:`Source` in background threads."""
+
+    def __init__(
+        self,
+        state: cache.ClusterCache,
+        source: Source,
+        *,
+        kinds: Iterable[cache.Kind] = tuple(cache.Kind),
+        timeout_seconds: int = 300,
+        backoff_seconds: float = 1.0,
+        gone_errors: tuple[type[BaseException], ...] = (GoneError,),
+    ) -> None:
+        self._cache = state
+        self._source = source
+        self._kinds = tuple(kinds)
+        self._timeout = timeout_seconds
+        self._backoff = backoff_seconds
+        self._gone = gone_errors
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.relists: dict[cache.Kind, int] = dict.fromkeys(self._kinds, 0)
+
+    def start(self) -> None:
+        for kind in self._kinds:
+            thread = threading.Thread(
+                target=self.run, args=(kind,), name=f"gpufair-watch-{kind}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self, kind: cache.Kind) -> None:
+        """List and watch ``kind`` until :meth:`stop`."""
+        while not self._stop.is_set():
+            try:
+                self.sync(kind)
+            except self._gone as exc:
+                log.info("%s watch expired (%s); re-listing", kind, exc)
+            except Exception:
+                log.exception("%s list/watch failed; re-listing", kind)
+                self._stop.wait(self._backoff)
+
+    def sync(self, kind: cache.Kind) -> None:
+        """One list followed by watches until the source raises or the watcher stops."""
+        items, version = self._source.list(kind)
+        self._cache.replace(kind, items)
+        self.relists[kind] += 1
+        while not self._stop.is_set():
+            started = time.monotonic()
+            events = 0
+            for event, obj in self._source.watch(
+                kind, resource_version=version, timeout_seconds=self._timeout
+            ):
+                if self._stop.is_set():
+                    return
+                events += 1
+                version = _version(obj, version)
+                if event in ("ADDED", "MODIFIED"):
+                    self._cache.upsert(kind, obj)
+                elif event == "DELETED":
+                    self._cache.delete(kind, obj)
+            if not events and time.monotonic() - started < _QUICK_END_SECONDS:
+                # A server that ends empty watches at once would make this loop spin.
+                self._stop.wait(self._backoff)
