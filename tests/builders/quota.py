@@ -2,6 +2,7 @@
 
     tenant("a").weight(2).guaranteed(16).limit(32).demand(40).claim()
     waiting_pod("w1").tenant("a").gpus(4).priority(10).created(100).obj()
+    running_pod("r1").tenant("b").node("n1").gpus(0, 1).started(0).obj()
 
 Everything not said has a harmless default: pool ``h100``, weight 1, no guarantee, no limit.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Self
 
-from gpufair.core import admission, fairshare, policy
+from gpufair.core import admission, fairshare, policy, preemption
 
 POOL = "h100"
 
@@ -30,6 +31,8 @@ class TenantBuilder:
     _usage: float = 0.0
     _budget: admission.Budget | None = None
     _on_limit: policy.OnLimit = policy.OnLimit.QUEUE
+    _reclaim: bool = True
+    _min_runtime: float = 0.0
     _pool: str = POOL
 
     def weight(self, value: float) -> Self:
@@ -76,6 +79,14 @@ class TenantBuilder:
         self._on_limit = value
         return self
 
+    def no_reclaim(self) -> Self:
+        self._reclaim = False
+        return self
+
+    def min_runtime(self, seconds: float) -> Self:
+        self._min_runtime = seconds
+        return self
+
     def pool(self, name: str) -> Self:
         self._pool = name
         return self
@@ -100,6 +111,9 @@ class TenantBuilder:
             budget=self._budget,
             on_limit=self._on_limit,
         )
+
+    def policy(self) -> preemption.Policy:
+        return preemption.Policy(reclaim=self._reclaim, min_runtime_seconds=self._min_runtime)
 
 
 def tenant(name: str) -> TenantBuilder:
@@ -153,3 +167,59 @@ class WaitingPodBuilder:
 
 def waiting_pod(uid: str) -> WaitingPodBuilder:
     return WaitingPodBuilder(uid)
+
+
+@dataclasses.dataclass
+class RunningPodBuilder:
+    uid: str
+    _tenant: str = "b"
+    _pool: str = POOL
+    _node: str = "n1"
+    _gpus: tuple[int, ...] = (0,)
+    _priority: int = 0
+    _started: float = 0.0
+    _checkpoint: float | None = None
+
+    def tenant(self, name: str) -> Self:
+        self._tenant = name
+        return self
+
+    def pool(self, name: str) -> Self:
+        self._pool = name
+        return self
+
+    def node(self, name: str) -> Self:
+        self._node = name
+        return self
+
+    def gpus(self, *indices: int) -> Self:
+        self._gpus = indices
+        return self
+
+    def priority(self, value: int) -> Self:
+        self._priority = value
+        return self
+
+    def started(self, at: float) -> Self:
+        self._started = at
+        return self
+
+    def checkpoint(self, at: float) -> Self:
+        self._checkpoint = at
+        return self
+
+    def obj(self) -> preemption.RunningPod:
+        return preemption.RunningPod(
+            uid=self.uid,
+            tenant=self._tenant,
+            pool=self._pool,
+            node=self._node,
+            gpus=self._gpus,
+            priority=self._priority,
+            started_at=self._started,
+            checkpoint_at=self._checkpoint,
+        )
+
+
+def running_pod(uid: str) -> RunningPodBuilder:
+    return RunningPodBuilder(uid)

@@ -1,0 +1,365 @@
+"""Which running pods to evict so that a tenant below its fair share can run (ARCHITECTURE.md §5).
+
+Two callers, one policy:
+
+* the operator's reclaim pass calls :func:`choose_victims` for a waiting pod whose tenant is
+  below its fair share, then evicts the returned pods through the Eviction API (deciding and
+  acting are separate: nothing here evicts);
+* the extender's ``preempt`` verb calls :func:`allowed_victims` to narrow the victims
+  kube-scheduler proposes on a node to those this policy allows.
+
+The rules that keep reclaim from oscillating:
+
+* the preemptor's tenant may reclaim only while the pod keeps it within its fair share
+  (``allocated + requested <= share``), so a tenant never preempts its way above its share;
+* a victim's tenant is never pushed below ``max(fair share, guarantee)``
+  (:meth:`fairshare.PoolShares.protected`), so no tenant that lost pods can win them back by
+  preemption under the same demands: after a reclaim, every tenant involved is where the
+  other cannot take from it (no A-evicts-B-evicts-A);
+* victims must make the pod fit *on one node, topology included* (``placement.choose`` on the
+  freed GPUs); the set is then pruned so that every victim is needed: no pointless eviction;
+* pods that ran less than their tenant's ``minRuntimeSeconds`` are protected;
+* among the allowed sets the cheapest wins: lowest top priority, then least work lost in total
+  (time since each pod's newest checkpoint, or since its start), then fewest pods and GPUs;
+  among nodes equally cheap, the best placement score.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+
+from gpufair.core import admission, fairshare, placement, policy, topology
+
+
+@dataclasses.dataclass(frozen=True)
+class RunningPod:
+    """A pod holding GPUs on a node; ``checkpoint_at`` is its newest checkpoint, if it says."""
+
+    uid: str
+    tenant: str
+    pool: str
+    node: str
+    gpus: tuple[int, ...]
+    priority: int = 0
+    started_at: float = 0.0
+    checkpoint_at: float | None = None
+    name: str = ""
+    """``namespace/name``, only for messages."""
+
+    def lost_work(self, now: float) -> float:
+        """Seconds of work an eviction now throws away."""
+        saved = self.started_at
+        if self.checkpoint_at is not None:
+            saved = max(saved, self.checkpoint_at)
+        return max(0.0, now - saved)
+
+    def runtime(self, now: float) -> float:
+        return max(0.0, now - self.started_at)
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """A tenant's ``spec.preemption``: may it reclaim, and how long its pods are protected."""
+
+    reclaim: bool = True
+    min_runtime_seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeGPUs:
+    """A node's topology and the GPUs free on it now."""
+
+    topology: topology.NodeTopology
+    free: frozenset[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Victims:
+    """Pods to evict on ``node``, cheapest first, and where the preemptor will then fit."""
+
+    node: str
+    pods: tuple[RunningPod, ...]
+    choice: placement.Choice
+
+    @property
+    def gpus(self) -> int:
+        return sum(len(pod.gpus) for pod in self.pods)
+
+
+def choose_victims(
+    *,
+    preemptor: admission.WaitingPod,
+    running: Sequence[RunningPod],
+    nodes: Mapping[str, NodeGPUs],
+    shares: fairshare.PoolShares,
+    allocated: Mapping[str, int],
+    policies: Mapping[str, Policy],
+    now: float,
+    mode: policy.PlacementMode = policy.PlacementMode.PACK,
+    rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
+) -> Victims | None:
+    """The cheapest allowed victims on one node of the pool that let ``preemptor`` run, or None.
+
+    ``nodes`` are the pool's schedulable nodes, ``running`` the pods bound in it, ``shares`` and
+    ``allocated`` (GPUs per tenant in this pool, bound and admitted) describe the same instant.
+    ``None`` when the tenant may not reclaim, would end above its share, the pod already fits
+    somewhere, or no allowed set of victims makes room. Inputs are not changed.
+    """
+    if not may_reclaim(preemptor=preemptor, shares=shares, allocated=allocated, policies=policies):
+        return None
+    if any(
+        isinstance(_fit(state, set(), preemptor.gpus, mode, rule), placement.Choice)
+        for state in nodes.values()
+    ):
+        return None
+
+    budget = {
+        name: shares.reclaimable(name, amount)
+        for name, amount in allocated.items()
+        if name != preemptor.tenant
+    }
+    candidates = sorted(
+        (
+            pod
+            for pod in running
+            if pod.pool == preemptor.pool
+            and pod.node in nodes
+            and pod.tenant != preemptor.tenant
+            and len(pod.gpus) <= budget.get(pod.tenant, 0)
+            and _old_enough(pod, policies, now)
+        ),
+        key=lambda pod: _cost(pod, now),
+    )
+    by_node: dict[str, list[RunningPod]] = {}
+    for pod in candidates:
+        by_node.setdefault(pod.node, []).append(pod)
+
+    best: tuple[tuple[object, ...], Victims] | None = None
+    for node_name in sorted(by_node):
+        found = _victims_on_node(
+            node_name,
+            nodes[node_name],
+            by_node[node_name],
+            budget=budget,
+            count=preemptor.gpus,
+            mode=mode,
+            rule=rule,
+            now=now,
+        )
+        if found is None:
+            continue
+        key = _rank(found, now)
+        if best is None or key < best[0]:
+            best = (key, found)
+    return None if best is None else best[1]
+
+
+def may_reclaim(
+    *,
+    preemptor: admission.WaitingPod,
+    shares: fairshare.PoolShares,
+    allocated: Mapping[str, int],
+    policies: Mapping[str, Policy],
+) -> bool:
+    """Whether the preemptor's tenant may take GPUs from others for this pod: its policy allows
+    reclaim and the pod keeps it within its fair share (never above its demand, by construction
+    of the share)."""
+    if not policies.get(preemptor.tenant, Policy()).reclaim:
+        return False
+    after = allocated.get(preemptor.tenant, 0) + preemptor.gpus
+    return fairshare.at_most(after, shares.share(preemptor.tenant))
+
+
+def allowed_victims(
+    *,
+    preemptor: admission.WaitingPod,
+    victims: Sequence[RunningPod],
+    shares: fairshare.PoolShares,
+    allocated: Mapping[str, int],
+    policies: Mapping[str, Policy],
+    now: float,
+    node: NodeGPUs | None = None,
+    mode: policy.PlacementMode = policy.PlacementMode.PACK,
+    rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
+) -> tuple[RunningPod, ...] | None:
+    """Narrow the victims kube-scheduler proposes on one node to those the policy allows.
+
+    Allowed: pods past their tenant's ``minRuntimeSeconds``; of the preemptor's own tenant
+    (priority preemption inside a tenant is kube-scheduler's business); of another tenant only
+    when :func:`may_reclaim` holds for the preemptor's tenant after its own victims leave, and
+    without pushing that tenant below ``max(share, guarantee)``, cheapest victims kept first.
+
+    Returns the allowed victims (in the order given), or ``None`` when the node must be dropped
+    from the answer: the allowed ones do not make the pod fit. Without ``node`` (topology and
+    free GPUs unknown) a narrowed set is never trusted to fit, so anything but all proposed
+    victims is ``None``; with it, the allowed set must free a fitting GPU set and is pruned to
+    the victims that set needs.
+    """
+    if not victims:
+        return ()
+    eligible = [pod for pod in victims if _old_enough(pod, policies, now)]
+    own = [pod for pod in eligible if pod.tenant == preemptor.tenant]
+    others = sorted(
+        (pod for pod in eligible if pod.tenant != preemptor.tenant),
+        key=lambda pod: _cost(pod, now),
+    )
+    kept: list[RunningPod] = list(own)
+    if others:
+        own_gpus = sum(len(pod.gpus) for pod in own)
+        relieved = {**allocated, preemptor.tenant: allocated.get(preemptor.tenant, 0) - own_gpus}
+        if may_reclaim(preemptor=preemptor, shares=shares, allocated=relieved, policies=policies):
+            budget = {name: shares.reclaimable(name, amount) for name, amount in allocated.items()}
+            for pod in others:
+                if len(pod.gpus) <= budget.get(pod.tenant, 0):
+                    budget[pod.tenant] -= len(pod.gpus)
+                    kept.append(pod)
+
+    if node is None:
+        return tuple(victims) if len(kept) == len(victims) else None
+    ordered = sorted(kept, key=lambda pod: _cost(pod, now))
+    freed = {gpu for pod in ordered for gpu in pod.gpus}
+    if not isinstance(_fit(node, freed, preemptor.gpus, mode, rule), placement.Choice):
+        return None
+    needed = {pod.uid for pod in _prune(node, ordered, preemptor.gpus, mode, rule)}
+    return tuple(pod for pod in victims if pod.uid in needed)
+
+
+EXHAUSTIVE_LIMIT = 8
+"""Up to this many candidate pods on a node, every subset is tried (at most 255, and placement
+is memoised); beyond it, the cheapest pods are taken greedily until the pod fits, then pruned."""
+
+
+def _victims_on_node(
+    node_name: str,
+    state: NodeGPUs,
+    candidates: Sequence[RunningPod],
+    *,
+    budget: Mapping[str, int],
+    count: int,
+    mode: policy.PlacementMode,
+    rule: policy.TopologyRule,
+    now: float,
+) -> Victims | None:
+    """The cheapest allowed set of pods on the node whose eviction lets the preemptor fit."""
+    if len(candidates) <= EXHAUSTIVE_LIMIT:
+        pods = _cheapest_subset(
+            state, candidates, budget=budget, count=count, mode=mode, rule=rule, now=now
+        )
+    else:
+        pods = _greedy(state, candidates, budget=budget, count=count, mode=mode, rule=rule)
+    if pods is None:
+        return None
+    pods = _prune(state, pods, count, mode, rule)
+    choice = _fit(state, {gpu for pod in pods for gpu in pod.gpus}, count, mode, rule)
+    assert isinstance(choice, placement.Choice)
+    return Victims(node=node_name, pods=tuple(pods), choice=choice)
+
+
+def _cheapest_subset(
+    state: NodeGPUs,
+    candidates: Sequence[RunningPod],
+    *,
+    budget: Mapping[str, int],
+    count: int,
+    mode: policy.PlacementMode,
+    rule: policy.TopologyRule,
+    now: float,
+) -> list[RunningPod] | None:
+    best: tuple[tuple[object, ...], list[RunningPod]] | None = None
+    for size in range(1, len(candidates) + 1):
+        for subset in itertools.combinations(candidates, size):
+            freed = {gpu for pod in subset for gpu in pod.gpus}
+            if len(state.free | freed) < count or not _within(subset, budget):
+                continue
+            key = _subset_cost(subset, now)
+            if best is not None and key >= best[0]:
+                continue
+            if isinstance(_fit(state, freed, count, mode, rule), placement.Choice):
+                best = (key, list(subset))
+    return None if best is None else best[1]
+
+
+def _greedy(
+    state: NodeGPUs,
+    candidates: Sequence[RunningPod],
+    *,
+    budget: Mapping[str, int],
+    count: int,
+    mode: policy.PlacementMode,
+    rule: policy.TopologyRule,
+) -> list[RunningPod] | None:
+    left = dict(budget)
+    taken: list[RunningPod] = []
+    freed: set[int] = set()
+    for pod in candidates:
+        if len(pod.gpus) > left.get(pod.tenant, 0):
+            continue
+        left[pod.tenant] -= len(pod.gpus)
+        taken.append(pod)
+        freed.update(pod.gpus)
+        if isinstance(_fit(state, freed, count, mode, rule), placement.Choice):
+            return taken
+    return None
+
+
+def _within(pods: Iterable[RunningPod], budget: Mapping[str, int]) -> bool:
+    """Whether evicting ``pods`` takes from no tenant more than it may lose."""
+    taking: dict[str, int] = {}
+    for pod in pods:
+        taking[pod.tenant] = taking.get(pod.tenant, 0) + len(pod.gpus)
+    return all(amount <= budget.get(name, 0) for name, amount in taking.items())
+
+
+def _prune(
+    state: NodeGPUs,
+    pods: Sequence[RunningPod],
+    count: int,
+    mode: policy.PlacementMode,
+    rule: policy.TopologyRule,
+) -> list[RunningPod]:
+    """Drop victims the fit does not need, the most expensive first (``pods`` cheapest first)."""
+    kept = list(pods)
+    for pod in reversed(pods):
+        trial = [other for other in kept if other.uid != pod.uid]
+        freed = {gpu for other in trial for gpu in other.gpus}
+        if isinstance(_fit(state, freed, count, mode, rule), placement.Choice):
+            kept = trial
+    return kept
+
+
+def _fit(
+    state: NodeGPUs,
+    freed: Iterable[int],
+    count: int,
+    mode: policy.PlacementMode,
+    rule: policy.TopologyRule,
+) -> placement.Choice | placement.NoFit:
+    known = frozenset(state.topology.indices)
+    free = (state.free | frozenset(freed)) & known
+    return placement.choose(state.topology, free=free, count=count, mode=mode, rule=rule)
+
+
+def _old_enough(pod: RunningPod, policies: Mapping[str, Policy], now: float) -> bool:
+    return pod.runtime(now) >= policies.get(pod.tenant, Policy()).min_runtime_seconds
+
+
+def _cost(pod: RunningPod, now: float) -> tuple[int, float, float, str]:
+    """Cheapest victim first: lowest priority, least lost work, youngest, then uid."""
+    return (pod.priority, pod.lost_work(now), -pod.started_at, pod.uid)
+
+
+def _subset_cost(pods: Sequence[RunningPod], now: float) -> tuple[object, ...]:
+    """Cheaper victim sets first: lowest top priority, least lost work, fewest pods and GPUs."""
+    return (
+        max(pod.priority for pod in pods),
+        sum(pod.lost_work(now) for pod in pods),
+        len(pods),
+        sum(len(pod.gpus) for pod in pods),
+    )
+
+
+def _rank(found: Victims, now: float) -> tuple[object, ...]:
+    """Best node first: cheapest victims, then best placement score, then the node name."""
+    return (*_subset_cost(found.pods, now), -found.choice.score, found.node)

@@ -1,0 +1,445 @@
+"""Preemption: reclaim up to the fair share, never below a victim's share or guarantee, only
+evictions that make the pod fit (topology included), cheapest victims first, and no loops."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from tests.builders import topology as topo_builders
+from tests.builders.quota import TenantBuilder, running_pod, tenant, waiting_pod
+
+from gpufair.core import admission, fairshare, placement, policy, preemption, topology
+
+NOW = 1000.0
+REQUIRED = policy.TopologyRule.REQUIRED
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """A pool: tenants (quota and demand), running pods and nodes; allocation from the pods."""
+
+    tenants: tuple[TenantBuilder, ...]
+    running: tuple[preemption.RunningPod, ...]
+    nodes: dict[str, topology.NodeTopology] = dataclasses.field(
+        default_factory=lambda: {"n1": topo_builders.dgx1()}
+    )
+
+    def allocated(self) -> dict[str, int]:
+        totals = {t.name: 0 for t in self.tenants}
+        for pod in self.running:
+            totals[pod.tenant] = totals.get(pod.tenant, 0) + len(pod.gpus)
+        return totals
+
+    def node_gpus(self) -> dict[str, preemption.NodeGPUs]:
+        used: dict[str, set[int]] = {name: set() for name in self.nodes}
+        for pod in self.running:
+            used[pod.node].update(pod.gpus)
+        return {
+            name: preemption.NodeGPUs(
+                topology=shape, free=frozenset(shape.indices) - frozenset(used[name])
+            )
+            for name, shape in self.nodes.items()
+        }
+
+    def shares(self) -> fairshare.PoolShares:
+        capacity = sum(len(shape.gpus) for shape in self.nodes.values())
+        return fairshare.compute(capacity, [t.claim() for t in self.tenants])
+
+    def policies(self) -> dict[str, preemption.Policy]:
+        return {t.name: t.policy() for t in self.tenants}
+
+    def victims(
+        self,
+        preemptor: admission.WaitingPod,
+        *,
+        rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
+    ) -> preemption.Victims | None:
+        return preemption.choose_victims(
+            preemptor=preemptor,
+            running=self.running,
+            nodes=self.node_gpus(),
+            shares=self.shares(),
+            allocated=self.allocated(),
+            policies=self.policies(),
+            now=NOW,
+            rule=rule,
+        )
+
+
+def wants(gpus: int, owner: str = "a") -> admission.WaitingPod:
+    return waiting_pod("w").tenant(owner).gpus(gpus).obj()
+
+
+def b_holds_both_islands(**starts: float) -> tuple[preemption.RunningPod, ...]:
+    return (
+        running_pod("b1").tenant("b").gpus(0, 1, 2, 3).started(starts.get("b1", 0)).obj(),
+        running_pod("b2").tenant("b").gpus(4, 5, 6, 7).started(starts.get("b2", 0)).obj(),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    scene: Scene
+    preemptor: admission.WaitingPod
+    want: tuple[str, ...] | None
+    """Victim uids, or None for no preemption."""
+    rule: policy.TopologyRule = policy.TopologyRule.PREFERRED
+
+
+BORROWER = (tenant("a").demand(4), tenant("b").demand(8))
+
+CASES = [
+    pytest.param(
+        Case(Scene(BORROWER, b_holds_both_islands()), wants(4), ("b1",)),
+        id="reclaims-from-a-borrower",
+    ),
+    pytest.param(
+        Case(Scene(BORROWER, b_holds_both_islands(b2=100)), wants(4), ("b2",)),
+        id="youngest-first",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                BORROWER,
+                (
+                    running_pod("b1").tenant("b").gpus(0, 1, 2, 3).checkpoint(990).obj(),
+                    running_pod("b2").tenant("b").gpus(4, 5, 6, 7).started(500).obj(),
+                ),
+            ),
+            wants(4),
+            ("b1",),
+        ),
+        id="newest-checkpoint-first",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                BORROWER,
+                (
+                    running_pod("b1").tenant("b").gpus(0, 1, 2, 3).started(900).obj(),
+                    running_pod("b2").tenant("b").gpus(4, 5, 6, 7).priority(-1).obj(),
+                ),
+            ),
+            wants(4),
+            ("b2",),
+        ),
+        id="lowest-priority-first",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").demand(4), tenant("b").demand(8).min_runtime(600)),
+                b_holds_both_islands(b1=500),
+            ),
+            wants(4),
+            ("b2",),
+        ),
+        id="young-pods-protected-by-min-runtime",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").demand(4), tenant("b").demand(8).min_runtime(600)),
+                b_holds_both_islands(b1=500, b2=500),
+            ),
+            wants(4),
+            None,
+        ),
+        id="all-too-young",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").demand(4).no_reclaim(), tenant("b").demand(8)), b_holds_both_islands()
+            ),
+            wants(4),
+            None,
+        ),
+        id="reclaim-disabled",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").demand(8), tenant("b").demand(8)),
+                (
+                    running_pod("a1").tenant("a").gpus(0, 1, 2, 3).obj(),
+                    running_pod("b1").tenant("b").gpus(4, 5, 6, 7).obj(),
+                ),
+            ),
+            wants(4),
+            None,
+        ),
+        id="would-leave-preemptor-above-share",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").demand(2), tenant("b").demand(4), tenant("c").demand(4)),
+                (
+                    running_pod("b1").tenant("b").gpus(0, 1, 2, 3).obj(),
+                    running_pod("c1").tenant("c").gpus(4, 5, 6, 7).obj(),
+                ),
+            ),
+            wants(2),
+            None,
+        ),
+        id="never-below-victim-share",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").guaranteed(4).demand(4), tenant("b").guaranteed(8).demand(8)),
+                b_holds_both_islands(),
+            ),
+            wants(4),
+            None,
+        ),
+        id="never-below-victim-guarantee",
+    ),
+    pytest.param(
+        Case(
+            Scene(BORROWER, (running_pod("b1").tenant("b").gpus(0, 1, 2, 3).obj(),)),
+            wants(4),
+            None,
+        ),
+        id="already-fits-no-eviction",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").weight(3).demand(2), tenant("b").demand(8)),
+                (
+                    running_pod("b0").tenant("b").gpus(0).started(750).obj(),
+                    running_pod("b1").tenant("b").gpus(2).started(900).obj(),
+                    running_pod("b2").tenant("b").gpus(3).started(800).obj(),
+                    running_pod("b4").tenant("b").gpus(4, 5).obj(),
+                    running_pod("b6").tenant("b").gpus(6, 7).obj(),
+                ),
+                nodes={"n1": topo_builders.islands4x2()},
+            ),
+            wants(2),
+            ("b0",),
+            rule=REQUIRED,
+        ),
+        id="frees-a-whole-island-cheapest-set",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                BORROWER,
+                (
+                    running_pod("b1").tenant("b").node("n1").gpus(0, 1, 2, 3).obj(),
+                    running_pod("b2").tenant("b").node("n2").gpus(0, 1, 2, 3).started(600).obj(),
+                    running_pod("b3").tenant("b").node("n2").gpus(4, 5, 6, 7).started(10).obj(),
+                ),
+                nodes={
+                    "n1": topo_builders.node(4, islands=[[0, 1, 2, 3]]),
+                    "n2": topo_builders.dgx1(),
+                },
+            ),
+            wants(4),
+            ("b2",),
+        ),
+        id="node-with-least-lost-work",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_choose_victims(case: Case) -> None:
+    scene = case.scene
+    inputs = (scene.running, scene.node_gpus(), scene.shares(), scene.allocated())
+    before = copy.deepcopy(inputs)
+
+    found = preemption.choose_victims(
+        preemptor=case.preemptor,
+        running=inputs[0],
+        nodes=inputs[1],
+        shares=inputs[2],
+        allocated=inputs[3],
+        policies=scene.policies(),
+        now=NOW,
+        rule=case.rule,
+    )
+
+    assert (None if found is None else tuple(pod.uid for pod in found.pods)) == case.want
+    if found is not None:
+        freed = {gpu for pod in found.pods for gpu in pod.gpus}
+        assert set(found.choice.gpus) <= set(inputs[1][found.node].free) | freed
+    assert inputs == before
+
+
+def apply(
+    scene: Scene, preemptor: admission.WaitingPod, found: preemption.Victims
+) -> tuple[Scene, list[admission.WaitingPod]]:
+    """The cluster after the eviction: the preemptor runs on the chosen GPUs, the victims wait
+    again (their controllers recreate them), so every tenant's demand is unchanged."""
+    gone = {pod.uid for pod in found.pods}
+    placed = (
+        running_pod(preemptor.uid)
+        .tenant(preemptor.tenant)
+        .node(found.node)
+        .gpus(*found.choice.gpus)
+        .started(NOW)
+        .obj()
+    )
+    after = dataclasses.replace(
+        scene, running=(*(p for p in scene.running if p.uid not in gone), placed)
+    )
+    requeued = [
+        waiting_pod(pod.uid).tenant(pod.tenant).gpus(len(pod.gpus)).obj() for pod in found.pods
+    ]
+    return after, requeued
+
+
+def test_reclaim_settles_no_ping_pong() -> None:
+    scene = Scene(BORROWER, b_holds_both_islands())
+    first = scene.victims(wants(4))
+    assert first is not None
+
+    after, requeued = apply(scene, wants(4), first)
+
+    assert after.allocated() == {"a": 4, "b": 4}
+    for pod in requeued:
+        assert after.victims(pod) is None
+    assert after.victims(wants(4)) is None
+
+
+@pytest.mark.parametrize(
+    ("proposed", "preemptor", "with_node", "want"),
+    [
+        pytest.param(("b1",), wants(4), True, ("b1",), id="borrower-victim-allowed"),
+        pytest.param(("b1", "b2"), wants(4), True, ("b1",), id="victim-beyond-reclaimable-dropped"),
+        pytest.param(("b1", "b2"), wants(4), False, None, id="narrowed-without-topology-dropped"),
+        pytest.param(("b1",), wants(4, owner="c"), True, None, id="preemptor-above-share"),
+        pytest.param(("a1",), wants(4), True, None, id="young-own-pod-protected"),
+        pytest.param(("a0",), wants(1), True, ("a0",), id="own-pod-priority-preemption"),
+        pytest.param((), wants(4), True, (), id="nothing-proposed"),
+    ],
+)
+def test_allowed_victims(
+    proposed: tuple[str, ...],
+    preemptor: admission.WaitingPod,
+    with_node: bool,
+    want: tuple[str, ...] | None,
+) -> None:
+    scene = Scene(
+        (tenant("a").weight(2).demand(5).min_runtime(300), tenant("b").demand(8), tenant("c")),
+        (
+            running_pod("b1").tenant("b").gpus(0, 1, 2, 3).obj(),
+            running_pod("b2").tenant("b").gpus(4, 5, 6).obj(),
+            running_pod("a0").tenant("a").gpus(7).obj(),
+        ),
+    )
+    young = running_pod("a1").tenant("a").gpus(7).started(NOW - 10).obj()
+    by_uid = {pod.uid: pod for pod in (*scene.running, young)}
+    victims = [by_uid[uid] for uid in proposed]
+    before = copy.deepcopy(victims)
+
+    got = preemption.allowed_victims(
+        preemptor=preemptor,
+        victims=victims,
+        shares=scene.shares(),
+        allocated=scene.allocated(),
+        policies=scene.policies(),
+        now=NOW,
+        node=scene.node_gpus()["n1"] if with_node else None,
+    )
+
+    assert (None if got is None else tuple(pod.uid for pod in got)) == want
+    assert victims == before
+
+
+# --- properties -------------------------------------------------------------------------
+
+SHAPES = [topo_builders.dgx1(), topo_builders.nvswitch8(), topo_builders.islands4x2()]
+
+
+@st.composite
+def scenes(draw: st.DrawFn) -> tuple[Scene, admission.WaitingPod]:
+    """One or two 8-GPU nodes mostly filled with pods of tenants a..c, and a pod of ``a``
+    waiting (``a`` runs few pods, so reclaim is often possible)."""
+    names = ["a", "b", "c"]
+    owners = st.sampled_from(["a", "b", "b", "b", "c", "c", "c"])
+    nodes = {f"n{i}": draw(st.sampled_from(SHAPES)) for i in range(draw(st.integers(1, 2)))}
+    running: list[preemption.RunningPod] = []
+    for node_name, shape in nodes.items():
+        free = list(shape.indices)
+        while free:
+            if draw(st.integers(0, 9)) == 0:
+                break
+            size = draw(st.integers(1, min(4, len(free))))
+            start = draw(st.integers(0, len(free) - size))
+            gpus, free = free[start : start + size], free[:start] + free[start + size :]
+            running.append(
+                running_pod(f"p{len(running)}")
+                .tenant(draw(owners))
+                .node(node_name)
+                .gpus(*gpus)
+                .priority(draw(st.integers(0, 1)))
+                .started(draw(st.sampled_from([0.0, 500.0, 900.0])))
+                .obj()
+            )
+    preemptor = waiting_pod("new").tenant("a").gpus(draw(st.integers(1, 4))).obj()
+    tenants = []
+    for name in names:
+        held = sum(len(p.gpus) for p in running if p.tenant == name)
+        extra = draw(st.integers(0, 4)) + (preemptor.gpus if name == "a" else 0)
+        builder = (
+            tenant(name)
+            .weight(draw(st.sampled_from([1.0, 2.0])))
+            .guaranteed(draw(st.integers(0, 4)))
+            .demand(held + extra)
+            .min_runtime(draw(st.sampled_from([0.0, 0.0, 300.0])))
+        )
+        tenants.append(builder)
+    return Scene(tuple(tenants), tuple(running), nodes), preemptor
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenario=scenes(), rule=st.sampled_from(list(policy.TopologyRule)))
+def test_preemption_invariants(
+    scenario: tuple[Scene, admission.WaitingPod], rule: policy.TopologyRule
+) -> None:
+    scene, preemptor = scenario
+    found = scene.victims(preemptor, rule=rule)
+    event("victims" if found is not None else "no victims")
+    if found is None:
+        return
+    shares = scene.shares()
+    allocated = scene.allocated()
+    nodes = scene.node_gpus()
+    policies = scene.policies()
+
+    # the preemptor ends within its share
+    assert allocated[preemptor.tenant] + preemptor.gpus <= shares.share(preemptor.tenant) + 1e-6
+    # no victim tenant ends below its share or guarantee; no protected pod is evicted
+    for name in allocated:
+        lost = sum(len(p.gpus) for p in found.pods if p.tenant == name)
+        if lost:
+            assert name != preemptor.tenant
+            assert allocated[name] - lost >= shares.protected(name) - 1e-6
+    for pod in found.pods:
+        assert pod.node == found.node
+        assert pod.runtime(NOW) >= policies[pod.tenant].min_runtime_seconds
+    # the eviction makes the pod fit, and every victim is needed for that
+    freed = {gpu for pod in found.pods for gpu in pod.gpus}
+    state = nodes[found.node]
+    assert set(found.choice.gpus) <= set(state.free) | freed
+    assert len(found.choice.gpus) == preemptor.gpus
+    for pod in found.pods:
+        without = freed - set(pod.gpus)
+        assert isinstance(
+            placement.choose(
+                state.topology, free=state.free | without, count=preemptor.gpus, rule=rule
+            ),
+            placement.NoFit,
+        )
+    # and the shares settle: none of the victims' tenants can take GPUs back
+    after, requeued = apply(scene, preemptor, found)
+    for again in requeued:
+        assert after.victims(again, rule=rule) is None
