@@ -31,6 +31,10 @@ NODE_MASK_WORDS = 16
 memory nodes up to 255)."""
 
 
+MIN_CPU_MASK_BITS = 1024
+"""The CPU mask asked from NVML covers at least this many CPUs, whatever this process sees."""
+
+
 class NvmlUnavailableError(Exception):
     """NVML cannot be used on this machine (no library, no driver, no permission …)."""
 
@@ -165,9 +169,10 @@ def _address(pci_info: Any) -> nvml_topology.PciAddress:
 
 
 def _cpu_mask_words(node_cpus: Mapping[int, frozenset[int]]) -> int:
+    """Words of the CPU mask to ask for: NVML silently cuts the mask at the size given."""
     highest = max((max(cpus) for cpus in node_cpus.values() if cpus), default=0)
-    cpu_count = max(os.cpu_count() or 1, highest + 1)
-    return max(1, -(-cpu_count // 64))
+    cpu_count = max(os.cpu_count() or 1, highest + 1, MIN_CPU_MASK_BITS)
+    return -(-cpu_count // 64)
 
 
 def _not_here_codes(nvml: Any) -> frozenset[int]:

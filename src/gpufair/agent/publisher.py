@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,8 +68,10 @@ def connect() -> Any:
     try:
         config.load_incluster_config()
     except config.ConfigException:
+        # Read $KUBECONFIG now: the client reads it once, when first imported.
+        kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
         try:
-            config.load_kube_config()
+            config.load_kube_config(config_file=kubeconfig)
         except (config.ConfigException, OSError) as error:
             raise PublishError(
                 f"no Kubernetes credentials: not in a pod and no usable kubeconfig ({error})"
