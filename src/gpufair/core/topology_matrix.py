@@ -36,7 +36,7 @@ _LEVELS: dict[str, LinkLevel] = {
 }
 
 
-class Attribute:
+class _Column:
     """Names of the per-GPU columns after the link cells, as the header spells them."""
 
     CPU_AFFINITY = ("CPU", "Affinity")
@@ -205,7 +205,7 @@ def _header_from_words(number: int, words: list[str]) -> _Header:
 
 
 def _attribute_at(words: list[str], position: int) -> tuple[str, ...] | None:
-    for attribute in Attribute.ALL:
+    for attribute in _Column.ALL:
         if tuple(words[position : position + len(attribute)]) == attribute:
             return attribute
     return None
@@ -273,13 +273,13 @@ def _parse_attributes(
     # A column can only be missing at the front: the CPU affinity is left empty when the
     # process may not run on the GPU's CPUs (a Slurm cgroup), the other columns always print.
     by_name = dict(zip(attributes[len(attributes) - len(values) :], values, strict=True))
-    cpu = by_name.get(Attribute.CPU_AFFINITY)
+    cpu = by_name.get(_Column.CPU_AFFINITY)
     if cpu == _NOT_AVAILABLE:
         cpu = None
     if cpu is not None and not _CPU_LIST.fullmatch(cpu):
         raise TopologyParseError(number, f"row {name}: CPU affinity {cpu!r} is not a CPU list")
-    numa = by_name.get(Attribute.NUMA_AFFINITY)
-    for attribute in (Attribute.NUMA_AFFINITY, Attribute.GPU_NUMA_ID):
+    numa = by_name.get(_Column.NUMA_AFFINITY)
+    for attribute in (_Column.NUMA_AFFINITY, _Column.GPU_NUMA_ID):
         value = by_name.get(attribute)
         if value is not None and value != _NOT_AVAILABLE and not _CPU_LIST.fullmatch(value):
             raise TopologyParseError(
