@@ -1,0 +1,82 @@
+"""Run the stand-in API server as its own process.
+
+    python -m e2e.standin [--host 127.0.0.1] [--port 0] [--kubeconfig PATH] [--url-file PATH]
+    python e2e/standin ...            (the same, by path, from any directory)
+
+With ``--port 0`` (the default) the OS picks a free port. When listening, the server writes
+its URL to ``--url-file`` and a kubeconfig to ``--kubeconfig`` (both atomically) and prints
+``standin: serving on http://HOST:PORT``. SIGTERM or SIGINT stops it: watches end first, then the
+listener closes. Request lines go to stderr (``--quiet`` keeps only warnings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import pathlib
+import signal
+import sys
+
+if not __package__:  # run by path: make the repository root importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+
+import kmock
+
+from e2e.standin import kubeconfig, server
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="standin", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--kubeconfig", type=pathlib.Path, help="write a kubeconfig here")
+    parser.add_argument("--url-file", type=pathlib.Path, help="write the server URL here")
+    parser.add_argument(
+        "--no-kubelet",
+        dest="kubelet",
+        action="store_false",
+        help="leave bound pods Pending (no simulated kubelet)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    standin = server.StandIn(kubelet=args.kubelet)
+    async with standin, kmock.Server(standin, host=args.host, port=args.port or None) as listener:
+        url = f"http://{listener.host}:{listener.port}"
+        if args.kubeconfig:
+            kubeconfig.write(args.kubeconfig, url)
+        if args.url_file:
+            args.url_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = args.url_file.with_name(args.url_file.name + ".partial")
+            partial.write_text(url + "\n")
+            partial.replace(args.url_file)
+        print(f"standin: serving on {url}", flush=True)
+        await stop.wait()
+        logging.getLogger("standin").info("stopping: closing watches")
+        standin.stop_watches()
+        await asyncio.sleep(0.2)  # let watch handlers finish their streams
+    print("standin: stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
