@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("gpufair").setLevel(args.log_level.upper())
     if args.from_file is not None and args.source != "auto":
         return _usage("--from-file and --source exclude each other")
     discover = discovery.Discoverer(source=discovery.Source(args.source), from_file=args.from_file)
