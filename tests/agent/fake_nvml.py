@@ -15,7 +15,7 @@ makes from those facts, with the real binding's constants and error class:
   captures' "GPU NUMA ID" is ``N/A``), and link indices past a GPU's last link answer
   ``INVALID_ARGUMENT`` (``NOT_SUPPORTED`` on PCIe-only GPUs), as NVML does.
 
-``Driver.LEGACY`` plays a driver older than 450: no memory affinity and no remote device type,
+``Driver.LEGACY`` plays an older driver: no memory affinity and no remote device type,
 so NUMA comes from the CPU affinity and NVSwitches are told apart by their PCI vendor.
 """
 
