@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "gpufair.cli.agent",
     "gpufair.cli.crds",
     "gpufair.cli.whatif",
+    "gpufair.cli.simulate",
 )
 
 

@@ -154,6 +154,8 @@ class Simulation:
         self.allocated: dict[str, int] = dict.fromkeys(self.tenants, 0)
         self.waiting: dict[str, int] = dict.fromkeys(self.tenants, 0)
         self.running: dict[int, Job] = {}
+        self.effective_gpus = 0.0
+        """Sum over running jobs of GPUs / slowdown: busy GPUs discounted for poor placement."""
         self.submitted = 0
         self.done = 0
         self.preemptions = 0
@@ -217,6 +219,7 @@ class Simulation:
             job.first_placement = placement
         job.version += 1
         self.running[job.job_id] = job
+        self.effective_gpus += job.gpus / job.slowdown
         self.waiting[job.tenant] -= job.gpus
         self.allocated[job.tenant] += job.gpus
         heapq.heappush(
@@ -253,6 +256,9 @@ class Simulation:
         assert job.placement is not None
         self.cluster.give_back(job.placement.parts)
         del self.running[job.job_id]
+        self.effective_gpus -= job.gpus / job.slowdown
+        if not self.running:
+            self.effective_gpus = 0.0  # no drift from float sums
         self.allocated[job.tenant] -= job.gpus
         job.version += 1
 

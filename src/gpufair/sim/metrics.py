@@ -11,7 +11,8 @@ the tenant has demand. :func:`summarize` turns that and the jobs' records into
   per tenant, counted only while the tenant has demand, inside the measurement window;
 * *Jain's index* over tenants of ``x = ∫allocated / ∫entitled`` (both while in demand);
 * *queue wait*: first start - submit; *JCT*: finish - submit;
-* *utilisation*: busy GPU-seconds / (capacity * window);
+* *utilisation*: busy GPU-seconds / (capacity * window); *goodput* the same with each job's
+  GPUs divided by its placement slowdown (work done at best-placement speed);
 * *placement*: of jobs with 2..machine-size GPUs, the share whose first placement was on one
   machine and in one NVLink island, and the mean slowdown of their first placement.
 """
@@ -48,6 +49,7 @@ class ShareRecorder:
         self.window_end = window_end
         self.totals = {name: _TenantTotals() for name in self.tenants}
         self.busy_time = 0.0
+        self.effective_time = 0.0
         self.last = 0.0
         self.bucket_width = window_end / buckets if 0 < window_end < math.inf else 3600.0
         self.allocated_series: dict[str, list[float]] = {name: [] for name in self.tenants}
@@ -66,6 +68,7 @@ class ShareRecorder:
         dt = end - start
         capacity = sim.cluster.capacity
         self.busy_time += sim.busy * dt
+        self.effective_time += sim.effective_gpus * dt
         shares = sim.shares
         width = self.bucket_width
         first, last = int(start / width), int(end / width)
@@ -155,6 +158,8 @@ class PolicyFigures:
     wait_within_guarantee_s: Quantiles
     jct_s: Quantiles
     utilisation: float
+    goodput: float
+    """Busy GPU-time discounted by each job's placement slowdown, over capacity * window."""
     multi_gpu_jobs: int
     one_machine: float
     one_island: float
@@ -251,6 +256,11 @@ def summarize(
         jct_s=Quantiles.of(jcts),
         utilisation=(
             recorder.busy_time / (capacity * recorder.window_end)
+            if recorder.window_end > 0
+            else math.nan
+        ),
+        goodput=(
+            recorder.effective_time / (capacity * recorder.window_end)
             if recorder.window_end > 0
             else math.nan
         ),
