@@ -16,9 +16,10 @@ import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any, Self
 
+from tests.builders import topology as topo_builders
+
 from gpufair.core import placement, policy, topology, usage
 from gpufair.operator import objects, plan, snapshot
-from tests.builders import topology as topo_builders
 
 POOL = "h100"
 POOL_LABEL = "gpufair.test/pool"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from tests.builders import operator as b
 
 from gpufair.core import policy
 from gpufair.operator import conditions, plan, snapshot
-from tests.builders import operator as b
 
 
 def one_tenant(*pods: snapshot.GpuPod, **tenant_changes: object) -> b.SimCluster:

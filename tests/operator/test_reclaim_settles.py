@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from tests.builders import operator as b
 
 from gpufair.operator import plan, snapshot
-from tests.builders import operator as b
 
 TICK = 5.0
 
