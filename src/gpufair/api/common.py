@@ -139,6 +139,8 @@ class LabelSelectorRequirement(SpecModel):
                 " > 0) : (!has(self.values) || size(self.values) == 0)",
                 message="values must be non-empty for In and NotIn and empty for Exists and"
                 " DoesNotExist",
+                message_expression="(self.operator in ['In', 'NotIn'] ? 'must be non-empty'"
+                " : 'must be empty') + ' for operator ' + self.operator",
                 field="values",
             )
         )
