@@ -147,6 +147,7 @@ def choose_victims(
             mode=mode,
             rule=rule,
             now=now,
+            bound=None if best is None else _subset_cost(best[1].pods, now),
         )
         if found is None:
             continue
@@ -241,11 +242,22 @@ def _victims_on_node(
     mode: policy.PlacementMode,
     rule: policy.TopologyRule,
     now: float,
+    bound: tuple[object, ...] | None = None,
 ) -> Victims | None:
-    """The cheapest allowed set of pods on the node whose eviction lets the preemptor fit."""
+    """The cheapest allowed set of pods on the node whose eviction lets the preemptor fit.
+
+    ``bound`` is the cost of the best set found on another node: dearer sets are not tried.
+    """
     if len(candidates) <= EXHAUSTIVE_LIMIT:
         pods = _cheapest_subset(
-            state, candidates, budget=budget, count=count, mode=mode, rule=rule, now=now
+            state,
+            candidates,
+            budget=budget,
+            count=count,
+            mode=mode,
+            rule=rule,
+            now=now,
+            bound=bound,
         )
     else:
         pods = _greedy(state, candidates, budget=budget, count=count, mode=mode, rule=rule)
@@ -266,18 +278,31 @@ def _cheapest_subset(
     mode: policy.PlacementMode,
     rule: policy.TopologyRule,
     now: float,
+    bound: tuple[object, ...] | None,
 ) -> list[RunningPod] | None:
+    """Try every subset, cheapest-known first as the bar: the greedy set seeds it, and subsets
+    dearer than the bar (or than ``bound``) are not placed at all."""
     best: tuple[tuple[object, ...], list[RunningPod]] | None = None
+    seed = _greedy(state, candidates, budget=budget, count=count, mode=mode, rule=rule)
+    if seed is not None:
+        seed = _prune(state, seed, count, mode, rule)
+        best = (_subset_cost(seed, now), seed)
+    costs = [(pod.priority, pod.lost_work(now), len(pod.gpus)) for pod in candidates]
+    missing = count - len(state.free)
     for size in range(1, len(candidates) + 1):
-        for subset in itertools.combinations(candidates, size):
+        for picks in itertools.combinations(range(len(candidates)), size):
+            gpus = sum(costs[i][2] for i in picks)
+            if gpus < missing:
+                continue
+            key = (max(costs[i][0] for i in picks), sum(costs[i][1] for i in picks), size, gpus)
+            if (best is not None and key >= best[0]) or (bound is not None and key > bound):
+                continue
+            subset = [candidates[i] for i in picks]
+            if not _within(subset, budget):
+                continue
             freed = {gpu for pod in subset for gpu in pod.gpus}
-            if len(state.free | freed) < count or not _within(subset, budget):
-                continue
-            key = _subset_cost(subset, now)
-            if best is not None and key >= best[0]:
-                continue
             if isinstance(_fit(state, freed, count, mode, rule), placement.Choice):
-                best = (key, list(subset))
+                best = (key, subset)
     return None if best is None else best[1]
 
 
