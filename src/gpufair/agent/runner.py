@@ -51,35 +51,42 @@ class Options:
 
 
 class Wakeup:
-    """Ends the wait between checks: SIGHUP asks for a re-check, SIGTERM/SIGINT for a stop."""
+    """Ends the wait between checks: SIGHUP asks for a re-check, SIGTERM/SIGINT for a stop.
+
+    Signal handlers only set flags; the loop logs what woke it (logging from a handler could
+    interleave with a log call it interrupted).
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self.stopping = False
+        self.woken_by: str | None = None
 
-    def recheck(self) -> None:
+    def recheck(self, reason: str | None = None) -> None:
+        self.woken_by = reason
         self._event.set()
 
-    def stop(self) -> None:
+    def stop(self, reason: str | None = None) -> None:
         self.stopping = True
+        self.woken_by = reason
         self._event.set()
 
-    def wait(self, timeout: float) -> None:
-        """Sleep up to ``timeout`` seconds, less when woken."""
+    def wait(self, timeout: float) -> str | None:
+        """Sleep up to ``timeout`` seconds, less when woken; returns what woke it, if known."""
         self._event.wait(timeout)
         self._event.clear()
+        reason, self.woken_by = self.woken_by, None
+        return reason
 
     @contextlib.contextmanager
     def signals(self) -> Iterator[None]:
         """Route SIGHUP, SIGTERM and SIGINT here while the loop runs (main thread only)."""
 
-        def on_hup(_signum: int, _frame: FrameType | None) -> None:
-            logger.info("SIGHUP: re-checking the topology now")
-            self.recheck()
+        def on_hup(signum: int, _frame: FrameType | None) -> None:
+            self.recheck(signal.Signals(signum).name)
 
         def on_stop(signum: int, _frame: FrameType | None) -> None:
-            logger.info("%s: stopping", signal.Signals(signum).name)
-            self.stop()
+            self.stop(signal.Signals(signum).name)
 
         previous = {
             signal.SIGHUP: signal.signal(signal.SIGHUP, on_hup),
@@ -136,7 +143,10 @@ def run(*, discover: Discover, publish: Publish, options: Options, wakeup: Wakeu
         if options.once:
             return ExitCode.OK
         first = False
-        wakeup.wait(delay)
+        woken_by = wakeup.wait(delay)
+        if woken_by is not None:
+            action = "stopping" if wakeup.stopping else "re-checking the topology now"
+            logger.info("%s: %s", woken_by, action)
     return ExitCode.OK
 
 
