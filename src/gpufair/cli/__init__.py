@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "gpufair.cli.crds",
     "gpufair.cli.whatif",
     "gpufair.cli.simulate",
+    "gpufair.cli.operator",
 )
 
 

@@ -1,0 +1,174 @@
+"""The kopf handlers: thin adapters from watch events to the view, and the reconcile loop.
+
+``gpufair operator`` imports this module (and :mod:`.webhook_handlers` unless ``--dev``), which
+registers everything on kopf's default registry; ``kopf run -m gpufair.operator.handlers`` does
+the same without the webhook. What runs:
+
+- ``on.startup`` tunes kopf (event reporting, annotation persistence under ``gpufair.dev``,
+  peering) and builds the view and the reconciler in ``memo``;
+- ``on.event`` for pods, nodes, namespaces, TenantQuotas and GPUPools feeds the view;
+- a ``daemon`` on GPUPool objects runs the reconcile loop. Daemons stop while peering pauses
+  this replica, so only the leader acts; of the pool daemons, only the one of the
+  alphabetically first pool drives passes (the others idle), so there is one loop per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from gpufair.api import names
+from gpufair.k8s import operator_io
+from gpufair.operator import metrics, plan, reconciler, settings, view
+
+logger = logging.getLogger(__name__)
+
+FINALIZER = f"{names.GROUP}/finalizer"
+PERSISTENCE_PREFIX = names.GROUP
+REPORTING_COMPONENT = "gpufair-operator"
+INITIAL_SYNC_SECONDS = 2.0
+"""Wait after start before the first pass, so the initial listings are in the view."""
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config = _config()
+    settings.posting.reporting_component = REPORTING_COMPONENT
+    settings.posting.reporting_instance = config.reporting_instance
+    settings.posting.level = logging.WARNING
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=PERSISTENCE_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PERSISTENCE_PREFIX, key="last-handled-configuration"
+    )
+    settings.peering.mandatory = not config.standalone
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    if not config.dev:
+        settings.admission.server = _webhook_server(config)
+        if config.webhook_managed:
+            settings.admission.managed = names.GROUP
+    operator_io.load_config()
+    memo.view = view.ClusterView()
+    memo.reconciler = reconciler.Reconciler(
+        cluster=memo.view,
+        writer=operator_io.OperatorIO(),
+        events=post_event,
+        config=config,
+    )
+
+
+def _config() -> settings.OperatorSettings:
+    return settings.current()
+
+
+def _webhook_server(config: settings.OperatorSettings) -> Any:
+    return kopf.WebhookServer(
+        port=config.webhook_port,
+        host=config.webhook_host,
+        certfile=config.webhook_certfile,
+        pkeyfile=config.webhook_pkeyfile,
+    )
+
+
+# -- watch events into the view ---------------------------------------------------------------
+
+
+def _deleted(event: kopf.RawEvent) -> bool:
+    return event.get("type") == "DELETED"
+
+
+@kopf.on.event("", "v1", "pods")
+def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.view.apply_pod(body, deleted=_deleted(event), now=time.time())
+
+
+@kopf.on.event("", "v1", "nodes")
+def node_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.view.apply_node(body, deleted=_deleted(event))
+
+
+@kopf.on.event("", "v1", "namespaces")
+def namespace_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.view.apply_namespace(body, deleted=_deleted(event))
+
+
+@kopf.on.event(names.GROUP, names.VERSION, names.TENANT_QUOTA_PLURAL)
+def tenant_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.view.apply_tenant(body, deleted=_deleted(event))
+
+
+@kopf.on.event(names.GROUP, names.VERSION, names.GPU_POOL_PLURAL)
+def pool_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.view.apply_pool(body, deleted=_deleted(event))
+
+
+# -- the reconcile loop ---------------------------------------------------------------------------
+
+
+@kopf.daemon(
+    names.GROUP,
+    names.VERSION,
+    names.GPU_POOL_PLURAL,
+    id="reconcile-loop",
+    initial_delay=INITIAL_SYNC_SECONDS,
+    cancellation_timeout=10.0,
+)
+async def reconcile_loop(name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
+    """Run passes while this pool's daemon is the driver (see the module docstring)."""
+    config = _config()
+    cluster: view.ClusterView = memo.view
+    driver: reconciler.Reconciler = memo.reconciler
+    while not stopped:
+        if name != min(cluster.pools, default=name):
+            await stopped.wait(config.tick_seconds)
+            continue
+        try:
+            await asyncio.wait_for(cluster.changed.wait(), timeout=config.tick_seconds)
+            await asyncio.sleep(config.debounce_seconds)
+        except TimeoutError:
+            pass
+        if stopped:
+            break
+        cluster.changed.clear()
+        try:
+            await driver.run_once(now=time.time())
+        except Exception:
+            metrics.RECONCILE_ERRORS.labels(stage="pass").inc()
+            logger.exception("reconcile pass failed; retrying in %.0fs", config.tick_seconds)
+            await stopped.wait(config.tick_seconds)
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+_API_VERSIONS = {
+    plan.ObjectKind.POD: "v1",
+    plan.ObjectKind.TENANT_QUOTA: names.API_VERSION,
+    plan.ObjectKind.GPU_POOL: names.API_VERSION,
+}
+
+
+def post_event(event: plan.Event) -> None:
+    """Post a Kubernetes Event through kopf's poster (batched, retried, never blocking)."""
+    metadata: dict[str, str] = {"name": event.target.name}
+    if event.target.namespace:
+        metadata["namespace"] = event.target.namespace
+    if event.target.uid:
+        metadata["uid"] = event.target.uid
+    body = {
+        "apiVersion": _API_VERSIONS[event.target.kind],
+        "kind": str(event.target.kind),
+        "metadata": metadata,
+    }
+    try:
+        target: Any = body  # kopf walks plain dicts as bodies
+        kopf.event(target, type=str(event.type), reason=event.reason, message=event.message[:1024])
+    except LookupError:  # outside a running operator (no poster): log only
+        logger.info("event %s %s on %s: %s", event.type, event.reason, body, event.message)
