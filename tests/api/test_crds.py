@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.api import structural
+from tests.builders.manifests import gpu_pool, pool_entry, tenant_quota
 
 from gpufair.api import crdgen, docgen, manifests, names, pool, quota
 from gpufair.cli import crds as crds_cli
-from tests.api import structural
-from tests.builders.manifests import gpu_pool, pool_entry, tenant_quota
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CRDS = {crd["spec"]["names"]["kind"]: crd for crd in crdgen.definitions()}
@@ -78,7 +78,8 @@ def test_crd_coordinates(kind: str, plural: str, short: str) -> None:
     assert spec["names"]["plural"] == plural
     (version,) = spec["versions"]
     assert version["name"] == names.VERSION
-    assert version["served"] and version["storage"]
+    assert version["served"]
+    assert version["storage"]
     assert version["subresources"] == {"status": {}}
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.builders.manifests import gpu_pool, pool_entry, tenant_quota
 
 from gpufair.api import manifests
-from tests.builders.manifests import gpu_pool, pool_entry, tenant_quota
 
 
 def docs(*bodies: Any, origin: str = "a.yaml") -> list[manifests.Document]:

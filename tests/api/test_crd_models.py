@@ -8,10 +8,10 @@ from typing import Any
 
 import pydantic
 import pytest
+from tests.builders.manifests import gpu_pool, pool_entry, tenant_quota
 
 from gpufair.api import common, manifests, pool, quota
 from gpufair.core import policy
-from tests.builders.manifests import gpu_pool, pool_entry, tenant_quota
 
 
 def problems(body: dict[str, Any]) -> list[str]:
