@@ -162,6 +162,8 @@ def test_nvml_constants_are_the_real_bindings_values() -> None:
 
 def test_amd_capture_is_refused_clearly(shared_data: pathlib.Path) -> None:
     source = discovery.Discoverer(from_file=_capture(shared_data, AMD_CAPTURE))
-    with pytest.raises(topology_matrix.TopologyParseError, match="rocm-smi") as error:
+    with pytest.raises(discovery.TopologyFileError, match="rocm-smi") as error:
         source()
-    assert "NVIDIA topology only" in str(error.value)
+    assert error.value.line == 1
+    assert str(error.value).startswith(f"{_capture(shared_data, AMD_CAPTURE)}:1: this is AMD")
+    assert "NVIDIA topology only" in error.value.reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pathlib
 import signal
 import threading
 from collections.abc import Callable, Mapping
@@ -128,7 +129,7 @@ def test_loop_retries_a_failed_patch() -> None:
 
 
 def test_a_bad_topology_file_at_start_is_a_usage_error() -> None:
-    missing = FileNotFoundError(2, "No such file or directory", "topo.txt")
+    missing = discovery.TopologyFileError(pathlib.Path("topo.txt"), "No such file or directory")
     code, _, _ = _run([missing], options=runner.Options(FOREVER))
     assert code is runner.ExitCode.USAGE
 

@@ -36,6 +36,17 @@ class DiscoveryError(Exception):
     """The node has GPUs, but their topology could not be read."""
 
 
+class TopologyFileError(Exception):
+    """The ``--from-file`` capture cannot be read; the message names the file (and line)."""
+
+    def __init__(self, path: pathlib.Path, reason: str, *, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Discovery:
     """The node's topology and where it came from (``notes``: why a source was skipped)."""
@@ -106,5 +117,12 @@ def _checked(
 
 
 def _from_file(path: pathlib.Path) -> topology.NodeTopology:
-    """A capture given with ``--from-file``; raises ``OSError`` or ``TopologyParseError``."""
-    return smi.to_topology(path.read_text(encoding="utf-8", errors="replace"))
+    """The topology of a capture given with ``--from-file``."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise TopologyFileError(path, error.strerror or str(error)) from error
+    try:
+        return smi.to_topology(text)
+    except topology_matrix.TopologyParseError as error:
+        raise TopologyFileError(path, error.reason, line=error.line) from error

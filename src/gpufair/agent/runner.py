@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 
 from gpufair.agent import discovery, publisher
-from gpufair.core import labels, topology_matrix
+from gpufair.core import labels
 
 logger = logging.getLogger(__name__)
 
@@ -128,9 +128,8 @@ def run(*, discover: Discover, publish: Publish, options: Options, wakeup: Wakeu
                     options.interval,
                 )
             idling = True
-        except (OSError, topology_matrix.TopologyParseError) as error:
-            # Only --from-file reads files: a bad file at start is a usage error.
-            logger.error("cannot read the topology file: %s", error)
+        except discovery.TopologyFileError as error:
+            logger.error("cannot read the topology file %s", error)
             if first or options.once:
                 return ExitCode.USAGE
             delay = min(options.interval, RETRY_SECONDS)

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 def _dry_run(discover: discovery.Discoverer, args: argparse.Namespace) -> int:
     """Print ``key=value`` per label on stdout, what was found on stderr."""
     from gpufair.agent import discovery, runner
-    from gpufair.core import labels, topology_matrix
+    from gpufair.core import labels
 
     try:
         found = discover()
@@ -117,11 +117,8 @@ def _dry_run(discover: discovery.Discoverer, args: argparse.Namespace) -> int:
             return int(runner.ExitCode.OK)
         print(f"gpufair agent: no NVIDIA GPU on this node: {error}", file=sys.stderr)
         return int(runner.ExitCode.FAILURE)
-    except topology_matrix.TopologyParseError as error:
-        print(f"gpufair agent: {args.from_file}:{error.line}: {error.reason}", file=sys.stderr)
-        return int(runner.ExitCode.USAGE)
-    except OSError as error:
-        print(f"gpufair agent: {args.from_file}: {error.strerror or error}", file=sys.stderr)
+    except discovery.TopologyFileError as error:
+        print(f"gpufair agent: {error}", file=sys.stderr)
         return int(runner.ExitCode.USAGE)
     except discovery.DiscoveryError as error:
         print(f"gpufair agent: {error}", file=sys.stderr)
