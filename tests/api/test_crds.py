@@ -195,6 +195,32 @@ def test_schema_and_models_both_reject(body: dict[str, Any]) -> None:
         manifests.parse(body, origin="test")
 
 
+@pytest.mark.parametrize("body", example_objects())
+def test_examples_pass_an_independent_openapi_validator(body: dict[str, Any]) -> None:
+    # Draft 4 is the JSON Schema dialect of OpenAPI 3.0 (boolean exclusiveMinimum); it checks
+    # what the small validator above checks, except unknown fields and list uniqueness.
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = schema_of(body["kind"])
+    jsonschema.Draft4Validator(schema).validate(structural.with_defaults(body, schema))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(tenant_quota(pools=[pool_entry(limit=-1)]), id="negative"),
+        pytest.param(tenant_quota(weight=0), id="zero-weight"),
+        pytest.param(gpu_pool(placement={"topology": "Strict"}), id="unknown-enum"),
+        pytest.param(gpu_pool(costPerGPUHour="two"), id="bad-decimal"),
+    ],
+)
+def test_independent_validator_rejects_what_the_models_reject(body: dict[str, Any]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = schema_of(body["kind"])
+    assert not jsonschema.Draft4Validator(schema).is_valid(structural.with_defaults(body, schema))
+    with pytest.raises(manifests.InvalidManifestsError):
+        manifests.parse(body, origin="test")
+
+
 # CEL: the server-side rules say what the Python validators say.
 
 
