@@ -207,7 +207,7 @@ def persisted(tenant: snapshot.Tenant, status: plan.TenantStatus) -> snapshot.Te
     wire = objects.tenant_status(status)
     return dataclasses.replace(
         tenant,
-        usage=objects.persisted_usage(wire, budget=tenant.budget),
+        usage=objects.persisted_usage(wire),
         conditions=objects._conditions(wire),
     )
 

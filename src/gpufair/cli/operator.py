@@ -8,6 +8,7 @@ against a kubeconfig of a test cluster. ``/metrics`` is served on ``--metrics-po
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -104,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         del webhook_handlers
     del handlers
     kopf.configure(verbose=args.verbose)
+    if not args.verbose:  # one INFO line per watch event is noise at fleet scale
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if config.metrics_port:
         metrics.serve(port=config.metrics_port, host=config.metrics_host)
     kopf.run(

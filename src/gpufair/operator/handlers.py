@@ -40,6 +40,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.reporting_component = REPORTING_COMPONENT
     settings.posting.reporting_instance = config.reporting_instance
     settings.posting.level = logging.WARNING
+    settings.posting.event_name_prefix = "gpufair-"
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=PERSISTENCE_PREFIX

@@ -265,18 +265,13 @@ def tenant(body: Body) -> snapshot.Tenant:
         min_runtime_seconds=float(spec.preemption.min_runtime_seconds),
         on_limit=spec.admission.on_limit,
         budget=budget,
-        usage=persisted_usage(status, budget=budget),
+        usage=persisted_usage(status),
     )
 
 
-def persisted_usage(
-    status: Mapping[str, Any], *, budget: snapshot.Budget | None
-) -> dict[str, usage.Usage]:
-    """The usage records of a TenantQuota status, exactly as :func:`tenant_status` wrote them.
-
-    The status keeps the budget period's GPU-hours per tenant, not per pool; it is restored
-    onto the first pool's record, which keeps the tenant's total (all budgets read) exact.
-    """
+def persisted_usage(status: Mapping[str, Any]) -> dict[str, usage.Usage]:
+    """The usage records of a TenantQuota status, exactly as :func:`tenant_status` wrote them
+    (milli-GPU-second amounts, ``as_of`` to the microsecond)."""
     try:
         parsed = quota.TenantQuotaStatus.model_validate(status)
     except pydantic.ValidationError:
@@ -289,13 +284,12 @@ def persisted_usage(
             cumulative_milli=round(entry.usage.gpu_seconds * usage.MILLI),
             decayed_milli=round(entry.usage.decayed_gpu_seconds * usage.MILLI),
             as_of=entry.usage.as_of.timestamp(),
-        )
-    if budget is not None and parsed.budget is not None and parsed.budget.period_start and records:
-        first = next(iter(records))
-        records[first] = dataclasses.replace(
-            records[first],
-            period_milli=round(parsed.budget.used_gpu_hours * usage.SECONDS_PER_HOUR * usage.MILLI),
-            period_start=parsed.budget.period_start.timestamp(),
+            period_milli=round(entry.usage.period_gpu_seconds * usage.MILLI),
+            period_start=(
+                entry.usage.period_start.timestamp()
+                if entry.usage.period_start is not None
+                else None
+            ),
         )
     return records
 
@@ -340,6 +334,10 @@ def _usage(record: usage.Usage) -> quota.Usage:
         gpu_seconds=record.cumulative_milli / usage.MILLI,
         decayed_gpu_seconds=record.decayed_milli / usage.MILLI,
         as_of=to_datetime(record.as_of) if record.as_of is not None else None,
+        period_gpu_seconds=record.period_milli / usage.MILLI,
+        period_start=(
+            to_datetime(record.period_start) if record.period_start is not None else None
+        ),
     )
 
 
@@ -353,7 +351,7 @@ def tenant_status(status: plan.TenantStatus) -> dict[str, Any]:
             fair_share=p.fair_share,
             borrowed=round(p.borrowed),
             waiting=p.waiting + p.pending,
-            waiting_gpus=p.waiting_gpus,
+            waiting_gpus=p.waiting_gpus + p.pending_gpus,
             demand=p.demand,
             usage=_usage(p.usage),
         )

@@ -117,6 +117,7 @@ class TenantPoolStatus:
     """GPUs of bound, admitted and waiting pods (what the fair share was computed from)."""
     pending: int
     """Admitted pods not bound yet."""
+    pending_gpus: int
     usage: usage.Usage
     decayed_now: float
 
@@ -679,6 +680,9 @@ def _tenant_status(
                 waiting_gpus=sum(pod.gpus for pod in waiting),
                 demand=share.demand.get(tenant.name, 0) if share else 0,
                 pending=sum(1 for pod in pods if pod.state is snapshot.PodState.PENDING),
+                pending_gpus=sum(
+                    pod.gpus for pod in pods if pod.state is snapshot.PodState.PENDING
+                ),
                 usage=record,
                 decayed_now=usage.decayed_at(record, now=now, half_life=half_life),
             )

@@ -172,7 +172,7 @@ def record_metrics(decided: plan.Plan, *, previous: plan.Plan | None) -> None:
             )
             metrics.TENANT_FAIR_SHARE.labels(*labels).set(entry.fair_share)
             metrics.TENANT_BORROWED.labels(*labels).set(entry.borrowed)
-            metrics.TENANT_WAITING.labels(*labels).set(entry.waiting)
+            metrics.TENANT_WAITING.labels(*labels).set(entry.waiting + entry.pending)
             metrics.TENANT_DECAYED_USAGE.labels(*labels).set(entry.decayed_now)
             before = _previous_usage(previous, tenant.name, entry.pool)
             if before is not None:
