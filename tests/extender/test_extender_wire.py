@@ -1,0 +1,212 @@
+"""The wire models read and write exactly what kube-scheduler's Go structs marshal.
+
+Payloads below are written as kube-scheduler's ``encoding/json`` produces them: PascalCase keys,
+nil pointers/slices/maps as ``null``, no type meta on informer objects, ``items: null`` for an
+empty NodeList.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from tests.builders import kube
+
+from gpufair.api import extender_wire as wire
+
+
+def body(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def test_filter_args_in_node_cache_capable_mode() -> None:
+    pod = kube.pod("train", gpus=4)
+    args = wire.decode(
+        wire.ExtenderArgs, body({"Pod": pod, "Nodes": None, "NodeNames": ["n1", "n2"]})
+    )
+    assert args.names_only
+    assert args.candidate_names() == ["n1", "n2"]
+    assert args.pod == pod
+
+
+def test_filter_args_with_full_nodes() -> None:
+    nodes = {"metadata": {}, "items": [kube.node("n1"), kube.node("n2")]}
+    args = wire.decode(
+        wire.ExtenderArgs, body({"Pod": kube.pod(), "Nodes": nodes, "NodeNames": None})
+    )
+    assert not args.names_only
+    assert args.candidate_names() == ["n1", "n2"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(
+            {"Pod": kube.pod(), "Nodes": {"metadata": {}, "items": None}}, id="items-null"
+        ),
+        pytest.param({"Pod": kube.pod(), "Nodes": {"metadata": {}}}, id="items-absent"),
+        pytest.param({"Pod": kube.pod(), "NodeNames": None}, id="names-null-nodes-absent"),
+        pytest.param({"Pod": kube.pod()}, id="both-absent"),
+    ],
+)
+def test_empty_candidate_lists(payload: dict[str, Any]) -> None:
+    assert wire.decode(wire.ExtenderArgs, body(payload)).candidate_names() == []
+
+
+def test_unknown_keys_are_ignored_like_go_does() -> None:
+    args = wire.decode(
+        wire.ExtenderArgs, body({"Pod": kube.pod(), "NodeNames": ["n1"], "Future": {"x": 1}})
+    )
+    assert args.candidate_names() == ["n1"]
+
+
+def test_filter_result_is_written_with_every_go_key() -> None:
+    result = wire.ExtenderFilterResult(
+        node_names=["n1"],
+        failed_nodes={"n2": "no free NVLink island of 4 GPUs (largest free: 2)"},
+        failed_and_unresolvable_nodes={},
+    )
+    assert json.loads(wire.encode(result)) == {
+        "Nodes": None,
+        "NodeNames": ["n1"],
+        "FailedNodes": {"n2": "no free NVLink island of 4 GPUs (largest free: 2)"},
+        "FailedAndUnresolvableNodes": {},
+        "Error": "",
+    }
+
+
+def test_filter_result_with_full_nodes_keeps_the_envelope() -> None:
+    nodes = wire.NodeList.model_validate({"metadata": {"resourceVersion": "9"}, "items": None})
+    result = wire.ExtenderFilterResult(nodes=nodes.with_items([kube.node("n1")]))
+    written = json.loads(wire.encode(result))
+    assert written["NodeNames"] is None
+    assert written["Nodes"]["metadata"] == {"resourceVersion": "9"}
+    assert [n["metadata"]["name"] for n in written["Nodes"]["items"]] == ["n1"]
+
+
+def test_filter_result_as_kube_scheduler_reads_it_back() -> None:
+    """The e2e driver decodes our answers like kube-scheduler does: null maps and Error."""
+    result = wire.ExtenderFilterResult.model_validate_json(
+        b'{"Nodes":null,"NodeNames":null,"FailedNodes":null,'
+        b'"FailedAndUnresolvableNodes":null,"Error":"boom"}'
+    )
+    assert result.node_names is None
+    assert result.error == "boom"
+
+
+def test_priorities_are_a_bare_list_of_host_and_score() -> None:
+    written = json.loads(wire.encode_priorities([("n1", 10), ("n2", 0)]))
+    assert written == [{"Host": "n1", "Score": 10}, {"Host": "n2", "Score": 0}]
+    assert [p.score for p in wire.HostPriorityList.validate_json(json.dumps(written))] == [10, 0]
+
+
+@pytest.mark.parametrize("score", [-1, 11])
+def test_scores_outside_0_to_10_are_refused(score: int) -> None:
+    with pytest.raises(ValueError, match=r"outside 0\.\.10"):
+        wire.encode_priorities([("n1", score)])
+
+
+def test_preempt_args_by_uid() -> None:
+    payload = {
+        "Pod": kube.pod(),
+        "NodeNameToVictims": None,
+        "NodeNameToMetaVictims": {
+            "n1": {"Pods": [{"UID": "u1"}, {"UID": "u2"}], "NumPDBViolations": 1},
+            "n2": None,
+            "n3": {"Pods": None, "NumPDBViolations": 0},
+        },
+    }
+    proposals = wire.decode(wire.ExtenderPreemptionArgs, body(payload)).proposals()
+    assert proposals["n1"].uids == ["u1", "u2"]
+    assert proposals["n1"].num_pdb_violations == 1
+    assert proposals["n2"].uids == []
+    assert proposals["n3"].uids == []
+
+
+def test_preempt_args_with_full_victim_pods_become_uids() -> None:
+    victim = kube.pod("old", gpus=2, node="n1", pod_uid="u9")
+    payload = {
+        "Pod": kube.pod(),
+        "NodeNameToVictims": {"n1": {"Pods": [victim], "NumPDBViolations": 0}},
+    }
+    proposals = wire.decode(wire.ExtenderPreemptionArgs, body(payload)).proposals()
+    assert proposals["n1"].uids == ["u9"]
+
+
+def test_preempt_result_always_uses_meta_victims() -> None:
+    result = wire.ExtenderPreemptionResult(
+        node_name_to_meta_victims={
+            "n1": wire.MetaVictims(pods=[wire.MetaPod(uid="u1")], num_pdb_violations=0)
+        }
+    )
+    assert json.loads(wire.encode(result)) == {
+        "NodeNameToMetaVictims": {"n1": {"Pods": [{"UID": "u1"}], "NumPDBViolations": 0}}
+    }
+
+
+def test_binding_args_and_result() -> None:
+    args = wire.decode(
+        wire.ExtenderBindingArgs,
+        b'{"PodName":"train","PodNamespace":"team-a","PodUID":"u1","Node":"n1"}',
+    )
+    assert (args.pod_name, args.pod_namespace, args.pod_uid, args.node) == (
+        "train",
+        "team-a",
+        "u1",
+        "n1",
+    )
+    assert json.loads(wire.encode(wire.ExtenderBindingResult())) == {"Error": ""}
+
+
+@pytest.mark.parametrize(
+    ("model", "payload", "message"),
+    [
+        pytest.param(wire.ExtenderArgs, b"", "ExtenderArgs: empty request body", id="empty"),
+        pytest.param(wire.ExtenderArgs, b"{not json", "body is not valid JSON", id="not-json"),
+        pytest.param(wire.ExtenderArgs, b'{"NodeNames": []}', "Pod: Field required", id="no-pod"),
+        pytest.param(wire.ExtenderArgs, b'{"Pod": null}', "Pod: Input should be", id="null-pod"),
+        pytest.param(
+            wire.ExtenderArgs,
+            body({"Pod": kube.pod(), "NodeNames": "n1"}),
+            "NodeNames: Input should be a valid array",
+            id="names-not-list",
+        ),
+        pytest.param(
+            wire.ExtenderArgs,
+            body({"Pod": {"spec": {}}, "NodeNames": []}),
+            "Pod: Pod has no 'metadata' object",
+            id="pod-without-metadata",
+        ),
+        pytest.param(
+            wire.ExtenderArgs,
+            body({"Pod": {"metadata": {"name": "x"}}, "NodeNames": []}),
+            "Pod has no 'metadata.namespace'",
+            id="pod-without-namespace",
+        ),
+        pytest.param(
+            wire.ExtenderArgs,
+            body({"Pod": kube.pod(), "Nodes": {"items": [{"metadata": {}}]}}),
+            "Nodes.items[0]: Node has no 'metadata.name'",
+            id="node-without-name",
+        ),
+        pytest.param(
+            wire.ExtenderBindingArgs,
+            b'{"PodName":"train","PodNamespace":"team-a","PodUID":"u1"}',
+            "ExtenderBindingArgs: Node: Field required",
+            id="bind-without-node",
+        ),
+        pytest.param(
+            wire.ExtenderPreemptionArgs,
+            body({"Pod": kube.pod(), "NodeNameToMetaVictims": {"n1": {"Pods": [{"Name": "x"}]}}}),
+            "NodeNameToMetaVictims.n1.Pods[0].UID: Field required",
+            id="meta-pod-without-uid",
+        ),
+    ],
+)
+def test_malformed_bodies_name_the_field(
+    model: type[wire.ExtenderArgs], payload: bytes, message: str
+) -> None:
+    with pytest.raises(wire.WireFormatError, match=re.escape(message)):
+        wire.decode(model, payload)

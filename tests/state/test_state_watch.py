@@ -1,0 +1,75 @@
+"""List+watch loops: events reach the cache, an expired watch or an error leads to a re-list."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from tests.builders import kube
+
+from gpufair.state import cache, watch
+
+
+class ScriptedSource:
+    """Lists and watch sessions played from a script; records the versions watches start at."""
+
+    def __init__(self, lists: list[list[dict[str, Any]]], sessions: list[Any]) -> None:
+        self.lists = lists
+        self.sessions = sessions
+        self.started_at: list[str] = []
+        self.done = threading.Event()
+
+    def list(self, kind: cache.Kind) -> tuple[list[dict[str, Any]], str]:
+        return self.lists.pop(0), "100"
+
+    def watch(
+        self, kind: cache.Kind, *, resource_version: str, timeout_seconds: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        self.started_at.append(resource_version)
+        if not self.sessions:
+            self.done.set()
+            raise watch.GoneError("script over")
+        session = self.sessions.pop(0)
+        if isinstance(session, Exception):
+            raise session
+        yield from session
+
+
+def versioned(obj: dict[str, Any], version: str) -> dict[str, Any]:
+    return {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}}
+
+
+def test_events_after_a_list_reach_the_cache_and_the_watch_resumes_at_the_last_version() -> None:
+    state = cache.ClusterCache(required_kinds=[cache.Kind.NODE])
+    source = ScriptedSource(
+        lists=[[kube.node("n1")]],
+        sessions=[
+            [("ADDED", versioned(kube.node("n2"), "101"))],
+            [
+                ("DELETED", versioned(kube.node("n1"), "102")),
+                ("BOOKMARK", {"metadata": {"resourceVersion": "150"}}),
+            ],
+        ],
+    )
+    watcher = watch.Watcher(state, source, kinds=[cache.Kind.NODE])
+    with contextlib.suppress(watch.GoneError):
+        watcher.sync(cache.Kind.NODE)
+    assert set(state.snapshot().nodes) == {"n2"}
+    assert source.started_at == ["100", "101", "150"]
+    assert state.synced
+
+
+def test_gone_and_errors_lead_to_a_fresh_list() -> None:
+    state = cache.ClusterCache(required_kinds=[cache.Kind.NODE])
+    source = ScriptedSource(
+        lists=[[kube.node("n1")], [kube.node("n3")], [kube.node("n4")], [kube.node("n5")]],
+        sessions=[watch.GoneError("too old"), ConnectionResetError("api server restarted")],
+    )
+    watcher = watch.Watcher(state, source, kinds=[cache.Kind.NODE], backoff_seconds=0.01)
+    watcher.start()
+    assert source.done.wait(5)
+    watcher.stop()
+    assert watcher.relists[cache.Kind.NODE] >= 3
+    assert set(state.snapshot().nodes) <= {"n4", "n5"}
