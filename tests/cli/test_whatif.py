@@ -240,3 +240,13 @@ def test_malformed_flags_are_usage_errors(
         cli.main(["whatif", "-f", fleet, *flag])
     assert exit_info.value.code == 2
     assert "is not" in capsys.readouterr().err
+
+
+def test_pools_without_capacity_are_skipped_with_a_note(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = write(tmp_path, *two_teams(), gpu_pool("a100"))
+    code, out, err = run(capsys, "-f", fleet, "--capacity", "h100=8", "-o", "json")
+    assert code == 0
+    assert list(json.loads(out)["pools"]) == ["h100"]
+    assert "gpufair: note: pool a100 skipped: no --capacity a100=GPUS" in err

@@ -21,7 +21,7 @@ import dataclasses
 import json
 import pathlib
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -107,11 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         loaded = manifests.load(read_documents(args.files))
-        for note in loaded.notes:
-            print(f"gpufair: note: {note}", file=sys.stderr)
-        results = fair_shares(
-            loaded, capacities=dict(args.capacity), demands=dict(args.demand), notes=_note
-        )
+        results = fair_shares(loaded, capacities=dict(args.capacity), demands=dict(args.demand))
+        skipped = [name for name in loaded.pools if name not in {r.pool for r in results}]
     except manifests.InvalidManifestsError as invalid:
         for problem in invalid.problems:
             print(f"gpufair: {problem}", file=sys.stderr)
@@ -119,6 +116,13 @@ def run(args: argparse.Namespace) -> int:
     except InputError as error:
         print(f"gpufair: {error}", file=sys.stderr)
         return 2
+    for note in loaded.notes:
+        print(f"gpufair: note: {note}", file=sys.stderr)
+    for name in skipped:
+        print(
+            f"gpufair: note: pool {name} skipped: no --capacity {name}=GPUS and no status.capacity",
+            file=sys.stderr,
+        )
     if args.output == "json":
         print(json.dumps(to_json(results), indent=2))
     else:
@@ -150,10 +154,12 @@ def fair_shares(
     *,
     capacities: Mapping[str, int],
     demands: Mapping[tuple[str, str], int],
-    notes: Callable[[str], None] | None = None,
 ) -> list[PoolShares]:
-    """The fair shares of every pool with a known capacity (pure; raises :class:`InputError`
-    for a capacity or demand that names no pool, tenant or quota entry)."""
+    """The fair shares of every pool with a known capacity; pools without one are left out.
+
+    Pure. Raises :class:`InputError` for a capacity or demand that names no pool, tenant or
+    quota entry, and when no pool has a capacity at all.
+    """
     from gpufair.core import fairshare
 
     _check_names(loaded, capacities=capacities, demands=demands)
@@ -163,8 +169,6 @@ def fair_shares(
         if capacity is None and gpu_pool.status is not None:
             capacity = gpu_pool.status.capacity
         if capacity is None:
-            if notes is not None:
-                notes(f"pool {name} skipped: no --capacity {name}=GPUS and no status.capacity")
             continue
         tenants = []
         for tenant_name, tenant in loaded.quotas.items():
@@ -284,10 +288,6 @@ def _align(rows: list[list[str]]) -> str:
 def _number(value: float) -> float | int:
     """A weight as the user wrote it: ``2`` rather than ``2.0``."""
     return int(value) if float(value).is_integer() else value
-
-
-def _note(text: str) -> None:
-    print(f"gpufair: note: {text}", file=sys.stderr)
 
 
 def _recorded_demand(tenant: quota.TenantQuota, pool: str) -> int | None:
