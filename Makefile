@@ -44,7 +44,7 @@ demo: venv tools
 	$(BIN)/gpufair demo
 
 crds: venv
-	$(BIN)/gpufair crds --output-dir crds
+	$(BIN)/gpufair crds --output-dir crds --docs docs/api.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
