@@ -96,3 +96,23 @@ def test_from_file_wins_over_every_source(tmp_path: pathlib.Path) -> None:
     found = discovery.Discoverer(from_file=capture, nvml=NO_LIBRARY, run_smi=_smi_missing)()
     assert found.source is discovery.Source.FILE
     assert found.topology.nvlink_islands() == ((0, 1),)
+
+
+class _LostGpu(fake_nvml.FakeNvml):
+    def nvmlDeviceGetPciInfo(self, handle: object) -> object:  # noqa: N802
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+
+
+def test_auto_falls_back_when_nvml_fails_on_a_gpu(tmp_path: pathlib.Path) -> None:
+    lost = _LostGpu(_nvml_machine().machine)
+    found = discovery.Discoverer(nvml=lost, run_smi=_smi_text, node_root=tmp_path)()
+    assert found.source is discovery.Source.NVIDIA_SMI
+    assert found.notes == ("NVML query failed: GPU is lost",)
+
+
+def test_a_gpu_nvml_saw_is_never_reported_as_no_gpu(tmp_path: pathlib.Path) -> None:
+    lost = _LostGpu(_nvml_machine().machine)
+    source = discovery.Discoverer(nvml=lost, run_smi=_smi_missing, node_root=tmp_path)
+    with pytest.raises(discovery.DiscoveryError) as error:
+        source()
+    assert str(error.value) == "NVML query failed: GPU is lost; nvidia-smi not found on PATH"

@@ -78,8 +78,12 @@ class Discoverer:
         except (NoGpuError, DiscoveryError) as nvml_error:
             try:
                 found = self._smi()
-            except NoGpuError as smi_error:
-                raise NoGpuError(f"{nvml_error}; {smi_error}") from smi_error
+            except (NoGpuError, DiscoveryError) as smi_error:
+                # "No GPU" only when neither source saw one; a GPU NVML saw but could not
+                # describe is a discovery failure, whatever nvidia-smi says.
+                both_none = isinstance(nvml_error, NoGpuError) and isinstance(smi_error, NoGpuError)
+                failure = NoGpuError if both_none else DiscoveryError
+                raise failure(f"{nvml_error}; {smi_error}") from smi_error
             return _checked(found, source=Source.NVIDIA_SMI, notes=(str(nvml_error),))
 
     def _nvml(self) -> topology.NodeTopology:
