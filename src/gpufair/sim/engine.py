@@ -65,6 +65,8 @@ class Job:
     preemptions: int = 0
     lost_gpu_seconds: float = 0.0
     busy_gpu_seconds: float = 0.0
+    done_gpu_seconds: float = 0.0
+    """Work kept (at best-placement speed): checkpointed progress, and all of it at the end."""
     within_guarantee: bool = False
     """At submission, the tenant's demand including this job was within its guarantee."""
     first_placement: cluster_model.Placement | None = None
@@ -234,7 +236,9 @@ class Simulation:
         ran = self.now - job.started
         interval = self.settings.checkpoint_interval
         kept = math.floor(ran / interval) * interval if interval > 0 else 0.0
-        job.remaining = max(0.0, job.remaining - kept / job.slowdown)
+        progress = min(job.remaining, kept / job.slowdown)
+        job.remaining -= progress
+        job.done_gpu_seconds += progress * job.gpus
         job.lost_gpu_seconds += (ran - kept) * job.gpus
         job.busy_gpu_seconds += ran * job.gpus
         job.preemptions += 1
@@ -265,6 +269,7 @@ class Simulation:
     def _finish(self, job: Job) -> None:
         assert job.placement is not None
         job.busy_gpu_seconds += (self.now - job.started) * job.gpus
+        job.done_gpu_seconds += job.remaining * job.gpus
         job.remaining = 0.0
         self._release(job)
         job.status = JobStatus.DONE

@@ -73,8 +73,9 @@ class Scenario:
     half_life: float = 7 * 24 * 3600.0
     reclaim_interval: float = 60.0
     window_end: float | None = None
-    """End of the measurement window (seconds); ``None``: the last submission, or the whole
-    run for a trace whose jobs are all submitted at once."""
+    """End of the measurement window (seconds since the trace origin); ``None``: the last
+    submission (the whole run when all jobs are submitted at once); ``math.inf``: the whole
+    run."""
 
     def build_cluster(self) -> cluster.Cluster:
         return cluster.Cluster.uniform_mix(self.machine_types, nodes=self.nodes)
