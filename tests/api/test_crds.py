@@ -59,7 +59,7 @@ def test_committed_crd_is_what_the_generator_writes(crd: dict[str, Any]) -> None
 def test_api_reference_in_docs_is_current() -> None:
     doc = (REPO / "docs" / "api.md").read_text()
     expected = docgen.splice(doc, docgen.reference(crdgen.definitions()))
-    assert doc == expected, "docs/api.md is stale: run `gpufair crds --docs docs/api.md`"
+    assert doc == expected, "docs/api.md is stale: run `make crds`"
 
 
 @pytest.mark.parametrize(

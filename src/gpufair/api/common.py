@@ -93,28 +93,27 @@ def _base_config(*, extra: Literal["forbid", "ignore"]) -> pydantic.ConfigDict:
         extra=extra,
         frozen=True,
         use_attribute_docstrings=True,
-        use_enum_values=False,
     )
 
 
-class SpecModel(pydantic.BaseModel):
+class WireModel(pydantic.BaseModel):
+    """Base of every gpufair API model: knows its Kubernetes JSON form."""
+
+    def to_wire(self) -> dict[str, Any]:
+        """The Kubernetes JSON form: camelCase keys, unset optional fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SpecModel(WireModel):
     """Base of everything a user writes: unknown keys are errors, not silently dropped."""
 
     model_config = _base_config(extra="forbid")
 
-    def to_wire(self) -> dict[str, Any]:
-        """The Kubernetes JSON form: camelCase keys, unset optional fields left out."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
-
-class StatusModel(pydantic.BaseModel):
+class StatusModel(WireModel):
     """Base of everything the operator writes; unknown keys from a newer operator are ignored."""
 
     model_config = _base_config(extra="ignore")
-
-    def to_wire(self) -> dict[str, Any]:
-        """The Kubernetes JSON form: camelCase keys, unset optional fields left out."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class SelectorOperator(enum.StrEnum):
@@ -226,7 +225,7 @@ def named_list(max_items: int) -> dict[str, Any]:
     }
 
 
-class ObjectMeta(pydantic.BaseModel):
+class ObjectMeta(WireModel):
     """The part of ``metadata`` gpufair reads; everything else (managedFields …) is ignored.
 
     A ``namespace`` on these cluster-scoped objects is ignored, as ``kubectl apply`` does.
@@ -299,7 +298,7 @@ AGE_COLUMN: Final = PrinterColumn(
 )
 
 
-class Resource(pydantic.BaseModel):
+class Resource(WireModel):
     """Base of a whole gpufair object as ``kubectl apply`` takes it (``spec``/``status`` are
     declared by each kind)."""
 
@@ -338,7 +337,3 @@ class Resource(pydantic.BaseModel):
     def name(self) -> str:
         """The object's name."""
         return self.metadata.name
-
-    def to_wire(self) -> dict[str, Any]:
-        """The Kubernetes JSON form: camelCase keys, unset optional fields left out."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
