@@ -19,7 +19,7 @@ from typing import Any, Self
 from tests.builders import topology as topo_builders
 
 from gpufair.core import placement, policy, topology, usage
-from gpufair.operator import objects, plan, snapshot
+from gpufair.operator import intents, objects, plan, snapshot
 
 POOL = "h100"
 POOL_LABEL = "gpufair.test/pool"
@@ -201,7 +201,7 @@ def snap(
     )
 
 
-def persisted(tenant: snapshot.Tenant, status: plan.TenantStatus) -> snapshot.Tenant:
+def persisted(tenant: snapshot.Tenant, status: intents.TenantStatus) -> snapshot.Tenant:
     """The tenant as a restarted operator reads it back: status written as Kubernetes JSON,
     parsed again (usage and conditions survive only if the round trip keeps them)."""
     wire = objects.tenant_status(status)
@@ -222,9 +222,9 @@ class SimCluster:
     pools: dict[str, snapshot.Pool] = dataclasses.field(default_factory=lambda: {POOL: gpu_pool()})
     recreate_evicted: bool = True
     half_life: float = 24 * HOUR
-    evictions: list[plan.Eviction] = dataclasses.field(default_factory=list)
-    admissions: list[plan.Admission] = dataclasses.field(default_factory=list)
-    events: list[plan.Event] = dataclasses.field(default_factory=list)
+    evictions: list[intents.Eviction] = dataclasses.field(default_factory=list)
+    admissions: list[intents.Admission] = dataclasses.field(default_factory=list)
+    events: list[intents.Event] = dataclasses.field(default_factory=list)
     departed: list[snapshot.GpuPod] = dataclasses.field(default_factory=list)
     finished: list[snapshot.GpuPod] = dataclasses.field(default_factory=list)
     last: plan.Plan | None = None

@@ -13,7 +13,7 @@ import pytest
 from tests.builders import operator as b
 
 from gpufair.core import policy
-from gpufair.operator import conditions, plan, snapshot
+from gpufair.operator import conditions, intents, snapshot
 
 
 def one_tenant(*pods: snapshot.GpuPod, **tenant_changes: object) -> b.SimCluster:
@@ -149,6 +149,6 @@ def test_hard_budget_stops_admission_and_says_why() -> None:
     assert budget.status == "True"
     assert "new pods wait" in budget.message
     assert any(
-        e.reason == "BudgetExhaustedTrue" and e.type == plan.EventType.WARNING
+        e.reason == "BudgetExhaustedTrue" and e.type == intents.EventType.WARNING
         for e in decided.events
     )

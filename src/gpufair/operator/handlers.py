@@ -23,7 +23,7 @@ import kopf
 
 from gpufair.api import names
 from gpufair.k8s import operator_io
-from gpufair.operator import metrics, plan, reconciler, settings, view
+from gpufair.operator import intents, metrics, reconciler, settings, view
 
 logger = logging.getLogger(__name__)
 
@@ -150,13 +150,13 @@ async def reconcile_loop(name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo
 # -- events ----------------------------------------------------------------------------------------
 
 _API_VERSIONS = {
-    plan.ObjectKind.POD: "v1",
-    plan.ObjectKind.TENANT_QUOTA: names.API_VERSION,
-    plan.ObjectKind.GPU_POOL: names.API_VERSION,
+    intents.ObjectKind.POD: "v1",
+    intents.ObjectKind.TENANT_QUOTA: names.API_VERSION,
+    intents.ObjectKind.GPU_POOL: names.API_VERSION,
 }
 
 
-def post_event(event: plan.Event) -> None:
+def post_event(event: intents.Event) -> None:
     """Post a Kubernetes Event through kopf's poster (batched, retried, never blocking)."""
     metadata: dict[str, str] = {"name": event.target.name}
     if event.target.namespace:

@@ -21,7 +21,7 @@ from gpufair.api import names, pool, quota
 from gpufair.core import topology, usage
 from gpufair.k8s import nodes as k8s_nodes
 from gpufair.k8s import pods as k8s_pods
-from gpufair.operator import plan, snapshot
+from gpufair.operator import intents, snapshot
 
 Body = Mapping[str, Any]
 
@@ -341,7 +341,7 @@ def _usage(record: usage.Usage) -> quota.Usage:
     )
 
 
-def tenant_status(status: plan.TenantStatus) -> dict[str, Any]:
+def tenant_status(status: intents.TenantStatus) -> dict[str, Any]:
     """The ``status`` of a TenantQuota, validated against the API model."""
     pools = [
         quota.PoolQuotaStatus(
@@ -386,7 +386,7 @@ def tenant_status(status: plan.TenantStatus) -> dict[str, Any]:
     return model.to_wire()
 
 
-def pool_status(status: plan.PoolStatus) -> dict[str, Any]:
+def pool_status(status: intents.PoolStatus) -> dict[str, Any]:
     """The ``status`` of a GPUPool, validated against the API model."""
     model = pool.GPUPoolStatus(
         observed_generation=status.observed_generation,

@@ -21,11 +21,11 @@ from typing import Any, Protocol
 
 from gpufair.api import names
 from gpufair.k8s import operator_io
-from gpufair.operator import metrics, objects, plan, settings, view
+from gpufair.operator import intents, metrics, objects, plan, settings, view
 
 logger = logging.getLogger(__name__)
 
-EventSink = Callable[[plan.Event], None]
+EventSink = Callable[[intents.Event], None]
 
 
 class Writer(Protocol):
@@ -137,14 +137,14 @@ class Reconciler:
             metrics.EVICTIONS_REFUSED.labels(eviction.tenant, eviction.pool, outcome).inc()
             self.cluster.block(pod.uid, until=decided.now + self.config.eviction_retry_seconds)
             self.events(
-                plan.Event(
-                    target=plan.ObjectRef(
-                        kind=plan.ObjectKind.POD,
+                intents.Event(
+                    target=intents.ObjectRef(
+                        kind=intents.ObjectKind.POD,
                         name=pod.name,
                         namespace=pod.namespace,
                         uid=pod.uid,
                     ),
-                    type=plan.EventType.WARNING,
+                    type=intents.EventType.WARNING,
                     reason="EvictionRefused",
                     message=f"eviction for tenant {eviction.preemptor} refused ({outcome});"
                     f" retrying in {self.config.eviction_retry_seconds:.0f}s",

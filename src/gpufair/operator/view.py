@@ -16,7 +16,7 @@ from typing import Any
 
 from gpufair.api import names
 from gpufair.core import usage
-from gpufair.operator import objects, plan, snapshot
+from gpufair.operator import intents, objects, snapshot
 
 Body = Mapping[str, Any]
 
@@ -149,13 +149,13 @@ class ClusterView:
             conditions=self.written_conditions.get(("tenant", tenant.name), tenant.conditions),
         )
 
-    def record_tenant(self, status: plan.TenantStatus) -> None:
+    def record_tenant(self, status: intents.TenantStatus) -> None:
         """Remember a status this process wrote (call after the write succeeded)."""
         for entry in status.pools:
             self.written_usage[(status.name, entry.pool)] = entry.usage
         self.written_conditions[("tenant", status.name)] = status.conditions
 
-    def record_pool(self, status: plan.PoolStatus) -> None:
+    def record_pool(self, status: intents.PoolStatus) -> None:
         self.written_conditions[("pool", status.name)] = status.conditions
 
     def metered(self, *, up_to: float, pods: Iterable[snapshot.GpuPod] = ()) -> None:

@@ -1,0 +1,138 @@
+"""What a reconcile pass decided, as values: statuses, gate removals, evictions, events.
+
+:mod:`.plan` produces them, :mod:`.statuses` builds the status and event parts, and
+:mod:`.reconciler` applies them. Frozen dataclasses: they cross from the pure side to the side
+that writes to the API server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+
+from gpufair.core import usage
+from gpufair.operator import snapshot
+
+
+class ObjectKind(enum.StrEnum):
+    POD = "Pod"
+    TENANT_QUOTA = "TenantQuota"
+    GPU_POOL = "GPUPool"
+
+
+class EventType(enum.StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class Reason(enum.StrEnum):
+    """Event and condition reasons the operator writes (CamelCase, as Kubernetes expects)."""
+
+    ADMITTED = "Admitted"
+    PREEMPTED = "Preempted"
+    RECLAIMING = "Reclaiming"
+    RECLAIMED_FROM = "ReclaimedFrom"
+    RECONCILED = "Reconciled"
+    INVALID_SPEC = "InvalidSpec"
+    NAMESPACE_CONFLICT = "NamespaceConflict"
+    NO_CONFLICT = "NoConflict"
+    GUARANTEES_EXCEED_CAPACITY = "GuaranteesExceedCapacity"
+    GUARANTEES_FIT = "GuaranteesFit"
+    BUDGET_EXHAUSTED = "BudgetExhausted"
+    WITHIN_BUDGET = "WithinBudget"
+    NO_MATCHING_NODES = "NoMatchingNodes"
+    NODES_FOUND = "NodesFound"
+    LABELS_MISSING = "TopologyLabelsMissing"
+    LABELS_PRESENT = "TopologyLabelsPresent"
+    UNKNOWN_POOL = "UnknownPool"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ObjectRef:
+    kind: ObjectKind
+    name: str
+    namespace: str | None = None
+    uid: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    target: ObjectRef
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Admission:
+    """Remove the pod's admission gate; it waited ``waited`` seconds."""
+
+    pod: snapshot.GpuPod
+    tenant: str
+    pool: str
+    waited: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Eviction:
+    """Evict ``pod`` (tenant ``tenant``) so that ``for_pod`` of ``preemptor`` can run."""
+
+    pod: snapshot.GpuPod
+    tenant: str
+    pool: str
+    preemptor: str
+    for_pod: snapshot.GpuPod
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantPoolStatus:
+    pool: str
+    allocated: int
+    """GPUs held on nodes by the tenant's pods (terminating ones included)."""
+    guaranteed: int
+    limit: int | None
+    fair_share: float
+    borrowed: float
+    waiting: int
+    """Pods behind the admission gate."""
+    waiting_gpus: int
+    demand: int
+    """GPUs of bound, admitted and waiting pods (what the fair share was computed from)."""
+    pending: int
+    """Admitted pods not bound yet."""
+    pending_gpus: int
+    usage: usage.Usage
+    decayed_now: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantStatus:
+    name: str
+    observed_generation: int
+    namespaces: tuple[str, ...]
+    pools: tuple[TenantPoolStatus, ...]
+    conditions: tuple[snapshot.Condition, ...]
+    gpu_seconds: float
+    """Cumulative GPU-seconds over all pools."""
+    budget_used_gpu_hours: float
+    budget_gpu_hours: float | None
+    budget_exhausted: bool
+    period_start: float | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PoolStatus:
+    name: str
+    observed_generation: int
+    nodes: int
+    schedulable_nodes: int
+    capacity: int
+    allocated: int
+    free: int
+    largest_free_island: int
+    fragmentation: float
+    tenants: Mapping[str, int]
+    shares: Mapping[str, float]
+    conditions: tuple[snapshot.Condition, ...]

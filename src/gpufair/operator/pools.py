@@ -1,0 +1,118 @@
+"""A pool's nodes, capacity and free GPUs at one instant: what statuses, admission and
+reclaim of that pool are computed from (called by :mod:`.plan`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from gpufair.core import topology as topo
+from gpufair.k8s import nodes as k8s_nodes
+from gpufair.k8s import selectors
+from gpufair.operator import snapshot
+
+
+def selector_matches(selector: snapshot.LabelSelector, labels: Mapping[str, str]) -> bool:
+    """LabelSelector matching; a malformed selector matches nothing."""
+    try:
+        return selectors.matches(selector, labels)
+    except selectors.SelectorError:
+        return False
+
+
+def pools_of_nodes(
+    pools: Mapping[str, snapshot.Pool], nodes: Mapping[str, snapshot.Node]
+) -> dict[str, str]:
+    """The pool of each node: the alphabetically first valid pool whose selector matches."""
+    result: dict[str, str] = {}
+    for node_name, node in nodes.items():
+        for pool_name in sorted(pools):
+            pool = pools[pool_name]
+            if pool.invalid is None and selector_matches(pool.selector, node.labels):
+                result[node_name] = pool_name
+                break
+    return result
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PoolView:
+    """One pool's nodes with their free GPUs, and every GPU pod on them."""
+
+    pool: snapshot.Pool
+    nodes: tuple[snapshot.Node, ...]
+    free: Mapping[str, frozenset[int]]
+    """Free GPU indices of each schedulable node."""
+    indices: Mapping[str, tuple[int, ...]]
+    """GPU indices each pod on the pool's nodes holds (recorded, or assumed when unrecorded)."""
+    topologies: Mapping[str, topo.NodeTopology]
+    capacity: int
+    allocated: int
+    in_flight: int
+    """Pods on the pool's nodes that are terminating (evictions or deletions in progress)."""
+    missing_topology: tuple[str, ...]
+    holders: tuple[snapshot.GpuPod, ...]
+
+
+def pool_view(
+    pool: snapshot.Pool, *, snap: snapshot.Snapshot, node_pool: Mapping[str, str]
+) -> PoolView:
+    members = tuple(
+        node for name, node in sorted(snap.nodes.items()) if node_pool.get(name) == pool.name
+    )
+    names = {node.name for node in members}
+    holders = tuple(pod for pod in snap.pods if pod.holds_gpus and pod.node in names)
+    free: dict[str, frozenset[int]] = {}
+    indices: dict[str, tuple[int, ...]] = {}
+    topologies: dict[str, topo.NodeTopology] = {}
+    capacity = 0
+    allocated = 0
+    for node in members:
+        count = node.allocatable.get(pool.resource_name, 0)
+        node_topology = node.topology
+        if node_topology is None or len(node_topology.gpus) != count:
+            node_topology = k8s_nodes.flat_topology(count)
+        topologies[node.name] = node_topology
+        on_node = [pod for pod in holders if pod.node == node.name]
+        allocated += sum(pod.gpus for pod in on_node)
+        held = _held_indices(node_topology, on_node)
+        indices.update(held)
+        if not node.schedulable:
+            continue
+        capacity += count
+        taken = {gpu for gpus in held.values() for gpu in gpus}
+        free[node.name] = frozenset(node_topology.indices) - taken
+    return PoolView(
+        pool=pool,
+        nodes=members,
+        free=free,
+        indices=indices,
+        topologies=topologies,
+        capacity=capacity,
+        allocated=allocated,
+        in_flight=sum(1 for pod in holders if pod.state is snapshot.PodState.TERMINATING),
+        missing_topology=tuple(
+            node.name
+            for node in members
+            if node.topology is None and node.allocatable.get(pool.resource_name, 0) > 0
+        ),
+        holders=holders,
+    )
+
+
+def _held_indices(
+    node_topology: topo.NodeTopology, on_node: Sequence[snapshot.GpuPod]
+) -> dict[str, tuple[int, ...]]:
+    """The GPUs each pod holds: as recorded by bind; a pod without a record (bound by another
+    scheduler) is assumed to hold the highest indices nobody recorded."""
+    held: dict[str, tuple[int, ...]] = {}
+    taken: set[int] = set()
+    for pod in on_node:
+        if pod.gpu_indices is not None:
+            held[pod.uid] = tuple(sorted(pod.gpu_indices))
+            taken |= pod.gpu_indices
+    rest = [index for index in reversed(node_topology.indices) if index not in taken]
+    for pod in on_node:
+        if pod.gpu_indices is None:
+            mine, rest = rest[: pod.gpus], rest[pod.gpus :]
+            held[pod.uid] = tuple(sorted(mine))
+    return held

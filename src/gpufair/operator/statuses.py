@@ -1,0 +1,312 @@
+"""Statuses, conditions and events of TenantQuotas and GPUPools for one pass (pure).
+
+Called by :mod:`.plan` after metering, sharing, admission and reclaim were decided. Conditions
+go through :func:`.conditions.merge`, so each status transition yields exactly one event, and
+a restarted operator (reading the persisted conditions) repeats none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from gpufair.core import fairshare, placement, usage
+from gpufair.operator import conditions, intents, pools, snapshot
+
+Type = conditions.Type
+Reason = intents.Reason
+Event = intents.Event
+ObjectRef = intents.ObjectRef
+ObjectKind = intents.ObjectKind
+EventType = intents.EventType
+
+
+def tenant_status(
+    tenant: snapshot.Tenant,
+    *,
+    placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],
+    usages: Mapping[tuple[str, str], usage.Usage],
+    shares: Mapping[str, fairshare.PoolShares],
+    conflicts: Sequence[str],
+    owned: Sequence[str],
+    exhausted: bool,
+    known_pools: Mapping[str, snapshot.Pool],
+    now: float,
+    half_life: float,
+) -> tuple[intents.TenantStatus, list[Event]]:
+    pools: list[intents.TenantPoolStatus] = []
+    for entitlement in tenant.pools if tenant.invalid is None else ():
+        pods = placed.get((tenant.name, entitlement.pool), ())
+        share = shares.get(entitlement.pool)
+        record = usages.get((tenant.name, entitlement.pool)) or usage.Usage(as_of=now)
+        allocated = sum(pod.gpus for pod in pods if pod.holds_gpus)
+        waiting = [pod for pod in pods if pod.state is snapshot.PodState.GATED]
+        pools.append(
+            intents.TenantPoolStatus(
+                pool=entitlement.pool,
+                allocated=allocated,
+                guaranteed=entitlement.guaranteed,
+                limit=entitlement.limit,
+                fair_share=share.share(tenant.name) if share else 0.0,
+                borrowed=share.borrowed(tenant.name, allocated) if share else 0.0,
+                waiting=len(waiting),
+                waiting_gpus=sum(pod.gpus for pod in waiting),
+                demand=share.demand.get(tenant.name, 0) if share else 0,
+                pending=sum(1 for pod in pods if pod.state is snapshot.PodState.PENDING),
+                pending_gpus=sum(
+                    pod.gpus for pod in pods if pod.state is snapshot.PodState.PENDING
+                ),
+                usage=record,
+                decayed_now=usage.decayed_at(record, now=now, half_life=half_life),
+            )
+        )
+    used_hours = (
+        usage.period_gpu_hours(
+            (p.usage for p in pools), now=now, period=tenant.budget.period_seconds
+        )
+        if tenant.budget is not None
+        else 0.0
+    )
+    wanted = list(
+        _tenant_conditions(
+            tenant,
+            conflicts=conflicts,
+            overcommitted=[
+                name
+                for name in sorted(shares)
+                if tenant.entitlement(name) is not None and shares[name].overcommitted
+            ],
+            missing_pools=[p.pool for p in tenant.pools if p.pool not in known_pools],
+            exhausted=exhausted,
+            used_hours=used_hours,
+        )
+    )
+    merged, changed = conditions.merge(
+        tenant.conditions, wanted, now=now, generation=tenant.generation
+    )
+    status = intents.TenantStatus(
+        name=tenant.name,
+        observed_generation=tenant.generation,
+        namespaces=tuple(owned),
+        pools=tuple(pools),
+        conditions=merged,
+        gpu_seconds=sum(p.usage.gpu_seconds for p in pools),
+        budget_used_gpu_hours=used_hours,
+        budget_gpu_hours=tenant.budget.gpu_hours if tenant.budget else None,
+        budget_exhausted=exhausted,
+        period_start=(
+            usage.period_start(now, period=tenant.budget.period_seconds)
+            if tenant.budget is not None
+            else None
+        ),
+    )
+    target = ObjectRef(kind=ObjectKind.TENANT_QUOTA, name=tenant.name)
+    return status, [_condition_event(target, want) for want in changed]
+
+
+def _tenant_conditions(
+    tenant: snapshot.Tenant,
+    *,
+    conflicts: Sequence[str],
+    overcommitted: Sequence[str],
+    missing_pools: Sequence[str],
+    exhausted: bool,
+    used_hours: float,
+) -> Iterable[conditions.Desired]:
+    if tenant.invalid is not None:
+        yield conditions.Desired(
+            Type.READY, False, Reason.INVALID_SPEC, tenant.invalid, warning=True
+        )
+        return
+    if missing_pools:
+        yield conditions.Desired(
+            Type.READY,
+            False,
+            Reason.UNKNOWN_POOL,
+            f"no GPUPool named {', '.join(missing_pools)}",
+            warning=True,
+        )
+    elif conflicts:
+        yield conditions.Desired(
+            Type.READY, False, Reason.NAMESPACE_CONFLICT, "; ".join(conflicts), warning=True
+        )
+    else:
+        yield conditions.Desired(
+            Type.READY, True, Reason.RECONCILED, "quota reconciled; pods are admitted in order"
+        )
+    yield conditions.Desired(
+        Type.NAMESPACE_CONFLICT,
+        bool(conflicts),
+        Reason.NAMESPACE_CONFLICT if conflicts else Reason.NO_CONFLICT,
+        "; ".join(conflicts) if conflicts else "no other tenant claims these namespaces",
+        warning=True,
+    )
+    yield conditions.Desired(
+        Type.OVERCOMMITTED,
+        bool(overcommitted),
+        Reason.GUARANTEES_EXCEED_CAPACITY if overcommitted else Reason.GUARANTEES_FIT,
+        f"guarantees exceed the capacity of pool {', '.join(overcommitted)}"
+        if overcommitted
+        else "the guarantees fit every pool",
+        warning=True,
+    )
+    if tenant.budget is not None:
+        budget = tenant.budget
+        yield conditions.Desired(
+            Type.BUDGET_EXHAUSTED,
+            exhausted,
+            Reason.BUDGET_EXHAUSTED if exhausted else Reason.WITHIN_BUDGET,
+            f"used {used_hours:.2f} of {budget.gpu_hours:g} GPU-hours this period"
+            + (
+                f"; enforcement {budget.enforcement}: new pods wait for the next period"
+                if exhausted and budget.enforcement == "Hard"
+                else ""
+            ),
+            warning=True,
+        )
+
+
+def pool_status(
+    view: pools.PoolView,
+    *,
+    shares: fairshare.PoolShares,
+    tenant_allocated: Mapping[str, int],
+    now: float,
+) -> tuple[intents.PoolStatus, list[Event]]:
+    pool = view.pool
+    free = sum(len(gpus) for gpus in view.free.values())
+    largest = max(
+        (
+            placement.largest_free_island(view.topologies[name], gpus)
+            for name, gpus in view.free.items()
+        ),
+        default=0,
+    )
+    fragmentation = (
+        sum(
+            placement.fragmentation(view.topologies[name], gpus) * len(gpus)
+            for name, gpus in view.free.items()
+        )
+        / free
+        if free
+        else 0.0
+    )
+    wanted: list[conditions.Desired] = []
+    schedulable = sum(1 for node in view.nodes if node.schedulable)
+    if pool.invalid is not None:
+        wanted.append(
+            conditions.Desired(Type.READY, False, Reason.INVALID_SPEC, pool.invalid, warning=True)
+        )
+    elif view.capacity == 0:
+        message = (
+            f"no schedulable node with {pool.resource_name} matches the node selector"
+            f" ({len(view.nodes)} matching, {schedulable} schedulable)"
+        )
+        wanted.append(
+            conditions.Desired(Type.READY, False, Reason.NO_MATCHING_NODES, message, warning=True)
+        )
+        wanted.append(
+            conditions.Desired(Type.NO_NODES, True, Reason.NO_MATCHING_NODES, message, warning=True)
+        )
+    else:
+        wanted.append(
+            conditions.Desired(
+                Type.READY,
+                True,
+                Reason.NODES_FOUND,
+                f"{schedulable} schedulable nodes, {view.capacity} GPUs",
+            )
+        )
+        wanted.append(
+            conditions.Desired(
+                Type.NO_NODES, False, Reason.NODES_FOUND, f"{schedulable} schedulable nodes"
+            )
+        )
+    wanted.append(
+        conditions.Desired(
+            Type.TOPOLOGY_MISSING,
+            bool(view.missing_topology),
+            Reason.LABELS_MISSING if view.missing_topology else Reason.LABELS_PRESENT,
+            "nodes without gpufair topology labels (placement cannot keep jobs on one NVLink"
+            f" island there): {', '.join(view.missing_topology)}"
+            if view.missing_topology
+            else "every node publishes its GPU topology",
+            warning=True,
+        )
+    )
+    wanted.append(
+        conditions.Desired(
+            Type.OVERCOMMITTED,
+            shares.overcommitted,
+            Reason.GUARANTEES_EXCEED_CAPACITY if shares.overcommitted else Reason.GUARANTEES_FIT,
+            f"guarantees add up to {shares.guaranteed_total} GPUs, capacity is {view.capacity}",
+            warning=True,
+        )
+    )
+    merged, changed = conditions.merge(pool.conditions, wanted, now=now, generation=pool.generation)
+    status = intents.PoolStatus(
+        name=pool.name,
+        observed_generation=pool.generation,
+        nodes=len(view.nodes),
+        schedulable_nodes=schedulable,
+        capacity=view.capacity,
+        allocated=view.allocated,
+        free=free,
+        largest_free_island=largest,
+        fragmentation=fragmentation,
+        tenants={name: tenant_allocated.get(name, 0) for name in sorted(shares.shares)},
+        shares=dict(shares.shares),
+        conditions=merged,
+    )
+    target = ObjectRef(kind=ObjectKind.GPU_POOL, name=pool.name)
+    return status, [_condition_event(target, want) for want in changed]
+
+
+def _condition_event(target: ObjectRef, want: conditions.Desired) -> Event:
+    bad = want.status != (want.type is Type.READY)
+    return Event(
+        target=target,
+        type=EventType.WARNING if bad and want.warning else EventType.NORMAL,
+        reason=f"{want.type}{want.status_text}"
+        if want.type is not Type.READY
+        else (want.reason if not want.status else "Ready"),
+        message=want.message,
+    )
+
+
+def _pod_ref(pod: snapshot.GpuPod) -> ObjectRef:
+    return ObjectRef(kind=ObjectKind.POD, name=pod.name, namespace=pod.namespace, uid=pod.uid)
+
+
+def admission_events(admissions: Iterable[intents.Admission]) -> Iterable[Event]:
+    for admitted in admissions:
+        yield Event(
+            target=_pod_ref(admitted.pod),
+            type=EventType.NORMAL,
+            reason=Reason.ADMITTED,
+            message=f"admitted to pool {admitted.pool} for tenant {admitted.tenant}"
+            f" after waiting {admitted.waited:.0f}s",
+        )
+
+
+def eviction_events(evictions: Iterable[intents.Eviction]) -> Iterable[Event]:
+    for eviction in evictions:
+        yield Event(
+            target=_pod_ref(eviction.pod),
+            type=EventType.WARNING,
+            reason=Reason.PREEMPTED,
+            message=eviction.message,
+        )
+        yield Event(
+            target=ObjectRef(kind=ObjectKind.TENANT_QUOTA, name=eviction.tenant),
+            type=EventType.WARNING,
+            reason=Reason.RECLAIMED_FROM,
+            message=f"pod {eviction.pod.key} ({eviction.pod.gpus} GPUs) evicted in pool"
+            f" {eviction.pool}: {eviction.message}",
+        )
+        yield Event(
+            target=ObjectRef(kind=ObjectKind.TENANT_QUOTA, name=eviction.preemptor),
+            type=EventType.NORMAL,
+            reason=Reason.RECLAIMING,
+            message=f"evicting {eviction.pod.key} of tenant {eviction.tenant} in pool"
+            f" {eviction.pool} so that {eviction.for_pod.key} can run",
+        )
