@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.api import names
-from gpufair.core import admission, fairshare, placement
+from gpufair.core import admission, fairshare, placement, preemption
 from gpufair.k8s import pods
 from gpufair.state import cache, views
 
@@ -128,7 +128,7 @@ class Judge:
         self.tenant = snapshot.tenant_of(ask.namespace)
         self.placer = placer
         self._pools: dict[str, Verdict | None] = {}
-        self._shapes: dict[tuple[object, ...], Verdict] = {}
+        self._shapes: dict[int, Verdict] = {}
 
     def count(self, pool: views.PoolView) -> int:
         return self.ask.requests.get(pool.resource, 0)
@@ -187,10 +187,11 @@ class Judge:
 
     def verdict_for(self, node: views.NodeView) -> Verdict:
         """The verdict for this view of a node (bind passes the node's newest view)."""
-        shape = node.shape
-        verdict = self._shapes.get(shape)
+        if node.shape_id < 0:  # a view the cache did not intern (tests, what-if)
+            return self._judge(node)
+        verdict = self._shapes.get(node.shape_id)
         if verdict is None:
-            verdict = self._shapes[shape] = self._judge(node)
+            verdict = self._shapes[node.shape_id] = self._judge(node)
         return verdict
 
     def _judge(self, node: views.NodeView) -> Verdict:
@@ -305,93 +306,77 @@ def pool_shares(
 
 
 def preempt(judge: Judge, proposals: Mapping[str, Sequence[str]], *, now: float) -> PreemptOutcome:
-    """Narrow kube-scheduler's proposed victims to those the fair-share policy allows.
-
-    A GPU pod of another tenant may be a victim only when that tenant may reclaim-free it: it
-    keeps at least ``max(fair share, guarantee)`` in the pool after all its victims on the node
-    go, the pod has run at least the tenant's ``minRuntimeSeconds``, and the preemptor's tenant
-    has ``reclaim`` enabled. Pods of the preemptor's own tenant and non-GPU pods are left to
-    kube-scheduler's priority rules. A node whose remaining victims would not make room for
-    the pod (topology included) is dropped, so no pod is evicted for nothing.
+    """Narrow kube-scheduler's proposed victims to those the fair-share policy allows
+    (``preemption.allowed_victims``: victim tenants keep ``max(fair share, guarantee)``, young
+    pods are protected, the preemptor's tenant stays within its share, and the kept victims must
+    make the pod fit on the node, topology included). A node whose allowed victims do not make
+    room is dropped. Victims that are not GPU pods are kube-scheduler's business and are kept.
     """
     snapshot = judge.snapshot
+    me = judge.tenant
     kept: dict[str, list[str]] = {}
     removed: dict[str, str] = {}
     shares: dict[str, fairshare.PoolShares] = {}
-    me = judge.tenant
-    reclaim = me is not None and snapshot.tenants[me].reclaim
+    policies = {
+        name: preemption.Policy(reclaim=t.reclaim, min_runtime_seconds=t.min_runtime_seconds)
+        for name, t in snapshot.tenants.items()
+    }
     for node_name, uids in proposals.items():
         node = snapshot.nodes.get(node_name)
-        if node is None or node.pool is None or node.pool not in snapshot.pools:
+        if node is None or me is None or node.problem is not None:
             continue
-        if judge.pool_verdict(node.pool) is not None or node.problem is not None:
+        if node.pool is None or node.pool not in snapshot.pools:
+            continue
+        if judge.pool_verdict(node.pool) is not None:
             continue
         pool = snapshot.pools[node.pool]
+        count = judge.count(pool)
         if node.pool not in shares:
-            shares[node.pool] = pool_shares(
-                snapshot, node.pool, extra={me: judge.count(pool)} if me else {}
-            )
-        pool_shares_ = shares[node.pool]
-        taken: dict[str, int] = {}
-        allowed: list[str] = []
-        freed: set[int] = set()
+            shares[node.pool] = pool_shares(snapshot, node.pool, extra={me: count})
+        running: list[preemption.RunningPod] = []
+        others: set[str] = set()
         for uid in uids:
             victim = snapshot.pods.get(uid)
             if victim is None or victim.request(pool.resource) == 0:
-                allowed.append(uid)
+                others.add(uid)
                 continue
-            why = _protected(
-                snapshot,
-                victim,
-                pool=pool,
-                me=me,
-                reclaim=reclaim,
-                shares=pool_shares_,
-                taken=taken,
-                now=now,
+            running.append(
+                preemption.RunningPod(
+                    uid=uid,
+                    tenant=snapshot.tenant_of(victim.namespace) or "",
+                    pool=pool.name,
+                    node=node_name,
+                    gpus=tuple(sorted(victim.gpus or ())),
+                    priority=victim.priority,
+                    started_at=_seconds(victim.started) or _seconds(victim.created) or 0.0,
+                    checkpoint_at=_seconds(victim.checkpoint),
+                    name=victim.ref,
+                )
             )
-            if why is not None:
-                removed[uid] = why
-                continue
-            allowed.append(uid)
-            freed |= victim.gpus or frozenset()
-        room = dataclasses.replace(
-            node, free=node.free | (frozenset(freed) & frozenset(node.topology.indices))
+        allowed = preemption.allowed_victims(
+            preemptor=admission.WaitingPod(
+                uid=judge.ask.uid, tenant=me, pool=pool.name, gpus=count, name=judge.ask.ref
+            ),
+            victims=running,
+            shares=shares[node.pool],
+            allocated={
+                tenant: snapshot.used(tenant, pool.name)
+                for tenant, entry in snapshot.tenants.items()
+                if pool.name in entry.pools
+            },
+            policies=policies,
+            now=now,
+            node=preemption.NodeGPUs(topology=node.topology, free=node.free),
+            mode=pool.mode,
+            rule=pool.rule,
         )
-        if isinstance(
-            judge.placer.choose(room, count=judge.count(pool), pool=pool), placement.Choice
-        ):
-            kept[node_name] = allowed
+        if allowed is None:
+            for pod in running:
+                removed[pod.uid] = "the fair-share policy allows no victim set that makes room"
+            continue
+        allowed_uids = {pod.uid for pod in allowed} | others
+        for pod in running:
+            if pod.uid not in allowed_uids:
+                removed[pod.uid] = "protected by the fair-share policy or not needed"
+        kept[node_name] = [uid for uid in uids if uid in allowed_uids]
     return PreemptOutcome(kept=kept, removed=removed)
-
-
-def _protected(
-    snapshot: cache.Snapshot,
-    victim: views.PodView,
-    *,
-    pool: views.PoolView,
-    me: str | None,
-    reclaim: bool,
-    shares: fairshare.PoolShares,
-    taken: dict[str, int],
-    now: float,
-) -> str | None:
-    owner = snapshot.tenant_of(victim.namespace)
-    if owner is None or owner == me:
-        return None
-    if not reclaim:
-        return f"tenant {me} does not reclaim (spec.preemption.reclaim: false)"
-    tenant = snapshot.tenants.get(owner)
-    if tenant is not None and tenant.min_runtime_seconds > 0:
-        started = _seconds(victim.started) or _seconds(victim.created)
-        if started is not None and now - started < tenant.min_runtime_seconds:
-            return f"pod {victim.ref} has run less than {tenant.min_runtime_seconds:g}s"
-    count = victim.request(pool.resource)
-    allocated = snapshot.used(owner, pool.name) - taken.get(owner, 0)
-    if allocated - count < shares.protected(owner) - fairshare.TOLERANCE:
-        return (
-            f"tenant {owner} would fall below its fair share"
-            f" {shares.protected(owner):g} GPUs in pool {pool.name}"
-        )
-    taken[owner] = taken.get(owner, 0) + count
-    return None

@@ -132,6 +132,7 @@ class ClusterCache:
         self._views: dict[str, views.NodeView] = {}
         self._topology_ids: dict[topology.NodeTopology, int] = {}
         self._topologies: list[topology.NodeTopology] = []
+        self._shape_ids: dict[tuple[object, ...], int] = {}
         self._flat: dict[int, topology.NodeTopology] = {}
         self._contributions: dict[str, tuple[str, str, int]] = {}
         self._usage: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -546,7 +547,11 @@ class ClusterCache:
             hidden=min(hidden, len(free)),
             problem="node has invalid gpufair topology labels" if problem else None,
         )
-        self._views[name] = view
+        shape = view.shape()
+        shape_id = self._shape_ids.get(shape)
+        if shape_id is None:
+            shape_id = self._shape_ids[shape] = len(self._shape_ids)
+        self._views[name] = dataclasses.replace(view, shape_id=shape_id)
 
     def _resolve_tenant(self, namespace: str) -> str | None:
         return pods.tenant_of_namespace(

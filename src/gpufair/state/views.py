@@ -76,7 +76,10 @@ class NodeView:
     problem: str | None = None
     """Why the node cannot take GPU pods at all (e.g. invalid topology labels)."""
 
-    @property
+    shape_id: int = -1
+    """Equal for nodes whose :meth:`shape` is equal (interned by the cache): every decision
+    about a node depends only on its shape, so verbs judge each shape once per request."""
+
     def shape(self) -> tuple[object, ...]:
         """Everything a decision about this node depends on, except its name."""
         return (self.pool, self.topology_id, self.free, self.hidden, self.problem, self.schedulable)
