@@ -108,8 +108,10 @@ def machine_from_capture(
             node_cpus[node] = node_cpus.get(node, frozenset()) | gpu_cpus
     links: list[list[Link]] = [[] for _ in range(count)]
     if nvswitches:
+        # NVSwitches sit in PCI domains of their own: an A100 reports links to
+        # 00000008:00:00.0 (NVIDIA/go-nvml#166), and several links end on one switch.
         switches = [
-            nvml_topology.PciAddress(domain=0, bus=0xC0 + switch, device=0)
+            nvml_topology.PciAddress(domain=5 + switch, bus=0, device=0)
             for switch in range(nvswitches)
         ]
         for i in range(count):
