@@ -74,9 +74,10 @@ def _rows(schema: Mapping[str, Any], path: str) -> Iterator[str]:
         child_path = f"{path}.{name}"
         kind = _type(child)
         default = f"`{_yaml(child['default'])}`" if "default" in child else ""
-        notes = [child.get("description", "").replace("\n\n", " ").replace("|", "\\|")]
+        notes = [child.get("description", "").replace("\n\n", " ")]
         notes += _constraints(child, required=name in required)
-        yield f"| `{child_path}` | {kind} | {default} | {' '.join(n for n in notes if n)} |"
+        text = " ".join(n for n in notes if n).replace("|", "\\|")  # a pipe would end the cell
+        yield f"| `{child_path}` | {kind} | {default} | {text} |"
         if child.get("type") == "object" and "properties" in child:
             yield from _rows(child, child_path)
         elif child.get("type") == "array" and "properties" in child.get("items", {}):
