@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import pathlib
+import tempfile
 from collections.abc import Sequence
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
+from tests.agent import fake_nvml
 
+from gpufair.agent import nvml_reader
 from gpufair.agent import nvml_topology as nt
-from gpufair.core import topology
+from gpufair.core import topology, topology_matrix
 
 LinkLevel = topology.LinkLevel
 Kind = nt.NvLinkDeviceType
@@ -182,3 +188,45 @@ def test_cpus_from_mask_reads_every_word() -> None:
 
 def test_pci_address_prints_as_nvml_does() -> None:
     assert str(nt.PciAddress(domain=0, bus=0x1A, device=0)) == "00000000:1A:00.0"
+
+
+PCIE = [LinkLevel.PIX, LinkLevel.PXB, LinkLevel.PHB, LinkLevel.NODE, LinkLevel.SYS]
+
+
+@st.composite
+def link_matrices(draw: st.DrawFn, max_gpus: int = 8) -> topology_matrix.TopologyMatrix:
+    """Any symmetric ``topo -m`` GPU matrix: NV# pairs with 1..4 links, PCIe levels elsewhere."""
+    count = draw(st.integers(min_value=1, max_value=max_gpus))
+    levels = [[LinkLevel.SELF] * count for _ in range(count)]
+    nvlinks = [[0] * count for _ in range(count)]
+    for i in range(count):
+        for j in range(i + 1, count):
+            links = draw(st.integers(min_value=0, max_value=4))
+            level = LinkLevel.NVLINK if links else draw(st.sampled_from(PCIE))
+            levels[i][j] = levels[j][i] = level
+            nvlinks[i][j] = nvlinks[j][i] = links
+    numa = [draw(st.none() | st.integers(min_value=0, max_value=3)) for _ in range(count)]
+    cpus = [None if node is None else f"{node * 8}-{node * 8 + 7}" for node in numa]
+    return topology_matrix.TopologyMatrix(
+        gpu_count=count,
+        levels=tuple(tuple(row) for row in levels),
+        nvlinks=tuple(tuple(row) for row in nvlinks),
+        numa=tuple(numa),
+        cpu_affinity=tuple(cpus),
+    )
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(matrix=link_matrices(), driver=st.sampled_from(fake_nvml.Driver))
+def test_nvml_facts_of_any_matrix_give_that_matrix_back(
+    matrix: topology_matrix.TopologyMatrix, driver: fake_nvml.Driver
+) -> None:
+    machine = fake_nvml.machine_from_capture(matrix)
+    with tempfile.TemporaryDirectory() as sysfs:
+        facts = nvml_reader.read_facts(
+            fake_nvml.FakeNvml(machine, driver=driver),
+            node_root=machine.write_sysfs(pathlib.Path(sysfs) / "node"),
+        )
+    assert nt.link_levels(facts) == matrix.levels
+    assert nt.numa_ids(facts) == matrix.numa
+    assert nt.to_topology(facts) == topology.from_matrix(matrix)
