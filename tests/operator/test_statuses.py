@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from tests.builders import operator as b
 
 from gpufair.operator import conditions, intents, plan, snapshot
-from tests.builders import operator as b
 
 HALF_LIFE = 24 * b.HOUR
 

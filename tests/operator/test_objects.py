@@ -1,0 +1,112 @@
+"""Kubernetes JSON to snapshot values and back: pods, nodes, quotas, statuses."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from tests.builders import operator as b
+
+from gpufair.api import names, quota
+from gpufair.operator import objects, plan, snapshot
+
+T0 = "2026-11-26T10:00:00Z"
+T0_SECONDS = objects.parse_time(T0) or 0.0
+
+
+def pod_json(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "metadata": {"name": "p", "namespace": "team-a", "uid": "u1", "creationTimestamp": T0},
+        "spec": {
+            "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "2"}}}],
+        },
+        "status": {"phase": "Pending"},
+    }
+    for path, value in changes.items():
+        section, key = path.split("__")
+        body[section][key] = value
+    return body
+
+
+@pytest.mark.parametrize(
+    ("changes", "state"),
+    [
+        pytest.param(
+            {"spec__schedulingGates": [{"name": names.ADMISSION_GATE}]},
+            snapshot.PodState.GATED,
+            id="gated",
+        ),
+        pytest.param({}, snapshot.PodState.PENDING, id="admitted-not-bound"),
+        pytest.param({"spec__nodeName": "n1"}, snapshot.PodState.BOUND, id="bound"),
+        pytest.param(
+            {"spec__nodeName": "n1", "metadata__deletionTimestamp": T0},
+            snapshot.PodState.TERMINATING,
+            id="terminating",
+        ),
+        pytest.param(
+            {"spec__nodeName": "n1", "status__phase": "Succeeded"},
+            snapshot.PodState.FINISHED,
+            id="succeeded",
+        ),
+    ],
+)
+def test_pod_states(changes: dict[str, Any], state: snapshot.PodState) -> None:
+    pod = objects.gpu_pod(pod_json(**changes), resources=["nvidia.com/gpu"], observed_at=50.0)
+    assert pod is not None
+    assert (pod.state, pod.gpus, pod.created_at) == (state, 2, T0_SECONDS)
+
+
+def test_a_bound_pod_keeps_the_time_it_was_first_seen_bound() -> None:
+    body = pod_json(spec__nodeName="n1")
+    first = objects.gpu_pod(body, resources=["nvidia.com/gpu"], observed_at=100.0)
+    again = objects.gpu_pod(body, resources=["nvidia.com/gpu"], observed_at=200.0, previous=first)
+    assert first is not None
+    assert again is not None
+    assert first.started_at == again.started_at == 100.0
+
+
+def test_pods_without_gpus_are_not_gpu_pods() -> None:
+    body = pod_json()
+    body["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "2"}}
+    assert objects.gpu_pod(body, resources=["nvidia.com/gpu"], observed_at=0.0) is None
+
+
+def test_an_invalid_quota_is_read_with_the_reason() -> None:
+    tenant = objects.tenant(
+        {
+            "metadata": {"name": "a", "generation": 3},
+            "spec": {"namespaces": ["a"], "pools": [{"name": "h100", "guaranteed": 8, "limit": 4}]},
+        }
+    )
+    assert tenant.invalid is not None
+    assert "guaranteed" in tenant.invalid
+    assert "limit" in tenant.invalid
+    assert tenant.generation == 3
+
+
+def test_a_status_written_and_read_back_keeps_usage_exactly() -> None:
+    start = 1_800_000_000.123
+    tenant = b.tenant("a").budget(100.0, period=30 * 24 * b.HOUR).build()
+    cluster = b.SimCluster(
+        nodes={"n1": b.node("n1")},
+        tenants={"a": dataclasses.replace(tenant, created_at=start)},
+    )
+    cluster.add(b.pod("a/p").gpus(3).bound("n1", at=start, indices=[0, 1, 2]).build())
+    cluster.step(start)
+    decided = cluster.step(start + 3600.0)
+    written = decided.tenants["a"]
+    wire = objects.tenant_status(written)
+
+    quota.TenantQuotaStatus.model_validate(wire)  # what the CRD schema describes
+    assert objects.persisted_usage(wire) == {b.POOL: written.pools[0].usage}
+    assert wire["budget"]["usedGPUHours"] == pytest.approx(3.0, abs=1e-6)
+
+
+def test_pool_status_is_valid_against_the_model() -> None:
+    decided = plan.plan(
+        b.snap(now=1.0, nodes=[b.node("n1")], tenants=[b.tenant("a").build()]), half_life=60.0
+    )
+    wire = objects.pool_status(decided.pools[b.POOL])
+    assert (wire["capacity"], wire["free"], wire["nodes"]) == (8, 8, 1)
+    assert {c["type"] for c in wire["conditions"]} >= {"Ready", "NoNodes", "TopologyMissing"}

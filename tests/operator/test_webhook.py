@@ -1,0 +1,128 @@
+"""The admission webhook's verdict: gate GPU pods of tenants, deny only for onLimit: Reject."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gpufair.api import names
+from gpufair.core import admission, policy
+from gpufair.operator import webhook
+
+RESOURCES = ("nvidia.com/gpu",)
+
+
+def pod_body(gpus: int = 1, *, gates: list[str] | None = None, pool: str | None = None) -> Any:
+    resources = {"limits": {"nvidia.com/gpu": str(gpus)}} if gpus else {}
+    meta: dict[str, Any] = {"name": "p", "namespace": "team-a"}
+    if pool:
+        meta["annotations"] = {names.POOL_ANNOTATION: pool}
+    spec: dict[str, Any] = {"containers": [{"name": "c", "image": "x", "resources": resources}]}
+    if gates:
+        spec["schedulingGates"] = [{"name": gate} for gate in gates]
+    return {"metadata": meta, "spec": spec}
+
+
+def knowing(
+    *,
+    allocated: int,
+    limit: int | None,
+    on_limit: policy.OnLimit,
+    budget: admission.Budget | None = None,
+) -> webhook.Knowledge:
+    return webhook.Knowledge(
+        owners={"team-a": "a"},
+        pools={"a": ("h100",)},
+        states={
+            "a": admission.TenantState(
+                tenant="a",
+                allocated={"h100": allocated},
+                limits={"h100": limit},
+                on_limit=on_limit,
+                budget=budget,
+            )
+        },
+    )
+
+
+def review(
+    body: Any, knowledge: webhook.Knowledge | None, labels: dict[str, str] | None = None
+) -> webhook.Verdict:
+    return webhook.review(
+        body,
+        namespace="team-a",
+        namespace_labels=labels or {},
+        resources=RESOURCES,
+        knowledge=knowledge,
+    )
+
+
+def test_a_gpu_pod_is_gated_and_sent_to_the_gpufair_scheduler() -> None:
+    verdict = review(
+        pod_body(gates=["other.io/gate"]),
+        knowing(allocated=0, limit=8, on_limit=policy.OnLimit.QUEUE),
+    )
+    assert isinstance(verdict, webhook.Gate)
+    assert verdict.scheduler_name == names.SCHEDULER_NAME
+    assert verdict.gates == ({"name": "other.io/gate"}, {"name": names.ADMISSION_GATE})
+
+
+@pytest.mark.parametrize(
+    ("body", "labels", "knowledge"),
+    [
+        pytest.param(pod_body(gpus=0), {}, None, id="no-gpu"),
+        pytest.param(pod_body(), {names.OPT_OUT_LABEL: "disabled"}, None, id="namespace-opted-out"),
+        pytest.param(
+            pod_body(),
+            {},
+            webhook.Knowledge(owners={}, pools={}, states={}),
+            id="namespace-of-no-tenant",
+        ),
+    ],
+)
+def test_pods_gpufair_does_not_manage_are_left_alone(
+    body: Any, labels: dict[str, str], knowledge: webhook.Knowledge | None
+) -> None:
+    assert isinstance(review(body, knowledge, labels), webhook.Skip)
+
+
+def test_before_the_first_pass_pods_are_gated_never_denied() -> None:
+    assert isinstance(review(pod_body(gpus=64), None), webhook.Gate)
+
+
+@pytest.mark.parametrize(
+    ("on_limit", "allocated", "budget", "expected"),
+    [
+        pytest.param(policy.OnLimit.REJECT, 8, None, webhook.Deny, id="reject-at-limit"),
+        pytest.param(policy.OnLimit.QUEUE, 8, None, webhook.Gate, id="queue-at-limit"),
+        pytest.param(policy.OnLimit.REJECT, 4, None, webhook.Gate, id="reject-below-limit"),
+        pytest.param(
+            policy.OnLimit.REJECT,
+            0,
+            admission.Budget(gpu_hours=10, used_gpu_hours=10),
+            webhook.Deny,
+            id="reject-out-of-hard-budget",
+        ),
+        pytest.param(
+            policy.OnLimit.REJECT,
+            0,
+            admission.Budget(
+                gpu_hours=10, used_gpu_hours=10, enforcement=policy.BudgetEnforcement.SOFT
+            ),
+            webhook.Gate,
+            id="soft-budget-only-reports",
+        ),
+    ],
+)
+def test_deny_only_when_the_policy_says_reject(
+    on_limit: policy.OnLimit, allocated: int, budget: admission.Budget | None, expected: type
+) -> None:
+    verdict = review(
+        pod_body(gpus=2),
+        knowing(allocated=allocated, limit=8, on_limit=on_limit, budget=budget),
+    )
+    assert isinstance(verdict, expected)
+    if isinstance(verdict, webhook.Deny):
+        assert "tenant a" in verdict.message
+        assert "onLimit: Reject" in verdict.message
