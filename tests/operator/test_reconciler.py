@@ -1,0 +1,133 @@
+"""The reconciler applies a plan: statuses first, then gates, evictions, events and metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tests.builders import operator as b
+
+from gpufair.api import names
+from gpufair.k8s import operator_io
+from gpufair.operator import intents, metrics, reconciler, settings, snapshot, view
+
+
+@dataclasses.dataclass
+class FakeWriter:
+    eviction_answer: operator_io.EvictionOutcome = operator_io.EvictionOutcome.EVICTED
+    fail_status: bool = False
+    statuses: list[tuple[str, str, Any]] = dataclasses.field(default_factory=list)
+    admitted: list[str] = dataclasses.field(default_factory=list)
+    evicted: list[str] = dataclasses.field(default_factory=list)
+
+    async def patch_status(self, *, plural: str, name: str, status: Any) -> None:
+        if self.fail_status:
+            raise RuntimeError("API server unavailable")
+        self.statuses.append((plural, name, status))
+
+    async def admit(self, *, namespace: str, name: str, admitted_at: str) -> bool:
+        self.admitted.append(f"{namespace}/{name}")
+        return True
+
+    async def evict(self, *, namespace: str, name: str, uid: str) -> operator_io.EvictionOutcome:
+        self.evicted.append(f"{namespace}/{name}")
+        return self.eviction_answer
+
+
+def loaded_view(
+    *pods: snapshot.GpuPod, tenants: list[snapshot.Tenant] | None = None
+) -> view.ClusterView:
+    cluster = view.ClusterView()
+    cluster.nodes = {"n1": b.node("n1")}
+    cluster.pools = {b.POOL: b.gpu_pool()}
+    cluster.tenants = {t.name: t for t in tenants or [b.tenant("a").build(), b.tenant("b").build()]}
+    cluster.namespaces = {
+        ns: snapshot.Namespace(name=ns) for t in cluster.tenants.values() for ns in t.namespaces
+    }
+    cluster.pods = {p.uid: p for p in pods}
+    return cluster
+
+
+def make(
+    cluster: view.ClusterView, writer: FakeWriter
+) -> tuple[reconciler.Reconciler, list[intents.Event]]:
+    events: list[intents.Event] = []
+    return (
+        reconciler.Reconciler(
+            cluster=cluster,
+            writer=writer,
+            events=events.append,
+            config=settings.OperatorSettings(eviction_retry_seconds=30.0),
+        ),
+        events,
+    )
+
+
+async def test_a_pass_writes_statuses_admits_and_records_metrics() -> None:
+    writer = FakeWriter()
+    driver, events = make(loaded_view(b.pod("a/p").gpus(2).build()), writer)
+
+    await driver.run_once(now=100.0)
+
+    assert {(plural, name) for plural, name, _ in writer.statuses} == {
+        (names.TENANT_QUOTA_PLURAL, "a"),
+        (names.TENANT_QUOTA_PLURAL, "b"),
+        (names.GPU_POOL_PLURAL, b.POOL),
+    }
+    assert writer.admitted == ["a/p"]
+    assert any(e.reason == "Admitted" for e in events)
+    sample = metrics.REGISTRY.get_sample_value("gpufair_pool_capacity_gpus", {"pool": b.POOL})
+    assert sample == 8.0
+
+
+async def test_a_disruption_budget_refusal_parks_the_victim_and_says_so() -> None:
+    pods = [b.pod(f"a/p{i}").bound("n1", at=0.0, indices=[i]).build() for i in range(8)]
+    pods += [b.pod(f"b/q{i}").created(1.0).build() for i in range(4)]
+    cluster = loaded_view(*pods)
+    writer = FakeWriter(eviction_answer=operator_io.EvictionOutcome.DISRUPTION_BUDGET)
+    driver, events = make(cluster, writer)
+
+    decided = await driver.run_once(now=100.0)
+
+    assert writer.evicted
+    assert set(cluster.blocked) == {e.pod.uid for e in decided.evictions}
+    assert all(until == 130.0 for until in cluster.blocked.values())
+    assert any(e.reason == "EvictionRefused" for e in events)
+    parked = set(cluster.blocked)
+    again = await driver.run_once(now=101.0)
+    assert not {e.pod.uid for e in again.evictions} & parked
+
+
+async def test_departed_pods_are_forgotten_only_once_their_usage_is_written() -> None:
+    gone = dataclasses.replace(
+        b.pod("a/p").gpus(1).bound("n1", at=0.0, indices=[0]).build(),
+        state=snapshot.PodState.FINISHED,
+        finished_at=50.0,
+    )
+    cluster = loaded_view()
+    cluster.departed = {gone.uid: gone}
+    writer = FakeWriter(fail_status=True)
+    driver, _ = make(cluster, writer)
+
+    await driver.run_once(now=100.0)
+    assert gone.uid in cluster.departed, "the write failed: the pod's seconds are still owed"
+
+    writer.fail_status = False
+    decided = await driver.run_once(now=110.0)
+    assert cluster.departed == {}
+    assert decided.tenants["a"].pools[0].usage.gpu_seconds == 50.0
+
+
+async def test_own_status_writes_do_not_wake_the_loop_but_spec_changes_do() -> None:
+    cluster = view.ClusterView()
+    body = {
+        "metadata": {"name": "a", "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"namespaces": ["a"], "pools": [{"name": b.POOL}]},
+    }
+    cluster.apply_tenant(body, deleted=False)
+    assert cluster.changed.is_set()
+    cluster.changed.clear()
+    cluster.apply_tenant({**body, "status": {"allocated": 1}}, deleted=False)
+    assert not cluster.changed.is_set()
+    cluster.apply_tenant({**body, "metadata": {**body["metadata"], "generation": 2}}, deleted=False)
+    assert cluster.changed.is_set()
