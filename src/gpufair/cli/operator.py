@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gpufair.operator import settings as operator_settings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,7 +72,7 @@ _OVERRIDES = (
 )
 
 
-def build_settings(args: argparse.Namespace) -> Any:
+def build_settings(args: argparse.Namespace) -> operator_settings.OperatorSettings:
     """The operator settings: environment first, flags on top."""
     from gpufair.operator import settings
 
