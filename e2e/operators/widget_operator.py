@@ -3,7 +3,8 @@
 For every ``Widget`` (``e2e.gpufair.dev/v1``, cluster-scoped, status subresource) it writes
 ``status.phase: Ready``, ``status.size`` (a copy of ``spec.size``) and
 ``status.observedGeneration`` and posts a ``Reconciled`` event; a delete handler makes kopf
-add and later remove its finalizer, so the test also covers deletion with finalizers. Run by ``e2e/test_standin.py``::
+add and later remove its finalizer, so the test also covers deletion with finalizers.
+Run by ``e2e/test_standin.py``::
 
     kopf run --standalone --all-namespaces e2e/operators/widget_operator.py
 """
