@@ -126,3 +126,41 @@ def test_deny_only_when_the_policy_says_reject(
     if isinstance(verdict, webhook.Deny):
         assert "tenant a" in verdict.message
         assert "onLimit: Reject" in verdict.message
+
+
+def test_the_kopf_handler_patches_the_pod_or_denies_it() -> None:
+    """Before the first pass: gated. After a pass that saw the tenant at its limit: denied."""
+    import types
+
+    import kopf
+    from tests.builders import operator as b
+
+    from gpufair.operator import plan, view, webhook_handlers
+
+    memo = kopf.Memo()
+    memo.view = view.ClusterView()
+    patch = kopf.Patch()
+    webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=2)), patch=patch, memo=memo)
+    assert patch == {
+        "spec": {
+            "schedulerName": names.SCHEDULER_NAME,
+            "schedulingGates": [{"name": names.ADMISSION_GATE}],
+        }
+    }
+
+    memo.view.nodes = {"n1": b.node("n1")}
+    memo.view.pools = {b.POOL: b.gpu_pool()}
+    memo.view.tenants = {
+        "a": b.tenant("a")
+        .namespaces("team-a")
+        .pool(limit=8)
+        .on_limit(policy.OnLimit.REJECT)
+        .build()
+    }
+    memo.view.pods = {
+        p.uid: p for p in (b.pod(f"team-a/p{i}").bound("n1", indices=[i]).build() for i in range(8))
+    }
+    last = plan.plan(memo.view.take_snapshot(now=10.0), half_life=3600.0)
+    memo.reconciler = types.SimpleNamespace(last=last)
+    with pytest.raises(kopf.AdmissionError, match="tenant a at limit 8/8 GPUs in pool h100"):
+        webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=2)), patch=kopf.Patch(), memo=memo)

@@ -149,6 +149,8 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
         events=tuple(events),
         holds=holds,
         pod_pools={pod.uid: pair for pair, pods in placed.items() for pod in pods if pod.uid},
+        owners=owners,
+        states=states,
     )
 
 
