@@ -14,6 +14,8 @@ on 0-3 from 0 to 100 and b's (which fits nowhere else and may not reclaim: its f
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from tests.builders import sim as b
 
@@ -76,3 +78,18 @@ def test_jobs_within_guarantee_are_counted_apart() -> None:
 def test_jain_of_equal_ratios_is_one() -> None:
     assert metrics.jain([0.5, 0.5, 0.5]) == pytest.approx(1.0)
     assert metrics.jain([1.0, 0.0]) == pytest.approx(0.5)
+
+
+def test_warm_up_jobs_load_the_cluster_but_are_not_counted() -> None:
+    """A warm-up job holds the machine until 150; the measured window starts at 100."""
+    jobs = dataclasses.replace(
+        b.trace(b.job("w", at=0, gpus=8, runs=150), b.job("a", at=100, gpus=8, runs=100)),
+        measure_from=100.0,
+    )
+    scenario = b.scenario(jobs, nodes=1, tenants=[b.tenant("w"), b.tenant("a")])
+    figures = runner.run_policy(scenario, runner.PolicyName.DEFAULT).figures
+    assert figures.jobs == 1
+    assert figures.wait_s.p50 == pytest.approx(50)
+    # Window [100, 250]: busy 8 GPUs throughout.
+    assert figures.utilisation == pytest.approx(1.0)
+    assert figures.contended == pytest.approx(50 / 150)

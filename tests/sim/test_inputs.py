@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import pathlib
 
 import pytest
@@ -137,3 +138,22 @@ def test_topologies_are_parsed_by_core(shared_data: pathlib.Path) -> None:
     assert types[0].topology.nvlink_islands() == ((0, 1, 2, 3), (4, 5, 6, 7))
     with pytest.raises(runner.TopologyError, match="unknown topology 'nope'"):
         runner.load_machine_types(shared_data / "topology", ["nope"])
+
+
+def test_warm_up_jobs_are_replayed_but_not_measured(tmp_path: pathlib.Path) -> None:
+    path = write(
+        tmp_path,
+        HEADER
+        + "2017-10-08 12:00:00,10.0,1,10.0,early\n"
+        + "2017-10-09 06:00:00,10.0,1,10.0,a\n"
+        + "2017-10-09 07:00:00,10.0,1,10.0,b\n",
+    )
+    loaded = trace.load(
+        path,
+        start=trace.parse_time("2017-10-09"),
+        warmup=datetime.timedelta(days=1),
+    )
+    assert [job.tenant for job in loaded.jobs] == ["early", "a", "b"]
+    assert loaded.measure_from == 86400
+    assert [job.tenant for job in loaded.measured] == ["a", "b"]
+    assert loaded.jobs[0].submit == 12 * 3600

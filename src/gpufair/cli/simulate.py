@@ -10,6 +10,7 @@ VC sizes beside the trace).
 from __future__ import annotations
 
 import argparse
+import datetime
 import math
 import os
 import pathlib
@@ -32,6 +33,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--trace", type=pathlib.Path, required=True, help="trace CSV")
     parser.add_argument("--start", help="first submit time kept (YYYY-MM-DD[ HH:MM:SS])")
     parser.add_argument("--end", help="submit times before this are kept (exclusive)")
+    parser.add_argument(
+        "--warmup-days",
+        type=float,
+        default=7.0,
+        help="with --start, also replay the jobs of this many days before it, unmeasured, so "
+        "the window starts on a loaded cluster (7)",
+    )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
         "--cluster-gpus",
@@ -155,9 +163,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.checkpoint_minutes < 0 or args.reclaim_interval <= 0:
         raise UsageError("--checkpoint-minutes must be >= 0 and --reclaim-interval > 0")
 
+    if args.warmup_days < 0:
+        raise UsageError("--warmup-days: must be >= 0")
     with console.status(f"reading {args.trace}"):
-        jobs = trace.load(args.trace, start=start, end=end)
-    if not jobs.jobs:
+        jobs = trace.load(
+            args.trace, start=start, end=end, warmup=datetime.timedelta(days=args.warmup_days)
+        )
+    measured = jobs.measured
+    if not measured:
         raise UsageError(f"{args.trace}: no jobs submitted in the chosen window")
     capacity = sum(types[node % len(types)].size for node in range(nodes))
     weights = args.weights or args.trace.parent / VC_FILE
@@ -179,12 +192,16 @@ def _run(args: argparse.Namespace) -> int:
         half_life=args.half_life_hours * 3600,
         reclaim_interval=args.reclaim_interval,
     )
+    window_start = jobs.origin + datetime.timedelta(seconds=jobs.measure_from)
     window = (
-        f"{jobs.origin:%Y-%m-%d %H:%M:%S} + {jobs.span / 86400:.2f} days"
-        f" (submissions; runs continue until every job finishes)"
+        f"{window_start:%Y-%m-%d %H:%M:%S} + {(jobs.span - jobs.measure_from) / 86400:.2f} days"
+        f" of submissions (after {jobs.measure_from / 86400:g} days of unmeasured warm-up;"
+        " runs continue until every job finishes)"
     )
+    measured_hours = sum(job.gpus * job.duration for job in measured) / 3600
     console.print(
-        f"{len(jobs.jobs):,} jobs, {jobs.gpu_seconds / 3600:,.0f} GPU-hours, {len(specs)} tenants;"
+        f"{len(measured):,} jobs measured ({len(jobs.jobs) - len(measured):,} warm-up),"
+        f" {measured_hours:,.0f} GPU-hours, {len(specs)} tenants;"
         f" {nodes} machines / {capacity} GPUs ({', '.join(names)})"
     )
 
@@ -212,8 +229,8 @@ def _run(args: argparse.Namespace) -> int:
                 f" = {figures.events / max(figures.wall_seconds, 1e-9):,.0f} events/s"
             )
 
-    table = rich_table.Table(title=f"{len(jobs.jobs):,} jobs on {capacity} GPUs")
-    table.add_column("figure")
+    table = rich_table.Table(title=f"{len(measured):,} jobs on {capacity} GPUs")
+    table.add_column("figure", no_wrap=True)
     for figures in results:
         table.add_column(figures.policy, justify="right")
     for label, cells in report.summary_rows(results):
@@ -226,8 +243,8 @@ def _run(args: argparse.Namespace) -> int:
         else "gpufair simulate (called from Python)",
         trace=str(args.trace),
         window=window,
-        jobs=len(jobs.jobs),
-        gpu_hours=jobs.gpu_seconds / 3600,
+        jobs=len(measured),
+        gpu_hours=measured_hours,
         nodes=nodes,
         capacity=capacity,
         topologies=names,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from gpufair.core import topology
 
@@ -154,12 +154,11 @@ class Cluster:
         """The worst link among the GPUs ``mask`` of machine ``node``."""
         return _worst_level(self.types[self.layout[node]].topology, mask)
 
-    def indices(self, node: int, mask: int) -> frozenset[int]:
-        """GPU indices (as the topology numbers them) of the bits in ``mask``."""
-        gpus = self.node_topology(node).gpus
-        return frozenset(gpus[bit].index for bit in bits(mask))
+    def indices(self, node: int, mask: int) -> tuple[int, ...]:
+        """GPU indices (as the topology numbers them) of the bits in ``mask``, ascending."""
+        return _indices(self.node_topology(node), mask)
 
-    def mask_of(self, node: int, indices: frozenset[int]) -> int:
+    def mask_of(self, node: int, indices: Iterable[int]) -> int:
         """The bit mask of GPU ``indices`` on machine ``node``."""
         position = {gpu.index: bit for bit, gpu in enumerate(self.node_topology(node).gpus)}
         mask = 0
@@ -173,6 +172,11 @@ class Cluster:
             default=topology.LinkLevel.SELF,
         )
         return Placement(parts=tuple(parts), level=level)
+
+
+@functools.lru_cache(maxsize=65536)
+def _indices(node: topology.NodeTopology, mask: int) -> tuple[int, ...]:
+    return tuple(sorted(node.gpus[bit].index for bit in bits(mask)))
 
 
 @functools.lru_cache(maxsize=65536)

@@ -161,6 +161,8 @@ class Simulation:
         self.submitted = 0
         self.done = 0
         self.preemptions = 0
+        self.preemption_log: list[tuple[float, float]] = []
+        """``(time, GPU-seconds of work lost)`` per preemption."""
         self.events_processed = 0
         self.log: list[Event] = []
         self._finishes: list[tuple[float, int, int]] = []
@@ -240,6 +242,7 @@ class Simulation:
         job.remaining -= progress
         job.done_gpu_seconds += progress * job.gpus
         job.lost_gpu_seconds += (ran - kept) * job.gpus
+        self.preemption_log.append((self.now, (ran - kept) * job.gpus))
         job.busy_gpu_seconds += ran * job.gpus
         job.preemptions += 1
         self.preemptions += 1

@@ -202,7 +202,7 @@ class Gpufair:
             job_id = self.waiting.pop(pod.tenant, pod.gpus)
             if _uid(job_id) != pod.uid:
                 raise RuntimeError(f"reclaimed for {pod.uid} but job {job_id} heads its group")
-            mask = sim.cluster.mask_of(node, frozenset(victims.choice.gpus))
+            mask = sim.cluster.mask_of(node, victims.choice.gpus)
             sim.start(sim.jobs[job_id], [cluster_model.Part(node=node, mask=mask)])
             return True
         return False
@@ -226,7 +226,7 @@ class Gpufair:
                     tenant=job.tenant,
                     pool=POOL,
                     node=str(part.node),
-                    gpus=tuple(sorted(sim.cluster.indices(part.node, part.mask))),
+                    gpus=sim.cluster.indices(part.node, part.mask),
                     started_at=job.started,
                     checkpoint_at=checkpoint,
                 )

@@ -38,20 +38,30 @@ class _TenantTotals:
 
 
 class ShareRecorder:
-    """Integrates per-tenant allocation and entitlement over ``[0, window_end]``.
+    """Integrates per-tenant allocation and entitlement over ``[window_start, window_end]``.
 
     It also keeps a coarse timeline (``buckets`` equal slices of the window) for plots.
     """
 
-    def __init__(self, *, tenants: Sequence[str], window_end: float, buckets: int = 400) -> None:
+    def __init__(
+        self,
+        *,
+        tenants: Sequence[str],
+        window_end: float,
+        window_start: float = 0.0,
+        buckets: int = 400,
+    ) -> None:
         """``window_end`` ``math.inf``: measure the whole run (call :meth:`close` at its end)."""
         self.tenants = tuple(tenants)
+        self.window_start = window_start
         self.window_end = window_end
         self.totals = {name: _TenantTotals() for name in self.tenants}
         self.busy_time = 0.0
         self.effective_time = 0.0
-        self.last = 0.0
-        self.bucket_width = window_end / buckets if 0 < window_end < math.inf else 3600.0
+        self.contended_time = 0.0
+        self.last = window_start
+        length = window_end - window_start
+        self.bucket_width = length / buckets if 0 < length < math.inf else 3600.0
         self.allocated_series: dict[str, list[float]] = {name: [] for name in self.tenants}
         self.entitled_series: dict[str, list[float]] = {name: [] for name in self.tenants}
 
@@ -65,14 +75,17 @@ class ShareRecorder:
         self.last = max(self.last, until)
         if end <= start:
             return
+        origin = self.window_start
         dt = end - start
         capacity = sim.cluster.capacity
         self.busy_time += sim.busy * dt
         self.effective_time += sim.effective_gpus * dt
+        if any(sim.waiting.values()):
+            self.contended_time += dt
         shares = sim.shares
         width = self.bucket_width
-        first, last = int(start / width), int(end / width)
-        if last * width >= end:
+        first, last = int((start - origin) / width), int((end - origin) / width)
+        if origin + last * width >= end:
             last -= 1
         for name in self.tenants:
             allocated = sim.allocated[name]
@@ -84,7 +97,9 @@ class ShareRecorder:
                 alloc_series.extend([0.0] * grow)
                 entitled_series.extend([0.0] * grow)
             for bucket in range(first, last + 1):
-                overlap = min(end, (bucket + 1) * width) - max(start, bucket * width)
+                overlap = min(end, origin + (bucket + 1) * width) - max(
+                    start, origin + bucket * width
+                )
                 alloc_series[bucket] += allocated * overlap
                 entitled_series[bucket] += entitled * overlap
             if sim.demand(name) == 0:
@@ -160,6 +175,8 @@ class PolicyFigures:
     utilisation: float
     goodput: float
     """Busy GPU-time discounted by each job's placement slowdown, over capacity * window."""
+    contended: float
+    """Share of the window during which some job was waiting."""
     multi_gpu_jobs: int
     one_machine: float
     one_island: float
@@ -168,6 +185,7 @@ class PolicyFigures:
     wide_fewest_machines: float
     """Jobs wider than a machine: share placed on the fewest machines possible."""
     preemptions: int
+    """Preemptions inside the window (of any job, warm-up jobs included)."""
     lost_gpu_hours: float
     gpu_hours_submitted: float
     gpu_hours_busy: float
@@ -194,8 +212,9 @@ def summarize(
     policy: str,
     wall_seconds: float,
 ) -> PolicyFigures:
-    jobs = sim.jobs
+    jobs = [job for job in sim.jobs if job.submit >= recorder.window_start]
     capacity = sim.cluster.capacity
+    window = recorder.window_end - recorder.window_start
     machine_gpus = sim.cluster.machine_gpus
     waits = [job.first_start - job.submit for job in jobs if job.first_start is not None]
     guaranteed_waits = [
@@ -208,6 +227,11 @@ def summarize(
         job for job in jobs if 2 <= job.gpus <= machine_gpus and job.first_placement is not None
     ]
     wide = [job for job in jobs if job.gpus > machine_gpus and job.first_placement is not None]
+    in_window = [
+        (when, lost)
+        for when, lost in sim.preemption_log
+        if recorder.window_start <= when <= recorder.window_end
+    ]
     tenants: dict[str, TenantFigures] = {}
     ratios: list[float] = []
     for name in recorder.tenants:
@@ -254,16 +278,9 @@ def summarize(
         wait_s=Quantiles.of(waits),
         wait_within_guarantee_s=Quantiles.of(guaranteed_waits),
         jct_s=Quantiles.of(jcts),
-        utilisation=(
-            recorder.busy_time / (capacity * recorder.window_end)
-            if recorder.window_end > 0
-            else math.nan
-        ),
-        goodput=(
-            recorder.effective_time / (capacity * recorder.window_end)
-            if recorder.window_end > 0
-            else math.nan
-        ),
+        utilisation=recorder.busy_time / (capacity * window) if window > 0 else math.nan,
+        goodput=recorder.effective_time / (capacity * window) if window > 0 else math.nan,
+        contended=recorder.contended_time / window if window > 0 else math.nan,
         multi_gpu_jobs=len(multi),
         one_machine=_share(multi, lambda job: _placement(job).machines == 1),
         one_island=_share(
@@ -279,8 +296,8 @@ def summarize(
         wide_fewest_machines=_share(
             wide, lambda job: _placement(job).machines == math.ceil(job.gpus / machine_gpus)
         ),
-        preemptions=sim.preemptions,
-        lost_gpu_hours=sum(job.lost_gpu_seconds for job in jobs) / 3600,
+        preemptions=sum(1 for when, _ in in_window),
+        lost_gpu_hours=sum(lost for _, lost in in_window) / 3600,
         gpu_hours_submitted=sum(job.gpus * job.trace.duration for job in jobs) / 3600,
         gpu_hours_busy=sum(job.busy_gpu_seconds for job in jobs) / 3600,
         tenants=tenants,

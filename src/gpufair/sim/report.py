@@ -94,6 +94,7 @@ def summary_rows(results: Sequence[metrics.PolicyFigures]) -> list[tuple[str, li
         row(
             "queue wait p99, jobs within guarantee", lambda f: _hours(f.wait_within_guarantee_s.p99)
         ),
+        row("time with jobs waiting", lambda f: _pct(f.contended)),
         row("GPU utilisation (busy)", lambda f: _pct(f.utilisation)),
         row("goodput (work at best-placement speed)", lambda f: _pct(f.goodput)),
         row("JCT mean", lambda f: _hours(f.jct_s.mean)),

@@ -75,7 +75,7 @@ class Scenario:
     window_end: float | None = None
     """End of the measurement window (seconds since the trace origin); ``None``: the last
     submission (the whole run when all jobs are submitted at once); ``math.inf``: the whole
-    run."""
+    run. The window starts at ``trace.measure_from`` (after the warm-up)."""
 
     def build_cluster(self) -> cluster.Cluster:
         return cluster.Cluster.uniform_mix(self.machine_types, nodes=self.nodes)
@@ -114,10 +114,13 @@ def run_policy(
         slowdowns=scenario.slowdowns,
         settings=scenario.settings,
     )
+    window_start = scenario.trace.measure_from
     window_end = scenario.window_end
     if window_end is None:
-        window_end = scenario.trace.span if scenario.trace.span > 0 else math.inf
-    recorder = metrics.ShareRecorder(tenants=list(sim.tenants), window_end=window_end)
+        window_end = scenario.trace.span if scenario.trace.span > window_start else math.inf
+    recorder = metrics.ShareRecorder(
+        tenants=list(sim.tenants), window_start=window_start, window_end=window_end
+    )
     policy = scenario.build_policy(name)
     began = time.perf_counter()
     sim.run(policy, observers=[recorder], progress=progress)

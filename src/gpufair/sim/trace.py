@@ -30,7 +30,7 @@ class TraceJob:
     """Position in submit order (0-based), stable for a given trace and window."""
     tenant: str
     submit: float
-    """Seconds since the trace's origin (the window start)."""
+    """Seconds since the trace's origin (the start of the warm-up, else of the window)."""
     duration: float
     """Seconds of run time at the best placement (the trace's duration)."""
     gpus: int
@@ -38,16 +38,27 @@ class TraceJob:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Trace:
-    """Jobs in submit order, with the wall-clock origin their ``submit`` times count from."""
+    """Jobs in submit order, with the wall-clock origin their ``submit`` times count from.
+
+    Jobs submitted before ``measure_from`` (seconds) are warm-up: they load the cluster the
+    measured jobs find, as the jobs submitted before a window did in reality, but the figures
+    count only the jobs and time from ``measure_from`` on.
+    """
 
     jobs: tuple[TraceJob, ...]
     origin: datetime.datetime
     source: str
+    measure_from: float = 0.0
 
     @property
     def span(self) -> float:
         """Seconds from the origin to the last submission."""
         return self.jobs[-1].submit if self.jobs else 0.0
+
+    @property
+    def measured(self) -> tuple[TraceJob, ...]:
+        """The jobs the figures count (submitted from ``measure_from`` on)."""
+        return tuple(job for job in self.jobs if job.submit >= self.measure_from)
 
     @property
     def tenants(self) -> tuple[str, ...]:
@@ -82,8 +93,13 @@ def load(
     *,
     start: datetime.datetime | None = None,
     end: datetime.datetime | None = None,
+    warmup: datetime.timedelta = datetime.timedelta(0),
 ) -> Trace:
-    """Read a Philly-format CSV; keep jobs submitted in ``[start, end)``; sort by submit time."""
+    """Read a Philly-format CSV; keep jobs submitted in ``[start - warmup, end)``; sort them.
+
+    With ``start``, the jobs of the ``warmup`` before it are kept as warm-up (see :class:`Trace`).
+    """
+    first = None if start is None else start - warmup
     rows: list[_Row] = []
     try:
         handle = path.open(newline="")
@@ -98,9 +114,12 @@ def load(
             if not any((value or "").strip() for value in record.values()):
                 continue
             row = _parse_row(record, where=f"{path}:{line}")
-            if (start is None or row.submitted >= start) and (end is None or row.submitted < end):
+            if (first is None or row.submitted >= first) and (end is None or row.submitted < end):
                 rows.append(row)
-    return _build(rows, origin=start, source=str(path))
+    built = _build(rows, origin=first, source=str(path))
+    if start is None or first is None:
+        return built
+    return dataclasses.replace(built, measure_from=(start - first).total_seconds())
 
 
 def _parse_row(record: dict[str, str], *, where: str) -> _Row:
