@@ -15,6 +15,7 @@ the cluster and tries again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -56,8 +57,14 @@ class Reconciler:
         self.events = events
         self.config = config
         self.last: plan.Plan | None = None
+        self._lock = asyncio.Lock()
 
     async def run_once(self, *, now: float) -> plan.Plan:
+        """One pass; passes never overlap (a second caller waits for the first)."""
+        async with self._lock:
+            return await self._run(now=now)
+
+    async def _run(self, *, now: float) -> plan.Plan:
         with metrics.RECONCILE_DURATION.time():
             decided = plan.plan(
                 self.cluster.take_snapshot(now=now), half_life=self.config.half_life_seconds

@@ -6,8 +6,6 @@ copies the relevant parts into kopf's own settings. Nothing else reads the envir
 
 from __future__ import annotations
 
-import functools
-
 import pydantic
 import pydantic_settings
 
@@ -80,20 +78,16 @@ class OperatorSettings(pydantic_settings.BaseSettings):
         return self.dev or not self.peering
 
 
-@functools.lru_cache(maxsize=1)
-def get_settings() -> OperatorSettings:
-    """The process-wide settings; the CLI replaces them with :func:`use_settings` before start."""
-    return OperatorSettings()
-
-
-_override: list[OperatorSettings] = []
+_in_force: list[OperatorSettings] = []
 
 
 def use_settings(settings: OperatorSettings) -> None:
     """Make ``settings`` what :func:`current` returns (the CLI, once, before kopf runs)."""
-    _override[:] = [settings]
+    _in_force[:] = [settings]
 
 
 def current() -> OperatorSettings:
-    """The settings in force: those the CLI set, or else the environment's."""
-    return _override[0] if _override else get_settings()
+    """The settings in force: those the CLI set, or else read from the environment now."""
+    if not _in_force:
+        _in_force.append(OperatorSettings())
+    return _in_force[0]
