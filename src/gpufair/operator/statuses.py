@@ -262,13 +262,18 @@ def pool_status(
 
 
 def _condition_event(target: ObjectRef, want: conditions.Desired) -> Event:
-    bad = want.status != (want.type is Type.READY)
+    """The event of a transition: ``Ready`` or the cause of not being ready (``InvalidSpec``
+    …); other types as ``<Type><Status>`` (``OvercommittedTrue``). Problems are warnings."""
+    is_ready = want.type is Type.READY
+    problem = want.status != is_ready
+    if is_ready:
+        reason = "Ready" if want.status else str(want.reason)
+    else:
+        reason = f"{want.type}{want.status_text}"
     return Event(
         target=target,
-        type=EventType.WARNING if bad and want.warning else EventType.NORMAL,
-        reason=f"{want.type}{want.status_text}"
-        if want.type is not Type.READY
-        else (want.reason if not want.status else "Ready"),
+        type=EventType.WARNING if problem and want.warning else EventType.NORMAL,
+        reason=reason,
         message=want.message,
     )
 
