@@ -152,3 +152,23 @@ def test_hard_budget_stops_admission_and_says_why() -> None:
         e.reason == "BudgetExhaustedTrue" and e.type == intents.EventType.WARNING
         for e in decided.events
     )
+
+
+def test_a_spec_that_turns_invalid_keeps_the_metered_usage() -> None:
+    running = b.pod("a/p").gpus(2).bound("n1", at=0.0, indices=[0, 1]).build()
+    short = b.pod("a/short").gpus(1).bound("n1", at=0.0, indices=[7]).build()
+    cluster = one_tenant(running, short)
+    cluster.step(0.0)
+    del cluster.pods[short.uid]
+    cluster.departed.append(
+        dataclasses.replace(short, state=snapshot.PodState.FINISHED, finished_at=50.0)
+    )
+    cluster.step(100.0)
+    valid = cluster.tenants["a"]
+    cluster.tenants["a"] = dataclasses.replace(valid, invalid="spec.weight: must be > 0")
+    cluster.step(150.0)
+    assert cluster.usage_of("a").gpu_seconds == pytest.approx(2 * 100 + 50, abs=1e-3)
+
+    cluster.tenants["a"] = dataclasses.replace(cluster.tenants["a"], invalid=None)
+    cluster.step(200.0)
+    assert cluster.usage_of("a").gpu_seconds == pytest.approx(2 * 200 + 50, abs=1e-3)

@@ -131,3 +131,18 @@ async def test_own_status_writes_do_not_wake_the_loop_but_spec_changes_do() -> N
     assert not cluster.changed.is_set()
     cluster.apply_tenant({**body, "metadata": {**body["metadata"], "generation": 2}}, deleted=False)
     assert cluster.changed.is_set()
+
+
+async def test_a_waiting_pod_is_told_why_once_per_reason() -> None:
+    pods = [b.pod(f"a/p{i}").bound("n1", at=0.0, indices=[i]).build() for i in range(8)]
+    pods.append(b.pod("a/big").gpus(4).build())
+    writer = FakeWriter()
+    driver, events = make(loaded_view(*pods), writer)
+
+    await driver.run_once(now=10.0)
+    await driver.run_once(now=20.0)
+
+    waiting = [e for e in events if e.reason == "Waiting"]
+    assert len(waiting) == 1
+    assert waiting[0].target.name == "big"
+    assert "waiting for 4 GPUs in pool h100: 0 free" in waiting[0].message

@@ -58,6 +58,8 @@ class Reconciler:
         self.config = config
         self.last: plan.Plan | None = None
         self._lock = asyncio.Lock()
+        self._told: dict[str, str] = {}
+        """The hold message last posted on each waiting pod (one event per change of reason)."""
 
     async def run_once(self, *, now: float) -> plan.Plan:
         """One pass; passes never overlap (a second caller waits for the first)."""
@@ -76,6 +78,7 @@ class Reconciler:
             await self._evict(decided)
             for event in decided.events:
                 self.events(event)
+            self._tell_why_pods_wait(decided)
             record_metrics(decided, previous=self.last)
         self.last = decided
         return decided
@@ -157,6 +160,31 @@ class Reconciler:
                     f" retrying in {self.config.eviction_retry_seconds:.0f}s",
                 )
             )
+
+    def _tell_why_pods_wait(self, decided: plan.Plan) -> None:
+        """A ``Waiting`` event on a gated pod whenever the reason it waits changes, so that
+        ``kubectl describe pod`` says why it is still gated."""
+        pods = {pod.uid: pod for pod in self.cluster.pods.values()}
+        for uid, message in decided.holds.items():
+            pod = pods.get(uid)
+            if pod is None or self._told.get(uid) == message:
+                continue
+            self._told[uid] = message
+            self.events(
+                intents.Event(
+                    target=intents.ObjectRef(
+                        kind=intents.ObjectKind.POD,
+                        name=pod.name,
+                        namespace=pod.namespace,
+                        uid=pod.uid,
+                    ),
+                    type=intents.EventType.NORMAL,
+                    reason="Waiting",
+                    message=message,
+                )
+            )
+        for uid in [uid for uid in self._told if uid not in decided.holds]:
+            del self._told[uid]
 
 
 def record_metrics(decided: plan.Plan, *, previous: plan.Plan | None) -> None:

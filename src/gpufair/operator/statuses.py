@@ -59,6 +59,28 @@ def tenant_status(
                 decayed_now=usage.decayed_at(record, now=now, half_life=half_life),
             )
         )
+    # Usage of pools the tenant no longer has (or of every pool while its spec is invalid) is
+    # kept as persisted: a bad edit must not erase what was metered.
+    listed = {p.pool for p in pools}
+    for pool_name, record in sorted(tenant.usage.items()):
+        if pool_name not in listed:
+            pools.append(
+                intents.TenantPoolStatus(
+                    pool=pool_name,
+                    allocated=0,
+                    guaranteed=0,
+                    limit=None,
+                    fair_share=0.0,
+                    borrowed=0.0,
+                    waiting=0,
+                    waiting_gpus=0,
+                    demand=0,
+                    pending=0,
+                    pending_gpus=0,
+                    usage=record,
+                    decayed_now=usage.decayed_at(record, now=now, half_life=half_life),
+                )
+            )
     used_hours = (
         usage.period_gpu_hours(
             (p.usage for p in pools), now=now, period=tenant.budget.period_seconds
