@@ -3,7 +3,8 @@
 A template's *skeleton* is the template with every Go template action removed: an action that
 fills a whole line (``{{- if … }}``, ``{{- include … | nindent 4 }}``, ``{{- end }}``) drops
 the line, an inline action (``port: {{ .Values.x }}``) becomes the placeholder
-:data:`PLACEHOLDER`. What remains is the chart's literal YAML, which must parse and which holds
+:data:`PLACEHOLDER`, and a raw string action (``{{`…`}}``, e.g. a Prometheus template) first
+becomes its content. What remains is the chart's literal YAML, which must parse and which holds
 the facts the tests compare (kinds, RBAC rules, the scheduler configuration, env names).
 Both branches of an ``if``/``else`` stay in the skeleton, so templates keep alternatives apart
 (different keys), which the chart does.
@@ -27,11 +28,13 @@ PLACEHOLDER = "TEMPLATED"
 
 _ACTION = re.compile(r"\{\{-?.*?-?\}\}")
 _COMMENT = re.compile(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", re.DOTALL)
+_RAW = re.compile(r"\{\{-?\s*`([^`]*)`\s*-?\}\}")
+"""A raw string action (``{{`{{ $labels.pool }}`}}``) outputs its content literally."""
 
 
 def skeleton(text: str) -> str:
     """``text`` with its template actions removed (see the module docstring)."""
-    text = _COMMENT.sub("", text)
+    text = _RAW.sub(lambda match: match.group(1), _COMMENT.sub("", text))
     lines = []
     for line in text.splitlines():
         if _ACTION.search(line) and not _ACTION.sub("", line).strip():

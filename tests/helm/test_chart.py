@@ -111,6 +111,7 @@ API_VERSIONS = {
     "MutatingWebhookConfiguration": "admissionregistration.k8s.io/v1",
     "PodDisruptionBudget": "policy/v1",
     "ServiceMonitor": "monitoring.coreos.com/v1",
+    "PrometheusRule": "monitoring.coreos.com/v1",
     "Issuer": "cert-manager.io/v1",
     "Certificate": "cert-manager.io/v1",
     "ClusterKopfPeering": "kopf.dev/v1",

@@ -154,9 +154,11 @@ def parse(expr: str) -> Query:
     functions: set[str] = set()
     for ident in _IDENTIFIER.finditer(text):
         name = ident.group(1)
+        if name in KEYWORDS:
+            continue
         if ident.group(2):
             functions.add(name)
-        elif name not in KEYWORDS:
+        else:
             metrics.add(name)
     return Query(frozenset(metrics), tuple(matchers), frozenset(grouping), frozenset(functions),
                  unnamed)  # fmt: skip
@@ -337,6 +339,10 @@ def test_checker_rejects(expr: str, complaint: str) -> None:
         ),
         pytest.param("1 - gpufair_pool_free_gpus / (gpufair_pool_capacity_gpus > 0)", id="math"),
         pytest.param("label_values(gpufair_pool_capacity_gpus, pool)", id="variable"),
+        pytest.param(
+            "(gpufair_tenant_waiting_pods > 0) and on (tenant, pool) gpufair_tenant_borrowed_gpus",
+            id="and-on",
+        ),
     ],
 )
 def test_checker_accepts(expr: str) -> None:
@@ -349,3 +355,32 @@ def test_catalog_knows_both_processes() -> None:
     assert "gpufair_extender_request_duration_seconds_bucket" in catalog
     assert "gpufair_extender_cache_synced" in catalog
     assert catalog["gpufair_queue_wait_seconds_bucket"].labels == {"tenant", "pool", "le"}
+
+
+# -- the suggested alerts use the same metrics -----------------------------------------------
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    (rule,) = chart_files.find("PrometheusRule", file="prometheusrule.yaml")
+    return [item for group in rule["spec"]["groups"] for item in group["rules"]]
+
+
+def test_alert_rules_use_declared_metrics_and_labels() -> None:
+    rules = alert_rules()
+    assert rules
+    found = [
+        f"alert {rule['alert']}: {problem}"
+        for rule in rules
+        # A threshold from values.yaml is a number once rendered.
+        for problem in problems(rule["expr"].replace(chart_files.PLACEHOLDER, "1"))
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_alert_rules_are_named_and_explained() -> None:
+    names = [rule["alert"] for rule in alert_rules()]
+    assert len(names) == len(set(names))
+    for rule in alert_rules():
+        assert rule["alert"].startswith("Gpufair"), rule["alert"]
+        assert rule["labels"]["severity"] in {"info", "warning", "critical"}, rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
