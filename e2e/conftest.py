@@ -35,6 +35,7 @@ from e2e.harness import nodes, processes
 
 REPO_ROOT = processes.REPO_ROOT
 _LOGS = pytest.StashKey[dict[str, pathlib.Path]]()
+_NO_LOGS: dict[str, pathlib.Path] = {}
 _SESSION_LOGS: dict[str, pathlib.Path] = {}
 
 
@@ -47,10 +48,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+    outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
     if report.failed:
-        logs = {**_SESSION_LOGS, **item.stash.get(_LOGS, {})}
+        own: dict[str, pathlib.Path] = item.stash.get(_LOGS, _NO_LOGS)
+        logs = {**_SESSION_LOGS, **own}
         for name, path in logs.items():
             report.sections.append((f"log of {name} ({path})", processes.tail(path, 80)))
 
@@ -113,7 +115,9 @@ class Clients:
 def k8s(kubeconfig: pathlib.Path) -> Iterator[Clients]:
     import kubernetes
 
-    api_client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
+    api_client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig)
+    )
     yield Clients(
         api_client=api_client,
         core=kubernetes.client.CoreV1Api(api_client),

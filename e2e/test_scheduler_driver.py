@@ -107,9 +107,10 @@ def scoped(make_gpu_node: Any) -> tuple[str, Callable[..., Json]]:
     label = f"e2e-{uuid.uuid4().hex[:6]}"
 
     def node(name: str, capture: str = NODE_CAPTURE, **options: Any) -> Json:
-        return make_gpu_node(
+        made: Json = make_gpu_node(
             f"{label}-{name}", capture, labels={"gpufair.test/scope": label}, **options
         )
+        return made
 
     return label, node
 

@@ -153,7 +153,7 @@ def test_generate_name_and_duplicate_names(k8s: Clients, namespace: str) -> None
             namespace, {"metadata": {"name": first.metadata.name}}
         )
     assert exc.value.status == 409
-    assert json.loads(exc.value.body)["reason"] == "AlreadyExists"
+    assert json.loads(str(exc.value.body))["reason"] == "AlreadyExists"
 
 
 def test_create_in_a_missing_namespace_is_404(k8s: Clients) -> None:
@@ -199,7 +199,7 @@ def test_stale_resource_version_conflicts(k8s: Clients, namespace: str) -> None:
     with pytest.raises(ApiException) as put:
         k8s.core.replace_namespaced_config_map("cm", namespace, cm)
     assert put.value.status == 409
-    assert json.loads(put.value.body)["reason"] == "Conflict"
+    assert json.loads(str(put.value.body))["reason"] == "Conflict"
     with pytest.raises(ApiException) as merge:
         k8s.core.patch_namespaced_config_map(
             "cm", namespace, {"metadata": {"resourceVersion": stale}, "data": {"v": "3"}}
@@ -346,7 +346,7 @@ def test_watch_with_the_official_client(k8s: Clients, namespace: str) -> None:
     seen: list[tuple[str, str]] = []
 
     def watch() -> None:
-        stream = kubernetes.watch.Watch().stream(
+        stream = kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
             k8s.core.list_namespaced_config_map, namespace, timeout_seconds=3
         )
         for event in stream:
@@ -749,7 +749,7 @@ def test_kopf_operator_reconciles_against_the_stand_in(
         try:
             widget()
         except ApiException as exc:
-            return exc.status == 404
+            return bool(exc.status == 404)
         return False
 
     wait_for(gone, timeout=20, what="kopf released its finalizer")

@@ -413,7 +413,7 @@ class SchedulerDriver:
         preemptor = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         for victim in victims:
             path = _pod_path(victim)
-            condition = {
+            condition: Json = {
                 "type": "DisruptionTarget",
                 "status": "True",
                 "reason": "PreemptionByScheduler",
@@ -439,13 +439,13 @@ class SchedulerDriver:
     def _record_failure(self, pod: Json, message: str) -> bool:
         """Condition and event of a failed cycle; returns whether the pod's status changed."""
         self._record_event(pod, "Warning", "FailedScheduling", message)
-        condition = {
+        condition: Json = {
             "type": "PodScheduled",
             "status": "False",
             "reason": "Unschedulable",
             "message": message,
         }
-        current = next(
+        current: Json = next(
             (
                 c
                 for c in (pod.get("status") or {}).get("conditions") or []

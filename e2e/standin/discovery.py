@@ -17,7 +17,8 @@ kubectl needs a little more than discovery:
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from e2e.standin import registry
@@ -171,7 +172,10 @@ def wants_table(accept: str | None) -> bool:
 
 
 def table(
-    spec: registry.ResourceSpec, items: list[Mapping[str, Any]], *, list_meta: Mapping[str, Any]
+    spec: registry.ResourceSpec,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    list_meta: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A ``meta.k8s.io/v1`` ``Table`` of ``items`` (one row each, objects as partial metadata)."""
     columns = [
@@ -216,7 +220,8 @@ def table(
 
 def _cell(obj: Mapping[str, Any], column: registry.PrinterColumn) -> Any:
     value: Any = obj
-    for part in column.json_path.strip().lstrip(".").split("."):
+    path = column.json_path.strip().lstrip(".")
+    for part in (p.replace("\\.", ".") for p in re.split(r"(?<!\\)\.", path)):
         if not isinstance(value, Mapping) or part not in value:
             return None
         value = value[part]

@@ -69,9 +69,10 @@ def apply(kind: PatchType, obj: Mapping[str, Any], patch: Any) -> dict[str, Any]
         return result
     if not isinstance(patch, Mapping):
         raise PatchError(f"a {kind.value} patch must be an object")
-    if kind is PatchType.MERGE:
-        return merge(base, patch)
-    return strategic_merge(base, patch)
+    merged: dict[str, Any] = (
+        merge(base, patch) if kind is PatchType.MERGE else strategic_merge(base, patch)
+    )
+    return merged
 
 
 def merge(target: Any, patch: Any) -> Any:

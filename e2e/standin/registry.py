@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -60,6 +61,29 @@ class PrinterColumn:
     type: str = "string"
     priority: int = 0
     description: str = ""
+
+
+_AGE = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
+# ``kubectl get`` columns of built-ins that scenarios look at (the real server has more).
+_BUILTIN_COLUMNS: dict[str, tuple[PrinterColumn, ...]] = {
+    "v1/pods": (
+        PrinterColumn("Status", ".status.phase"),
+        PrinterColumn("Node", ".spec.nodeName"),
+        _AGE,
+        PrinterColumn("Nominated Node", ".status.nominatedNodeName", priority=1),
+    ),
+    "v1/nodes": (
+        PrinterColumn("GPUs", ".status.allocatable.nvidia\\.com/gpu"),
+        PrinterColumn("Unschedulable", ".spec.unschedulable"),
+        _AGE,
+    ),
+    "v1/events": (
+        PrinterColumn("Type", ".type"),
+        PrinterColumn("Reason", ".reason"),
+        PrinterColumn("Object", ".involvedObject.name"),
+        PrinterColumn("Message", ".message"),
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,8 +150,12 @@ class Registry:
         self.generation = 0  # bumped whenever the set of served resources changes
 
     def load_builtins(self) -> None:
-        self._resources.load_bundled()
-        for resource in list(self._resources):
+        with warnings.catch_warnings():  # kmock 0.8 reads its data with a deprecated call
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._resources.load_bundled()
+        for key, columns in _BUILTIN_COLUMNS.items():
+            self._columns[kmock.resource(key)] = columns
+        for resource in self._keys():
             if resource.group in _DROPPED_GROUPS:
                 del self._resources[resource]
         # The bundled snapshot has no singular names for some resources; kubectl wants them.
@@ -149,8 +177,11 @@ class Registry:
         return None
 
     def __iter__(self) -> Iterator[ResourceSpec]:
-        for key in list(self._resources):
+        for key in self._keys():
             yield self._spec(key, self._resources[key])
+
+    def _keys(self) -> list[kmock.resource]:
+        return [kmock.resource(key) for key in list(self._resources)]
 
     def group_versions(self) -> dict[str, list[str]]:
         """Group -> served versions (core group ``""`` included), in discovery order."""

@@ -110,6 +110,7 @@ def prepare_update(
     if not isinstance(new, Mapping):
         raise errors.bad_request("the request body must be a JSON object")
     new = copy.deepcopy(dict(new))
+    assert isinstance(new, dict)
     _check_type(spec, new)
     old_metadata = old["metadata"]
     metadata = new.setdefault("metadata", {})

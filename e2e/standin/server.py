@@ -97,11 +97,13 @@ class StandIn(kmock.KubernetesEmulator):
     # ---------------------------------------------------------------- public helpers
 
     @property
-    def registry(self) -> registry.Registry:
+    def resource_registry(self) -> registry.Registry:
+        """The served resources (built-ins and CRDs)."""
         return self._registry
 
     @property
-    def store(self) -> store.Store:
+    def object_store(self) -> store.Store:
+        """Objects, revisions and watch logs (``objects`` is kmock's view of the same objects)."""
         return self._store
 
     def stop_watches(self) -> None:
@@ -347,8 +349,8 @@ class StandIn(kmock.KubernetesEmulator):
             if position < log.compacted:
                 await _write_event(response, _expired(position))
                 return response
-            for event in pending:
-                await _write_event(response, event)
+            for initial in pending:
+                await _write_event(response, initial)
             while not self._stopping.is_set():
                 for event in log.since(position):
                     position = event.revision
