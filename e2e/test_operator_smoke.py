@@ -195,3 +195,93 @@ def _fetch(url: str) -> str:
 
     with urllib.request.urlopen(url, timeout=5) as response:
         return str(response.read().decode())
+
+
+def test_an_owner_reclaims_its_share_by_eviction_and_it_settles(
+    k8s: Any,
+    kubectl: Any,
+    apply_crds: Callable[..., list[str]],
+    make_gpu_node: Callable[..., dict[str, Any]],
+    run_component: Callable[..., processes.Component],
+) -> None:
+    apply_crds()
+    suffix = uuid.uuid4().hex[:6]
+    pool, node = f"pool-{suffix}", f"node-{suffix}"
+    borrower, owner = f"borrow-{suffix}", f"own-{suffix}"
+    make_gpu_node(node, DGX1, labels={POOL_LABEL: pool})
+    for ns in (borrower, owner):
+        kubectl("create", "namespace", ns)
+    k8s.custom.create_cluster_custom_object(
+        names.GROUP,
+        names.VERSION,
+        names.GPU_POOL_PLURAL,
+        {
+            "apiVersion": names.API_VERSION,
+            "kind": names.GPU_POOL_KIND,
+            "metadata": {"name": pool},
+            "spec": {"nodeSelector": {"matchLabels": {POOL_LABEL: pool}}},
+        },
+    )
+    for tenant, guaranteed in ((borrower, 0), (owner, 4)):
+        k8s.custom.create_cluster_custom_object(
+            names.GROUP,
+            names.VERSION,
+            names.TENANT_QUOTA_PLURAL,
+            {
+                "apiVersion": names.API_VERSION,
+                "kind": names.TENANT_QUOTA_KIND,
+                "metadata": {"name": tenant},
+                "spec": {
+                    "namespaces": [tenant],
+                    "pools": [{"name": pool, "guaranteed": guaranteed}],
+                },
+            },
+        )
+
+    def pod(name: str, *, bound_to: int | None = None) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "schedulerName": names.SCHEDULER_NAME,
+            "containers": [
+                {"name": "c", "image": "x", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+            ],
+        }
+        metadata: dict[str, Any] = {"name": name}
+        if bound_to is None:
+            spec["schedulingGates"] = [{"name": names.ADMISSION_GATE}]
+        else:
+            spec["nodeName"] = node
+            metadata["annotations"] = {names.GPUS_ANNOTATION: str(bound_to)}
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+    for i in range(8):
+        k8s.core.create_namespaced_pod(borrower, pod(f"b{i}", bound_to=i))
+    for i in range(4):
+        k8s.core.create_namespaced_pod(owner, pod(f"o{i}"))
+
+    port = processes.free_port()
+    _operator(run_component, port)
+
+    def count(ns: str) -> int:
+        return len(k8s.core.list_namespaced_pod(ns).items)
+
+    waiting.wait_for(lambda: count(borrower) == 4, timeout=60, what="4 borrower pods evicted")
+    waiting.wait_for(
+        lambda: all(not p.spec.scheduling_gates for p in k8s.core.list_namespaced_pod(owner).items),
+        timeout=30,
+        what="the owner's 4 pods admitted",
+    )
+    reasons = {e.reason for e in k8s.core.list_namespaced_event(borrower).items if e.reason}
+    assert "Preempted" in reasons
+    text = _fetch(f"http://127.0.0.1:{port}/metrics")
+    assert (
+        f'gpufair_preemptions_total{{pool="{pool}",reason="Reclaim",tenant="{borrower}"}} 4.0'
+        in text
+    )
+
+    # Settled: the borrower is at its fair share (4 of 8); nothing more is evicted.
+    import time
+
+    time.sleep(5)
+    assert count(borrower) == 4
+    status = _get(k8s, names.TENANT_QUOTA_PLURAL, borrower)["status"]["pools"][0]
+    assert status["fairShare"] == 4

@@ -141,3 +141,17 @@ def test_pods_whose_eviction_was_refused_are_not_chosen_again() -> None:
 
     assert retry.evictions
     assert not {e.pod.uid for e in retry.evictions} & refused
+
+
+def test_gpus_promised_to_admitted_pods_are_not_counted_free_for_reclaim() -> None:
+    """o0 was admitted into the one free GPU but is not bound yet; o1 still needs a reclaim."""
+    cluster = b.SimCluster(
+        nodes={"n1": b.node("n1")},
+        tenants={"a": b.tenant("a").build(), "b": b.tenant("b").pool(guaranteed=4).build()},
+    )
+    cluster.add(*(b.pod(f"a/p{i}").bound("n1", indices=[i]).build() for i in range(7)))
+    cluster.add(b.pod("b/o0").pending().build(), b.pod("b/o1").created(1.0).build())
+
+    decided = cluster.step(10.0)
+
+    assert [e.for_pod.key for e in decided.evictions] == ["b/o1"]

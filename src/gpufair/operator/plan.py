@@ -86,7 +86,9 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
     states = tenant_states(
         tenants, placed=placed, usages=usages, budgets=budgets, now=now, half_life=half_life
     )
-    admissions, holds = _admit(pool_views, placed=placed, states=states, shares=shares, now=now)
+    admissions, holds, free_after = _admit(
+        pool_views, placed=placed, states=states, shares=shares, now=now
+    )
 
     # 4. Reclaim, per pool, for tenants below their fair share whose pods still wait.
     evictions: list[intents.Eviction] = []
@@ -98,6 +100,7 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
                 placed=placed,
                 shares=shares[name],
                 states=states,
+                free=free_after[name],
                 holds=holds,
                 admitted=any(a.pool == name for a in admissions),
                 blocked=blocked,
@@ -338,9 +341,13 @@ def _admit(
     states: Mapping[str, admission.TenantState],
     shares: Mapping[str, fairshare.PoolShares],
     now: float,
-) -> tuple[list[intents.Admission], dict[str, str]]:
+) -> tuple[list[intents.Admission], dict[str, str], dict[str, dict[str, frozenset[int]]]]:
     """Core's admission decision, then a node-fit check: a pod is admitted only when some node
-    of its pool can give it a GPU set (pods admitted earlier but not bound are placed first)."""
+    of its pool can give it a GPU set (pods admitted earlier but not bound are placed first).
+
+    Also returns the free GPUs of each pool's nodes once the admitted-but-unbound pods (earlier
+    and now) are placed: what reclaim may count as free.
+    """
     pods = {pod.uid: (tenant, pool, pod) for (tenant, pool), ps in placed.items() for pod in ps}
     waiting = [
         admission.WaitingPod(
@@ -385,7 +392,7 @@ def _admit(
                 f"waiting for {pod.gpus} GPUs on one node of pool {pool}"
                 f" (largest free set: {max((len(g) for g in free_sets[pool].values()), default=0)})"
             )
-    return admitted, holds
+    return admitted, holds, free_sets
 
 
 def _take(view: pools.PoolView, free: dict[str, frozenset[int]], gpus: int) -> bool:
@@ -417,6 +424,7 @@ def _reclaim(
     placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],
     states: Mapping[str, admission.TenantState],
     shares: fairshare.PoolShares,
+    free: Mapping[str, frozenset[int]],
     holds: Mapping[str, str],
     admitted: bool,
     blocked: set[str],
@@ -455,8 +463,8 @@ def _reclaim(
         and pod.uid not in protected
     ]
     nodes = {
-        name: preemption.NodeGPUs(topology=view.topologies[name], free=free)
-        for name, free in view.free.items()
+        name: preemption.NodeGPUs(topology=view.topologies[name], free=gpus)
+        for name, gpus in free.items()
     }
     pods = {pod.uid: pod for name in members for pod in placed.get((name, pool), ())}
     waiting = sorted(
