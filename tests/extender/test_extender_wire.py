@@ -97,15 +97,26 @@ def test_filter_result_as_kube_scheduler_reads_it_back() -> None:
 
 
 def test_priorities_are_a_bare_list_of_host_and_score() -> None:
-    written = json.loads(wire.encode_priorities([("n1", 10), ("n2", 0)]))
-    assert written == [{"Host": "n1", "Score": 10}, {"Host": "n2", "Score": 0}]
-    assert [p.score for p in wire.HostPriorityList.validate_json(json.dumps(written))] == [10, 0]
+    written = json.loads(wire.encode_priorities({10: ["n1", "n3"], 0: ["n2"], 5: []}))
+    assert written == [
+        {"Host": "n1", "Score": 10},
+        {"Host": "n3", "Score": 10},
+        {"Host": "n2", "Score": 0},
+    ]
+    read_back = wire.HostPriorityList.validate_json(json.dumps(written))
+    assert [(p.host, p.score) for p in read_back] == [("n1", 10), ("n3", 10), ("n2", 0)]
 
 
 @pytest.mark.parametrize("score", [-1, 11])
 def test_scores_outside_0_to_10_are_refused(score: int) -> None:
     with pytest.raises(ValueError, match=r"outside 0\.\.10"):
-        wire.encode_priorities([("n1", score)])
+        wire.encode_priorities({score: ["n1"]})
+
+
+def test_priorities_with_names_that_need_escaping_are_still_valid_json() -> None:
+    odd = 'we"ird\\name\u00e9'
+    written = json.loads(wire.encode_priorities({3: [odd, "n1"]}))
+    assert written == [{"Host": odd, "Score": 3}, {"Host": "n1", "Score": 3}]
 
 
 def test_preempt_args_by_uid() -> None:

@@ -177,7 +177,8 @@ def test_relist_drops_objects_that_are_gone() -> None:
     state.replace(cache.Kind.POD, [])
     snapshot = state.snapshot()
     assert set(snapshot.nodes) == {"n2"}
-    assert snapshot.pods == {}
+    assert snapshot.nodes["n2"].pods == ()
+    assert state.pod_count() == 0
     assert snapshot.used("team-a", "h100") == 0
 
 

@@ -15,7 +15,8 @@ direction, as kube-scheduler does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
 import pydantic
@@ -255,14 +256,27 @@ def encode(answer: pydantic.BaseModel) -> bytes:
     return answer.model_dump_json(by_alias=True).encode()
 
 
-def encode_priorities(scores: Iterable[tuple[str, int]]) -> bytes:
-    """The prioritize answer ``[{"Host": ..., "Score": ...}]`` from ``(host, score)`` pairs.
+_PLAIN_NAMES = re.compile(r"[A-Za-z0-9._:-]*")
+"""Characters that need no JSON escaping; every valid node name (a DNS subdomain) has only these."""
 
-    Written without building a model per host: a prioritize call can carry thousands of nodes.
+
+def encode_priorities(scores: Mapping[int, Sequence[str]]) -> bytes:
+    """The prioritize answer ``[{"Host": ..., "Score": ...}]`` from hosts grouped by score.
+
+    kube-scheduler reads the list by ``Host``, so its order is free: hosts are written score
+    group by score group, each group with one ``str.join`` (a prioritize call can carry
+    thousands of nodes; a Python step per host would cost a millisecond).
     """
-    entries = []
-    for host, score in scores:
+    for score in scores:
         if not 0 <= score <= MAX_EXTENDER_PRIORITY:
-            raise ValueError(f"score {score} for {host} is outside 0..{MAX_EXTENDER_PRIORITY}")
-        entries.append({"Host": host, "Score": score})
-    return pydantic_core.to_json(entries)
+            raise ValueError(f"score {score} is outside 0..{MAX_EXTENDER_PRIORITY}")
+    groups = [(score, hosts) for score, hosts in scores.items() if hosts]
+    if not all(_PLAIN_NAMES.fullmatch("".join(hosts)) for _, hosts in groups):
+        return pydantic_core.to_json(
+            [{"Host": host, "Score": score} for score, hosts in groups for host in hosts]
+        )
+    parts = []
+    for score, hosts in groups:
+        tail = f'","Score":{score}}}'
+        parts.append('{"Host":"' + (tail + ',{"Host":"').join(hosts) + tail)
+    return ("[" + ",".join(parts) + "]").encode()

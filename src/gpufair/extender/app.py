@@ -8,6 +8,7 @@ the benchmark pass their own cache (fed directly) and pod writer instead.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,18 @@ from gpufair.extender.routes import ROUTERS, wire
 from gpufair.state import cache, watch
 
 log = logging.getLogger(__name__)
+
+
+def freeze_heap() -> None:
+    """After the first full list, move everything alive into the permanent GC generation.
+
+    The cache holds hundreds of thousands of objects that live as long as the process; without
+    this, every full collection walks them all (tens of milliseconds at 5,000 nodes, visible as
+    p99 latency of the verbs). Objects created later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
+    log.info("cache synced; %d objects frozen out of garbage collection", gc.get_freeze_count())
 
 
 def create_app(
@@ -41,6 +54,7 @@ def create_app(
             source,
             timeout_seconds=config.watch_timeout_seconds,
             backoff_seconds=config.relist_backoff_seconds,
+            on_synced=freeze_heap,
         )
         if source is not None
         else None

@@ -41,7 +41,7 @@ class Runtime:
         return {
             "synced": 1.0 if snapshot.synced else 0.0,
             "nodes": float(len(snapshot.nodes)),
-            "gpu_pods": float(len(snapshot.pods)),
+            "gpu_pods": float(self.cache.pod_count()),
             "assumed": float(len(snapshot.assumed)),
             "problems": float(len(self.cache.problems)),
         }

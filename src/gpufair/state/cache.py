@@ -77,9 +77,11 @@ class Snapshot:
     namespace_tenants: Mapping[str, str | None]
     usage: Mapping[tuple[str, str], int]
     """(tenant, pool) -> GPUs held by bound and assumed pods."""
-    pods: Mapping[str, views.PodView]
-    """GPU pods by UID, bound or pending (not terminal)."""
     assumed: Mapping[str, Assumption]
+    shape_of: Mapping[str, int] = dataclasses.field(default_factory=lambda: ShapeIndex())
+    """Node name -> shape id; a name the cache does not know maps to :data:`UNKNOWN_SHAPE`."""
+    shapes: Mapping[int, views.NodeView] = dataclasses.field(default_factory=dict)
+    """Shape id -> a node of that shape (every decision about a node depends on its shape)."""
 
     def tenant_of(self, namespace: str) -> str | None:
         if namespace in self.namespace_tenants:
@@ -92,6 +94,18 @@ class Snapshot:
 
     def used(self, tenant: str, pool: str) -> int:
         return self.usage.get((tenant, pool), 0)
+
+
+UNKNOWN_SHAPE = -2
+"""The shape id of a node name the cache does not know."""
+
+
+class ShapeIndex(dict[str, int]):
+    """Node name -> shape id, answering :data:`UNKNOWN_SHAPE` for unknown names, so a verb can
+    look up thousands of names in one C-level ``operator.itemgetter`` call."""
+
+    def __missing__(self, key: str) -> int:
+        return UNKNOWN_SHAPE
 
 
 _K = TypeVar("_K")
@@ -133,6 +147,8 @@ class ClusterCache:
         self._topology_ids: dict[topology.NodeTopology, int] = {}
         self._topologies: list[topology.NodeTopology] = []
         self._shape_ids: dict[tuple[object, ...], int] = {}
+        self._shape_of: dict[str, int] = {}
+        self._shape_nodes: dict[int, views.NodeView] = {}
         self._flat: dict[int, topology.NodeTopology] = {}
         self._contributions: dict[str, tuple[str, str, int]] = {}
         self._usage: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -194,8 +210,13 @@ class ClusterCache:
             return self._views.get(name)
 
     def pod(self, uid: str) -> views.PodView | None:
+        """A GPU pod by UID, bound or pending (the live entry, not a snapshot's)."""
         with self._lock:
             return self._pods.get(uid)
+
+    def pod_count(self) -> int:
+        with self._lock:
+            return len(self._pods)
 
     def assume(
         self,
@@ -256,6 +277,8 @@ class ClusterCache:
             dirty = self._dirty
             if "nodes" in dirty or "nodes" not in parts:
                 parts["nodes"] = _frozen(self._views)
+                parts["shape_of"] = ShapeIndex(self._shape_of)
+                parts["shapes"] = _frozen(self._shape_nodes)
             if "pools" in dirty or "pools" not in parts:
                 parts["pools"] = _frozen(self._pools)
             if "pool_nodes" in dirty or "pool_nodes" not in parts:
@@ -281,8 +304,6 @@ class ClusterCache:
                     if tenant is not None and count:
                         usage[(tenant, pool)] += count
                 parts["usage"] = types.MappingProxyType(dict(usage))
-            if "pods" in dirty or "pods" not in parts:
-                parts["pods"] = _frozen(self._pods)
             if "assumed" in dirty or "assumed" not in parts:
                 parts["assumed"] = _frozen(self._assumed)
             self._snapshot = Snapshot(synced=self.synced, **parts)
@@ -506,6 +527,7 @@ class ClusterCache:
         self._dirty.add("nodes")
         if obj is None:
             self._views.pop(name, None)
+            self._shape_of.pop(name, None)
             return
         resource = self._resource_of(name)
         problem: str | None = None
@@ -535,6 +557,7 @@ class ClusterCache:
         for uid in self._assumed_on_node.get(name, ()):
             used |= self._assumed[uid].gpus
         free = indices - used
+        bound = tuple(self._pods[uid] for uid in sorted(self._pods_on_node.get(name, ())))
         previous = self._views.get(name)
         view = views.NodeView(
             name=name,
@@ -546,12 +569,15 @@ class ClusterCache:
             free=free if previous is None or previous.free != free else previous.free,
             hidden=min(hidden, len(free)),
             problem="node has invalid gpufair topology labels" if problem else None,
+            pods=bound,
         )
         shape = view.shape()
         shape_id = self._shape_ids.get(shape)
         if shape_id is None:
             shape_id = self._shape_ids[shape] = len(self._shape_ids)
-        self._views[name] = dataclasses.replace(view, shape_id=shape_id)
+        view = self._views[name] = dataclasses.replace(view, shape_id=shape_id)
+        self._shape_of[name] = shape_id
+        self._shape_nodes[shape_id] = view
 
     def _resolve_tenant(self, namespace: str) -> str | None:
         return pods.tenant_of_namespace(

@@ -75,7 +75,8 @@ class NodeView:
     hidden: int = 0
     problem: str | None = None
     """Why the node cannot take GPU pods at all (e.g. invalid topology labels)."""
-
+    pods: tuple[PodView, ...] = ()
+    """The GPU pods bound to the node (preempt looks its victims up here)."""
     shape_id: int = -1
     """Equal for nodes whose :meth:`shape` is equal (interned by the cache): every decision
     about a node depends only on its shape, so verbs judge each shape once per request."""

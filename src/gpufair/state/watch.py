@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from gpufair.state import cache
@@ -51,6 +51,7 @@ class Watcher:
         timeout_seconds: int = 300,
         backoff_seconds: float = 1.0,
         gone_errors: tuple[type[BaseException], ...] = (GoneError,),
+        on_synced: Callable[[], None] | None = None,
     ) -> None:
         self._cache = state
         self._source = source
@@ -61,6 +62,8 @@ class Watcher:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.relists: dict[cache.Kind, int] = dict.fromkeys(self._kinds, 0)
+        self._on_synced = on_synced
+        self._synced_once = threading.Event()
 
     def start(self) -> None:
         for kind in self._kinds:
@@ -95,6 +98,10 @@ class Watcher:
         items, version = self._source.list(kind)
         self._cache.replace(kind, items)
         self.relists[kind] += 1
+        if self._cache.synced and not self._synced_once.is_set():
+            self._synced_once.set()
+            if self._on_synced is not None:
+                self._on_synced()
         while not self._stop.is_set():
             started = time.monotonic()
             events = 0

@@ -1,0 +1,62 @@
+"""``gpufair bench extender``: per-pod cost of the extender's verbs on a synthetic large cluster.
+
+Prints p50/p99 latency of filter, prioritize and bind (and the whole pod) in-process and over
+HTTP through uvicorn, beside kube-scheduler's own budget of about 5.5 ms per pod. See
+``docs/extender.md`` for recorded figures and :mod:`gpufair.extender.bench` for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of numbers"
+        ) from None
+    if not counts or any(count < 1 for count in counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: node counts must be positive")
+    return counts
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("bench", help="run a benchmark", description=__doc__)
+    targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
+    extender = targets.add_parser(
+        "extender", help="extender verb latency on a synthetic cluster", description=__doc__
+    )
+    extender.add_argument(
+        "--nodes", type=_counts, default=[1000, 5000], help="node counts, e.g. 1000,5000"
+    )
+    extender.add_argument("--pods", type=int, default=200, help="measured pods per run (200)")
+    extender.add_argument(
+        "--topology-dir",
+        type=pathlib.Path,
+        help="nvidia-smi topo -m captures (default ../shared/data/topology)",
+    )
+    extender.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    extender.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    extender.set_defaults(handler=run_extender)
+
+
+def run_extender(args: argparse.Namespace) -> int:
+    from gpufair.extender import bench
+
+    if args.pods < 1:
+        print("gpufair bench extender: --pods must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        report = bench.run(
+            args.nodes, pods_per_run=args.pods, topology_dir=args.topology_dir, seed=args.seed
+        )
+    except FileNotFoundError as exc:
+        print(f"gpufair bench extender: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2) if args.output == "json" else bench.render(report))
+    return 0

@@ -1,0 +1,489 @@
+"""``gpufair bench extender``: what one pod costs the extender on a large cluster.
+
+Builds a synthetic cluster of 8-GPU nodes whose topologies are the real 8-GPU machines in
+``../shared/data/topology/`` (parsed with the same parser the node agent uses, published as the
+same labels), fills it to a realistic occupancy with pods of mixed sizes placed by the real
+placement code, and then schedules pods the way kube-scheduler does: ``filter`` with every node
+name (``nodeCacheCapable``), ``prioritize`` with the nodes that passed, ``bind`` to the best one.
+Between pods, one running pod finishes, so occupancy stays level and free sets keep changing.
+
+Each verb is timed twice on the same cluster: in-process (wire bytes in, wire bytes out, through
+the same handlers the routes call) and over HTTP through uvicorn on localhost. The budget shown
+beside the figures is kube-scheduler's own: its upstream CI accepts 180 pods/s for pods with
+extended resources on 5,000 nodes, i.e. about 5.5 ms per pod for the whole scheduling cycle.
+The API writes of bind go to an in-memory stand-in (the API server's latency is not the
+extender's), whose watch thread confirms each binding to the cache as a real watch would.
+Over HTTP the extender runs in its own (forked) process, as it does beside kube-scheduler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import multiprocessing
+import pathlib
+import queue
+import random
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import uvicorn
+
+import gpufair
+from gpufair.api import extender_wire as wire
+from gpufair.api import names
+from gpufair.core import labels, placement, topology, topology_matrix
+from gpufair.extender import app as extender_app
+from gpufair.extender import handlers, runtime, settings
+from gpufair.k8s import pods
+from gpufair.state import cache
+
+BUDGET_MS_PER_POD = 1000 / 180
+"""kube-scheduler's upstream CI floor: 180 pods/s with extended resources on 5,000 nodes."""
+
+SIZES = (1, 1, 1, 1, 1, 2, 2, 4, 4, 8)
+"""Pod sizes in GPUs, drawn uniformly: half single-GPU pods, a tenth whole-node jobs."""
+
+OCCUPANCY = 0.7
+"""Share of GPUs allocated before measuring (busy production clusters run at 60-80%)."""
+
+TENANTS = 4
+VERBS = ("filter", "prioritize", "bind")
+
+
+def default_topology_dir() -> pathlib.Path:
+    """``../shared/data/topology`` beside the project checkout."""
+    return pathlib.Path(gpufair.__file__).resolve().parents[3] / "shared" / "data" / "topology"
+
+
+def load_topologies(directory: pathlib.Path) -> dict[str, topology.NodeTopology]:
+    """Every 8-GPU NVIDIA capture in ``directory`` that parses, by file stem."""
+    found: dict[str, topology.NodeTopology] = {}
+    for path in sorted(directory.glob("*.txt")):
+        try:
+            parsed = topology.from_matrix(topology_matrix.parse(path.read_text()))
+        except (topology_matrix.TopologyParseError, ValueError):
+            continue
+        if len(parsed.gpus) == 8:
+            found[path.stem] = parsed
+    if not found:
+        raise FileNotFoundError(f"no 8-GPU nvidia-smi topo -m captures in {directory}")
+    return found
+
+
+class _Api:
+    """The API server behind bind, in memory: pending pods are synthesised from their names
+    (``job-<n>-g<gpus>-t<tenant>``), writes are recorded, and each binding is confirmed to the
+    cache by a watch thread, which also lets one running pod finish (steady occupancy)."""
+
+    def __init__(self, cluster: Cluster, *, seed: int) -> None:
+        self.cluster = cluster
+        self.notes: dict[tuple[str, str], dict[str, str | None]] = {}
+        self.events: queue.Queue[tuple[dict[str, Any], str] | None] = queue.Queue()
+        self._rng = random.Random(seed)
+        self._thread = threading.Thread()
+        self.start()
+
+    def start(self) -> None:
+        """Start the watch thread (again in a forked process, where threads do not survive)."""
+        self.events = queue.Queue()
+        self._thread = threading.Thread(target=self._watch, name="bench-watch", daemon=True)
+        self._thread.start()
+
+    def read_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        del namespace  # implied by the name
+        _, number, gpus, tenant = name.split("-")
+        return _pod(int(number), int(gpus[1:]), int(tenant[1:]))
+
+    def annotate_pod(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> None:
+        self.notes[(namespace, name)] = dict(annotations)
+
+    def bind_pod(self, *, namespace: str, name: str, uid: str, node: str) -> None:
+        del uid  # pods are known by name here
+        pod = self.read_pod(namespace, name)
+        assert pod is not None
+        self.events.put((dict(pod), node))
+
+    def _watch(self) -> None:
+        while (event := self.events.get()) is not None:
+            pod, node = event
+            notes = self.notes[(pod["metadata"]["namespace"], pod["metadata"]["name"])]
+            gpus = pods.parse_gpus(str(notes[names.GPUS_ANNOTATION]))
+            confirmed = _bound(pod, node, sorted(gpus))
+            self.cluster.state.upsert(cache.Kind.POD, confirmed)
+            self.cluster.running[pod["metadata"]["uid"]] = confirmed
+            finished = self._rng.choice(list(self.cluster.running))
+            self.cluster.state.delete(cache.Kind.POD, self.cluster.running.pop(finished))
+            self.events.task_done()
+
+    def settle(self) -> None:
+        """Wait until the watch thread has applied every binding so far."""
+        self.events.join()
+
+    def stop(self) -> None:
+        self.events.put(None)
+        self._thread.join(5)
+
+
+def _node(name: str, topo: topology.NodeTopology) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"bench/pool": "gpu", **labels.to_labels(topo)}},
+        "spec": {},
+        "status": {"allocatable": {names.DEFAULT_GPU_RESOURCE: "8"}},
+    }
+
+
+def _pod(number: int, gpus: int, tenant: int) -> dict[str, Any]:
+    amount = {names.DEFAULT_GPU_RESOURCE: str(gpus)}
+    return {
+        "metadata": {
+            "name": f"job-{number}-g{gpus}-t{tenant}",
+            "namespace": f"tenant-{tenant}",
+            "uid": f"uid-{number}",
+            "creationTimestamp": None,
+        },
+        "spec": {
+            "containers": [{"name": "main", "resources": {"requests": amount, "limits": amount}}],
+            "schedulerName": names.SCHEDULER_NAME,
+            "priority": 0,
+        },
+        "status": {"phase": "Pending", "qosClass": "BestEffort"},
+    }
+
+
+def _bound(pod: dict[str, Any], node: str, gpus: Sequence[int]) -> dict[str, Any]:
+    metadata = {**pod["metadata"], "annotations": {names.GPUS_ANNOTATION: pods.format_gpus(gpus)}}
+    return {
+        "metadata": metadata,
+        "spec": {**pod["spec"], "nodeName": node},
+        "status": {"phase": "Running"},
+    }
+
+
+@dataclasses.dataclass
+class Cluster:
+    state: cache.ClusterCache
+    running: dict[str, dict[str, Any]]
+    """uid -> bound pod, for finishing one between measured pods."""
+    topologies: int
+    occupancy: float
+
+
+def build_cluster(
+    node_count: int, topologies: Mapping[str, topology.NodeTopology], *, seed: int
+) -> Cluster:
+    """A synced cache of ``node_count`` nodes filled to :data:`OCCUPANCY` by real placement."""
+    rng = random.Random(seed)
+    shapes = list(topologies.values())
+    state = cache.ClusterCache(assume_ttl_seconds=300)
+    state.replace(
+        cache.Kind.GPU_POOL,
+        [
+            {
+                "metadata": {"name": "gpu"},
+                "spec": {"nodeSelector": {"matchLabels": {"bench/pool": "gpu"}}},
+            }
+        ],
+    )
+    state.replace(
+        cache.Kind.TENANT_QUOTA,
+        [
+            {
+                "metadata": {"name": f"t{t}"},
+                "spec": {"namespaces": [f"tenant-{t}"], "pools": [{"name": "gpu"}]},
+            }
+            for t in range(TENANTS)
+        ],
+    )
+    state.replace(cache.Kind.NAMESPACE, [])
+    nodes = [_node(f"node-{i:05d}", shapes[i % len(shapes)]) for i in range(node_count)]
+    state.replace(cache.Kind.NODE, nodes)
+    free = {n["metadata"]["name"]: frozenset(range(8)) for n in nodes}
+    topo_of = {n["metadata"]["name"]: shapes[i % len(shapes)] for i, n in enumerate(nodes)}
+    names_ = list(free)
+    target = int(OCCUPANCY * 8 * node_count)
+    used = 0
+    running: dict[str, dict[str, Any]] = {}
+    bound_pods: list[dict[str, Any]] = []
+    number = 0
+    misses = 0
+    while used < target and misses < 1000:
+        gpus = rng.choice(SIZES)
+        name = rng.choice(names_)
+        choice = placement.choose(topo_of[name], free=free[name], count=gpus)
+        if not isinstance(choice, placement.Choice):
+            misses += 1
+            continue
+        misses = 0
+        free[name] = free[name] - frozenset(choice.gpus)
+        used += gpus
+        pod = _bound(_pod(number, gpus, number % TENANTS), name, choice.gpus)
+        number += 1
+        running[pod["metadata"]["uid"]] = pod
+        bound_pods.append(pod)
+    state.replace(cache.Kind.POD, bound_pods)
+    return Cluster(
+        state=state,
+        running=running,
+        topologies=len(shapes),
+        occupancy=used / (8 * node_count),
+    )
+
+
+@dataclasses.dataclass
+class Timings:
+    samples: dict[str, list[float]] = dataclasses.field(
+        default_factory=lambda: {verb: [] for verb in (*VERBS, "pod")}
+    )
+
+    def add(self, verb: str, seconds: float) -> None:
+        self.samples[verb].append(seconds * 1000)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for verb, values in self.samples.items():
+            ordered = sorted(values)
+            out[verb] = {
+                "p50_ms": round(statistics.median(ordered), 3),
+                "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 3),
+            }
+        return out
+
+
+Call = Callable[[str, bytes], bytes]
+
+
+def _in_process(rt: runtime.Runtime) -> Call:
+    def call(verb: str, body: bytes) -> bytes:
+        if verb == "filter":
+            return wire.encode(handlers.filter_nodes(rt, wire.decode(wire.ExtenderArgs, body)))
+        if verb == "prioritize":
+            args = wire.decode(wire.ExtenderArgs, body)
+            return wire.encode_priorities(handlers.prioritize(rt, args))
+        return wire.encode(handlers.bind(rt, wire.decode(wire.ExtenderBindingArgs, body)))
+
+    return call
+
+
+def _schedule(
+    call: Call,
+    node_names: Sequence[str],
+    *,
+    pods_to_schedule: int,
+    first_number: int,
+    rng: random.Random,
+    settle: Callable[[], None],
+) -> Timings:
+    """Schedule pods one by one as kube-scheduler does: filter, prioritize, bind to the best.
+
+    Only the calls are timed; building requests and reading answers is the scheduler's work.
+    """
+    timings = Timings()
+    names_body = json.dumps(list(node_names))
+    for number in range(first_number, first_number + pods_to_schedule):
+        pod = _pod(number, rng.choice(SIZES), number % TENANTS)
+        settle()  # the previous binding has come back through the watch, as it usually has
+        pod_json = json.dumps(pod)
+        began = time.perf_counter()
+        raw = call("filter", f'{{"Pod":{pod_json},"Nodes":null,"NodeNames":{names_body}}}'.encode())
+        filtered = time.perf_counter()
+        passed = json.loads(raw)["NodeNames"] or []
+        prioritize_body = f'{{"Pod":{pod_json},"Nodes":null,"NodeNames":{json.dumps(passed)}}}'
+        started = time.perf_counter()
+        raw = call("prioritize", prioritize_body.encode())
+        prioritized = time.perf_counter()
+        scores = json.loads(raw)
+        best = max(scores, key=lambda entry: entry["Score"])["Host"] if scores else None
+        meta = pod["metadata"]
+        bind_body = json.dumps(
+            {
+                "PodName": meta["name"],
+                "PodNamespace": meta["namespace"],
+                "PodUID": meta["uid"],
+                "Node": best,
+            }
+        ).encode()
+        bind_started = time.perf_counter()
+        if best is not None:
+            call("bind", bind_body)
+        bound = time.perf_counter()
+        timings.add("filter", filtered - began)
+        timings.add("prioritize", prioritized - started)
+        if best is not None:
+            timings.add("bind", bound - bind_started)
+        timings.add("pod", (filtered - began) + (prioritized - started) + (bound - bind_started))
+    return timings
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _serve(app: Any, api: _Api, port: int, ready: Any) -> None:
+    """The extender's own process: uvicorn serving the app built before the fork."""
+    api.start()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    threading.Thread(target=_signal_when_started, args=(server, ready), daemon=True).start()
+    server.run()
+
+
+def _signal_when_started(server: uvicorn.Server, ready: Any) -> None:
+    while not server.started:
+        time.sleep(0.01)
+    ready.set()
+
+
+def _over_http(app: Any, api: _Api) -> tuple[Call, Callable[[], None], Callable[[], None]]:
+    """Serve ``app`` from a forked process (the scheduler and the extender are separate
+    processes, and one process would make client and server fight over one GIL)."""
+    context = multiprocessing.get_context("fork")
+    port = _free_port()
+    ready = context.Event()
+    process = context.Process(target=_serve, args=(app, api, port, ready), daemon=True)
+    api.stop()  # the child starts its own watch thread
+    process.start()
+    if not ready.wait(20):
+        process.kill()
+        raise RuntimeError("uvicorn did not start within 20 s")
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+
+    def call(verb: str, body: bytes) -> bytes:
+        connection.request("POST", f"/{verb}", body=body, headers=headers)
+        response = connection.getresponse()
+        content = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"/{verb} answered {response.status}: {content[:200]!r}")
+        return content
+
+    def settle() -> None:
+        """Nothing to wait for: the server's watch thread confirms bindings on its own time,
+        as a real watch does (until then the bind's assumption holds the GPUs)."""
+
+    def stop() -> None:
+        connection.close()
+        process.terminate()
+        process.join(5)
+
+    return call, settle, stop
+
+
+def run(
+    node_counts: Sequence[int],
+    *,
+    pods_per_run: int = 200,
+    topology_dir: pathlib.Path | None = None,
+    seed: int = 1,
+) -> dict[str, Any]:
+    """Measure every node count in-process and over HTTP; the report as a JSON-able dict."""
+    topologies = load_topologies(topology_dir or default_topology_dir())
+    report: dict[str, Any] = {
+        "budget_ms_per_pod": round(BUDGET_MS_PER_POD, 2),
+        "budget_source": "kube-scheduler upstream CI: 180 pods/s with extended resources on "
+        "5,000 nodes",
+        "topologies": sorted(topologies),
+        "pods_per_run": pods_per_run,
+        "runs": [],
+    }
+    for count in node_counts:
+        cluster = build_cluster(count, topologies, seed=seed)
+        node_names = sorted(cluster.state.snapshot().nodes)
+        api = _Api(cluster, seed=seed)
+        app = extender_app.create_app(
+            settings.ExtenderSettings(watch=False), state=cluster.state, writer=api
+        )
+        rt: runtime.Runtime = app.state.runtime
+        extender_app.freeze_heap()  # what the app does once its watches have synced
+        rng = random.Random(seed)
+        # Warm-up: fills the placement memo as a long-running extender's would be.
+        local = _in_process(rt)
+        _schedule(
+            local,
+            node_names,
+            pods_to_schedule=50,
+            first_number=10**6,
+            rng=rng,
+            settle=api.settle,
+        )
+        in_process = _schedule(
+            local,
+            node_names,
+            pods_to_schedule=pods_per_run,
+            first_number=2 * 10**6,
+            rng=rng,
+            settle=api.settle,
+        )
+        api.settle()
+        snapshot = cluster.state.snapshot()
+        remote, settle, stop = _over_http(app, api)
+        try:
+            _schedule(
+                remote,
+                node_names,
+                pods_to_schedule=20,
+                first_number=3 * 10**6,
+                rng=rng,
+                settle=settle,
+            )
+            over_http = _schedule(
+                remote,
+                node_names,
+                pods_to_schedule=pods_per_run,
+                first_number=4 * 10**6,
+                rng=rng,
+                settle=settle,
+            )
+        finally:
+            stop()
+        report["runs"].append(
+            {
+                "nodes": count,
+                "gpus": 8 * count,
+                "occupancy": round(cluster.occupancy, 3),
+                "distinct_node_shapes": len({v.shape_id for v in snapshot.nodes.values()}),
+                "in_process": in_process.summary(),
+                "http": over_http.summary(),
+            }
+        )
+    return report
+
+
+def render(report: Mapping[str, Any]) -> str:
+    """The report as an aligned table."""
+    lines = [
+        f"gpufair extender benchmark: {report['pods_per_run']} pods per run, topologies: "
+        f"{', '.join(report['topologies'])}",
+        f"budget: {report['budget_ms_per_pod']} ms per pod ({report['budget_source']})",
+        "",
+        f"{'nodes':>6} {'path':<11} {'filter p50/p99':>16} {'prioritize p50/p99':>20} "
+        f"{'bind p50/p99':>15} {'per pod p50/p99':>17} {'of budget (p50)':>16}",
+    ]
+    for run_ in report["runs"]:
+        for path in ("in_process", "http"):
+            figures = run_[path]
+
+            def cell(verb: str, figures: Mapping[str, Mapping[str, float]] = figures) -> str:
+                return f"{figures[verb]['p50_ms']:.2f}/{figures[verb]['p99_ms']:.2f} ms"
+
+            share = figures["pod"]["p50_ms"] / report["budget_ms_per_pod"]
+            lines.append(
+                f"{run_['nodes']:>6} {path.replace('_', '-'):<11} {cell('filter'):>16} "
+                f"{cell('prioritize'):>20} {cell('bind'):>15} {cell('pod'):>17} {share:>15.0%}"
+            )
+        lines.append(
+            f"{'':>6} occupancy {run_['occupancy']:.0%}, "
+            f"{run_['distinct_node_shapes']} distinct node shapes"
+        )
+    return "\n".join(lines)
