@@ -25,6 +25,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "gpufair.cli.whatif",
     "gpufair.cli.simulate",
     "gpufair.cli.operator",
+    "gpufair.cli.extender",
+    "gpufair.cli.bench",
 )
 
 
