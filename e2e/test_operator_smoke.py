@@ -9,7 +9,9 @@ GPU-seconds from the persisted status without losing or double-counting them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -209,8 +211,34 @@ def test_an_owner_reclaims_its_share_by_eviction_and_it_settles(
     pool, node = f"pool-{suffix}", f"node-{suffix}"
     borrower, owner = f"borrow-{suffix}", f"own-{suffix}"
     make_gpu_node(node, DGX1, labels={POOL_LABEL: pool})
+    cleanup = contextlib.ExitStack()
     for ns in (borrower, owner):
         kubectl("create", "namespace", ns)
+        cleanup.callback(kubectl, "delete", "namespace", ns, "--wait=false", check=False)
+    for plural, name in (
+        (names.TENANT_QUOTA_PLURAL, borrower),
+        (names.TENANT_QUOTA_PLURAL, owner),
+        (names.GPU_POOL_PLURAL, pool),
+    ):
+        cleanup.callback(_delete, k8s, plural, name)
+    with cleanup:
+        _reclaim_scenario(k8s, run_component, pool=pool, node=node, borrower=borrower, owner=owner)
+
+
+def _delete(k8s: Any, plural: str, name: str) -> None:
+    with contextlib.suppress(Exception):
+        k8s.custom.delete_cluster_custom_object(names.GROUP, names.VERSION, plural, name)
+
+
+def _reclaim_scenario(
+    k8s: Any,
+    run_component: Callable[..., processes.Component],
+    *,
+    pool: str,
+    node: str,
+    borrower: str,
+    owner: str,
+) -> None:
     k8s.custom.create_cluster_custom_object(
         names.GROUP,
         names.VERSION,
@@ -279,8 +307,6 @@ def test_an_owner_reclaims_its_share_by_eviction_and_it_settles(
     )
 
     # Settled: the borrower is at its fair share (4 of 8); nothing more is evicted.
-    import time
-
     time.sleep(5)
     assert count(borrower) == 4
     status = _get(k8s, names.TENANT_QUOTA_PLURAL, borrower)["status"]["pools"][0]
