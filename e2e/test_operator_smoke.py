@@ -96,9 +96,11 @@ def _operator(run_component: Callable[..., processes.Component], port: int) -> p
 def test_statuses_converge_pods_are_admitted_and_usage_survives_a_restart(
     k8s: Any,
     namespace: str,
-    tenant_setup: Any,
     run_component: Callable[..., processes.Component],
+    tenant_setup: Any,
 ) -> None:
+    # run_component before tenant_setup: the operator outlives the pool's deletion, so it can
+    # remove kopf's finalizer from the pool (the reconcile loop is a kopf daemon on pools).
     import kubernetes
 
     pool, tenant, node = tenant_setup
