@@ -101,6 +101,7 @@ def test_without_cert_manager_the_tls_secret_and_ca_are_required() -> None:
 API_VERSIONS = {
     "Deployment": "apps/v1",
     "DaemonSet": "apps/v1",
+    "StatefulSet": "apps/v1",
     "Service": "v1",
     "ServiceAccount": "v1",
     "ConfigMap": "v1",
@@ -140,10 +141,19 @@ def test_template_skeleton_is_kubernetes_yaml(path: pathlib.Path) -> None:
         assert ("namespace" in metadata) == (kind not in CLUSTER_SCOPED), f"{path.name}: {kind}"
 
 
+WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet")
+
+
 def workloads() -> Iterator[tuple[str, dict[str, Any]]]:
     for path, doc in chart_files.all_documents():
-        if doc["kind"] in ("Deployment", "DaemonSet"):
+        if doc["kind"] in WORKLOAD_KINDS:
             yield path.name, doc
+
+
+def workload(file: str) -> dict[str, Any]:
+    """The one workload of ``templates/<file>``."""
+    (found,) = [doc for name, doc in workloads() if name == file]
+    return found
 
 
 @pytest.mark.parametrize(("file", "workload"), list(workloads()))
@@ -291,13 +301,45 @@ def test_chart_scheduler_verbs_are_extender_routes() -> None:
 
 
 def test_chart_and_extender_example_agree() -> None:
+    """Verbs, managedResources and nodeCacheCapable, as the design asks."""
     examples = example_scheduler_configs()
-    if not examples:
-        pytest.skip("extender/ has no example KubeSchedulerConfiguration yet")
+    assert examples, "extender/ has no example KubeSchedulerConfiguration"
     resources = chart_files.values()["scheduler"]["extender"]["managedResources"]
     chart = extender_facts(chart_scheduler_config(), resources=resources)
     for path, example in examples:
         assert extender_facts(example) == chart, path
+
+
+def tuning(config: dict[str, Any]) -> dict[str, Any]:
+    """The rest of what kube-scheduler does with the extender, profile settings included."""
+    (entry,) = config["extenders"]
+    (profile,) = config["profiles"]
+    return {
+        "weight": entry["weight"],
+        "httpTimeout": entry["httpTimeout"],
+        "ignorable": entry.get("ignorable", False),
+        "percentageOfNodesToScore": profile.get(
+            "percentageOfNodesToScore", config.get("percentageOfNodesToScore")
+        ),
+        "schedulerName": profile["schedulerName"],
+        "leaderElect": config["leaderElection"]["leaderElect"],
+    }
+
+
+def test_chart_defaults_tune_the_extender_like_the_example() -> None:
+    values = chart_files.values()["scheduler"]
+    defaults = {
+        "weight": values["extender"]["weight"],
+        "httpTimeout": values["extender"]["httpTimeout"],
+        "ignorable": values["extender"]["ignorable"],
+        "percentageOfNodesToScore": values["percentageOfNodesToScore"],
+        "schedulerName": values["name"],
+        "leaderElect": values["leaderElection"]["enabled"],
+    }
+    # Every templated field of the chart's entry is one of these values.
+    assert set(tuning(chart_scheduler_config()).values()) == {chart_files.PLACEHOLDER}
+    for path, example in example_scheduler_configs():
+        assert tuning(example) == defaults, path
 
 
 def test_extender_probes_are_extender_routes() -> None:
@@ -325,7 +367,7 @@ def subcommand_options(name: str) -> set[str]:
 
 COMPONENTS = [
     pytest.param(
-        "operator-deployment.yaml", "operator", operator_settings.OperatorSettings, id="operator"
+        "operator-statefulset.yaml", "operator", operator_settings.OperatorSettings, id="operator"
     ),
     pytest.param(
         "extender-deployment.yaml", "extender", extender_settings.ExtenderSettings, id="extender"
@@ -336,12 +378,7 @@ COMPONENTS = [
 
 @pytest.mark.parametrize(("file", "name", "settings_model"), COMPONENTS)
 def test_container_arguments_are_cli_options(file: str, name: str, settings_model: Any) -> None:
-    (workload,) = [
-        doc
-        for doc in chart_files.documents(chart_files.TEMPLATES / file)
-        if doc["kind"] in ("Deployment", "DaemonSet")
-    ]
-    container = chart_files.container(workload, name)
+    container = chart_files.container(workload(file), name)
     args = container["args"]
     assert args[0] == name
     options = subcommand_options(name)
@@ -351,8 +388,7 @@ def test_container_arguments_are_cli_options(file: str, name: str, settings_mode
 
 @pytest.mark.parametrize(("file", "name", "settings_model"), COMPONENTS[:2])
 def test_gpufair_variables_are_settings_fields(file: str, name: str, settings_model: Any) -> None:
-    (deployment,) = chart_files.find("Deployment", file=file)
-    container = chart_files.container(deployment, name)
+    container = chart_files.container(workload(file), name)
     variables = {item["name"] for item in container["env"] if item["name"].startswith("GPUFAIR_")}
     fields = {f"GPUFAIR_{field.upper()}" for field in settings_model.model_fields}
     assert variables, f"{file} sets no GPUFAIR_ variable"
@@ -365,8 +401,22 @@ def test_agent_gets_its_node_name_from_the_downward_api() -> None:
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
 
 
+def test_operator_replicas_have_distinct_peering_priorities(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kopf pauses every replica when two live peers share a priority: none would act."""
+    statefulset = workload("operator-statefulset.yaml")
+    assert statefulset["kind"] == "StatefulSet"
+    env = {item["name"]: item for item in chart_files.container(statefulset, "operator")["env"]}
+    source = env["GPUFAIR_PRIORITY"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert source == "metadata.labels['apps.kubernetes.io/pod-index']"
+    monkeypatch.setenv("GPUFAIR_PRIORITY", "1")  # the label's value, a string
+    assert operator_settings.OperatorSettings().priority == 1
+    assert chart_files.values()["operator"]["replicas"] > 1
+
+
 def test_operator_liveness_probe_is_the_kopf_endpoint() -> None:
-    (deployment,) = chart_files.find("Deployment", file="operator-deployment.yaml")
+    deployment = workload("operator-statefulset.yaml")
     container = chart_files.container(deployment, "operator")
     (liveness,) = [arg for arg in container["args"] if arg.startswith("--liveness=")]
     assert (
@@ -417,7 +467,7 @@ def test_webhook_honours_the_opt_out_label_and_ignores_failures() -> None:
 
 
 def test_operator_serves_the_webhook_on_the_port_the_service_targets() -> None:
-    (deployment,) = chart_files.find("Deployment", file="operator-deployment.yaml")
+    deployment = workload("operator-statefulset.yaml")
     container = chart_files.container(deployment, "operator")
     env = {item["name"] for item in container["env"]}
     assert {"GPUFAIR_WEBHOOK_PORT", "GPUFAIR_WEBHOOK_CERTFILE", "GPUFAIR_WEBHOOK_PKEYFILE"} <= env
