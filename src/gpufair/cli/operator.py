@@ -50,6 +50,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--webhook-cert", dest="webhook_certfile", help="TLS certificate file")
     parser.add_argument("--webhook-key", dest="webhook_pkeyfile", help="TLS private key file")
     parser.add_argument(
+        "--webhook-tunnel",
+        action="store_true",
+        help="serve the webhook through kopf's auto-tunnel (local experiments)",
+    )
+    parser.add_argument(
+        "--webhook-managed",
+        action="store_true",
+        help="let kopf create and update the MutatingWebhookConfiguration",
+    )
+    parser.add_argument(
         "--liveness",
         metavar="URL",
         help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz",
@@ -83,6 +93,10 @@ def build_settings(args: argparse.Namespace) -> operator_settings.OperatorSettin
         values["namespaces"] = tuple(args.namespaces)
     if args.dev:
         values["dev"] = True
+    if args.webhook_tunnel:
+        values["webhook_tunnel"] = True
+    if args.webhook_managed:
+        values["webhook_managed"] = True
     if args.standalone:
         values["peering"] = None
     return settings.OperatorSettings(**values)

@@ -15,6 +15,7 @@ the same without the webhook. What runs:
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import time
 from typing import Any
@@ -71,6 +72,19 @@ def _config() -> settings.OperatorSettings:
 
 
 def _webhook_server(config: settings.OperatorSettings) -> Any:
+    """HTTPS with the given certificate; a tunnel (ngrok or local detection) for local tries.
+
+    Without a certificate kopf would self-sign, which needs the optional ``certbuilder``
+    package; rather than failing later with an import error, say what to pass.
+    """
+    if config.webhook_tunnel:
+        return kopf.WebhookAutoTunnel(port=config.webhook_port)
+    no_certificate = config.webhook_certfile is None or config.webhook_pkeyfile is None
+    if no_certificate and importlib.util.find_spec("certbuilder") is None:
+        raise kopf.PermanentError(
+            "the admission webhook needs --webhook-cert and --webhook-key"
+            " (or --dev to run without the webhook, or --webhook-tunnel)"
+        )
     return kopf.WebhookServer(
         port=config.webhook_port,
         host=config.webhook_host,
@@ -141,10 +155,13 @@ async def reconcile_loop(name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo
         cluster.changed.clear()
         try:
             await driver.run_once(now=time.time())
-        except Exception:
+        except Exception as error:
+            # Single API writes never get here (the reconciler logs and counts them); this is a
+            # bug or a broken snapshot. kopf restarts the daemon after the delay.
             metrics.RECONCILE_ERRORS.labels(stage="pass").inc()
-            logger.exception("reconcile pass failed; retrying in %.0fs", config.tick_seconds)
-            await stopped.wait(config.tick_seconds)
+            raise kopf.TemporaryError(
+                f"reconcile pass failed: {error!r}", delay=config.tick_seconds
+            ) from error
 
 
 # -- events ----------------------------------------------------------------------------------------

@@ -60,6 +60,11 @@ class OperatorSettings(pydantic_settings.BaseSettings):
     webhook_port: int = pydantic.Field(default=9443, ge=1, le=65535)
     webhook_certfile: str | None = None
     webhook_pkeyfile: str | None = None
+    webhook_tunnel: bool = pydantic.Field(
+        default=False,
+        description="Serve the webhook through kopf's auto-tunnel (ngrok, or a local cluster's"
+        " host address) instead of HTTPS with a certificate: for local experiments.",
+    )
     webhook_managed: bool = pydantic.Field(
         default=False,
         description="Let kopf create and maintain the MutatingWebhookConfiguration itself "
