@@ -95,9 +95,12 @@ def extender(apiserver: StandInServer) -> Iterator[tuple[FakeExtender, str]]:
 
 @pytest.fixture
 def driver(
-    apiserver: StandInServer, extender: tuple[FakeExtender, str]
+    apiserver: StandInServer, extender: tuple[FakeExtender, str], namespace: str
 ) -> Iterator[sched.SchedulerDriver]:
-    with sched.SchedulerDriver(api_url=apiserver.url, extender_url=extender[1]) as d:
+    """The driver, scoped to the test's namespace (other tests share the stand-in)."""
+    with sched.SchedulerDriver(
+        api_url=apiserver.url, extender_url=extender[1], namespaces=[namespace]
+    ) as d:
         yield d
 
 
@@ -190,7 +193,7 @@ def test_filter_prioritize_bind_payloads(
         },
     )
 
-    attempts = [a for a in driver.schedule_pending() if a.namespace == namespace]
+    attempts = driver.schedule_pending()
 
     assert [a.name for a in attempts] == ["train"], "gated and foreign pods are not scheduled"
     assert attempts[0].node == f"{scope}-b"
@@ -231,7 +234,7 @@ def test_one_feasible_node_skips_prioritize(
         "FailedNodes": {args["NodeNames"][1]: "no free NVLink island"},
     }
     create(apiserver, namespace, pod("p", scope=scope))
-    [attempt] = [a for a in driver.schedule_pending() if a.namespace == namespace]
+    [attempt] = driver.schedule_pending()
     assert attempt.node == f"{scope}-a"
     assert fake.verbs() == ["filter", "bind"]
 
@@ -255,7 +258,7 @@ def test_filter_rejection_is_reported_like_kube_scheduler(
     }
     create(apiserver, namespace, pod("p", scope=scope, gpus=4))
 
-    [attempt] = [a for a in driver.schedule_pending() if a.namespace == namespace]
+    [attempt] = driver.schedule_pending()
 
     extra = others(apiserver, scope)
     mismatch = [f"{extra} node(s) didn't match Pod's node affinity/selector"] if extra else []
@@ -294,7 +297,7 @@ def test_extender_error_fails_the_cycle(
     node("a")
     fake.filter = lambda args: {"NodeNames": None, "Error": "cache not synced"}
     create(apiserver, namespace, pod("p", scope=scope))
-    [attempt] = [a for a in driver.schedule_pending() if a.namespace == namespace]
+    [attempt] = driver.schedule_pending()
     assert attempt.error
     assert "cache not synced" in attempt.message
     assert read(apiserver, namespace, "p")["spec"].get("nodeName") is None
@@ -316,7 +319,7 @@ def test_preemption_asks_the_extender_with_meta_victims(
     assert read(apiserver, namespace, "low")["status"]["phase"] == "Running"
     create(apiserver, namespace, pod("high", scope=scope, gpus=2, priority=100))
 
-    [attempt] = [a for a in driver.schedule_pending() if a.namespace == namespace]
+    [attempt] = driver.schedule_pending()
 
     assert attempt.node is None
     assert attempt.preemption == sched.Preemption(f"{scope}-small", (f"{namespace}/low",))
@@ -330,7 +333,7 @@ def test_preemption_asks_the_extender_with_meta_victims(
     assert httpx.get(f"{apiserver.url}/api/v1/namespaces/{namespace}/pods/low").status_code == 404
     assert read(apiserver, namespace, "high")["status"]["nominatedNodeName"] == f"{scope}-small"
 
-    [retry] = [a for a in driver.schedule_pending() if a.namespace == namespace]
+    [retry] = driver.schedule_pending()
     assert retry.node == f"{scope}-small"
 
 
@@ -348,7 +351,7 @@ def test_preempt_answer_may_only_narrow(
     create(apiserver, namespace, pod("high", scope=scope, gpus=2, priority=100))
     fake.preempt = lambda args: {"NodeNameToMetaVictims": {}}  # the policy protects the victim
 
-    [attempt] = [a for a in driver.schedule_pending() if a.namespace == namespace]
+    [attempt] = driver.schedule_pending()
 
     assert attempt.preemption is None
     assert "1 No preemption victims found for incoming pod" in attempt.message

@@ -122,6 +122,7 @@ class SchedulerDriver:
         preemption: bool = True,
         requeue_on_status_update: bool = True,
         tie_break: str = "first",
+        namespaces: Iterable[str] | None = None,
         api_headers: Mapping[str, str] | None = None,
         http: httpx.Client | None = None,
     ) -> None:
@@ -134,6 +135,8 @@ class SchedulerDriver:
         if tie_break not in ("first", "random"):
             raise ValueError("tie_break is 'first' or 'random'")
         self.tie_break = tie_break
+        # Tests that share one stand-in schedule only their own namespaces; None means all.
+        self.namespaces = frozenset(namespaces) if namespaces is not None else None
         self._http = http or httpx.Client(timeout=timeout)
         self._own_http = http is None
         self._api_headers = dict(api_headers or {})
@@ -162,6 +165,7 @@ class SchedulerDriver:
             if not (pod.get("spec") or {}).get("schedulingGates")
             and not pod["metadata"].get("deletionTimestamp")
             and (pod.get("status") or {}).get("phase", "Pending") == "Pending"
+            and (self.namespaces is None or pod["metadata"]["namespace"] in self.namespaces)
         ]
         ready.sort(
             key=lambda p: (
