@@ -219,3 +219,19 @@ def test_restart_rebuilds_the_same_picture_from_the_api() -> None:
         n: v.free for n, v in after.nodes.items()
     }
     assert dict(before.usage) == dict(after.usage)
+
+
+def test_invalid_pools_and_quotas_are_ignored_and_reported() -> None:
+    bad_pool = kube.pool("broken-pool", mode="Scatter")
+    bad_quota = kube.quota("team-z", pools={"h100": (8, 4)})
+    state = cluster.cluster(
+        nodes=[kube.node("n1", kube.dgx1())],
+        pools=[kube.pool("h100"), bad_pool],
+        quotas=[kube.quota("team-a"), bad_quota],
+    )
+    snapshot = state.snapshot()
+    assert set(snapshot.pools) == {"h100"}
+    assert set(snapshot.tenants) == {"team-a"}
+    messages = " | ".join(state.problems.values())
+    assert "GPUPool broken-pool: spec.placement.mode" in messages
+    assert "TenantQuota team-z: spec.pools.0" in messages

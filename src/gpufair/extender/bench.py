@@ -187,6 +187,8 @@ def build_cluster(
         cache.Kind.GPU_POOL,
         [
             {
+                "apiVersion": names.API_VERSION,
+                "kind": names.GPU_POOL_KIND,
                 "metadata": {"name": "gpu"},
                 "spec": {"nodeSelector": {"matchLabels": {"bench/pool": "gpu"}}},
             }
@@ -196,6 +198,8 @@ def build_cluster(
         cache.Kind.TENANT_QUOTA,
         [
             {
+                "apiVersion": names.API_VERSION,
+                "kind": names.TENANT_QUOTA_KIND,
                 "metadata": {"name": f"t{t}"},
                 "spec": {"namespaces": [f"tenant-{t}"], "pools": [{"name": "gpu"}]},
             }

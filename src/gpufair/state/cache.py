@@ -354,8 +354,8 @@ class ClusterCache:
                 pool = views.pool_view(obj)
                 self._problem(kind, key, None)
             except views.ViewError as exc:
-                self._problem(kind, key, str(exc))
                 self._delete(kind, key)
+                self._problem(kind, key, str(exc))
                 return
             if self._pools.get(key) != pool:
                 self._pools[key] = pool

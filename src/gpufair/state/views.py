@@ -11,7 +11,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from gpufair.api import names
+import pydantic
+
+from gpufair.api import common, names, pool, quota
 from gpufair.core import policy, topology
 from gpufair.k8s import pods
 
@@ -113,78 +115,65 @@ class PodView:
         return self.requests.get(resource, 0)
 
 
-def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    spec = obj.get("spec") or {}
-    if not isinstance(spec, Mapping):
-        raise ViewError(f"{_name(obj)}: spec is not an object")
-    return spec
+BUDGET_EXHAUSTED = "BudgetExhausted"
+"""The TenantQuota condition the operator sets when the budget of the period is used up."""
 
 
-def _name(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
+def _invalid(kind: str, obj: Mapping[str, Any], exc: pydantic.ValidationError) -> ViewError:
+    name = (obj.get("metadata") or {}).get("name", "?")
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return ViewError(f"{kind} {name}: {where}: {error['msg']}")
 
 
 def pool_view(obj: Mapping[str, Any]) -> PoolView:
-    """A GPUPool object as a view; raises :class:`ViewError` naming the bad field."""
-    spec = _spec(obj)
-    placement = spec.get("placement") or {}
+    """A GPUPool object as a view (validated by :class:`gpufair.api.pool.GPUPool`, so defaults
+    and rules are the CRD's); raises :class:`ViewError` naming the bad field."""
     try:
-        mode = policy.PlacementMode(placement.get("mode") or policy.PlacementMode.PACK)
-        rule = policy.TopologyRule(placement.get("topology") or policy.TopologyRule.PREFERRED)
-    except ValueError as exc:
-        raise ViewError(f"GPUPool {_name(obj)}: spec.placement: {exc}") from None
+        model = pool.GPUPool.model_validate(obj)
+    except pydantic.ValidationError as exc:
+        raise _invalid(names.GPU_POOL_KIND, obj, exc) from None
     return PoolView(
-        name=_name(obj),
-        node_selector=spec.get("nodeSelector"),
-        resource=str(spec.get("resourceName") or names.DEFAULT_GPU_RESOURCE),
-        mode=mode,
-        rule=rule,
+        name=model.name,
+        node_selector=model.spec.node_selector.to_wire(),
+        resource=model.spec.resource_name,
+        mode=model.spec.placement.mode,
+        rule=model.spec.placement.topology,
     )
-
-
-def _whole(value: object, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ViewError(f"{where}: {value!r} is not a non-negative integer")
-    return value
 
 
 def tenant_view(obj: Mapping[str, Any]) -> TenantView:
-    """A TenantQuota object as a view; raises :class:`ViewError` naming the bad field."""
-    name = _name(obj)
-    spec = _spec(obj)
-    entries: dict[str, TenantPool] = {}
-    for position, entry in enumerate(spec.get("pools") or []):
-        where = f"TenantQuota {name}: spec.pools[{position}]"
-        pool = entry.get("name")
-        if not isinstance(pool, str) or not pool:
-            raise ViewError(f"{where}.name: missing")
-        entries[pool] = TenantPool(
-            guaranteed=_whole(entry.get("guaranteed"), f"{where}.guaranteed") or 0,
-            limit=_whole(entry.get("limit"), f"{where}.limit"),
-            lendable=_whole(entry.get("lendable"), f"{where}.lendable"),
-        )
-    preemption = spec.get("preemption") or {}
-    budget = spec.get("budget") or {}
-    hard = (budget.get("enforcement") or policy.BudgetEnforcement.HARD) == "Hard"
+    """A TenantQuota object as a view (validated by :class:`gpufair.api.quota.TenantQuota`);
+    raises :class:`ViewError` naming the bad field."""
+    try:
+        model = quota.TenantQuota.model_validate(obj)
+    except pydantic.ValidationError as exc:
+        raise _invalid(names.TENANT_QUOTA_KIND, obj, exc) from None
+    spec = model.spec
+    conditions = model.status.conditions if model.status is not None else []
     exhausted = any(
-        condition.get("type") == "BudgetExhausted" and condition.get("status") == "True"
-        for condition in ((obj.get("status") or {}).get("conditions") or [])
+        condition.type == BUDGET_EXHAUSTED and condition.status == common.ConditionStatus.TRUE
+        for condition in conditions
     )
-    weight = spec.get("weight", 1)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
-        raise ViewError(f"TenantQuota {name}: spec.weight: {weight!r} is not a positive number")
     return TenantView(
-        name=name,
+        name=model.name,
         namespaces=pods.TenantNamespaces(
-            tenant=name,
-            namespaces=frozenset(str(ns) for ns in spec.get("namespaces") or []),
-            selector=spec.get("namespaceSelector"),
+            tenant=model.name,
+            namespaces=frozenset(spec.namespaces or ()),
+            selector=spec.namespace_selector.to_wire()
+            if spec.namespace_selector is not None
+            else None,
         ),
-        pools=entries,
-        weight=float(weight),
-        reclaim=bool(preemption.get("reclaim", True)),
-        min_runtime_seconds=float(preemption.get("minRuntimeSeconds") or 0),
-        budget_exhausted=bool(budget) and hard and exhausted,
+        pools={
+            entry.name: TenantPool(
+                guaranteed=entry.guaranteed, limit=entry.limit, lendable=entry.lendable
+            )
+            for entry in spec.pools
+        },
+        weight=spec.weight,
+        reclaim=spec.preemption.reclaim,
+        min_runtime_seconds=float(spec.preemption.min_runtime_seconds),
+        budget_exhausted=spec.budget is not None
+        and spec.budget.enforcement is policy.BudgetEnforcement.HARD
+        and exhausted,
     )
