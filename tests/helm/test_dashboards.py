@@ -31,6 +31,9 @@ from gpufair.operator import metrics as operator_metrics
 TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "service", "container"})
 """Labels Prometheus (or a ServiceMonitor) adds to every scraped series."""
 
+PANEL_TYPES = frozenset({"row", "timeseries", "stat", "bargauge", "table", "gauge"})
+"""Panel types built into Grafana (no plugin to install)."""
+
 GRAFANA_BUILTINS = frozenset({"__rate_interval", "__range", "__interval", "__range_s"})
 
 KNOWN_LABEL_VALUES = {"level": frozenset(level.name for level in topology.LinkLevel)}
@@ -261,6 +264,7 @@ def test_dashboard_structure(path: pathlib.Path) -> None:
     ids = [panel["id"] for panel in panels(board)]
     assert len(ids) == len(set(ids)), "panel ids repeat"
     for panel in panels(board):
+        assert panel["type"] in PANEL_TYPES, f"{panel['title']!r}: {panel['type']}"
         grid = panel["gridPos"]
         assert grid["w"] > 0, panel["title"]
         assert grid["x"] + grid["w"] <= 24, panel["title"]
