@@ -169,6 +169,15 @@ def test_probes_and_service_ports_name_container_ports(file: str, workload: dict
     assert text.count('include "gpufair.containerSecurityContext"') == containers, file
 
 
+@pytest.mark.parametrize(("file", "workload_doc"), list(workloads()))
+def test_volume_mounts_name_pod_volumes(file: str, workload_doc: dict[str, Any]) -> None:
+    pod = workload_doc["spec"]["template"]["spec"]
+    volumes = {volume["name"] for volume in pod.get("volumes", [])}
+    for item in pod["containers"]:
+        for mount in item.get("volumeMounts", []):
+            assert mount["name"] in volumes, f"{file}: {item['name']} mounts {mount['name']}"
+
+
 def test_services_target_named_container_ports() -> None:
     container_ports = {
         port["name"]
