@@ -293,7 +293,8 @@ def test_every_declared_metric_is_on_a_dashboard() -> None:
     }  # fmt: skip
     families = {item.family for item in declared().values()}
     seen = {declared()[name].family for name in used if name in declared()}
-    assert families - seen == set()
+    unseen = sorted(families - seen)
+    assert not unseen, f"no dashboard panel shows {unseen}: add one in helm/gpufair/dashboards/"
 
 
 # -- the checker itself can fail -------------------------------------------------------------
