@@ -90,6 +90,7 @@ def _operator(run_component: Callable[..., processes.Component], port: int) -> p
         ["operator", "--dev", "--metrics-port", str(port), "--tick", "1"],
         ready_url=f"http://127.0.0.1:{port}/metrics",
         ready_timeout=60.0,
+        env={"GPUFAIR_STATUS_INTERVAL_SECONDS": "1"},
     )
 
 

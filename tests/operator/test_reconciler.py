@@ -146,3 +146,19 @@ async def test_a_waiting_pod_is_told_why_once_per_reason() -> None:
     assert len(waiting) == 1
     assert waiting[0].target.name == "big"
     assert "waiting for 4 GPUs in pool h100: 0 free" in waiting[0].message
+
+
+async def test_unchanged_statuses_are_written_at_the_status_interval_only() -> None:
+    pods = [b.pod("a/p").gpus(2).bound("n1", at=0.0, indices=[0, 1]).build()]
+    writer = FakeWriter()
+    driver, _ = make(loaded_view(*pods), writer)  # status interval 30 s
+
+    await driver.run_once(now=10.0)
+    first = len(writer.statuses)
+    quiet = await driver.run_once(now=20.0)
+    assert len(writer.statuses) == first, "nothing but usage changed: no write"
+    assert quiet.tenants["a"].pools[0].usage.gpu_seconds == 40.0, "still metered"
+
+    await driver.run_once(now=45.0)
+    written = [s for plural, name, s in writer.statuses[first:] if name == "a"]
+    assert written[0]["pools"][0]["usage"]["gpuSeconds"] == 90.0

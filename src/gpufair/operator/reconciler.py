@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from gpufair.api import names
@@ -58,6 +58,8 @@ class Reconciler:
         self.config = config
         self.last: plan.Plan | None = None
         self._lock = asyncio.Lock()
+        self._written: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
+        """Each status last written (usage left out) and when."""
         self._told: dict[str, str] = {}
         """The hold message last posted on each waiting pod (one event per change of reason)."""
 
@@ -84,31 +86,54 @@ class Reconciler:
         return decided
 
     async def _write_statuses(self, decided: plan.Plan) -> bool:
+        """Write each status that changed, or whose usage is older than the status interval.
+
+        Skipping a write loses nothing: the next pass meters again from the persisted
+        ``asOf``. Only departed pods must be covered by a write before they are forgotten, so
+        while there are any, every quota is written. Returns whether all quota writes worked.
+        """
+        force = bool(self.cluster.departed)
         ok = True
         for tenant in decided.tenants.values():
+            status = objects.tenant_status(tenant)
+            key = (names.TENANT_QUOTA_PLURAL, tenant.name)
+            if not force and not self._due(key, status, now=decided.now):
+                continue
             try:
                 await self.writer.patch_status(
-                    plural=names.TENANT_QUOTA_PLURAL,
-                    name=tenant.name,
-                    status=objects.tenant_status(tenant),
+                    plural=names.TENANT_QUOTA_PLURAL, name=tenant.name, status=status
                 )
             except Exception:
                 ok = False
                 metrics.RECONCILE_ERRORS.labels(stage="tenant-status").inc()
                 logger.exception("writing the status of TenantQuota %s failed", tenant.name)
             else:
+                self._written[key] = (_without_usage(status), decided.now)
                 self.cluster.record_tenant(tenant)
         for pool in decided.pools.values():
+            status = objects.pool_status(pool)
+            key = (names.GPU_POOL_PLURAL, pool.name)
+            if not self._due(key, status, now=decided.now):
+                continue
             try:
                 await self.writer.patch_status(
-                    plural=names.GPU_POOL_PLURAL, name=pool.name, status=objects.pool_status(pool)
+                    plural=names.GPU_POOL_PLURAL, name=pool.name, status=status
                 )
             except Exception:
                 metrics.RECONCILE_ERRORS.labels(stage="pool-status").inc()
                 logger.exception("writing the status of GPUPool %s failed", pool.name)
             else:
+                self._written[key] = (_without_usage(status), decided.now)
                 self.cluster.record_pool(pool)
         return ok
+
+    def _due(self, key: tuple[str, str], status: Mapping[str, Any], *, now: float) -> bool:
+        last = self._written.get(key)
+        return (
+            last is None
+            or last[0] != _without_usage(status)
+            or now - last[1] >= self.config.status_interval_seconds
+        )
 
     async def _admit(self, decided: plan.Plan) -> None:
         stamp = objects.format_time(decided.now)
@@ -185,6 +210,17 @@ class Reconciler:
             )
         for uid in [uid for uid in self._told if uid not in decided.holds]:
             del self._told[uid]
+
+
+def _without_usage(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The status minus the figures that move every second (usage and budget use)."""
+    result = {key: value for key, value in status.items() if key not in ("usage", "budget")}
+    if "pools" in result:
+        result["pools"] = [
+            {key: value for key, value in entry.items() if key != "usage"}
+            for entry in result["pools"]
+        ]
+    return result
 
 
 def record_metrics(decided: plan.Plan, *, previous: plan.Plan | None) -> None:

@@ -21,6 +21,13 @@ class OperatorSettings(pydantic_settings.BaseSettings):
         description="Longest time between two reconcile passes (metering, admission, reclaim); "
         "node, pod and quota changes trigger a pass sooner.",
     )
+    status_interval_seconds: float = pydantic.Field(
+        default=30.0,
+        ge=0,
+        description="Longest time a quota's persisted usage may lag; a status whose other fields"
+        " changed is written at once. Lagging loses nothing: metering resumes at the persisted"
+        " asOf.",
+    )
     debounce_seconds: float = pydantic.Field(
         default=0.5,
         ge=0,
