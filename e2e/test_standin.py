@@ -760,6 +760,61 @@ def test_kopf_operator_reconciles_against_the_stand_in(
     assert "Traceback" not in operator.logs()
 
 
+KOPF_PEERING_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: clusterkopfpeerings.kopf.dev
+spec:
+  scope: Cluster
+  group: kopf.dev
+  names: {kind: ClusterKopfPeering, plural: clusterkopfpeerings, singular: clusterkopfpeering}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"""
+
+
+def test_kopf_peering_works_against_the_stand_in(
+    k8s: Clients, kubectl: kubectl_mod.Kubectl, widgets: None, run_process: Any
+) -> None:
+    kubectl.apply(KOPF_PEERING_CRD)
+    kubectl.apply("apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\nmetadata: {name: e2e}\n")
+    operator_file = pathlib.Path(__file__).parent / "operators" / "widget_operator.py"
+    kopf = [
+        sys.executable,
+        "-m",
+        "kopf",
+        "run",
+        "--peering=e2e",
+        "--all-namespaces",
+        "--verbose",
+        str(operator_file),
+    ]
+    operator = run_process(kopf, name="kopf-peering", ready_log=r"Starting the watch-stream")
+    try:
+
+        def presence() -> dict[str, Any]:
+            peering: dict[str, Any] = k8s.custom.get_cluster_custom_object(
+                "kopf.dev", "v1", "clusterkopfpeerings", "e2e"
+            )
+            return dict(peering.get("status") or {})
+
+        peers = wait_for(presence, timeout=15, what="kopf announced itself in the peering")
+        assert all("lastseen" in peer for peer in peers.values())
+        assert operator.stop() == 0
+        assert presence() == {}, "kopf withdrew from the peering on exit"
+    finally:
+        operator.stop()
+        kubectl("delete", "crd", "clusterkopfpeerings.kopf.dev", check=False)
+
+
 def test_run_component_starts_the_gpufair_cli(run_component: Any) -> None:
     component = run_component(["--version"], ready_log=r"gpufair \d")
     assert component.process.wait(timeout=10) == 0

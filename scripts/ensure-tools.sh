@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the end-to-end suite and the demo use, only where they are missing.
-# kubectl normally comes with the machine image; prometheus is used by the dashboard checks.
+# kubectl normally comes with the machine image (/usr/bin/kubectl). Where it is missing, the
+# Debian package `kubectl` is tried first (present when a Kubernetes apt source is configured),
+# then Debian's own `kubernetes-client`, which also provides /usr/bin/kubectl.
+# The stand-in API server itself needs nothing beyond the Python test extras (kmock).
 set -euo pipefail
-missing=()
-command -v kubectl >/dev/null 2>&1 || missing+=(kubectl)
-if ((${#missing[@]} == 0)); then
+
+if command -v kubectl >/dev/null 2>&1; then
   exit 0
 fi
-echo "ensure-tools: installing ${missing[*]}" >&2
+
 SUDO=""
 [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+echo "ensure-tools: kubectl is missing; installing it with apt-get" >&2
 $SUDO apt-get update -qq
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+for package in kubectl kubernetes-client; do
+  if apt-cache show "$package" >/dev/null 2>&1 &&
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null; then
+    if command -v kubectl >/dev/null 2>&1; then
+      echo "ensure-tools: kubectl from package $package: $(kubectl version --client 2>/dev/null | head -1)" >&2
+      exit 0
+    fi
+  fi
+done
+echo "ensure-tools: could not install kubectl (tried packages kubectl, kubernetes-client)" >&2
+exit 1

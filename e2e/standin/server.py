@@ -82,7 +82,6 @@ class StandIn(kmock.KubernetesEmulator):
         self._store = store.Store(
             self.objects, events=self.watch_events, history=self.object_history
         )
-        self.fallback["get /openapi/v2"] << (lambda: discovery.openapi_v2())
         self.fallback["get /openapi/v3"] << (lambda: discovery.openapi_v3_index(self._registry))
         self.fallback["get", re.compile(r"/openapi/v3/.+")] << self._serve_openapi_v3
         for probe in ("/healthz", "/livez", "/readyz"):
@@ -114,6 +113,8 @@ class StandIn(kmock.KubernetesEmulator):
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         route = paths.parse(raw.path)
+        if raw.method == "GET" and raw.path == "/openapi/v2":
+            return _openapi_v2(raw.headers.get("Accept", ""))
         if route is None:
             response = await super().__call__(raw)
             self._trim_kmock_records()
@@ -822,6 +823,20 @@ class StandIn(kmock.KubernetesEmulator):
 
 def _json(body: Any, *, status: int = 200) -> aiohttp.web.Response:
     return aiohttp.web.Response(body=json.dumps(body).encode(), status=status, content_type=_JSON)
+
+
+def _openapi_v2(accept: str) -> aiohttp.web.Response:
+    """An empty OpenAPI v2 document, as protobuf (kubectl's choice) or JSON.
+
+    An empty protobuf message is a valid, empty ``openapi_v2.Document``: kubectl finds no schema
+    for any kind and skips client-side validation of it ("schemaless object"), which is what
+    older kubectl versions (Debian's ``kubernetes-client``) need to ``apply`` at all.
+    """
+    if "protobuf" in accept:
+        return aiohttp.web.Response(
+            body=b"", content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+        )
+    return _json(discovery.openapi_v2())
 
 
 def _decode(body: bytes, *, content_type: str, empty: Any = None) -> Any:
