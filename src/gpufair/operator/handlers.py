@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import sys
 import time
 from typing import Any
 
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 FINALIZER = f"{names.GROUP}/finalizer"
 PERSISTENCE_PREFIX = names.GROUP
 REPORTING_COMPONENT = "gpufair-operator"
+WEBHOOK_MODULE = "gpufair.operator.webhook_handlers"
 INITIAL_SYNC_SECONDS = 2.0
 """Wait after start before the first pass, so the initial listings are in the view."""
 
@@ -53,7 +55,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
-    if not config.dev:
+    if not config.dev and WEBHOOK_MODULE in sys.modules:  # the webhook handler is registered
         settings.admission.server = _webhook_server(config)
         if config.webhook_managed:
             settings.admission.managed = names.GROUP
