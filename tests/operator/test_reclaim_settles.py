@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 from tests.builders import operator as b
 
 from gpufair.operator import plan, snapshot
@@ -155,3 +157,39 @@ def test_gpus_promised_to_admitted_pods_are_not_counted_free_for_reclaim() -> No
     decided = cluster.step(10.0)
 
     assert [e.for_pod.key for e in decided.evictions] == ["b/o1"]
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(
+    weights=st.lists(st.sampled_from([1.0, 2.0, 3.0]), min_size=2, max_size=3),
+    guarantees=st.lists(st.integers(min_value=0, max_value=4), min_size=3, max_size=3),
+    sizes=st.lists(st.sampled_from([1, 2]), min_size=3, max_size=3),
+)
+def test_any_contention_settles_and_no_tenant_is_both_victim_and_preemptor(
+    weights: list[float], guarantees: list[int], sizes: list[int]
+) -> None:
+    """Two or three tenants, all wanting the whole pool; the first one holds it at the start."""
+    names = ["t0", "t1", "t2"][: len(weights)]
+    cluster = b.SimCluster(
+        nodes={"n1": b.node("n1"), "n2": b.node("n2")},
+        tenants={
+            name: b.tenant(name).weight(weight).pool(guaranteed=guarantee).build()
+            for name, weight, guarantee in zip(names, weights, guarantees, strict=False)
+        },
+    )
+    for i in range(16):
+        cluster.add(b.pod(f"t0/p{i}").bound(f"n{1 + i // 8}", indices=[i % 8]).build())
+    for index, name in enumerate(names[1:], start=1):
+        size = sizes[index]
+        cluster.add(
+            *(b.pod(f"{name}/q{i}").gpus(size).created(1.0).build() for i in range(16 // size))
+        )
+
+    now = run(cluster, passes=80)
+    settled = len(cluster.evictions)
+    run(cluster, passes=80, start=now)
+
+    assert len(cluster.evictions) == settled
+    victims = [e.pod.uid for e in cluster.evictions]
+    assert len(victims) == len(set(victims))
+    assert not {e.tenant for e in cluster.evictions} & {e.preemptor for e in cluster.evictions}
