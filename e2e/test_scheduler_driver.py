@@ -7,8 +7,6 @@ when, and what the driver writes back to the API (condition, events, binding, pr
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,9 +14,8 @@ from typing import Any
 import fastapi
 import httpx
 import pytest
-import uvicorn
 
-from e2e.harness import processes
+from e2e.harness import apps
 from e2e.harness import scheduler as sched
 from e2e.harness.apiserver import StandInServer
 
@@ -78,19 +75,8 @@ class FakeExtender:
 @pytest.fixture
 def extender(apiserver: StandInServer) -> Iterator[tuple[FakeExtender, str]]:
     fake = FakeExtender(apiserver.url)
-    port = processes.free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(fake.app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the fake extender did not start"
-        time.sleep(0.02)
-    yield fake, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with apps.serve(fake.app) as url:
+        yield fake, url
 
 
 @pytest.fixture

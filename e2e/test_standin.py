@@ -6,6 +6,7 @@ raw HTTP (where the client would hide the status code or the content type) or ko
 
 from __future__ import annotations
 
+import base64
 import json
 import pathlib
 import sys
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import fastapi
 import httpx
 import kmock
 import kubernetes
@@ -20,14 +22,15 @@ import pytest
 import yaml
 
 from e2e.harness import apiserver as apiserver_mod
+from e2e.harness import apps, processes
 from e2e.harness import kubectl as kubectl_mod
-from e2e.harness import processes
 from e2e.harness.waiting import wait_for
 from e2e.standin import server as standin_server
 
 pytestmark = pytest.mark.e2e
 
 Clients = Any  # e2e.conftest.Clients
+Json = dict[str, Any]
 ApiException = kubernetes.client.ApiException
 
 WIDGET_CRD = """
@@ -695,6 +698,122 @@ def test_events_and_leases(k8s: Clients, namespace: str) -> None:
     with pytest.raises(ApiException) as exc:  # a stale holder loses the race
         k8s.coordination.replace_namespaced_lease("gpufair-extender", namespace, lease)
     assert exc.value.status == 409
+
+
+# ------------------------------------------------------------------ admission webhooks
+
+
+def _webhook_app(calls: list[Json]) -> fastapi.FastAPI:
+    """Mutates pods (a label, the gpufair scheduler) and denies those labelled ``deny``."""
+    app = fastapi.FastAPI()
+
+    @app.post("/mutate")
+    async def mutate(request: fastapi.Request) -> Json:
+        review = await request.json()
+        calls.append(review)
+        pod = review["request"]["object"]
+        labels = pod["metadata"].get("labels") or {}
+        response: Json = {"uid": review["request"]["uid"], "allowed": "deny" not in labels}
+        if "deny" in labels:
+            response["status"] = {"code": 403, "message": "tenant a is over its limit 12/12"}
+        else:
+            ops = [
+                {"op": "add", "path": "/metadata/labels", "value": {**labels, "seen": "yes"}},
+                {"op": "replace", "path": "/spec/schedulerName", "value": "gpufair-scheduler"},
+            ]
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+        return {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": response,
+        }
+
+    return app
+
+
+def _webhook_config(name: str, url: str, namespace: str, *, policy: str = "Fail") -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [
+                {
+                    "name": f"{name}.e2e.gpufair.dev",
+                    "clientConfig": {"url": url},
+                    "rules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["pods"],
+                            "scope": "Namespaced",
+                        }
+                    ],
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                    },
+                    "failurePolicy": policy,
+                    "sideEffects": "None",
+                    "admissionReviewVersions": ["v1"],
+                    "timeoutSeconds": 2,
+                }
+            ],
+        }
+    )
+
+
+def test_mutating_webhooks_are_called(
+    k8s: Clients, kubectl: kubectl_mod.Kubectl, namespace: str
+) -> None:
+    calls: list[Json] = []
+    name = f"e2e-{namespace}"
+    with apps.serve(_webhook_app(calls)) as url:
+        kubectl.apply(_webhook_config(name, f"{url}/mutate", namespace))
+        try:
+            body = pod_body("p", scheduler="default-scheduler")
+            created = k8s.core.create_namespaced_pod(namespace, body)
+            assert created.metadata.labels == {"seen": "yes"}
+            assert created.spec.scheduler_name == "gpufair-scheduler"
+            request = calls[0]["request"]
+            assert (request["operation"], request["namespace"]) == ("CREATE", namespace)
+            assert request["resource"] == {"group": "", "version": "v1", "resource": "pods"}
+            denied = kubectl(
+                "apply",
+                "-n",
+                namespace,
+                "-f",
+                "-",
+                check=False,
+                input=yaml.safe_dump(pod_body("q", labels={"deny": "1"})),
+            )
+            assert denied.returncode != 0
+            assert (
+                'admission webhook "' + name + '.e2e.gpufair.dev" denied the request: '
+                "tenant a is over its limit 12/12"
+            ) in denied.stderr
+            other = k8s.core.create_namespaced_config_map(namespace, {"metadata": {"name": "c"}})
+            assert other.metadata.labels is None, "rules select pods only"
+        finally:
+            kubectl("delete", "mutatingwebhookconfiguration", name, check=False)
+
+
+def test_webhook_failure_policy(k8s: Clients, kubectl: kubectl_mod.Kubectl, namespace: str) -> None:
+    dead = f"http://127.0.0.1:{processes.free_port()}/mutate"
+    for policy, allowed in (("Ignore", True), ("Fail", False)):
+        name = f"e2e-{policy.lower()}-{namespace}"
+        kubectl.apply(_webhook_config(name, dead, namespace, policy=policy))
+        try:
+            if allowed:
+                k8s.core.create_namespaced_pod(namespace, pod_body("ignored"))
+            else:
+                with pytest.raises(ApiException) as exc:
+                    k8s.core.create_namespaced_pod(namespace, pod_body("refused"))
+                assert exc.value.status == 500
+                assert "failed calling webhook" in str(exc.value.body)
+        finally:
+            kubectl("delete", "mutatingwebhookconfiguration", name, check=False)
 
 
 # ------------------------------------------------------------------ kopf

@@ -35,6 +35,7 @@ import attrs
 import kmock
 
 from e2e.standin import (
+    admission,
     discovery,
     errors,
     patching,
@@ -236,14 +237,14 @@ class StandIn(kmock.KubernetesEmulator):
                 )
             if spec.group == "" and spec.plural == "bindings":
                 return _json(self._bind(route, payload(), dry_run=dry_run), status=201)
-            created = self._create(spec, route.namespace, payload(), dry_run=dry_run)
+            created = await self._create(spec, route.namespace, payload(), dry_run=dry_run)
             return _json(created, status=201)
         if method == "POST" and sub == "binding":
             return _json(self._bind(route, payload(), dry_run=dry_run), status=201)
         if method == "POST" and sub == "eviction":
             return _json(self._evict(route, payload(), dry_run=dry_run), status=201)
         if method == "PUT" and route.name is not None:
-            return _json(self._update(spec, route, payload(), dry_run=dry_run))
+            return _json(await self._update(spec, route, payload(), dry_run=dry_run))
         if method == "PATCH" and route.name is not None:
             return await self._patch(spec, route, raw, body, dry_run=dry_run)
         if method == "DELETE" and route.name is not None and sub is None:
@@ -379,7 +380,7 @@ class StandIn(kmock.KubernetesEmulator):
 
     # ------------------------------------------------------------------ writes
 
-    def _create(
+    async def _create(
         self,
         spec: registry.ResourceSpec,
         namespace: str | None,
@@ -394,13 +395,42 @@ class StandIn(kmock.KubernetesEmulator):
         if self._store.get(spec, metadata.get("namespace"), metadata["name"]):
             raise errors.already_exists(plural=spec.plural, group=spec.group, name=metadata["name"])
         if spec.group == "apiextensions.k8s.io" and spec.plural == "customresourcedefinitions":
-            self._accept_crd(obj, dry_run=dry_run)
+            self._accept_crd(obj, dry_run=True)
         if dry_run:
             return obj
+        identity = {
+            k: metadata[k]
+            for k in ("name", "namespace", "uid", "creationTimestamp")
+            if k in metadata
+        }
+        obj = await self._admit(spec, "CREATE", obj, None, None)
+        obj.setdefault("metadata", {}).update(identity)  # webhooks cannot rename or re-identify
+        if self._store.get(spec, identity.get("namespace"), identity["name"]):  # raced meanwhile
+            raise errors.already_exists(plural=spec.plural, group=spec.group, name=identity["name"])
+        if spec.group == "apiextensions.k8s.io" and spec.plural == "customresourcedefinitions":
+            self._accept_crd(obj, dry_run=False)
         created = self._store.put(spec, obj, None)
         if spec.group == "" and spec.kind == "Pod" and (created.get("spec") or {}).get("nodeName"):
             created = self._start_pod(created)
         return created
+
+    async def _admit(
+        self,
+        spec: registry.ResourceSpec,
+        operation: str,
+        obj: dict[str, Any],
+        old: Mapping[str, Any] | None,
+        subresource: str | None,
+    ) -> dict[str, Any]:
+        return await admission.admit(
+            objects=self._store,
+            served=self._registry,
+            spec=spec,
+            operation=operation,
+            obj=obj,
+            old=old,
+            subresource=subresource,
+        )
 
     def _require_namespace(self, namespace: str) -> None:
         namespaces = self._spec("", "v1", "namespaces")
@@ -465,7 +495,7 @@ class StandIn(kmock.KubernetesEmulator):
                 why=errors.STALE,
             )
 
-    def _update(
+    async def _update(
         self, spec: registry.ResourceSpec, route: paths.Route, body: Any, *, dry_run: bool
     ) -> dict[str, Any]:
         current = self._get(spec, route)
@@ -473,7 +503,7 @@ class StandIn(kmock.KubernetesEmulator):
             raise errors.bad_request("the request body must be a JSON object")
         self._check_preconditions(spec, current, body)
         new = semantics.prepare_update(spec, body, current, subresource=route.subresource)
-        return self._commit(spec, new, current, dry_run=dry_run)
+        return await self._commit(spec, new, current, route.subresource, dry_run=dry_run)
 
     async def _patch(
         self,
@@ -502,7 +532,7 @@ class StandIn(kmock.KubernetesEmulator):
                     f"the name of the applied object ({name}) does not match the URL's "
                     f"({route.name})"
                 )
-            created = self._create(spec, route.namespace, patch, dry_run=dry_run)
+            created = await self._create(spec, route.namespace, patch, dry_run=dry_run)
             return _json(created, status=201)
         if not current:
             raise errors.not_found(plural=spec.plural, group=spec.group, name=route.name)
@@ -515,19 +545,32 @@ class StandIn(kmock.KubernetesEmulator):
         # A patch that sets metadata.resourceVersion is an optimistic-concurrency precondition.
         self._check_preconditions(spec, current, patched)
         new = semantics.prepare_update(spec, patched, current, subresource=route.subresource)
-        return _json(self._commit(spec, new, current, dry_run=dry_run))
+        committed = await self._commit(spec, new, current, route.subresource, dry_run=dry_run)
+        return _json(committed)
 
-    def _commit(
+    async def _commit(
         self,
         spec: registry.ResourceSpec,
         new: dict[str, Any],
         current: dict[str, Any],
+        subresource: str | None,
         *,
         dry_run: bool,
     ) -> dict[str, Any]:
         """Store an update (no-op when nothing changed), finishing a pending deletion."""
-        new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        revision = current["metadata"]["resourceVersion"]
+        new["metadata"]["resourceVersion"] = revision
         if new == current or dry_run:
+            return new
+        new = await self._admit(spec, "UPDATE", new, current, subresource)
+        metadata = current["metadata"]
+        latest = self._store.get(spec, metadata.get("namespace"), metadata["name"])
+        if not latest or latest["metadata"]["resourceVersion"] != revision:  # raced meanwhile
+            raise errors.conflict(
+                plural=spec.plural, group=spec.group, name=metadata["name"], why=errors.STALE
+            )
+        new["metadata"]["resourceVersion"] = revision
+        if new == current:
             return new
         if spec.group == "apiextensions.k8s.io" and spec.plural == "customresourcedefinitions":
             self._accept_crd(new, dry_run=False)
