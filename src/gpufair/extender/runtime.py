@@ -47,7 +47,9 @@ class Runtime:
         }
 
 
-def get_runtime(request: fastapi.Request) -> Runtime:
+async def get_runtime(request: fastapi.Request) -> Runtime:
+    """The app's runtime. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in its
+    thread pool, which would cost every verb a thread hop."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -11,12 +11,12 @@ router = fastapi.APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> fastapi.Response:
+async def healthz() -> fastapi.Response:
     return fastapi.Response(content="ok\n", media_type="text/plain")
 
 
 @router.get("/readyz")
-def readyz(rt: RuntimeDep) -> fastapi.Response:
+async def readyz(rt: RuntimeDep) -> fastapi.Response:
     if rt.cache.synced:
         return fastapi.Response(content="ok\n", media_type="text/plain")
     return fastapi.Response(
@@ -27,7 +27,7 @@ def readyz(rt: RuntimeDep) -> fastapi.Response:
 
 
 @router.get("/metrics")
-def metrics(rt: RuntimeDep) -> fastapi.Response:
+async def metrics(rt: RuntimeDep) -> fastapi.Response:
     return fastapi.Response(
         content=prometheus_client.generate_latest(rt.metrics.registry),
         media_type=prometheus_client.CONTENT_TYPE_LATEST,
