@@ -816,6 +816,53 @@ def test_webhook_failure_policy(k8s: Clients, kubectl: kubectl_mod.Kubectl, name
             kubectl("delete", "mutatingwebhookconfiguration", name, check=False)
 
 
+def test_kopf_managed_webhooks_are_called(
+    k8s: Clients, kubectl: kubectl_mod.Kubectl, namespace: str, run_process: Any
+) -> None:
+    operator_file = pathlib.Path(__file__).parent / "operators" / "webhook_operator.py"
+    port = processes.free_port()
+    kopf = [
+        sys.executable,
+        "-m",
+        "kopf",
+        "run",
+        "--standalone",
+        "--all-namespaces",
+        "--verbose",
+        str(operator_file),
+    ]
+    operator = run_process(
+        kopf,
+        name="kopf-webhooks",
+        env={"E2E_WEBHOOK_PORT": str(port)},
+        ready_log=r"Starting the watch-stream",
+    )
+    try:
+        wait_for(
+            lambda: (
+                kubectl(
+                    "get", "mutatingwebhookconfiguration", "e2e.gpufair.dev", check=False
+                ).returncode
+                == 0
+            ),
+            what="kopf managed its webhooks",
+        )
+        mutated = k8s.core.create_namespaced_pod(
+            namespace, pod_body("p", labels={"e2e-webhook": "mutate"})
+        )
+        assert mutated.metadata.labels == {"e2e-webhook": "mutate", "mutated-by": "kopf"}
+        with pytest.raises(ApiException) as exc:
+            k8s.core.create_namespaced_pod(namespace, pod_body("q", labels={"e2e-webhook": "deny"}))
+        assert exc.value.status == 403
+        assert "pods labelled e2e-webhook=deny are refused" in str(exc.value.body)
+        plain = k8s.core.create_namespaced_pod(namespace, pod_body("r"))
+        assert "mutated-by" not in (plain.metadata.labels or {}), "objectSelector respected"
+    finally:
+        operator.stop()
+        for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+            kubectl("delete", kind, "e2e.gpufair.dev", "--ignore-not-found", check=False)
+
+
 # ------------------------------------------------------------------ kopf
 
 
