@@ -41,6 +41,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="nvidia-smi topo -m captures (default ../shared/data/topology)",
     )
     extender.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    extender.add_argument(
+        "--every-node",
+        action="store_true",
+        help="send filter every node, not only those kube-scheduler's own resource check passes",
+    )
     extender.add_argument("-o", "--output", choices=("table", "json"), default="table")
     extender.set_defaults(handler=run_extender)
 
@@ -53,7 +58,11 @@ def run_extender(args: argparse.Namespace) -> int:
         return 2
     try:
         report = bench.run(
-            args.nodes, pods_per_run=args.pods, topology_dir=args.topology_dir, seed=args.seed
+            args.nodes,
+            pods_per_run=args.pods,
+            topology_dir=args.topology_dir,
+            seed=args.seed,
+            every_node=args.every_node,
         )
     except FileNotFoundError as exc:
         print(f"gpufair bench extender: {exc}", file=sys.stderr)

@@ -84,7 +84,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = rt
-    app.dependency_overrides.setdefault(settings.get_settings, lambda: config)
     app.add_exception_handler(wire.BadRequestError, wire.bad_request_handler)
     for router in ROUTERS:
         app.include_router(router)

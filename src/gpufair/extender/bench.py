@@ -24,7 +24,6 @@ import json
 import multiprocessing
 import os
 import pathlib
-import queue
 import random
 import socket
 import statistics
@@ -77,24 +76,34 @@ def load_topologies(directory: pathlib.Path) -> dict[str, topology.NodeTopology]
     return found
 
 
-class _Api:
-    """The API server behind bind, in memory: pending pods are synthesised from their names
-    (``job-<n>-g<gpus>-t<tenant>``), writes are recorded, and each binding is confirmed to the
-    cache by a watch thread, which also lets one running pod finish (steady occupancy)."""
+Event = tuple[str, Any, str] | None
+"""``("bound", pod, node)`` from bind, ``("finished", uid, "")`` from the driver, ``None``: stop."""
 
-    def __init__(self, cluster: Cluster, *, seed: int) -> None:
+
+class _Api:
+    """The API server behind bind, in the extender's process: pending pods are synthesised
+    from their names (``job-<n>-g<gpus>-t<tenant>``), writes are recorded, and a watch thread
+    applies the events (a binding confirmed, a pod finished) to the cache as a real watch does.
+
+    ``events`` is a multiprocessing queue, so the driver can feed it across the fork and wait
+    (``join``) until the extender has applied everything, whichever process it runs in.
+    """
+
+    def __init__(self, cluster: Cluster, events: Any) -> None:
         self.cluster = cluster
+        self.events = events
         self.notes: dict[tuple[str, str], dict[str, str | None]] = {}
-        self.events: queue.Queue[tuple[dict[str, Any], str] | None] = queue.Queue()
-        self._rng = random.Random(seed)
+        self._finished_early: set[str] = set()
         self._thread = threading.Thread()
-        self.start()
 
     def start(self) -> None:
         """Start the watch thread (again in a forked process, where threads do not survive)."""
-        self.events = queue.Queue()
         self._thread = threading.Thread(target=self._watch, name="bench-watch", daemon=True)
         self._thread.start()
+
+    def stop(self) -> None:
+        self.events.put(None)
+        self._thread.join(5)
 
     def read_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         del namespace  # implied by the name
@@ -108,29 +117,59 @@ class _Api:
 
     def bind_pod(self, *, namespace: str, name: str, uid: str, node: str) -> None:
         del uid  # pods are known by name here
-        pod = self.read_pod(namespace, name)
-        assert pod is not None
-        self.events.put((dict(pod), node))
+        self.events.put(("bound", self.read_pod(namespace, name), node))
 
     def _watch(self) -> None:
-        while (event := self.events.get()) is not None:
-            pod, node = event
-            notes = self.notes[(pod["metadata"]["namespace"], pod["metadata"]["name"])]
-            gpus = pods.parse_gpus(str(notes[names.GPUS_ANNOTATION]))
-            confirmed = _bound(pod, node, sorted(gpus))
-            self.cluster.state.upsert(cache.Kind.POD, confirmed)
-            self.cluster.running[pod["metadata"]["uid"]] = confirmed
-            finished = self._rng.choice(list(self.cluster.running))
-            self.cluster.state.delete(cache.Kind.POD, self.cluster.running.pop(finished))
-            self.events.task_done()
+        while True:
+            event: Event = self.events.get()
+            try:
+                if event is None:
+                    return
+                what, subject, node = event
+                if what == "bound" and subject["metadata"]["uid"] in self._finished_early:
+                    self._finished_early.discard(subject["metadata"]["uid"])
+                elif what == "bound":
+                    meta = subject["metadata"]
+                    notes = self.notes[(meta["namespace"], meta["name"])]
+                    gpus = pods.parse_gpus(str(notes[names.GPUS_ANNOTATION]))
+                    confirmed = _bound(subject, node, sorted(gpus))
+                    self.cluster.state.upsert(cache.Kind.POD, confirmed)
+                    self.cluster.running[meta["uid"]] = confirmed
+                elif subject in self.cluster.running:
+                    self.cluster.state.delete(cache.Kind.POD, self.cluster.running.pop(subject))
+                else:  # the driver's event overtook the extender's own (two queue feeders)
+                    self._finished_early.add(subject)
+            finally:
+                self.events.task_done()
 
-    def settle(self) -> None:
-        """Wait until the watch thread has applied every binding so far."""
-        self.events.join()
 
-    def stop(self) -> None:
-        self.events.put(None)
-        self._thread.join(5)
+class _SchedulerView:
+    """kube-scheduler's own bookkeeping: GPUs requested per node. Its ``NodeResourcesFit``
+    filter sends the extender only nodes with enough free GPUs by count; the extender then
+    judges which GPUs, topology, pools and limits."""
+
+    def __init__(self, cluster: Cluster, node_names: Sequence[str]) -> None:
+        self.node_names = list(node_names)
+        self.free = dict.fromkeys(node_names, 8)
+        self.running: dict[str, tuple[str, int]] = {}
+        for uid, pod in cluster.running.items():
+            gpus = pods.gpu_request(pod)
+            node = str(pod["spec"]["nodeName"])
+            self.running[uid] = (node, gpus)
+            self.free[node] -= gpus
+
+    def feasible(self, gpus: int) -> list[str]:
+        return [name for name in self.node_names if self.free[name] >= gpus]
+
+    def bound(self, uid: str, node: str, gpus: int) -> None:
+        self.running[uid] = (node, gpus)
+        self.free[node] -= gpus
+
+    def finish_one(self, rng: random.Random) -> str:
+        uid = rng.choice(list(self.running))
+        node, gpus = self.running.pop(uid)
+        self.free[node] += gpus
+        return uid
 
 
 def _node(name: str, topo: topology.NodeTopology) -> dict[str, Any]:
@@ -285,20 +324,23 @@ def _in_process(rt: runtime.Runtime) -> Call:
 
 def _schedule(
     call: Call,
-    node_names: Sequence[str],
+    view: _SchedulerView,
+    events: Any,
     *,
     pods_to_schedule: int,
     first_number: int,
     rng: random.Random,
-    settle: Callable[[], None],
+    every_node: bool,
     cpu_clock: Callable[[], float] = time.thread_time,
 ) -> Timings:
-    """Schedule pods one by one as kube-scheduler does: filter, prioritize, bind to the best.
+    """Schedule pods one by one as kube-scheduler does: filter (the nodes its own filters
+    passed, or ``every_node``), prioritize (the nodes the extender passed), bind to the best.
+    After each pod one running pod finishes, so occupancy stays level.
 
     Only the calls are timed; building requests and reading answers is the scheduler's work.
     ``cpu_clock`` reads the CPU seconds the extender has used (this thread in-process, the
     server process over HTTP): unlike wall time it does not grow when other jobs share the
-    machine's cores.
+    machine's cores. Before each pod the extender has applied every earlier event.
     """
     timings = Timings()
     cpu = 0.0
@@ -311,22 +353,31 @@ def _schedule(
         finally:
             cpu += cpu_clock() - before
 
-    names_body = json.dumps(list(node_names))
+    measured = 0
     for number in range(first_number, first_number + pods_to_schedule):
-        pod = _pod(number, rng.choice(SIZES), number % TENANTS)
-        settle()  # the previous binding has come back through the watch, as it usually has
+        gpus = rng.choice(SIZES)
+        pod = _pod(number, gpus, number % TENANTS)
+        events.join()
+        candidates = view.node_names if every_node else view.feasible(gpus)
+        if not candidates:
+            continue
         pod_json = json.dumps(pod)
-        filter_body = f'{{"Pod":{pod_json},"Nodes":null,"NodeNames":{names_body}}}'.encode()
+        filter_body = (
+            f'{{"Pod":{pod_json},"Nodes":null,"NodeNames":{json.dumps(candidates)}}}'.encode()
+        )
         began = time.perf_counter()
         raw = timed("filter", filter_body)
         filtered = time.perf_counter()
         passed = json.loads(raw)["NodeNames"] or []
+        if not passed:
+            timings.add("filter", filtered - began)
+            continue
         prioritize_body = f'{{"Pod":{pod_json},"Nodes":null,"NodeNames":{json.dumps(passed)}}}'
         started = time.perf_counter()
         raw = timed("prioritize", prioritize_body.encode())
         prioritized = time.perf_counter()
         scores = json.loads(raw)
-        best = max(scores, key=lambda entry: entry["Score"])["Host"] if scores else None
+        best = max(scores, key=lambda entry: entry["Score"])["Host"]
         meta = pod["metadata"]
         bind_body = json.dumps(
             {
@@ -337,15 +388,18 @@ def _schedule(
             }
         ).encode()
         bind_started = time.perf_counter()
-        if best is not None:
-            timed("bind", bind_body)
+        error = json.loads(timed("bind", bind_body))["Error"]
         bound = time.perf_counter()
+        if error:
+            raise RuntimeError(f"bind of {meta['name']} to {best} failed: {error}")
+        measured += 1
         timings.add("filter", filtered - began)
         timings.add("prioritize", prioritized - started)
-        if best is not None:
-            timings.add("bind", bound - bind_started)
+        timings.add("bind", bound - bind_started)
         timings.add("pod", (filtered - began) + (prioritized - started) + (bound - bind_started))
-    timings.cpu_ms_per_pod = cpu * 1000 / pods_to_schedule if pods_to_schedule else None
+        view.bound(meta["uid"], best, gpus)
+        events.put(("finished", view.finish_one(rng), ""))
+    timings.cpu_ms_per_pod = cpu * 1000 / measured if measured else None
     return timings
 
 
@@ -384,9 +438,7 @@ def _signal_when_started(server: uvicorn.Server, ready: Any) -> None:
     ready.set()
 
 
-def _over_http(
-    app: Any, api: _Api
-) -> tuple[Call, Callable[[], None], Callable[[], None], Callable[[], float]]:
+def _over_http(app: Any, api: _Api) -> tuple[Call, Callable[[], None], Callable[[], float]]:
     """Serve ``app`` from a forked process (the scheduler and the extender are separate
     processes, and one process would make client and server fight over one GIL)."""
     context = multiprocessing.get_context("fork")
@@ -394,6 +446,7 @@ def _over_http(
     ready = context.Event()
     process = context.Process(target=_serve, args=(app, api, port, ready), daemon=True)
     api.stop()  # the child starts its own watch thread
+    api.events.join()
     process.start()
     if not ready.wait(20):
         process.kill()
@@ -409,17 +462,13 @@ def _over_http(
             raise RuntimeError(f"/{verb} answered {response.status}: {content[:200]!r}")
         return content
 
-    def settle() -> None:
-        """Nothing to wait for: the server's watch thread confirms bindings on its own time,
-        as a real watch does (until then the bind's assumption holds the GPUs)."""
-
     def stop() -> None:
         connection.close()
         process.terminate()
         process.join(5)
 
     assert process.pid is not None
-    return call, settle, stop, _process_cpu_clock(process.pid)
+    return call, stop, _process_cpu_clock(process.pid)
 
 
 def run(
@@ -428,6 +477,7 @@ def run(
     pods_per_run: int = 200,
     topology_dir: pathlib.Path | None = None,
     seed: int = 1,
+    every_node: bool = False,
 ) -> dict[str, Any]:
     """Measure every node count in-process and over HTTP; the report as a JSON-able dict."""
     topologies = load_topologies(topology_dir or default_topology_dir())
@@ -437,56 +487,43 @@ def run(
         "5,000 nodes",
         "topologies": sorted(topologies),
         "pods_per_run": pods_per_run,
+        "candidates": "every node" if every_node else "nodes with enough free GPUs by count",
         "runs": [],
     }
+    context = multiprocessing.get_context("fork")
     for count in node_counts:
         cluster = build_cluster(count, topologies, seed=seed)
         node_names = sorted(cluster.state.snapshot().nodes)
-        api = _Api(cluster, seed=seed)
+        view = _SchedulerView(cluster, node_names)
+        events = context.JoinableQueue()
+        api = _Api(cluster, events)
+        api.start()
         app = extender_app.create_app(
             settings.ExtenderSettings(watch=False), state=cluster.state, writer=api
         )
         rt: runtime.Runtime = app.state.runtime
         extender_app.freeze_heap()  # what the app does once its watches have synced
         rng = random.Random(seed)
-        # Warm-up: fills the placement memo as a long-running extender's would be.
         local = _in_process(rt)
-        _schedule(
-            local,
-            node_names,
-            pods_to_schedule=50,
-            first_number=10**6,
-            rng=rng,
-            settle=api.settle,
-        )
+        common: dict[str, Any] = {"rng": rng, "every_node": every_node}
+        # Warm-up: fills the placement memo as a long-running extender's would be.
+        _schedule(local, view, events, pods_to_schedule=50, first_number=10**6, **common)
         in_process = _schedule(
-            local,
-            node_names,
-            pods_to_schedule=pods_per_run,
-            first_number=2 * 10**6,
-            rng=rng,
-            settle=api.settle,
+            local, view, events, pods_to_schedule=pods_per_run, first_number=2 * 10**6, **common
         )
-        api.settle()
+        events.join()
         snapshot = cluster.state.snapshot()
-        remote, settle, stop, server_cpu = _over_http(app, api)
+        remote, stop, server_cpu = _over_http(app, api)
         try:
-            _schedule(
-                remote,
-                node_names,
-                pods_to_schedule=20,
-                first_number=3 * 10**6,
-                rng=rng,
-                settle=settle,
-            )
+            _schedule(remote, view, events, pods_to_schedule=20, first_number=3 * 10**6, **common)
             over_http = _schedule(
                 remote,
-                node_names,
+                view,
+                events,
                 pods_to_schedule=pods_per_run,
                 first_number=4 * 10**6,
-                rng=rng,
-                settle=settle,
                 cpu_clock=server_cpu,
+                **common,
             )
         finally:
             stop()
@@ -510,8 +547,8 @@ def render(report: Mapping[str, Any]) -> str:
         f"gpufair extender benchmark: {report['pods_per_run']} pods per run, topologies: "
         f"{', '.join(report['topologies'])}",
         f"budget: {budget} ms per pod ({report['budget_source']})",
-        "wall-clock p50/p99 per call; CPU: the extender's CPU time per pod (mean), which"
-        " other jobs on the machine do not inflate",
+        f"filter candidates: {report['candidates']}; wall-clock p50/p99 per call; CPU: the"
+        " extender's CPU time per pod (mean), which other jobs on the machine do not inflate",
         "",
         f"{'nodes':>6} {'path':<11} {'filter':>13} {'prioritize':>13} {'bind':>13} "
         f"{'per pod':>13} {'of budget':>9} {'CPU/pod':>9} {'of budget':>9}",
