@@ -15,7 +15,7 @@ import fastapi
 import httpx
 import pytest
 
-from e2e.harness import apps
+from e2e.harness import apps, processes
 from e2e.harness import scheduler as sched
 from e2e.harness.apiserver import StandInServer
 
@@ -361,3 +361,50 @@ def test_preempt_answer_may_only_narrow(
 )
 def test_fit_error_text(reasons: dict[str, str], expected: str) -> None:
     assert sched.fit_error(len(reasons), reasons) == expected
+
+
+def test_driver_against_the_real_extender(
+    apiserver: StandInServer,
+    apply_crds: Any,
+    kubectl: Any,
+    scoped: tuple[str, Callable[..., Json]],
+    run_component: Any,
+    namespace: str,
+) -> None:
+    """Smoke: ``gpufair extender`` as a process, scheduled through by the driver."""
+    apply_crds()
+    scope, node = scoped
+    node("dgx")
+    pool, tenant = f"{scope}-pool", f"{scope}-tenant"
+    kubectl.apply(f"""
+apiVersion: gpufair.dev/v1alpha1
+kind: GPUPool
+metadata: {{name: {pool}}}
+spec:
+  nodeSelector: {{matchLabels: {{gpufair.test/scope: {scope}}}}}
+---
+apiVersion: gpufair.dev/v1alpha1
+kind: TenantQuota
+metadata: {{name: {tenant}}}
+spec:
+  namespaces: [{namespace}]
+  pools: [{{name: {pool}, guaranteed: 8}}]
+""")
+    try:
+        port = processes.free_port()
+        run_component(
+            ["extender", "--host", "127.0.0.1", "--port", str(port)],
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+        )
+        create(apiserver, namespace, pod("train", scope=scope, gpus=4))
+        with sched.SchedulerDriver(
+            api_url=apiserver.url, extender_url=f"http://127.0.0.1:{port}", namespaces=[namespace]
+        ) as driver:
+            [attempt] = driver.schedule_pending()
+        assert attempt.node == f"{scope}-dgx", attempt.message
+        placed = read(apiserver, namespace, "train")
+        assert placed["spec"]["nodeName"] == f"{scope}-dgx"
+        assert len(placed["metadata"]["annotations"]["gpufair.dev/gpus"].split(",")) == 4
+    finally:
+        kubectl("delete", "tenantquota", tenant, "--ignore-not-found", check=False)
+        kubectl("delete", "gpupool", pool, "--ignore-not-found", check=False)

@@ -5,7 +5,8 @@ configured by the Helm chart does for pods with ``spec.schedulerName: gpufair-sc
 talks to the extender exactly as ``ARCHITECTURE.md`` §6 says kube-scheduler does:
 
 1. Queue: pending pods of this scheduler with no ``spec.nodeName`` and no scheduling gates,
-   highest ``spec.priority`` first, then oldest (the ``PrioritySort`` plugin).
+   highest ``spec.priority`` first, then oldest (the ``PrioritySort`` plugin; within one second
+   of ``creationTimestamp``, the order in which the driver first saw them).
 2. Its own filters first (a subset of the default plugins): ``NodeUnschedulable``,
    ``TaintToleration`` (NoSchedule/NoExecute; a not-Ready node counts as tainted
    ``node.kubernetes.io/not-ready``), ``NodeAffinity`` (``nodeSelector`` and required
@@ -140,6 +141,7 @@ class SchedulerDriver:
         self._http = http or httpx.Client(timeout=timeout)
         self._own_http = http is None
         self._api_headers = dict(api_headers or {})
+        self._first_seen: dict[str, int] = {}
 
     def close(self) -> None:
         if self._own_http:
@@ -167,12 +169,15 @@ class SchedulerDriver:
             and (pod.get("status") or {}).get("phase", "Pending") == "Pending"
             and (self.namespaces is None or pod["metadata"]["namespace"] in self.namespaces)
         ]
+        for pod in ready:  # queue add time: the resourceVersion when first seen
+            self._first_seen.setdefault(
+                pod["metadata"]["uid"], int(pod["metadata"].get("resourceVersion") or 0)
+            )
         ready.sort(
             key=lambda p: (
                 -_priority(p),
                 p["metadata"].get("creationTimestamp", ""),
-                p["metadata"]["namespace"],
-                p["metadata"]["name"],
+                self._first_seen[p["metadata"]["uid"]],
             )
         )
         return ready
