@@ -52,6 +52,9 @@ def test_waits_and_completion_times(figures: metrics.PolicyFigures) -> None:
     assert figures.wait_s.p50 == pytest.approx(25)
     assert figures.wait_s.p95 == pytest.approx(47.5)
     assert figures.wait_s.p99 == pytest.approx(49.5)
+    assert figures.wait_by_size_s["2-4"].p99 == 0
+    assert figures.wait_by_size_s["5-8"].p50 == pytest.approx(50)
+    assert figures.wait_by_size_s["1"].count == figures.wait_by_size_s[">8"].count == 0
     assert figures.jct_s.mean == pytest.approx(125)
     assert figures.jct_s.p95 == pytest.approx(100 + 0.95 * 50)
 

@@ -171,6 +171,8 @@ class PolicyFigures:
     jain: float
     wait_s: Quantiles
     wait_within_guarantee_s: Quantiles
+    wait_by_size_s: Mapping[str, Quantiles]
+    """Queue wait per job width: ``1``, ``2-4``, ``5-<machine>``, ``><machine>`` GPUs."""
     jct_s: Quantiles
     utilisation: float
     goodput: float
@@ -195,6 +197,16 @@ class PolicyFigures:
     timeline_hours: list[float]
     events: int
     wall_seconds: float
+
+
+def size_classes(machine_gpus: int) -> list[tuple[str, int, int]]:
+    """Job widths reported apart: one GPU, a few, up to a machine, several machines."""
+    return [
+        ("1", 1, 1),
+        ("2-4", 2, 4),
+        (f"5-{machine_gpus}", 5, machine_gpus),
+        (f">{machine_gpus}", machine_gpus + 1, 1 << 30),
+    ]
 
 
 def jain(values: Sequence[float]) -> float:
@@ -277,6 +289,16 @@ def summarize(
         jain=jain(ratios),
         wait_s=Quantiles.of(waits),
         wait_within_guarantee_s=Quantiles.of(guaranteed_waits),
+        wait_by_size_s={
+            label: Quantiles.of(
+                [
+                    job.first_start - job.submit
+                    for job in jobs
+                    if job.first_start is not None and low <= job.gpus <= high
+                ]
+            )
+            for label, low, high in size_classes(machine_gpus)
+        },
         jct_s=Quantiles.of(jcts),
         utilisation=recorder.busy_time / (capacity * window) if window > 0 else math.nan,
         goodput=recorder.effective_time / (capacity * window) if window > 0 else math.nan,

@@ -94,6 +94,16 @@ def summary_rows(results: Sequence[metrics.PolicyFigures]) -> list[tuple[str, li
         row(
             "queue wait p99, jobs within guarantee", lambda f: _hours(f.wait_within_guarantee_s.p99)
         ),
+        *[
+            row(
+                f"queue wait p95 / p99, {label}-GPU jobs",
+                lambda f, label=label: (
+                    f"{_hours(f.wait_by_size_s[label].p95)} /"
+                    f" {_hours(f.wait_by_size_s[label].p99)} (n={f.wait_by_size_s[label].count:,})"
+                ),
+            )
+            for label in (results[0].wait_by_size_s if results else {})
+        ],
         row("time with jobs waiting", lambda f: _pct(f.contended)),
         row("GPU utilisation (busy)", lambda f: _pct(f.utilisation)),
         row("goodput (work at best-placement speed)", lambda f: _pct(f.goodput)),
