@@ -11,15 +11,17 @@ listener closes. Request lines go to stderr (``--quiet`` keeps only warnings).
 
 from __future__ import annotations
 
+import os
+import sys
+
+if not __package__:  # run by path: the repository root, not this folder, goes on sys.path
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import argparse
 import asyncio
 import logging
 import pathlib
 import signal
-import sys
-
-if not __package__:  # run by path: make the repository root importable
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 import kmock
 

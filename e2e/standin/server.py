@@ -42,7 +42,7 @@ from e2e.standin import (
     paths,
     protobuf,
     registry,
-    selectors,
+    selecting,
     semantics,
     store,
 )
@@ -267,11 +267,11 @@ class StandIn(kmock.KubernetesEmulator):
 
     def _matcher(self, raw: aiohttp.web.BaseRequest, route: paths.Route) -> Matcher:
         try:
-            accept = selectors.matcher(
+            accept = selecting.matcher(
                 label_selector=raw.query.get("labelSelector"),
                 field_selector=raw.query.get("fieldSelector"),
             )
-        except selectors.SelectorError as exc:
+        except selecting.SelectorError as exc:
             raise errors.bad_request(str(exc)) from exc
         if route.name is None:
             return accept
