@@ -1,11 +1,12 @@
 """What the extender answers for each verb, computed on one cache snapshot.
 
 The routes decode the wire, call these functions and encode the result; these functions only
-ask core (``placement.choose``, ``admission.check_limit``, ``fairshare.compute``) about the
-nodes and tenants in the snapshot, and never write anything. They are cheap by construction:
-nodes with the same *shape* (pool, topology, free GPUs) get one verdict per request, and
-``choose`` results are memoised across requests in a :class:`Placer` keyed by the cache's
-interned topology ids, so a filter over 5,000 nodes does a few dozen real decisions.
+ask core (``placement.choose``, ``admission.check_limit``, ``fairshare.compute``,
+``preemption.allowed_victims``) about the nodes and tenants in the snapshot, and never write
+anything. They are cheap by construction: nodes with the same *shape* (pool, topology, free
+GPUs; interned by the cache) get one verdict per request, and ``choose`` results are memoised
+across requests in a :class:`Placer`, so a filter over 5,000 nodes makes a few hundred
+decisions, not 5,000.
 
 Reasons are short and identical for the same cause on every node, because kube-scheduler
 groups them by text in the pod's ``FailedScheduling`` event (cut at 1,024 characters).
@@ -91,9 +92,11 @@ _NOT_SCHEDULABLE = Verdict(reason=NOT_SCHEDULABLE, unresolvable=True)
 
 
 class Placer:
-    """``placement.choose`` memoised per (topology id, free GPUs, hidden, count, mode, rule).
+    """``placement.choose`` memoised per (node shape, count, mode, rule).
 
-    One per cache (topology ids are the cache's interned ids); safe to share between threads.
+    One per cache (shape and topology ids are the cache's interned ids); safe to share between
+    threads. A node with ``hidden`` GPUs (in use, indices unknown) must have that many more
+    free than the pod asks.
     """
 
     def __init__(self, *, max_entries: int = 200_000) -> None:
