@@ -142,6 +142,7 @@ class SchedulerDriver:
         self._own_http = http is None
         self._api_headers = dict(api_headers or {})
         self._first_seen: dict[str, int] = {}
+        self._round: tuple[list[Json], list[Json]] | None = None  # (nodes, pods) this round
 
     def close(self) -> None:
         if self._own_http:
@@ -183,8 +184,16 @@ class SchedulerDriver:
         return ready
 
     def schedule_pending(self) -> list[Attempt]:
-        """One cycle for every pod in the queue, in order; returns what happened to each."""
-        return [self.schedule(pod) for pod in self.pending_pods()]
+        """One cycle for every pod in the queue, in order; returns what happened to each.
+
+        Nodes and pods are listed once per round (like the scheduler's informer cache) and the
+        cache is updated after each binding, so a burst of pods costs one list, not one per pod.
+        """
+        self._round = self._list_cluster()
+        try:
+            return [self.schedule(pod) for pod in self.pending_pods()]
+        finally:
+            self._round = None
 
     def run(
         self,
@@ -220,8 +229,7 @@ class SchedulerDriver:
     def _cycle(self, pod: Json) -> tuple[Attempt, bool]:
         """One scheduling cycle; also says whether it changed the pod's status (a requeue)."""
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        nodes = self._api_get("/api/v1/nodes")["items"]
-        pods = self._api_get("/api/v1/pods")["items"]
+        nodes, pods = self._round if self._round is not None else self._list_cluster()
         own = self._own_filters(pod, nodes, pods)
         candidates = own.feasible
         try:
@@ -273,6 +281,7 @@ class SchedulerDriver:
             ), changed
         message = f"Successfully assigned {namespace}/{name} to {node}"
         self._record_event(pod, "Normal", "Scheduled", message)
+        self._assume_bound(pod, node)
         return Attempt(
             namespace,
             name,
@@ -442,6 +451,8 @@ class SchedulerDriver:
                 answer.raise_for_status()
             logger.info("preempted %s for %s on %s", _pod_path(victim), preemptor, node)
         self._api_patch(f"{_pod_path(pod)}/status", {"status": {"nominatedNodeName": node}})
+        if self._round is not None:
+            self._round = self._list_cluster()
 
     # ------------------------------------------------------------------ recording
 
@@ -521,6 +532,19 @@ class SchedulerDriver:
         answer.raise_for_status()
 
     # ------------------------------------------------------------------ API access
+
+    def _list_cluster(self) -> tuple[list[Json], list[Json]]:
+        nodes: list[Json] = self._api_get("/api/v1/nodes")["items"]
+        pods: list[Json] = self._api_get("/api/v1/pods")["items"]
+        return nodes, pods
+
+    def _assume_bound(self, pod: Json, node: str) -> None:
+        """Count a bound pod on its node for the rest of the round (the scheduler's assume)."""
+        if self._round is None:
+            return
+        bound = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node}}
+        pods = [p for p in self._round[1] if p["metadata"]["uid"] != pod["metadata"]["uid"]]
+        self._round = (self._round[0], [*pods, bound])
 
     def _read_pod(self, pod: Json) -> Json | None:
         answer = self._http.get(self.api_url + _pod_path(pod), headers=self._api_headers)
