@@ -152,11 +152,14 @@ def test_a_pod_that_cannot_be_judged_gets_error_with_200(client: testclient.Test
     assert "team-a/half requests 0.5 nvidia.com/gpu: not a whole number" in result["Error"]
 
 
-def test_filter_before_the_cache_synced_is_an_error() -> None:
-    client = client_for(cache.ClusterCache())
+def test_filter_and_bind_before_the_cache_synced_are_errors() -> None:
+    unsynced = cache.ClusterCache()
+    pod = kube.pod(gpus=1)
+    client = client_for(unsynced, cluster.FakeWriter(unsynced, [pod]))
     assert client.get("/readyz").status_code == 503
-    result = filter_names(client, kube.pod(gpus=1), ["free"])
+    result = filter_names(client, pod, ["free"])
     assert result["Error"] == "gpufair extender cache has not synced with the API server yet"
+    assert client.post("/bind", json=bind_args(pod, "free")).json() == {"Error": result["Error"]}
     assert filter_names(client, kube.pod(gpus=None), ["free"])["NodeNames"] == ["free"]
 
 

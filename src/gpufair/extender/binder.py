@@ -129,6 +129,8 @@ def bind(
     """Bind the pod, recording its GPUs; raises :class:`BindError` with a readable reason."""
     ask = _ask(args, state, writer)
     snapshot = state.snapshot()
+    if ask.requests and not snapshot.synced:
+        raise BindError(verbs.NOT_SYNCED)
     if not verbs.wants_gpus(ask, snapshot):
         _write_binding(args, writer)
         return Bound(node=args.node)
