@@ -57,8 +57,13 @@ VERBS = ("filter", "prioritize", "bind")
 
 
 def default_topology_dir() -> pathlib.Path:
-    """``../shared/data/topology`` beside the project checkout."""
-    return pathlib.Path(gpufair.__file__).resolve().parents[3] / "shared" / "data" / "topology"
+    """``../shared/data/topology`` beside the project checkout (found from the source tree of
+    an editable install, else from the working directory)."""
+    relative = pathlib.Path("shared") / "data" / "topology"
+    beside_source = pathlib.Path(gpufair.__file__).resolve().parents[3] / relative
+    if beside_source.is_dir():
+        return beside_source
+    return pathlib.Path.cwd().resolve().parent / relative
 
 
 def load_topologies(directory: pathlib.Path) -> dict[str, topology.NodeTopology]:
