@@ -222,11 +222,13 @@ def test_stale_resource_version_conflicts(k8s: Clients, namespace: str) -> None:
     assert k8s.core.read_namespaced_config_map("cm", namespace).data == {"v": "1"}
 
 
-def test_pods_default_the_scheduler_name(k8s: Clients, namespace: str) -> None:
-    body = pod_body("p")
+def test_pods_get_api_defaults(k8s: Clients, namespace: str) -> None:
+    body = pod_body("p", gpus=2)
     del body["spec"]["schedulerName"]
-    assert k8s.core.create_namespaced_pod(namespace, body).spec.scheduler_name == (
-        "default-scheduler"
+    created = k8s.core.create_namespaced_pod(namespace, body)
+    assert created.spec.scheduler_name == "default-scheduler"
+    assert created.spec.containers[0].resources.requests == {"nvidia.com/gpu": "2"}, (
+        "requests default to limits"
     )
 
 

@@ -5,7 +5,8 @@ to what gpufair's components and tests observe:
 
 - create: a name (``generateName`` + 5 random characters), ``uid``, ``creationTimestamp``,
   ``generation: 1``, the namespace from the URL, ``apiVersion``/``kind`` filled in; pods get
-  ``spec.schedulerName: default-scheduler`` when unset and ``status.phase: Pending``; custom
+  ``spec.schedulerName: default-scheduler`` when unset, requests defaulted from limits, and
+  ``status.phase: Pending``; custom
   resources with a status subresource lose any ``status`` sent on create;
 - update: identity fields (``uid``, ``creationTimestamp``, ``deletionTimestamp``, name, namespace)
   cannot change; with a status subresource the main resource ignores ``status`` and ``/status``
@@ -91,6 +92,7 @@ def prepare_create(
         obj.pop("status", None)
     if spec.group == "" and spec.kind == "Pod":
         pod_spec = obj.setdefault("spec", {})
+        _default_requests_from_limits(pod_spec)
         pod_spec.setdefault("schedulerName", "default-scheduler")
         pod_spec.setdefault("priority", 0)
         obj["status"] = {"phase": "Pending", "qosClass": _qos_class(pod_spec)}
@@ -175,6 +177,20 @@ def _check_type(spec: registry.ResourceSpec, obj: Mapping[str, Any]) -> None:
         raise errors.bad_request(
             f"the object apiVersion {api_version!r} does not match the URL's {spec.api_version!r}"
         )
+
+
+def _default_requests_from_limits(pod_spec: dict[str, Any]) -> None:
+    """API defaulting: a resource with a limit and no request gets the limit as its request."""
+    for key in ("containers", "initContainers"):
+        for container in pod_spec.get(key) or []:
+            resources = container.get("resources") or {}
+            limits = resources.get("limits") or {}
+            if not limits:
+                continue
+            requests = resources.setdefault("requests", {})
+            for name, value in limits.items():
+                requests.setdefault(name, value)
+            container["resources"] = resources
 
 
 def _qos_class(pod_spec: Mapping[str, Any]) -> str:
