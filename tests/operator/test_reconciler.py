@@ -162,3 +162,35 @@ async def test_unchanged_statuses_are_written_at_the_status_interval_only() -> N
     await driver.run_once(now=45.0)
     written = [s for plural, name, s in writer.statuses[first:] if name == "a"]
     assert written[0]["pools"][0]["usage"]["gpuSeconds"] == 90.0
+
+
+async def test_a_pod_gated_in_a_namespace_of_no_tenant_is_released_once_and_not_admitted() -> None:
+    # The webhook gates every GPU pod while it knows no tenants (before the first pass, or on a
+    # standby replica); a pass must take the gate off pods no tenant will ever admit.
+    stray = b.pod("nobody/p").gpus(2).build()
+    own = b.pod("a/q").gpus(1).build()
+    cluster = loaded_view(stray, own)
+    cluster.namespaces["nobody"] = snapshot.Namespace(name="nobody")
+    writer = FakeWriter()
+    driver, events = make(cluster, writer)
+    before = metrics.REGISTRY.get_sample_value(
+        "gpufair_admissions_total", {"tenant": "a", "pool": b.POOL}
+    )
+
+    decided = await driver.run_once(now=10.0)
+
+    assert sorted(writer.admitted) == ["a/q", "nobody/p"]
+    assert [r.pod.key for r in decided.releases] == ["nobody/p"]
+    assert stray.uid not in decided.pod_pools
+    assert stray.uid not in decided.holds
+    released = [e for e in events if e.reason == "Released"]
+    assert [e.target.name for e in released] == ["p"]
+    assert "namespace nobody belongs to no TenantQuota" in released[0].message
+    after = metrics.REGISTRY.get_sample_value(
+        "gpufair_admissions_total", {"tenant": "a", "pool": b.POOL}
+    )
+    assert (after or 0.0) - (before or 0.0) == 1.0, "a release is not an admission"
+
+    cluster.pods[stray.uid] = dataclasses.replace(stray, state=snapshot.PodState.PENDING)
+    again = await driver.run_once(now=20.0)
+    assert again.releases == (), "released pods are not released again"

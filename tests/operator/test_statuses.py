@@ -188,3 +188,29 @@ def test_a_cordoned_node_leaves_capacity_but_its_pods_still_count() -> None:
     pool = decided.pools[b.POOL]
     assert (pool.capacity, pool.allocated, pool.free) == (8, 4, 8)
     assert decided.tenants["a"].pools[0].allocated == 4
+
+
+@pytest.mark.parametrize(
+    ("namespace", "released"),
+    [
+        pytest.param("nobody", True, id="namespace-of-no-tenant"),
+        pytest.param("a", False, id="namespace-of-a-tenant"),
+    ],
+)
+def test_only_gated_pods_of_namespaces_without_a_tenant_are_released(
+    namespace: str, released: bool
+) -> None:
+    gated = b.pod(f"{namespace}/gated").build()
+    bound = b.pod(f"{namespace}/bound").bound("n1", at=0.0, indices=[0]).build()
+    decided = plan.plan(
+        b.snap(
+            now=10.0,
+            nodes=[b.node("n1")],
+            tenants=[b.tenant("a").build()],
+            pods=[gated, bound],
+            namespaces={"nobody": {}},
+        ),
+        half_life=3600.0,
+    )
+    assert [r.pod.key for r in decided.releases] == ([gated.key] if released else [])
+    assert any(e.reason == "Released" for e in decided.events) is released

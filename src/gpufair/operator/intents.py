@@ -46,6 +46,7 @@ class Reason(enum.StrEnum):
     LABELS_MISSING = "TopologyLabelsMissing"
     LABELS_PRESENT = "TopologyLabelsPresent"
     UNKNOWN_POOL = "UnknownPool"
+    RELEASED = "Released"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,6 +73,18 @@ class Admission:
     tenant: str
     pool: str
     waited: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Release:
+    """Remove gpufair's gate from a pod gpufair does not queue (its namespace has no tenant).
+
+    The webhook gates every GPU pod while it knows no tenants (before the first pass, or on a
+    standby replica); pods of namespaces no tenant owns must not stay behind the gate forever.
+    """
+
+    pod: snapshot.GpuPod
+    message: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

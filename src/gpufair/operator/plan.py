@@ -43,6 +43,8 @@ class Plan:
     """Tenant of each namespace."""
     states: Mapping[str, admission.TenantState] = dataclasses.field(default_factory=dict)
     """What admission knew of each valid tenant (the webhook's input until the next pass)."""
+    releases: tuple[intents.Release, ...] = ()
+    """Gated pods of namespaces that belong to no tenant: gpufair's gate comes off."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,6 +59,7 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
     node_pool = pools.pools_of_nodes(snap.pools, snap.nodes)
     tenants = {name: t for name, t in snap.tenants.items() if t.invalid is None}
     placed = place_pods(snap, owners=owners, tenants=tenants, node_pool=node_pool)
+    releases = release_unowned(snap, owners=owners)
 
     # 2. Meter every (tenant, pool) pair up to now.
     usages = {
@@ -142,6 +145,7 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
         events.extend(pool_events)
     events.extend(statuses.admission_events(admissions))
     events.extend(statuses.eviction_events(evictions))
+    events.extend(statuses.release_events(releases))
 
     return Plan(
         now=now,
@@ -154,6 +158,7 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
         pod_pools={pod.uid: pair for pair, pods in placed.items() for pod in pods if pod.uid},
         owners=owners,
         states=states,
+        releases=releases,
     )
 
 
@@ -199,6 +204,29 @@ def namespace_owners(
                     f" it belongs to {claimants[0]}"
                 )
     return owners, {tenant: tuple(msgs) for tenant, msgs in conflicts.items()}
+
+
+def release_unowned(
+    snap: snapshot.Snapshot, *, owners: Mapping[str, str]
+) -> tuple[intents.Release, ...]:
+    """Gated pods in namespaces that belong to no tenant: their gate must come off.
+
+    With knowledge the webhook leaves such pods alone; only a webhook that knew nothing yet
+    (before the first pass, or a standby replica) gates them, and no pass would ever admit them:
+    admission queues the pods of tenants only. Released, they go to the gpufair scheduler, whose
+    extender tells why it cannot place them (no TenantQuota), or places them once a tenant
+    claims the namespace.
+    """
+    return tuple(
+        intents.Release(
+            pod=pod,
+            message=f"namespace {pod.namespace} belongs to no TenantQuota: gpufair does not"
+            " queue this pod, its admission gate is removed (it was gated before the operator"
+            " knew the tenants); add the namespace to a TenantQuota to get GPUs of a pool",
+        )
+        for pod in snap.pods
+        if pod.state is snapshot.PodState.GATED and pod.namespace not in owners
+    )
 
 
 def place_pods(

@@ -5,7 +5,8 @@ Called by the leader's reconcile loop in :mod:`.handlers`, on every change and a
 
 1. statuses first (they persist usage up to ``now``; only after they are written are departed
    pods forgotten, so their last seconds cannot be lost by a failed write);
-2. gate removals (each stamps ``gpufair.dev/admitted-at``);
+2. gate removals (each stamps ``gpufair.dev/admitted-at``), admissions and releases of pods
+   whose namespace belongs to no tenant;
 3. evictions (a 429 from a disruption budget parks the victim for ``eviction_retry_seconds``);
 4. events and metrics.
 
@@ -77,6 +78,7 @@ class Reconciler:
             if written:
                 self.cluster.metered(up_to=decided.now)
             await self._admit(decided)
+            await self._release(decided)
             await self._evict(decided)
             for event in decided.events:
                 self.events(event)
@@ -158,6 +160,19 @@ class Reconciler:
                     admitted.tenant,
                     admitted.waited,
                 )
+
+    async def _release(self, decided: plan.Plan) -> None:
+        """Remove the gate from pods of namespaces without a tenant (no admission metrics)."""
+        stamp = objects.format_time(decided.now)
+        for released in decided.releases:
+            pod = released.pod
+            try:
+                await self.writer.admit(namespace=pod.namespace, name=pod.name, admitted_at=stamp)
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(stage="release").inc()
+                logger.exception("removing the admission gate of %s failed", pod.key)
+                continue
+            logger.info("released %s: %s", pod.key, released.message)
 
     async def _evict(self, decided: plan.Plan) -> None:
         for eviction in decided.evictions:

@@ -315,6 +315,16 @@ def admission_events(admissions: Iterable[intents.Admission]) -> Iterable[Event]
         )
 
 
+def release_events(releases: Iterable[intents.Release]) -> Iterable[Event]:
+    for released in releases:
+        yield Event(
+            target=_pod_ref(released.pod),
+            type=EventType.NORMAL,
+            reason=Reason.RELEASED,
+            message=released.message,
+        )
+
+
 def eviction_events(evictions: Iterable[intents.Eviction]) -> Iterable[Event]:
     for eviction in evictions:
         yield Event(

@@ -3,7 +3,8 @@
 :mod:`.webhook_handlers` calls :func:`review` for every pod created in a watched namespace and
 turns the verdict into a kopf patch or an ``AdmissionError``. The tenant facts come from the
 reconciler's latest plan; before the first pass nothing is known and every GPU pod is gated
-(never denied): the operator admits it once it knows more. Denial is core's verdict
+(never denied): the operator admits it once it knows more, and removes the gate from pods of
+namespaces that turn out to belong to no tenant (``plan.release_unowned``). Denial is core's verdict
 (:func:`gpufair.core.admission.reject`), so the webhook, the admission loop and the extender
 agree on what "at the limit" means.
 """
