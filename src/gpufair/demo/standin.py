@@ -1,0 +1,95 @@
+"""Start the stand-in Kubernetes API server (``e2e/standin``) as a separate localhost process.
+
+The stand-in (kmock's emulator plus the layer in ``e2e/standin``, see ``docs/e2e.md``) lives in
+the repository, not in the installed package, so it is started by path from a checkout:
+``python <repo>/e2e/standin``. ``gpufair demo`` and the e2e suite (``e2e/harness/apiserver.py``
+re-exports this module) both start it here::
+
+    server = standin.start(workdir=pathlib.Path("/tmp/demo"), repo_root=repo.find_root())
+    server.url, server.kubeconfig   # http://127.0.0.1:PORT, a kubeconfig file
+    server.env()                    # {"KUBECONFIG": ...} for subprocesses
+    server.stop()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import sys
+import time
+
+from gpufair.demo import processes
+
+
+@dataclasses.dataclass
+class StandInServer:
+    component: processes.Component
+    url: str
+    kubeconfig: pathlib.Path
+
+    def env(self) -> dict[str, str]:
+        """What a subprocess needs to reach the stand-in (kubectl, kopf, the official client)."""
+        return {"KUBECONFIG": str(self.kubeconfig)}
+
+    @property
+    def log_path(self) -> pathlib.Path:
+        return self.component.log_path
+
+    def stop(self) -> int | None:
+        return self.component.stop()
+
+
+def start(
+    *,
+    workdir: pathlib.Path,
+    repo_root: pathlib.Path,
+    kubelet: bool = True,
+    quiet: bool = False,
+    timeout: float = 20.0,
+) -> StandInServer:
+    """Start ``python -m e2e.standin`` on a free port; returns once ``/readyz`` answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    url_file = workdir / "standin.url"
+    kubeconfig = workdir / "kubeconfig"
+    url_file.unlink(missing_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "e2e.standin",
+        "--port",
+        "0",
+        "--url-file",
+        str(url_file),
+        "--kubeconfig",
+        str(kubeconfig),
+    ]
+    if not kubelet:
+        argv.append("--no-kubelet")
+    if quiet:
+        argv.append("--quiet")
+    component = processes.start(
+        argv,
+        name="standin",
+        log_dir=workdir,
+        env={"PYTHONPATH": _pythonpath(repo_root)},
+        ready_log=r"standin: serving on ",
+        ready_timeout=timeout,
+        cwd=repo_root,
+    )
+    deadline = time.monotonic() + timeout
+    while not url_file.exists():
+        if time.monotonic() > deadline:
+            component.stop()
+            raise processes.ComponentError(f"the stand-in wrote no URL to {url_file}")
+        time.sleep(0.02)
+    url = url_file.read_text().strip()
+    component.ready_url = f"{url}/readyz"
+    component.wait_ready()
+    return StandInServer(component=component, url=url, kubeconfig=kubeconfig)
+
+
+def _pythonpath(repo_root: pathlib.Path) -> str:
+    existing = os.environ.get("PYTHONPATH")
+    root = str(repo_root)
+    return f"{root}{os.pathsep}{existing}" if existing else root
