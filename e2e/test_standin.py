@@ -634,6 +634,16 @@ def test_kubelet_refuses_double_allocation(
     assert (second.phase, second.reason) == ("Failed", "OutOfnvidia.com/gpu")
 
 
+def test_deleting_a_node_collects_its_pods(
+    k8s: Clients, namespace: str, make_gpu_node: Any
+) -> None:
+    make_gpu_node("e2e-doomed-node", "dgx1-v100-8gpu-mlx5.txt")
+    k8s.core.create_namespaced_pod(namespace, pod_body("on-it", nodeName="e2e-doomed-node"))
+    k8s.core.create_namespaced_pod(namespace, pod_body("pending"))
+    k8s.core.delete_node("e2e-doomed-node")
+    assert [p.metadata.name for p in k8s.core.list_namespaced_pod(namespace).items] == ["pending"]
+
+
 def test_eviction_deletes_the_pod_unless_a_budget_forbids(
     k8s: Clients, namespace: str, make_gpu_node: Any
 ) -> None:

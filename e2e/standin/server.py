@@ -64,7 +64,8 @@ class StandIn(kmock.KubernetesEmulator):
 
     ``kubelet``: when true, a pod that gets a node (by binding, or created with ``spec.nodeName``)
     is admitted against the node's allocatable extended resources and becomes ``Running``
-    (or ``Failed`` with reason ``OutOf<resource>``), as a kubelet would.
+    (or ``Failed`` with reason ``OutOf<resource>``), as a kubelet would; and pods bound to a
+    deleted node are failed and deleted, as the pod garbage collector does.
     """
 
     kubelet: bool = True
@@ -634,7 +635,32 @@ class StandIn(kmock.KubernetesEmulator):
             for other in list(self._registry):
                 if other.namespaced:
                     self._purge(other, namespace=obj["metadata"]["name"])
+        if spec.group == "" and spec.plural == "nodes" and self.kubelet:
+            self._collect_orphans(obj["metadata"]["name"])
         return removed
+
+    def _collect_orphans(self, node_name: str) -> None:
+        """PodGC: pods bound to a deleted node fail (``DisruptionTarget``) and are deleted."""
+        pods = self._spec("", "v1", "pods")
+        for pod in self._store.items(pods, None):
+            if (pod.get("spec") or {}).get("nodeName") != node_name:
+                continue
+            failed = copy.deepcopy(pod)
+            status = failed.setdefault("status", {})
+            if status.get("phase") not in ("Succeeded", "Failed"):
+                status["phase"] = "Failed"
+            semantics.set_condition(
+                failed,
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "DeletionByPodGC",
+                    "message": "PodGC: node no longer exists",
+                    "lastTransitionTime": semantics.now(),
+                },
+            )
+            stored = self._store.put(pods, failed, pod)
+            self._store.remove(pods, stored)
 
     def _purge(self, spec: registry.ResourceSpec, *, namespace: str | None) -> None:
         for obj in self._store.items(spec, namespace):
