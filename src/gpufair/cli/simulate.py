@@ -235,7 +235,8 @@ def _run(args: argparse.Namespace) -> int:
         table.add_column(figures.policy, justify="right")
     for label, cells in report.summary_rows(results):
         table.add_row(label, *cells)
-    rich_console.Console().print(table)
+    out = rich_console.Console()
+    rich_console.Console(width=max(out.width, 120)).print(table)
 
     info = report.RunInfo(
         command="gpufair simulate " + shlex.join(sys.argv[2:])
