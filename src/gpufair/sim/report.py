@@ -153,7 +153,7 @@ def to_markdown(
     tenants = sorted(results[0].tenants, key=lambda name: -results[0].tenants[name].gpu_hours)
     header = ["tenant", "weight", "guaranteed", "GPU-hours"]
     for name in names:
-        header += [f"{name} wait p95", f"{name} mean dev.", f"{name} got/entitled"]
+        header += [f"{name} wait p50/p95/p99", f"{name} mean/worst dev.", f"{name} got/entitled"]
     lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for tenant in tenants:
         first = results[0].tenants[tenant]
@@ -161,8 +161,8 @@ def to_markdown(
         for figures in results:
             mine = figures.tenants[tenant]
             cells += [
-                _hours(mine.wait_s.p95),
-                _pct(mine.mean_deviation),
+                " / ".join(_hours(q) for q in (mine.wait_s.p50, mine.wait_s.p95, mine.wait_s.p99)),
+                f"{_pct(mine.mean_deviation)} / {_pct(mine.worst_deviation)}",
                 _num(mine.share_ratio, 2),
             ]
         lines.append("| " + " | ".join(cells) + " |")
