@@ -1,16 +1,76 @@
-"""``gpufair demo``: the local demo cluster (see the e2e issue); a placeholder until it lands."""
+"""``gpufair demo``: a local stand-in cluster, three tenants and a burst of GPU pods, scheduled by
+the real operator and extender (``make demo``; see ``docs/demo.md``)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import pathlib
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("demo", help="run the local demo cluster")
+    parser = commands.add_parser(
+        "demo",
+        help="run the local demo cluster: three tenants, a burst of GPU pods",
+        description=__doc__,
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=75.0,
+        metavar="SECONDS",
+        help="length of the burst (default 75; the jobs' run times scale with it)",
+    )
+    parser.add_argument(
+        "--no-live",
+        dest="live",
+        action="store_false",
+        help="plain lines every few seconds instead of the live table (CI logs, pipes)",
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the summary, leave the cluster up for kubectl until Ctrl-C",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=pathlib.Path,
+        help="keep logs and the kubeconfig here (default: a temp dir, removed at the end)",
+    )
+    parser.add_argument(
+        "--repo", type=pathlib.Path, help="the gpufair checkout (default: found automatically)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="seed of the jobs' run times")
+    parser.add_argument(
+        "--summary-json", type=pathlib.Path, metavar="PATH", help="also write the summary as JSON"
+    )
+    parser.add_argument(
+        "--print-manifest",
+        action="store_true",
+        help="print the embedded pool and quota manifest and exit",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(f"gpufair {args.command}: not yet available", file=sys.stderr)
-    return 0
+    if args.print_manifest:
+        from gpufair.demo import cluster
+
+        print(cluster.MANIFEST, end="")
+        return 0
+    if args.duration <= 0:
+        print("gpufair demo: --duration must be positive", flush=True)
+        return 2
+
+    from gpufair.demo import runner
+
+    return runner.run(
+        runner.Options(
+            duration=args.duration,
+            live=args.live,
+            keep_running=args.keep_running,
+            workdir=args.workdir,
+            repo_root=args.repo,
+            seed=args.seed,
+            summary_json=args.summary_json,
+        )
+    )

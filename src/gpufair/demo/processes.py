@@ -185,6 +185,31 @@ def start(
     cwd: pathlib.Path | None = None,
 ) -> Component:
     """Start ``argv`` and wait until it is ready (see the module docstring)."""
+    return prepare(
+        argv,
+        name=name,
+        log_dir=log_dir,
+        env=env,
+        ready_url=ready_url,
+        ready_log=ready_log,
+        ready_timeout=ready_timeout,
+        cwd=cwd,
+    ).start()
+
+
+def prepare(
+    argv: Sequence[str],
+    *,
+    name: str,
+    log_dir: pathlib.Path,
+    env: Mapping[str, str] | None = None,
+    ready_url: str | None = None,
+    ready_log: str | None = None,
+    ready_timeout: float = 30.0,
+    cwd: pathlib.Path | None = None,
+) -> Component:
+    """The component, not started yet: a caller that must stop it even when its start is
+    interrupted (Ctrl-C during the readiness wait) keeps it before calling ``start()``."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env.setdefault("PYTHONUNBUFFERED", "1")
@@ -198,4 +223,4 @@ def start(
         ready_url=ready_url,
         ready_log=ready_log,
         ready_timeout=ready_timeout,
-    ).start()
+    )

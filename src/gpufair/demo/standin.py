@@ -68,7 +68,7 @@ def start(
         argv.append("--no-kubelet")
     if quiet:
         argv.append("--quiet")
-    component = processes.start(
+    component = processes.prepare(
         argv,
         name="standin",
         log_dir=workdir,
@@ -77,15 +77,19 @@ def start(
         ready_timeout=timeout,
         cwd=repo_root,
     )
-    deadline = time.monotonic() + timeout
-    while not url_file.exists():
-        if time.monotonic() > deadline:
-            component.stop()
-            raise processes.ComponentError(f"the stand-in wrote no URL to {url_file}")
-        time.sleep(0.02)
-    url = url_file.read_text().strip()
-    component.ready_url = f"{url}/readyz"
-    component.wait_ready()
+    try:  # whatever interrupts the start (Ctrl-C included) leaves no process behind
+        component.start()
+        deadline = time.monotonic() + timeout
+        while not url_file.exists():
+            if time.monotonic() > deadline:
+                raise processes.ComponentError(f"the stand-in wrote no URL to {url_file}")
+            time.sleep(0.02)
+        url = url_file.read_text().strip()
+        component.ready_url = f"{url}/readyz"
+        component.wait_ready()
+    except BaseException:
+        component.stop()
+        raise
     return StandInServer(component=component, url=url, kubeconfig=kubeconfig)
 
 

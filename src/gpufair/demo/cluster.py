@@ -1,0 +1,231 @@
+"""The demo's embedded default cluster: five 8-GPU nodes of real topologies, one pool, three
+tenants.
+
+Nodes are built the way the node agent would label them: each from a real
+``nvidia-smi topo -m`` capture in ``../shared/data/topology/``, parsed by
+``topology_matrix.parse`` → ``topology.from_matrix`` → ``labels.to_labels`` (the same path as
+``e2e/harness/nodes.py``). The pool and quotas are a YAML manifest, applied through the API as an
+admin would ``kubectl apply`` it; ``gpufair demo --print-manifest`` shows it.
+
+The fleet mixes NVLink shapes on purpose: two NVSwitch machines (one island of 8), a DGX-1
+(hybrid cube-mesh: two islands of 4) and two PCIe-only machines (no island at all), so where a
+multi-GPU pod lands matters and the placement column of the table means something.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from gpufair.api import names
+from gpufair.core import labels as topology_labels
+from gpufair.core import topology, topology_matrix
+
+POOL = "demo"
+POOL_LABEL = "demo.gpufair.dev/pool"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+PART_OF = "gpufair-demo"
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    capture: str
+    product: str
+    shape: str  # what the topology is, for the table
+
+
+NODES: tuple[NodeSpec, ...] = (
+    NodeSpec("dgx-a100", "dgx-a100-8gpu-nv12-12nic-4numa.txt", "NVIDIA-A100-SXM4-80GB", "NVSwitch"),
+    NodeSpec("hgx-h200", "hgx-h200-8gpu-nv18-10nic.txt", "NVIDIA-H200", "NVSwitch"),
+    NodeSpec("dgx1-v100", "dgx1-v100-8gpu-mlx5.txt", "Tesla-V100-SXM2-32GB", "cube-mesh"),
+    NodeSpec("pcie-4090", "vastai-8x-rtx4090-pcie-2numa.txt", "NVIDIA-GeForce-RTX-4090", "PCIe"),
+    NodeSpec("pcie-rtx6000", "pcie-8x-quadro-rtx6000-pix-pxb.txt", "Quadro-RTX-6000", "PCIe"),
+)
+
+MANIFEST = f"""\
+# gpufair demo: one pool over every demo node, three tenants with different weights.
+apiVersion: gpufair.dev/v1alpha1
+kind: GPUPool
+metadata:
+  name: {POOL}
+spec:
+  nodeSelector:
+    matchLabels:
+      {POOL_LABEL}: {POOL}
+  placement:
+    mode: Pack
+    topology: Preferred
+  costPerGPUHour: "2.00"
+---
+# Research: the biggest weight and guarantee; reclaims its guarantee from borrowers.
+apiVersion: gpufair.dev/v1alpha1
+kind: TenantQuota
+metadata:
+  name: research
+spec:
+  namespaces: [research]
+  weight: 3
+  pools:
+    - name: {POOL}
+      guaranteed: 16
+      limit: 32
+  preemption:
+    reclaim: true
+    minRuntimeSeconds: 2
+---
+# Vision: a middle weight and guarantee.
+apiVersion: gpufair.dev/v1alpha1
+kind: TenantQuota
+metadata:
+  name: vision
+spec:
+  namespaces: [vision]
+  weight: 2
+  pools:
+    - name: {POOL}
+      guaranteed: 12
+      limit: 28
+  preemption:
+    reclaim: true
+    minRuntimeSeconds: 2
+---
+# Batch: a small guarantee, may borrow the whole pool while nobody else needs it.
+apiVersion: gpufair.dev/v1alpha1
+kind: TenantQuota
+metadata:
+  name: batch
+spec:
+  namespaces: [batch]
+  weight: 1
+  pools:
+    - name: {POOL}
+      guaranteed: 4
+  preemption:
+    reclaim: true
+    minRuntimeSeconds: 2
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tenant:
+    name: str
+    namespace: str
+    weight: float
+    guaranteed: int
+    limit: int | None
+
+
+def objects() -> list[dict[str, Any]]:
+    """The pool and quota objects of :data:`MANIFEST`."""
+    return [doc for doc in yaml.safe_load_all(MANIFEST) if doc]
+
+
+def tenants() -> list[Tenant]:
+    """The tenants of :data:`MANIFEST`, in manifest order."""
+    found = []
+    for doc in objects():
+        if doc["kind"] != names.TENANT_QUOTA_KIND:
+            continue
+        spec = doc["spec"]
+        pool = next(entry for entry in spec["pools"] if entry["name"] == POOL)
+        found.append(
+            Tenant(
+                name=doc["metadata"]["name"],
+                namespace=spec["namespaces"][0],
+                weight=float(spec.get("weight", 1)),
+                guaranteed=int(pool.get("guaranteed", 0)),
+                limit=pool.get("limit"),
+            )
+        )
+    return found
+
+
+def load_topology(capture: pathlib.Path) -> topology.NodeTopology:
+    return topology.from_matrix(topology_matrix.parse(capture.read_text()))
+
+
+def capture_path(topology_dir: pathlib.Path, spec: NodeSpec) -> pathlib.Path:
+    path = topology_dir / spec.capture
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"topology capture {spec.capture} not found in {topology_dir} (the demo reads real"
+            " nvidia-smi topo -m outputs from ../shared/data/topology beside the repository)"
+        )
+    return path
+
+
+def node_object(
+    spec: NodeSpec, topo: topology.NodeTopology, *, extra_labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The Node object as the kubelet, GPU Feature Discovery and the gpufair agent leave it."""
+    count = len(topo.gpus)
+    node_labels = {
+        "kubernetes.io/hostname": spec.name,
+        "kubernetes.io/os": "linux",
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": spec.product,
+        "nvidia.com/gpu.count": str(count),
+        POOL_LABEL: POOL,
+        **topology_labels.to_labels(topo),
+        **(extra_labels or {}),
+    }
+    resources = {
+        "cpu": "128",
+        "memory": "1024Gi",
+        "pods": "110",
+        names.DEFAULT_GPU_RESOURCE: str(count),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": spec.name, "labels": node_labels},
+        "spec": {},
+        "status": {
+            "capacity": resources,
+            "allocatable": resources,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                }
+            ],
+            "addresses": [
+                {"type": "Hostname", "address": spec.name},
+                {"type": "InternalIP", "address": "127.0.0.1"},
+            ],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "kubeletVersion": "v1.36.0",
+                "operatingSystem": "linux",
+                "osImage": "gpufair demo node",
+                "containerRuntimeVersion": "containerd://1.7.0",
+                "kernelVersion": "6.1.0",
+                "kubeProxyVersion": "v1.36.0",
+                "bootID": f"boot-{spec.name}",
+                "machineID": f"machine-{spec.name}",
+                "systemUUID": f"uuid-{spec.name}",
+            },
+        },
+    }
+
+
+def describe_islands(topo: topology.NodeTopology) -> str:
+    """``1x8``, ``2x4`` or ``no NVLink``: the NVLink islands of a node, for the table."""
+    islands = [len(island) for island in topo.nvlink_islands() if len(island) > 1]
+    if not islands:
+        return "no NVLink"
+    sizes = sorted(set(islands), reverse=True)
+    return " + ".join(f"{islands.count(size)}x{size}" for size in sizes)
+
+
+def on_one_island(topo: topology.NodeTopology, gpus: tuple[int, ...]) -> bool:
+    """All of ``gpus`` on one NVLink island (the placement-quality criterion)."""
+    islands = {topo.gpu(index).nvlink_island for index in gpus}
+    return len(islands) == 1 and None not in islands
