@@ -1,0 +1,186 @@
+"""``gpufair demo`` as a user runs it: a real subprocess that starts its own stand-in cluster,
+operator and extender, schedules a burst of pods of three tenants and prints a summary.
+
+The demo needs no fixture of this suite (it starts its own stand-in); the tests check what a
+user sees — every tenant gets pods scheduled, no GPU is held twice, ``/metrics`` of both
+components answer while it runs — and that Ctrl-C stops it cleanly, leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from e2e.harness import processes, waiting
+from gpufair.demo import cluster
+
+pytestmark = pytest.mark.e2e
+
+
+class DemoProcess:
+    """``gpufair demo ARGS`` with its output collected line by line as it comes."""
+
+    def __init__(self, *args: str, workdir: pathlib.Path) -> None:
+        self.process = subprocess.Popen(
+            [*processes.gpufair_command(), "demo", "--workdir", str(workdir), *args],
+            cwd=processes.REPO_ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self.stdout)),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.stderr)),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: object, into: list[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            into.append(line)
+
+    def output(self) -> str:
+        return "".join(self.stdout)
+
+    def errors(self) -> str:
+        return "".join(self.stderr)
+
+    def wait(self, timeout: float) -> int:
+        code = self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return code
+
+    def explain(self) -> str:
+        return f"stdout:\n{self.output()[-4000:]}\nstderr:\n{self.errors()[-4000:]}"
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.wait(timeout=30)
+
+
+@pytest.fixture
+def demo_workdir(tmp_path: pathlib.Path) -> pathlib.Path:
+    return tmp_path / "demo"
+
+
+@pytest.fixture
+def run_demo(demo_workdir: pathlib.Path) -> Iterator[list[DemoProcess]]:
+    started: list[DemoProcess] = []
+    yield started
+    for demo in started:
+        demo.kill()
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every live descendant of ``pid``: pid -> its start time (to tell a reused pid)."""
+    parents: dict[int, tuple[int, str]] = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z":
+            continue
+        parents[int(entry.name)] = (int(fields[1]), fields[19])
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        for child, (parent, started) in parents.items():
+            if parent == current and child not in found:
+                found[child] = started
+                frontier.append(child)
+    return found
+
+
+def _alive(pid: int, started: str) -> bool:
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0] != "Z" and fields[19] == started
+
+
+def test_the_demo_schedules_every_tenant_and_exits_cleanly(
+    run_demo: list[DemoProcess], demo_workdir: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    demo = DemoProcess(
+        "--duration", "20", "--no-live", "--summary-json", str(summary_path), workdir=demo_workdir
+    )
+    run_demo.append(demo)
+    code = demo.wait(timeout=240)
+    assert code == 0, demo.explain()
+    assert "Traceback" not in demo.errors() + demo.output(), demo.explain()
+    output = demo.output()
+    assert re.search(r"operator /metrics\s+http://127\.0\.0\.1:\d+/metrics", output), output
+    assert re.search(r"extender /metrics\s+http://127\.0\.0\.1:\d+/metrics", output), output
+    assert "summary after" in output, demo.explain()
+
+    summary = json.loads(summary_path.read_text())
+    rows = {row["tenant"]: row for row in summary["tenants"]}
+    assert sorted(rows) == sorted(tenant.name for tenant in cluster.tenants())
+    for tenant, row in rows.items():
+        assert row["scheduled"] > 0, f"{tenant} got no pod scheduled: {row}"
+        assert row["scheduled"] <= row["submitted"], row
+        assert row["gpu_seconds_seen"] > 0, row
+    assert summary["double_allocations"] == [], summary["double_allocations"]
+    assert summary["pool"]["capacity"] == sum(8 for _ in cluster.NODES)
+    for tenant in rows:  # the summary table names every tenant
+        assert re.search(rf"^\s*{tenant}\s+\d", output, re.MULTILINE), output
+
+
+def test_ctrl_c_stops_every_process_and_metrics_answer_while_it_runs(
+    run_demo: list[DemoProcess], demo_workdir: pathlib.Path
+) -> None:
+    demo = DemoProcess("--duration", "120", "--no-live", workdir=demo_workdir)
+    run_demo.append(demo)
+
+    def running() -> bool:
+        if demo.process.poll() is not None:
+            raise AssertionError(f"the demo exited with {demo.process.returncode}")
+        return re.search(r"^\[\s*\d+\.\ds\] ", demo.output(), re.MULTILINE) is not None
+
+    waiting.wait_for(running, timeout=180, interval=0.2, what="the demo's first status lines")
+    output = demo.output()
+    urls = re.findall(r"(?:operator|extender) /metrics\s+(http://127\.0\.0\.1:\d+/metrics)", output)
+    assert len(urls) == 2, output
+    for url in urls:
+        answer = httpx.get(url, timeout=10)
+        assert answer.status_code == 200, url
+        assert "gpufair_" in answer.text, url
+
+    children = _descendants(demo.process.pid)
+    # the stand-in, the operator and the extender at least
+    assert len(children) >= 3, (children, demo.explain())
+
+    demo.process.send_signal(signal.SIGINT)
+    code = demo.wait(timeout=120)
+    assert code in (0, 130), demo.explain()
+    assert "Traceback" not in demo.errors() + demo.output(), demo.explain()
+    assert "all demo processes stopped" in demo.output(), demo.explain()
+    leftovers = {pid for pid, started in children.items() if _alive(pid, started)}
+    assert not leftovers, f"processes left running: {sorted(leftovers)}"
+    for url in urls:
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url, timeout=2)
