@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import celpy
+import jsonschema
 import pytest
 import yaml
 from tests.api import structural
@@ -199,7 +201,6 @@ def test_schema_and_models_both_reject(body: dict[str, Any]) -> None:
 def test_examples_pass_an_independent_openapi_validator(body: dict[str, Any]) -> None:
     # Draft 4 is the JSON Schema dialect of OpenAPI 3.0 (boolean exclusiveMinimum); it checks
     # what the small validator above checks, except unknown fields and list uniqueness.
-    jsonschema = pytest.importorskip("jsonschema")
     schema = schema_of(body["kind"])
     jsonschema.Draft4Validator(schema).validate(structural.with_defaults(body, schema))
 
@@ -214,7 +215,6 @@ def test_examples_pass_an_independent_openapi_validator(body: dict[str, Any]) ->
     ],
 )
 def test_independent_validator_rejects_what_the_models_reject(body: dict[str, Any]) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = schema_of(body["kind"])
     assert not jsonschema.Draft4Validator(schema).is_valid(structural.with_defaults(body, schema))
     with pytest.raises(manifests.InvalidManifestsError):
@@ -227,7 +227,6 @@ def test_independent_validator_rejects_what_the_models_reject(body: dict[str, An
 def cel_failures(instance: Any, schema: dict[str, Any], path: str = "") -> list[tuple[str, str]]:
     """``(path, message)`` of every CEL rule ``instance`` breaks, evaluated as the server does
     (an evaluation error counts as a broken rule)."""
-    celpy = pytest.importorskip("celpy")
     env = celpy.Environment()
 
     def evaluate(expression: str) -> Any:
