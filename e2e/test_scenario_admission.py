@@ -7,7 +7,8 @@ nodes, pool, quotas and namespaces:
 - limits: ``onLimit: Queue`` keeps an over-limit pod behind the gate with a ``Waiting`` event
   that says why; ``onLimit: Reject`` has the webhook deny it at creation;
 - a pod the webhook gated in a namespace that belongs to no tenant is released (regression);
-- weighted fair admission under contention: admitted GPUs converge to the weighted shares;
+- weighted fair admission under contention (weights 1 and 3, both queueing a whole pool):
+  the GPUs bound converge to the weighted shares and stay there;
 - budget exhaustion: a tiny hard budget gets ``BudgetExhausted`` and stops admission.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from e2e.harness import scenario
+from e2e.harness import nodes, scenario
 from gpufair.api import names
 
 DGX1 = "dgx1-v100-8gpu-mlx5.txt"
@@ -175,3 +176,100 @@ def test_a_pod_gated_in_a_namespace_of_no_tenant_is_released(
     assert [a.name for a in attempts] == ["stray"]
     assert attempts[0].node is None
     assert "belongs to no TenantQuota" in attempts[0].message
+
+
+def test_weighted_fair_admission_converges_to_the_weighted_shares(
+    stack: scenario.Stack,
+    k8s: Any,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    pool, node = scenario.unique("fair"), scenario.unique("n")
+    weights = {scenario.unique("light"): 1, scenario.unique("heavy"): 3}
+    namespaces = {tenant: cleanup.namespace() for tenant in weights}
+    cleanup.apply(scenario.pool_manifest(pool))
+    for tenant, weight in weights.items():
+        cleanup.apply(
+            scenario.quota_manifest(
+                tenant, namespaces=[namespaces[tenant]], pools=[{"name": pool}], weight=weight
+            )
+        )
+    # Both tenants queue more than the whole pool before it has a node: contention from the
+    # first pass on.
+    capacity = len(nodes.topology_of(DGX1).gpus)
+    for tenant in weights:
+        for i in range(capacity):
+            k8s.core.create_namespaced_pod(namespaces[tenant], scenario.gpu_pod(f"p{i}", 1))
+    make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
+    expected = {t: capacity * w / sum(weights.values()) for t, w in weights.items()}
+
+    def converged() -> bool:
+        bound = {t: len(scenario.running_on_nodes(k8s, [namespaces[t]])) for t in weights}
+        return bound == expected
+
+    with stack.driver(namespaces.values()) as driver:
+        scenario.settle(
+            converged, timeout=60, what=f"bound GPUs per tenant = {expected}", driver=driver
+        )
+        scenario.wait_passes(stack, 3)
+        driver.schedule_pending()
+    assert converged(), "still at the weighted shares after more passes"
+    metrics = stack.operator_metrics()
+    for tenant, share in expected.items():
+        entry = scenario.pool_entry(scenario.quota_status(k8s, tenant), pool)
+        assert entry["fairShare"] == share
+        assert entry["allocated"] == share
+        assert entry["waiting"] == capacity - share, "the rest waits behind the gate"
+        assert metrics.value("gpufair_tenant_allocated_gpus", tenant=tenant, pool=pool) == share
+        assert metrics.value("gpufair_tenant_fair_share_gpus", tenant=tenant, pool=pool) == share
+        gated = [p for p in scenario.pods(k8s, namespaces[tenant]) if scenario.is_gated(p)]
+        assert len(gated) == capacity - share
+    assert scenario.shared_gpus(k8s) == {}
+
+
+def test_an_exhausted_hard_budget_stops_admission(
+    stack: scenario.Stack,
+    k8s: Any,
+    namespace: str,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    pool, tenant, node = scenario.unique("budget"), scenario.unique("tenant"), scenario.unique("n")
+    budget_hours = 0.0005  # 1.8 GPU-seconds
+    make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
+    cleanup.apply(scenario.pool_manifest(pool))
+    cleanup.apply(
+        scenario.quota_manifest(
+            tenant,
+            namespaces=[namespace],
+            pools=[{"name": pool}],
+            budget={"gpuHours": budget_hours, "period": "720h", "enforcement": "Hard"},
+        )
+    )
+    k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("first", 1))
+    with stack.driver([namespace]) as driver:
+        scenario.settle(
+            lambda: _bound(k8s, namespace, "first"), timeout=30, what="first bound", driver=driver
+        )
+
+    def exhausted() -> dict[str, Any] | None:
+        found = scenario.condition(scenario.quota_status(k8s, tenant), "BudgetExhausted")
+        return found if found and found["status"] == "True" else None
+
+    found = scenario.settle(exhausted, timeout=30, what="BudgetExhausted=True on the quota")
+    assert found["reason"] == "BudgetExhausted"
+    metrics = stack.operator_metrics()
+    used = metrics.value("gpufair_tenant_budget_used_gpu_hours", tenant=tenant)
+    assert used >= metrics.value("gpufair_tenant_budget_gpu_hours", tenant=tenant) == budget_hours
+
+    k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("second", 1))
+    message = scenario.settle(
+        lambda: _waiting_message(k8s, namespace, "second"),
+        timeout=30,
+        what="a Waiting event on the pod held by the budget",
+    )
+    assert "budget" in message
+    scenario.wait_passes(stack, 2)
+    assert scenario.is_gated(scenario.read_pod(k8s, namespace, "second")), "Hard: not admitted"
+    status = scenario.quota_status(k8s, tenant)
+    assert status["budget"]["usedGPUHours"] >= budget_hours
