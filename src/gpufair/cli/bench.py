@@ -46,6 +46,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="send filter every node, not only those kube-scheduler's own resource check passes",
     )
+    extender.add_argument(
+        "--http",
+        choices=("auto", "h11", "httptools"),
+        default="auto",
+        help="uvicorn's HTTP parser (auto: httptools when installed, as `gpufair extender`)",
+    )
+    extender.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="uvicorn's event loop (auto: uvloop when installed, as `gpufair extender`)",
+    )
     extender.add_argument("-o", "--output", choices=("table", "json"), default="table")
     extender.set_defaults(handler=run_extender)
 
@@ -63,6 +75,7 @@ def run_extender(args: argparse.Namespace) -> int:
             topology_dir=args.topology_dir,
             seed=args.seed,
             every_node=args.every_node,
+            stack=bench.HttpStack(http=args.http, loop=args.loop),
         )
     except FileNotFoundError as exc:
         print(f"gpufair bench extender: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ Over HTTP the extender runs in its own (forked) process, as it does beside kube-
 from __future__ import annotations
 
 import dataclasses
-import http.client
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -30,7 +30,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -337,27 +337,33 @@ def _schedule(
     rng: random.Random,
     every_node: bool,
     cpu_clock: Callable[[], float] = time.thread_time,
+    cpu_per_call: bool = True,
 ) -> Timings:
     """Schedule pods one by one as kube-scheduler does: filter (the nodes its own filters
     passed, or ``every_node``), prioritize (the nodes the extender passed), bind to the best.
     After each pod one running pod finishes, so occupancy stays level.
 
     Only the calls are timed; building requests and reading answers is the scheduler's work.
-    ``cpu_clock`` reads the CPU seconds the extender has used (this thread in-process, the
-    server process over HTTP): unlike wall time it does not grow when other jobs share the
-    machine's cores. Before each pod the extender has applied every earlier event.
+    ``cpu_clock`` reads the CPU seconds the extender has used: unlike wall time it does not
+    grow when other jobs share the machine's cores. With ``cpu_per_call`` (in-process: this
+    thread's clock) it is read around each call; otherwise (over HTTP: the server process, all
+    its threads) once around the whole run, so it includes what the extender does between
+    calls (applying watch events). Before each pod the extender has applied every earlier event.
     """
     timings = Timings()
     cpu = 0.0
 
-    def timed(verb: str, body: bytes) -> bytes:
+    def timed(verb: str, body: bytes) -> tuple[bytes, float]:
         nonlocal cpu
-        before = cpu_clock()
-        try:
-            return call(verb, body)
-        finally:
+        before = cpu_clock() if cpu_per_call else 0.0
+        began = time.perf_counter()
+        answer = call(verb, body)
+        elapsed = time.perf_counter() - began
+        if cpu_per_call:
             cpu += cpu_clock() - before
+        return answer, elapsed
 
+    run_started = cpu_clock()
     measured = 0
     for number in range(first_number, first_number + pods_to_schedule):
         gpus = rng.choice(SIZES)
@@ -370,17 +376,13 @@ def _schedule(
         filter_body = (
             f'{{"Pod":{pod_json},"Nodes":null,"NodeNames":{json.dumps(candidates)}}}'.encode()
         )
-        began = time.perf_counter()
-        raw = timed("filter", filter_body)
-        filtered = time.perf_counter()
+        raw, filter_took = timed("filter", filter_body)
         passed = json.loads(raw)["NodeNames"] or []
         if not passed:
-            timings.add("filter", filtered - began)
+            timings.add("filter", filter_took)
             continue
         prioritize_body = f'{{"Pod":{pod_json},"Nodes":null,"NodeNames":{json.dumps(passed)}}}'
-        started = time.perf_counter()
-        raw = timed("prioritize", prioritize_body.encode())
-        prioritized = time.perf_counter()
+        raw, prioritize_took = timed("prioritize", prioritize_body.encode())
         scores = json.loads(raw)
         best = max(scores, key=lambda entry: entry["Score"])["Host"]
         meta = pod["metadata"]
@@ -392,18 +394,20 @@ def _schedule(
                 "Node": best,
             }
         ).encode()
-        bind_started = time.perf_counter()
-        error = json.loads(timed("bind", bind_body))["Error"]
-        bound = time.perf_counter()
+        raw, bind_took = timed("bind", bind_body)
+        error = json.loads(raw)["Error"]
         if error:
             raise RuntimeError(f"bind of {meta['name']} to {best} failed: {error}")
         measured += 1
-        timings.add("filter", filtered - began)
-        timings.add("prioritize", prioritized - started)
-        timings.add("bind", bound - bind_started)
-        timings.add("pod", (filtered - began) + (prioritized - started) + (bound - bind_started))
+        timings.add("filter", filter_took)
+        timings.add("prioritize", prioritize_took)
+        timings.add("bind", bind_took)
+        timings.add("pod", filter_took + prioritize_took + bind_took)
         view.bound(meta["uid"], best, gpus)
         events.put(("finished", view.finish_one(rng), ""))
+    events.join()
+    if not cpu_per_call:
+        cpu = cpu_clock() - run_started
     timings.cpu_ms_per_pod = cpu * 1000 / measured if measured else None
     return timings
 
@@ -427,11 +431,19 @@ def _free_port() -> int:
         return port
 
 
-def _serve(app: Any, api: _Api, port: int, ready: Any) -> None:
+def _serve(app: Any, api: _Api, port: int, ready: Any, stack: HttpStack) -> None:
     """The extender's own process: uvicorn serving the app built before the fork."""
     api.start()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            http=stack.http,
+            loop=stack.loop,
+        )
     )
     threading.Thread(target=_signal_when_started, args=(server, ready), daemon=True).start()
     server.run()
@@ -443,32 +455,81 @@ def _signal_when_started(server: uvicorn.Server, ready: Any) -> None:
     ready.set()
 
 
-def _over_http(app: Any, api: _Api) -> tuple[Call, Callable[[], None], Callable[[], float]]:
+@dataclasses.dataclass(frozen=True)
+class HttpStack:
+    """uvicorn's HTTP parser and event loop (``auto``: httptools and uvloop when installed, as
+    ``gpufair extender`` runs)."""
+
+    http: Literal["auto", "h11", "httptools"] = "auto"
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+
+    def resolved(self) -> str:
+        """What ``auto`` picks in this environment, e.g. ``httptools + uvloop``."""
+        http = self.http
+        if http == "auto":
+            http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+        loop = self.loop
+        if loop == "auto":
+            loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+        return f"uvicorn {uvicorn.__version__} ({http} + {loop})"
+
+
+class _Client:
+    """A minimal HTTP/1.1 client on one keep-alive connection, standing in for kube-scheduler's
+    Go client: one ``sendmsg`` of head and body, then the status line, ``Content-Length`` and
+    the body from a buffered reader. ``http.client`` parses every response head with the
+    ``email`` package, which would add the client's own cost to the figures."""
+
+    def __init__(self, port: int) -> None:
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._reader = self._sock.makefile("rb")
+        self._host = f"127.0.0.1:{port}"
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self._sock.sendmsg([head, body])
+        status = int(self._reader.readline().split(b" ", 2)[1])
+        length = 0
+        while (line := self._reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, self._reader.read(length)
+
+    def close(self) -> None:
+        self._reader.close()
+        self._sock.close()
+
+
+def _over_http(
+    app: Any, api: _Api, stack: HttpStack
+) -> tuple[Call, Callable[[], None], Callable[[], float]]:
     """Serve ``app`` from a forked process (the scheduler and the extender are separate
     processes, and one process would make client and server fight over one GIL)."""
     context = multiprocessing.get_context("fork")
     port = _free_port()
     ready = context.Event()
-    process = context.Process(target=_serve, args=(app, api, port, ready), daemon=True)
+    process = context.Process(target=_serve, args=(app, api, port, ready, stack), daemon=True)
     api.stop()  # the child starts its own watch thread
     api.events.join()
     process.start()
     if not ready.wait(20):
         process.kill()
         raise RuntimeError("uvicorn did not start within 20 s")
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json"}
+    client = _Client(port)
 
     def call(verb: str, body: bytes) -> bytes:
-        connection.request("POST", f"/{verb}", body=body, headers=headers)
-        response = connection.getresponse()
-        content = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"/{verb} answered {response.status}: {content[:200]!r}")
+        status, content = client.post(f"/{verb}", body)
+        if status != 200:
+            raise RuntimeError(f"/{verb} answered {status}: {content[:200]!r}")
         return content
 
     def stop() -> None:
-        connection.close()
+        client.close()
         process.terminate()
         process.join(5)
 
@@ -483,8 +544,10 @@ def run(
     topology_dir: pathlib.Path | None = None,
     seed: int = 1,
     every_node: bool = False,
+    stack: HttpStack | None = None,
 ) -> dict[str, Any]:
     """Measure every node count in-process and over HTTP; the report as a JSON-able dict."""
+    stack = stack or HttpStack()
     topologies = load_topologies(topology_dir or default_topology_dir())
     report: dict[str, Any] = {
         "budget_ms_per_pod": round(BUDGET_MS_PER_POD, 2),
@@ -493,6 +556,7 @@ def run(
         "topologies": sorted(topologies),
         "pods_per_run": pods_per_run,
         "candidates": "every node" if every_node else "nodes with enough free GPUs by count",
+        "http_stack": stack.resolved(),
         "runs": [],
     }
     context = multiprocessing.get_context("fork")
@@ -518,7 +582,7 @@ def run(
         )
         events.join()
         snapshot = cluster.state.snapshot()
-        remote, stop, server_cpu = _over_http(app, api)
+        remote, stop, server_cpu = _over_http(app, api, stack)
         try:
             _schedule(remote, view, events, pods_to_schedule=20, first_number=3 * 10**6, **common)
             over_http = _schedule(
@@ -528,6 +592,7 @@ def run(
                 pods_to_schedule=pods_per_run,
                 first_number=4 * 10**6,
                 cpu_clock=server_cpu,
+                cpu_per_call=False,
                 **common,
             )
         finally:
@@ -552,8 +617,9 @@ def render(report: Mapping[str, Any]) -> str:
         f"gpufair extender benchmark: {report['pods_per_run']} pods per run, topologies: "
         f"{', '.join(report['topologies'])}",
         f"budget: {budget} ms per pod ({report['budget_source']})",
-        f"filter candidates: {report['candidates']}; wall-clock p50/p99 per call; CPU: the"
-        " extender's CPU time per pod (mean), which other jobs on the machine do not inflate",
+        f"filter candidates: {report['candidates']}; HTTP: {report['http_stack']}",
+        "wall-clock p50/p99 per call; CPU/pod: the extender's CPU time per pod (mean; in-process"
+        " its calls, over HTTP its whole process), which other jobs on the machine do not inflate",
         "",
         f"{'nodes':>6} {'path':<11} {'filter':>13} {'prioritize':>13} {'bind':>13} "
         f"{'per pod':>13} {'of budget':>9} {'CPU/pod':>9} {'of budget':>9}",
