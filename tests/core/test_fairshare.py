@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -274,3 +275,46 @@ def test_order_of_claims_does_not_matter(
 ) -> None:
     shuffled = data.draw(st.permutations(claims))
     assert fairshare.compute(capacity, shuffled) == fairshare.compute(capacity, claims)
+
+
+def _exact_shares(capacity: int, claims: list[fairshare.TenantClaim]) -> dict[str, Fraction]:
+    """The rule of the module docstring in exact rational arithmetic: the oracle the float
+    implementation must agree with up to the documented rounding."""
+
+    def fill(amount: Fraction, caps: dict[str, Fraction]) -> dict[str, Fraction]:
+        given = dict.fromkeys(caps, Fraction(0))
+        open_ = sorted((n for n in caps if caps[n] > 0), key=lambda n: caps[n] / weights[n])
+        left, weight_left = max(amount, Fraction(0)), sum(weights[n] for n in open_)
+        for index, name in enumerate(open_):
+            level = left / weight_left
+            if caps[name] / weights[name] > level:
+                for rest in open_[index:]:
+                    given[rest] = weights[rest] * level
+                break
+            given[name] = caps[name]
+            left -= caps[name]
+            weight_left -= weights[name]
+        return given
+
+    weights = {c.tenant: Fraction(c.weight) for c in claims}
+    base = {c.tenant: Fraction(min(c.wanted, c.guaranteed)) for c in claims}
+    base_total = sum(base.values(), Fraction(0))
+    if base_total > capacity:
+        return fill(Fraction(capacity), base)
+    held = {c.tenant: Fraction(c.non_lendable - c.demand) for c in claims}
+    left = Fraction(capacity) - base_total
+    left -= sum(fill(left, {n: h for n, h in held.items() if h > 0}).values(), Fraction(0))
+    unmet = {c.tenant: c.wanted - base[c.tenant] for c in claims}
+    extra = fill(left, {n: Fraction(u) for n, u in unmet.items() if u > 0})
+    return {n: base[n] + extra.get(n, Fraction(0)) for n in base}
+
+
+@given(capacity=capacities, claims=claim_lists())
+def test_float_shares_match_exact_arithmetic_up_to_rounding(
+    capacity: int, claims: list[fairshare.TenantClaim]
+) -> None:
+    result = fairshare.compute(capacity, claims)
+    for name, exact in _exact_shares(capacity, claims).items():
+        assert abs(Fraction(result.share(name)) - exact) <= Fraction(1, 10**fairshare.PRECISION)
+        if exact.denominator == 1:
+            assert result.share(name) == float(exact)
