@@ -128,7 +128,7 @@ class Demo:
             self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="gpufair-demo-"))
             self.own_workdir = True
         self._log_to(self.workdir / "demo.log")
-        say = self.console.print
+        say = self._say
         say(f"[bold]gpufair demo[/] — work dir {self.workdir} (every process logs there)")
 
         server = standin.start(workdir=self.workdir, repo_root=root, quiet=True)
@@ -170,6 +170,9 @@ class Demo:
             self._wait_pool_status(api, timeout=60.0)
         self.tracker = tracker.Tracker(tenants=self.tenants, topologies=self.topologies)
         self._start_driver(server.url, extender_url)
+
+    def _say(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
 
     def _log_to(self, path: pathlib.Path) -> None:
         handler = logging.FileHandler(path)
@@ -217,9 +220,9 @@ class Demo:
         for obj in cluster.objects():
             path = kube.POOLS_PATH if obj["kind"] == names.GPU_POOL_KIND else kube.QUOTAS_PATH
             api.create(path, obj)
-        self.console.print(f"  CRDs                 {', '.join(crds)}")
-        self.console.print(f"  nodes                {', '.join(shapes)}")
-        self.console.print(
+        self._say(f"  CRDs                 {', '.join(crds)}")
+        self._say(f"  nodes                {', '.join(shapes)}")
+        self._say(
             "  tenants              "
             + ", ".join(
                 f"{t.name} (weight {t.weight:g}, guaranteed {t.guaranteed},"
@@ -280,7 +283,7 @@ class Demo:
         pending = collections.deque(self.jobs)
         resubmits: list[tuple[float, workload.Job]] = []
         self.started_at = time.monotonic()
-        self.console.print(
+        self._say(
             f"  burst                {len(self.jobs)} jobs of 1, 2, 4 and 8 GPUs over"
             f" {duration:.0f} s; Ctrl-C stops everything"
         )
@@ -529,6 +532,8 @@ def run(options: Options, *, console: Console | None = None) -> int:
     if options.live and not console.is_terminal:
         options = dataclasses.replace(options, live=False)
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C even when started in the background by a shell (which ignores SIGINT there).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     demo = Demo(options, console)
     code = 1
     played = False
