@@ -41,7 +41,7 @@ def filter_nodes(rt: Runtime, args: wire.ExtenderArgs) -> wire.ExtenderFilterRes
         return wire.ExtenderFilterResult(error=verbs.NOT_SYNCED)
     if not verbs.wants_gpus(ask, snapshot):
         return _pass_all(args)
-    outcome = verbs.filter_nodes(verbs.Judge(snapshot, ask, rt.placer), args.candidate_names())
+    outcome = verbs.filter_nodes(rt.placer.judge(snapshot, ask), args.candidate_names())
     rt.metrics.node_verdicts.labels("passed").inc(len(outcome.passed))
     rt.metrics.node_verdicts.labels("failed").inc(len(outcome.failed))
     rt.metrics.node_verdicts.labels("unresolvable").inc(len(outcome.unresolvable))
@@ -73,7 +73,7 @@ def prioritize(rt: Runtime, args: wire.ExtenderArgs) -> dict[int, list[str]]:
     snapshot = rt.cache.snapshot()
     if not ask.requests or not snapshot.synced or not verbs.wants_gpus(ask, snapshot):
         return {0: candidates}
-    return verbs.prioritize(verbs.Judge(snapshot, ask, rt.placer), candidates)
+    return verbs.prioritize(rt.placer.judge(snapshot, ask), candidates)
 
 
 def preempt(rt: Runtime, args: wire.ExtenderPreemptionArgs) -> wire.ExtenderPreemptionResult:

@@ -103,6 +103,7 @@ class Placer:
         self._memo: dict[tuple[object, ...], placement.Choice | placement.NoFit] = {}
         self._max = max_entries
         self._lock = threading.Lock()
+        self._last_judge: Judge | None = None
 
     def choose(
         self, node: views.NodeView, *, count: int, pool: views.PoolView
@@ -127,6 +128,19 @@ class Placer:
                 self._memo.clear()
             self._memo[key] = found
         return found
+
+    def judge(self, snapshot: cache.Snapshot, ask: PodAsk) -> Judge:
+        """A :class:`Judge` for the pod on this snapshot: the last one when both are the same.
+
+        kube-scheduler calls prioritize right after filter for the same pod, usually with no
+        event in between (the same snapshot object), so prioritize reuses filter's verdicts
+        instead of judging every node shape again.
+        """
+        last = self._last_judge
+        if last is not None and last.snapshot is snapshot and last.ask == ask:
+            return last
+        judge = self._last_judge = Judge(snapshot, ask, self)
+        return judge
 
 
 class Judge:

@@ -12,13 +12,13 @@ import starlette.concurrency
 from gpufair.api import extender_wire
 from gpufair.extender import handlers
 from gpufair.extender.routes import wire
-from gpufair.extender.runtime import RuntimeDep
 
-router = fastapi.APIRouter(tags=["verbs"])
+router = fastapi.APIRouter(tags=["verbs"], route_class=wire.VerbRoute)
 
 
 @router.post("/bind")
-async def bind(request: fastapi.Request, rt: RuntimeDep) -> fastapi.Response:
+async def bind(request: fastapi.Request) -> fastapi.Response:
+    rt = wire.runtime_of(request)
     with rt.timed("bind"):
         args = await wire.decode(request, extender_wire.ExtenderBindingArgs, verb="bind", rt=rt)
         result = await starlette.concurrency.run_in_threadpool(handlers.bind, rt, args)

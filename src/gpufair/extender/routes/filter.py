@@ -7,13 +7,13 @@ import fastapi
 from gpufair.api import extender_wire
 from gpufair.extender import handlers
 from gpufair.extender.routes import wire
-from gpufair.extender.runtime import RuntimeDep
 
-router = fastapi.APIRouter(tags=["verbs"])
+router = fastapi.APIRouter(tags=["verbs"], route_class=wire.VerbRoute)
 
 
 @router.post("/filter")
-async def filter_nodes(request: fastapi.Request, rt: RuntimeDep) -> fastapi.Response:
+async def filter_nodes(request: fastapi.Request) -> fastapi.Response:
+    rt = wire.runtime_of(request)
     with rt.timed("filter"):
         args = await wire.decode(request, extender_wire.ExtenderArgs, verb="filter", rt=rt)
         return wire.answer(extender_wire.encode(handlers.filter_nodes(rt, args)))

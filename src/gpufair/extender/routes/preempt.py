@@ -7,13 +7,13 @@ import fastapi
 from gpufair.api import extender_wire
 from gpufair.extender import handlers
 from gpufair.extender.routes import wire
-from gpufair.extender.runtime import RuntimeDep
 
-router = fastapi.APIRouter(tags=["verbs"])
+router = fastapi.APIRouter(tags=["verbs"], route_class=wire.VerbRoute)
 
 
 @router.post("/preempt")
-async def preempt(request: fastapi.Request, rt: RuntimeDep) -> fastapi.Response:
+async def preempt(request: fastapi.Request) -> fastapi.Response:
+    rt = wire.runtime_of(request)
     with rt.timed("preempt"):
         args = await wire.decode(
             request, extender_wire.ExtenderPreemptionArgs, verb="preempt", rt=rt

@@ -1,0 +1,104 @@
+"""The shortcuts that keep the HTTP path cheap answer exactly what the plain path answers.
+
+Verb routes are served without FastAPI's per-request machinery (``routes.wire.VerbRoute``) and
+prioritize reuses filter's verdicts when the pod and the snapshot are the same
+(``verbs.Placer.judge``); neither may change an answer, a status code or what OpenAPI lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import testclient
+from tests.builders import cluster, kube
+
+from gpufair.extender import app as extender_app
+from gpufair.extender import settings, verbs
+from gpufair.state import cache
+
+NODES = ["free", "broken", "pcie", "cpu"]
+
+
+def fresh_state() -> cache.ClusterCache:
+    return cluster.cluster(
+        pools=[kube.pool("h100")],
+        quotas=[kube.quota("team-a", pools={"h100": (8, 16)})],
+        nodes=[
+            kube.node("free", kube.dgx1()),
+            kube.node("broken", kube.dgx1()),
+            kube.node("pcie", kube.pcie_only()),
+            kube.node("cpu", None, pool_label=None, allocatable=0),
+        ],
+        pods=[kube.pod("a0", gpus=2, node="broken", bound=[4, 5], pod_uid="a0")],
+    )
+
+
+def client_for(state: cache.ClusterCache) -> testclient.TestClient:
+    app = extender_app.create_app(
+        settings.ExtenderSettings(watch=False), state=state, writer=cluster.FakeWriter(state)
+    )
+    return testclient.TestClient(app)
+
+
+def args(pod: dict[str, Any], nodes: list[str] = NODES) -> dict[str, Any]:
+    return {"Pod": pod, "Nodes": None, "NodeNames": nodes}
+
+
+def scores(client: testclient.TestClient, pod: dict[str, Any]) -> dict[str, int]:
+    response = client.post("/prioritize", json=args(pod))
+    assert response.status_code == 200
+    return {entry["Host"]: entry["Score"] for entry in response.json()}
+
+
+@pytest.mark.parametrize("verb", ["filter", "prioritize", "preempt", "bind"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_verbs_answer_other_methods_with_405_and_allow_post(verb: str, method: str) -> None:
+    response = client_for(fresh_state()).request(method, f"/{verb}")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+def test_verbs_still_answer_json_with_their_content_type() -> None:
+    response = client_for(fresh_state()).post("/filter", json=args(kube.pod(gpus=2)))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+
+
+def test_prioritize_after_filter_scores_as_a_fresh_extender_does() -> None:
+    pod = kube.pod(gpus=2)
+    warm = client_for(fresh_state())
+    warm.post("/filter", json=args(pod))
+    assert scores(warm, pod) == scores(client_for(fresh_state()), pod)
+
+
+def test_prioritize_sees_a_change_made_after_filter() -> None:
+    """A bind between filter and prioritize (another pod took GPUs) must not be hidden by
+    filter's verdicts: a new snapshot gets a new judge."""
+    pod = kube.pod(gpus=2)
+    state = fresh_state()
+    client = client_for(state)
+    client.post("/filter", json=args(pod))
+    before = scores(client, pod)
+    state.upsert(
+        cache.Kind.POD, kube.pod("a1", gpus=6, node="free", bound=[0, 1, 2, 3, 4, 5], pod_uid="a1")
+    )
+    after = scores(client, pod)
+    expected = scores(client_for(state), pod)
+    assert after == expected
+    assert after["free"] != before["free"]
+
+
+def test_placer_reuses_a_judge_only_for_the_same_pod_and_snapshot() -> None:
+    state = fresh_state()
+    placer = verbs.Placer()
+    ask = verbs.read_pod(kube.pod(gpus=2, pod_uid="p1"))
+    snapshot = state.snapshot()
+    judge = placer.judge(snapshot, ask)
+    assert placer.judge(snapshot, verbs.read_pod(kube.pod(gpus=2, pod_uid="p1"))) is judge
+    assert placer.judge(snapshot, verbs.read_pod(kube.pod(gpus=4, pod_uid="p1"))) is not judge
+    other = verbs.read_pod(kube.pod(gpus=2, pod_uid="p2"))
+    assert placer.judge(snapshot, other) is not judge
+    state.upsert(cache.Kind.POD, kube.pod("a1", gpus=1, node="free", bound=[0], pod_uid="a1"))
+    assert placer.judge(state.snapshot(), other).snapshot is not snapshot
