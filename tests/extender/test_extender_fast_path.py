@@ -102,3 +102,26 @@ def test_placer_reuses_a_judge_only_for_the_same_pod_and_snapshot() -> None:
     assert placer.judge(snapshot, other) is not judge
     state.upsert(cache.Kind.POD, kube.pod("a1", gpus=1, node="free", bound=[0], pod_uid="a1"))
     assert placer.judge(state.snapshot(), other).snapshot is not snapshot
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        pytest.param(NODES, id="the-same-names"),
+        pytest.param(NODES[::-1], id="reordered"),
+        pytest.param(["free", "pcie", "nowhere", "cpu"], id="same-length-other-names"),
+        pytest.param(["broken", "free"], id="a-subset"),
+    ],
+)
+def test_prioritize_after_filter_of_other_names_scores_as_a_fresh_extender(
+    names: list[str],
+) -> None:
+    pod = kube.pod(gpus=2)
+    warm = client_for(fresh_state())
+    warm.post("/filter", json=args(pod))
+    answers = []
+    for client in (warm, client_for(fresh_state())):
+        response = client.post("/prioritize", json=args(pod, names))
+        answers.append(sorted((e["Host"], e["Score"]) for e in response.json()))
+    assert answers[0] == answers[1]
+    assert [host for host, _ in answers[0]] == sorted(names)

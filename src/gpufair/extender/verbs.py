@@ -153,6 +153,9 @@ class Judge:
         self.placer = placer
         self._pools: dict[str, Verdict | None] = {}
         self._shapes: dict[int, Verdict] = {}
+        self.grouped: tuple[Sequence[str], Sequence[int], dict[int, Verdict]] | None = None
+        """The last candidates :func:`_group` saw, their shape ids and verdicts (prioritize
+        usually gets exactly the nodes filter passed: every one, when all fit)."""
 
     def count(self, pool: views.PoolView) -> int:
         return self.ask.requests.get(pool.resource, 0)
@@ -252,6 +255,9 @@ def _group(judge: Judge, candidates: Sequence[str]) -> tuple[Sequence[int], dict
     snapshot = judge.snapshot
     if not candidates:
         return (), {}
+    last = judge.grouped
+    if last is not None and last[0] == candidates:  # names decoded from JSON are cached
+        return last[1], last[2]  # objects, so this compares by identity, without hashing
     found = operator.itemgetter(*candidates)(snapshot.shape_of)
     ids: Sequence[int] = found if len(candidates) > 1 else (found,)
     verdicts = {
@@ -260,6 +266,7 @@ def _group(judge: Judge, candidates: Sequence[str]) -> tuple[Sequence[int], dict
         else judge.verdict_for(snapshot.shapes[shape_id])
         for shape_id in set(ids)
     }
+    judge.grouped = (candidates, ids, verdicts)
     return ids, verdicts
 
 
