@@ -4,7 +4,9 @@ the real operator and extender (``make demo``; see ``docs/demo.md``)."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import pathlib
+import sys
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,7 +60,16 @@ def run(args: argparse.Namespace) -> int:
         print(cluster.MANIFEST, end="")
         return 0
     if args.duration <= 0:
-        print("gpufair demo: --duration must be positive", flush=True)
+        print("gpufair demo: --duration must be positive", file=sys.stderr)
+        return 2
+
+    missing = [name for name in ("httpx", "kmock") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(
+            f"gpufair demo: needs the project's test extras ({', '.join(missing)} missing):"
+            " run `make demo`, or `pip install -e '.[test]'` in the checkout",
+            file=sys.stderr,
+        )
         return 2
 
     from gpufair.demo import runner

@@ -573,5 +573,6 @@ def run(options: Options, *, console: Console | None = None) -> int:
             signal.signal(signal.SIGINT, previous_int)
             signal.signal(signal.SIGTERM, previous_term)
         demo.cleanup_workdir(ok=code in (0, 130))
-    console.print("all demo processes stopped", style="dim")
+    if demo.components:
+        console.print("all demo processes stopped", style="dim")
     return code
