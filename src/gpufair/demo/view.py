@@ -61,17 +61,36 @@ def _share(value: float | None) -> str:
 
 
 def tenant_table(frame: Frame, *, title: str | None = None) -> Table:
+    """The live per-tenant table; fits a 100-column terminal."""
     names = [figure.tenant for figure in frame.figures]
-    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", pad_edge=False)
-    for header in ("tenant", "weight", "guaranteed", "fair share", "allocated", "borrowed"):
-        table.add_column(header, justify="right" if header != "tenant" else "left")
-    for header in ("waiting", "running", "done", "preempted", "wait p50/p95", "one island"):
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAVY,
+        title_justify="left",
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("tenant")
+    for header in (
+        "weight",
+        "guar-\nanteed",
+        "fair\nshare",
+        "allo-\ncated",
+        "bor-\nrowed",
+        "wait-\ning",
+        "run-\nning",
+        "done",
+        "pre-\nempted",
+        "wait p50\n/ p95 (s)",
+        "one\nisland",
+    ):
         table.add_column(header, justify="right")
     for figure in frame.figures:
         status = frame.quotas.get(figure.tenant) or {}
         allocated = status.get("allocated")
         fair = status.get("fairShare")
         over = allocated is not None and fair is not None and allocated > float(fair) + 0.5
+        waiting = status.get("waiting")
         table.add_row(
             Text(figure.tenant, style=style_of(figure.tenant, names)),
             _num(frame.weights.get(figure.tenant), 0),
@@ -79,14 +98,18 @@ def tenant_table(frame: Frame, *, title: str | None = None) -> Table:
             _num(fair, 1),
             Text(_num(allocated), style="bold red" if over else "bold"),
             _num(status.get("borrowed")),
-            f"{_num(status.get('waiting'))} ({figure.waiting})",
-            f"{figure.running} ({figure.running_gpus} GPUs)",
+            _num(waiting if waiting is not None else figure.waiting),
+            str(figure.running),
             str(figure.done),
-            f"{figure.preempted} ({frame.preemptions.get(figure.tenant, 0)})",
-            f"{_seconds(figure.wait_p50)} / {_seconds(figure.wait_p95)}",
+            str(figure.preempted),
+            f"{_bare(figure.wait_p50)} / {_bare(figure.wait_p95)}",
             f"{_share(figure.placement_quality)} of {figure.multi_gpu_placed}",
         )
     return table
+
+
+def _bare(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def node_map(frame: Frame, tenants: Sequence[str]) -> Table:
@@ -141,8 +164,8 @@ class Live:
             pool_line(frame),
             node_map(frame, tenants),
             Text(
-                "waiting: pods the operator counts (the demo's own count);"
-                " preempted: seen by the demo (operator's counter)",
+                "allocated (red: above fair share), guaranteed, fair share, borrowed, waiting:"
+                " the operator's TenantQuota status; the rest: the demo's pods",
                 style="dim",
             ),
         )
