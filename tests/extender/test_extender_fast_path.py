@@ -125,3 +125,42 @@ def test_prioritize_after_filter_of_other_names_scores_as_a_fresh_extender(
         answers.append(sorted((e["Host"], e["Score"]) for e in response.json()))
     assert answers[0] == answers[1]
     assert [host for host, _ in answers[0]] == sorted(names)
+
+
+CHANGES: list[tuple[str, cache.Kind, dict[str, Any]]] = [
+    ("upsert", cache.Kind.POD, kube.pod("x1", gpus=2, node="free", bound=[0, 4], pod_uid="x1")),
+    (
+        "upsert",
+        cache.Kind.POD,
+        kube.pod("x2", gpus=4, node="pcie", bound=[0, 1, 2, 3], pod_uid="x2"),
+    ),
+    ("upsert", cache.Kind.TENANT_QUOTA, kube.quota("team-a", pools={"h100": (2, 8)})),  # at limit
+    (
+        "delete",
+        cache.Kind.POD,
+        kube.pod("x2", gpus=4, node="pcie", bound=[0, 1, 2, 3], pod_uid="x2"),
+    ),
+    ("upsert", cache.Kind.GPU_POOL, kube.pool("h100", rule="Required")),
+    ("delete", cache.Kind.POD, kube.pod("x1", gpus=2, node="free", bound=[0, 4], pod_uid="x1")),
+    ("upsert", cache.Kind.NODE, kube.node("broken", kube.dgx1(), unschedulable=True)),
+]
+"""What happens to the cluster between the pods of the long-running test, one per step."""
+
+
+def answers(client: testclient.TestClient, pod: dict[str, Any]) -> tuple[Any, Any]:
+    filtered = client.post("/filter", json=args(pod)).json()
+    scored = client.post("/prioritize", json=args(pod)).json()
+    return filtered, sorted((entry["Host"], entry["Score"]) for entry in scored)
+
+
+def test_a_long_running_extender_answers_as_a_fresh_one_after_every_change() -> None:
+    """Verdicts kept across requests (per node shape, per pod ask) never outlive what they
+    depend on: after each change, pods of every size get what a just-started extender says."""
+    state = fresh_state()
+    warm = client_for(state)
+    for step in range(8):
+        for gpus in (1, 2, 4, 8):
+            pod = kube.pod(f"p{step}-{gpus}", gpus=gpus, pod_uid=f"p{step}-{gpus}")
+            assert answers(warm, pod) == answers(client_for(state), pod), (step, gpus)
+        action, kind, obj = CHANGES[step % len(CHANGES)]
+        (state.upsert if action == "upsert" else state.delete)(kind, obj)

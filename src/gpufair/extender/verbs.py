@@ -104,6 +104,7 @@ class Placer:
         self._max = max_entries
         self._lock = threading.Lock()
         self._last_judge: Judge | None = None
+        self._tables: dict[tuple[object, ...], dict[int, Verdict]] = {}
 
     def choose(
         self, node: views.NodeView, *, count: int, pool: views.PoolView
@@ -126,8 +127,22 @@ class Placer:
         with self._lock:
             if len(self._memo) >= self._max:
                 self._memo.clear()
+                self._tables.clear()
             self._memo[key] = found
         return found
+
+    def table(self, key: tuple[object, ...]) -> dict[int, Verdict]:
+        """Shape id -> verdict for pods asking the same, while every pool is open to them.
+
+        Such a verdict depends only on the node shape (pool, topology, free GPUs, hidden,
+        problems, schedulability: shape ids are never reused), the pod's requests and the
+        pools' settings, which ``key`` names; so it holds across requests and snapshots.
+        """
+        with self._lock:
+            found = self._tables.get(key)
+            if found is None:
+                found = self._tables[key] = {}
+            return found
 
     def judge(self, snapshot: cache.Snapshot, ask: PodAsk) -> Judge:
         """A :class:`Judge` for the pod on this snapshot: the last one when both are the same.
@@ -206,6 +221,35 @@ class Judge:
             return Verdict(reason=message, unresolvable=True)
         return None
 
+    def verdicts(self, shape_ids: Iterable[int]) -> dict[int, Verdict]:
+        """The verdict of each shape (``cache.UNKNOWN_SHAPE``: a node the cache does not know).
+
+        When every pool is open to the pod (the usual case), verdicts come from the placer's
+        table for pods asking the same, in one C-level pass; only shapes never judged before
+        for such a pod are judged here.
+        """
+        snapshot = self.snapshot
+        pools = snapshot.pools
+        if any(self.pool_verdict(name) is not None for name in pools):
+            return {
+                shape_id: _UNKNOWN
+                if shape_id == cache.UNKNOWN_SHAPE
+                else self.verdict_for(snapshot.shapes[shape_id])
+                for shape_id in shape_ids
+            }
+        key = (
+            tuple(sorted(self.ask.requests.items())),
+            tuple((p.name, p.resource, p.mode, p.rule) for p in pools.values()),
+        )
+        table = self.placer.table(key)
+        for shape_id in list(itertools.filterfalse(table.__contains__, shape_ids)):
+            table[shape_id] = (
+                _UNKNOWN
+                if shape_id == cache.UNKNOWN_SHAPE
+                else self._judge(snapshot.shapes[shape_id])
+            )
+        return dict(zip(shape_ids, map(table.__getitem__, shape_ids), strict=True))
+
     def node_verdict(self, name: str) -> Verdict:
         node = self.snapshot.nodes.get(name)
         if node is None:
@@ -260,12 +304,7 @@ def _group(judge: Judge, candidates: Sequence[str]) -> tuple[Sequence[int], dict
         return last[1], last[2]  # objects, so this compares by identity, without hashing
     found = operator.itemgetter(*candidates)(snapshot.shape_of)
     ids: Sequence[int] = found if len(candidates) > 1 else (found,)
-    verdicts = {
-        shape_id: _UNKNOWN
-        if shape_id == cache.UNKNOWN_SHAPE
-        else judge.verdict_for(snapshot.shapes[shape_id])
-        for shape_id in set(ids)
-    }
+    verdicts = judge.verdicts(set(ids))
     judge.grouped = (candidates, ids, verdicts)
     return ids, verdicts
 
