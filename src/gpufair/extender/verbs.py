@@ -282,6 +282,9 @@ class Judge:
         return Verdict(choice=found)
 
 
+_CHOICE = operator.attrgetter("choice")
+
+
 @dataclasses.dataclass(frozen=True)
 class FilterOutcome:
     passed: list[str]
@@ -320,7 +323,8 @@ def _members(ids: Sequence[int], candidates: Sequence[str]) -> dict[int, list[st
 def filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
     """Split the candidates into those that can take the pod and why each other cannot."""
     ids, verdicts = _group(judge, candidates)
-    fits = {shape_id for shape_id, verdict in verdicts.items() if verdict.fits}
+    # Verdict.fits in one C-level pass: a Choice is always true, a missing one is None.
+    fits = set(itertools.compress(verdicts, map(_CHOICE, verdicts.values())))
     if len(fits) == len(verdicts):
         return FilterOutcome(passed=list(candidates), failed={}, unresolvable={})
     passed = list(itertools.compress(candidates, map(fits.__contains__, ids)))
