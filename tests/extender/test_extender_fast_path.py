@@ -7,6 +7,7 @@ prioritize reuses filter's verdicts when the pod and the snapshot are the same
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -164,3 +165,24 @@ def test_a_long_running_extender_answers_as_a_fresh_one_after_every_change() -> 
             assert answers(warm, pod) == answers(client_for(state), pod), (step, gpus)
         action, kind, obj = CHANGES[step % len(CHANGES)]
         (state.upsert if action == "upsert" else state.delete)(kind, obj)
+
+
+def test_the_same_malformed_body_twice_is_refused_twice() -> None:
+    client = client_for(fresh_state())
+    body = b'{"Pod": null, "NodeNames": ["free"]}'
+    for _ in range(2):
+        response = client.post("/filter", content=body)
+        assert response.status_code == 400
+        assert response.text.startswith("ExtenderArgs: Pod: Input should be")
+
+
+def test_a_body_repeated_for_another_verb_is_decoded_as_that_verb() -> None:
+    """filter's bytes sent to preempt are a preempt body without proposals, not filter args."""
+    client = client_for(fresh_state())
+    body = kube_json(args(kube.pod(gpus=2)))
+    assert client.post("/filter", content=body).json()["NodeNames"] == ["free", "broken", "pcie"]
+    assert client.post("/preempt", content=body).json() == {"NodeNameToMetaVictims": {}}
+
+
+def kube_json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import fastapi
 import fastapi.routing
@@ -57,17 +57,32 @@ def runtime_of(request: fastapi.Request) -> runtime.Runtime:
     return rt
 
 
+_last_decoded: dict[type[pydantic.BaseModel], tuple[bytes, pydantic.BaseModel]] = {}
+"""Per wire type, the last body decoded and its (frozen) model."""
+
+
 async def decode(
     request: fastapi.Request, model: type[_Model], *, verb: str, rt: runtime.Runtime
 ) -> _Model:
-    """The request body as ``model``, or :class:`BadRequestError` (HTTP 400, specific text)."""
+    """The request body as ``model``, or :class:`BadRequestError` (HTTP 400, specific text).
+
+    kube-scheduler sends prioritize the very bytes it sent filter when every candidate passed
+    (the same pod, the same names), so a body equal to the last one of its type is not parsed
+    again: at 5,000 nodes that is a 50 kB comparison instead of a 50 kB parse.
+    """
+    body = await request.body()
+    last = _last_decoded.get(model)
+    if last is not None and last[0] == body:
+        return cast(_Model, last[1])
     try:
-        return extender_wire.decode(model, await request.body())
+        decoded = extender_wire.decode(model, body)
     except extender_wire.WireFormatError as exc:
         rt.metrics.errors.labels(verb, "bad_request").inc()
         raise BadRequestError(
             fastapi.Response(content=f"{exc}\n", status_code=400, media_type="text/plain")
         ) from None
+    _last_decoded[model] = (body, decoded)
+    return decoded
 
 
 def answer(body: bytes) -> fastapi.Response:
