@@ -13,20 +13,39 @@ from typing import Any
 
 import kopf
 
-from gpufair.operator import metrics, reconciler, view, webhook
+from gpufair.operator import metrics, plan, reconciler, snapshot, view, webhook
 
 logger = logging.getLogger(__name__)
 
 
-def knowledge(memo: kopf.Memo) -> webhook.Knowledge | None:
-    """What the latest pass knew (``None`` before the first one)."""
+def knowledge(memo: kopf.Memo, *, namespace: str) -> webhook.Knowledge | None:
+    """What the latest pass knew (``None`` before the first one), with namespace ownership as
+    the view has it now.
+
+    Ownership comes from the live view, not from the last pass: a pod created right after its
+    TenantQuota (before the next pass) must be gated, not waved through as a pod of no tenant.
+    A namespace the view has not seen yet and no tenant lists (its labels may match a tenant's
+    selector) is treated as unknown: the pod is gated and the next pass admits or releases it.
+    """
     driver: reconciler.Reconciler | None = getattr(memo, "reconciler", None)
     last = driver.last if driver is not None else None
     if last is None:
         return None
     cluster: view.ClusterView = memo.view
+    owners, _ = plan.namespace_owners(
+        snapshot.Snapshot(
+            now=last.now,
+            nodes={},
+            pods=(),
+            tenants=dict(cluster.tenants),
+            pools={},
+            namespaces=dict(cluster.namespaces),
+        )
+    )
+    if namespace not in owners and namespace not in cluster.namespaces:
+        return None
     return webhook.Knowledge(
-        owners=last.owners,
+        owners=owners,
         pools={
             name: tuple(p.pool for p in tenant.pools) for name, tenant in cluster.tenants.items()
         },
@@ -57,7 +76,7 @@ def admit_pod(
         namespace=namespace,
         namespace_labels=labels,
         resources=cluster.gpu_resources(),
-        knowledge=knowledge(memo),
+        knowledge=knowledge(memo, namespace=namespace),
     )
     if isinstance(verdict, webhook.Deny):
         metrics.ADMISSION_REJECTIONS.labels(verdict.tenant, verdict.pool, verdict.reason).inc()
