@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from e2e.harness import nodes, scenario
-from gpufair.api import names
 
 DGX1 = "dgx1-v100-8gpu-mlx5.txt"
 
@@ -89,9 +88,8 @@ def test_a_pod_over_the_limit_waits_with_a_reason_or_is_denied(
             on_limit=on_limit,
         )
     )
-    k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("first", limit))
-    created = scenario.read_pod(k8s, namespace, "first")
-    assert created["spec"]["schedulerName"] == names.SCHEDULER_NAME, "set by the webhook"
+    scenario.wait_known(k8s, tenant)
+    scenario.submit(k8s, namespace, "first", limit)
 
     with stack.driver([namespace]) as driver:
         scenario.settle(
@@ -106,7 +104,7 @@ def test_a_pod_over_the_limit_waits_with_a_reason_or_is_denied(
 
     if on_limit == "Reject":
         with pytest.raises(kubernetes.client.ApiException) as denied:
-            k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("second", 1))
+            scenario.submit(k8s, namespace, "second", 1)
         assert denied.value.status == 403
         body = str(denied.value.body)
         assert f"tenant {tenant}" in body
@@ -119,7 +117,7 @@ def test_a_pod_over_the_limit_waits_with_a_reason_or_is_denied(
         assert rejected == 1
         return
 
-    k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("second", 1))
+    scenario.submit(k8s, namespace, "second", 1)
     message = scenario.settle(
         lambda: _waiting_message(k8s, namespace, "second"),
         timeout=30,
@@ -197,9 +195,10 @@ def test_weighted_fair_admission_converges_to_the_weighted_shares(
     # Both tenants queue more than the whole pool before it has a node: contention from the
     # first pass on.
     capacity = len(nodes.topology_of(DGX1).gpus)
+    scenario.wait_known(k8s, *weights)
     for tenant in weights:
         for i in range(capacity):
-            k8s.core.create_namespaced_pod(namespaces[tenant], scenario.gpu_pod(f"p{i}", 1))
+            scenario.submit(k8s, namespaces[tenant], f"p{i}", 1)
     make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
     expected = {t: capacity * w / sum(weights.values()) for t, w in weights.items()}
 
@@ -246,7 +245,8 @@ def test_an_exhausted_hard_budget_stops_admission(
             budget={"gpuHours": budget_hours, "period": "720h", "enforcement": "Hard"},
         )
     )
-    k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("first", 1))
+    scenario.wait_known(k8s, tenant)
+    scenario.submit(k8s, namespace, "first", 1)
     with stack.driver([namespace]) as driver:
         scenario.settle(
             lambda: _bound(k8s, namespace, "first"), timeout=30, what="first bound", driver=driver
@@ -262,7 +262,7 @@ def test_an_exhausted_hard_budget_stops_admission(
     used = metrics.value("gpufair_tenant_budget_used_gpu_hours", tenant=tenant)
     assert used >= metrics.value("gpufair_tenant_budget_gpu_hours", tenant=tenant) == budget_hours
 
-    k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("second", 1))
+    scenario.submit(k8s, namespace, "second", 1)
     message = scenario.settle(
         lambda: _waiting_message(k8s, namespace, "second"),
         timeout=30,

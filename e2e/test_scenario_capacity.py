@@ -75,11 +75,12 @@ def test_an_owner_reclaims_its_idle_guarantee_and_it_settles(
         """Keep ``capacity`` borrower pods alive: an evicted pod is recreated (gated again)."""
         alive = len(scenario.pods(k8s, spaces[borrower]))
         for _ in range(capacity - alive):
-            k8s.core.create_namespaced_pod(spaces[borrower], scenario.gpu_pod(next(names), 1))
+            scenario.submit(k8s, spaces[borrower], next(names), 1)
 
     def bound(tenant: str) -> int:
         return len(scenario.running_on_nodes(k8s, [spaces[tenant]]))
 
+    scenario.wait_known(k8s, owner, borrower)
     with stack.driver(spaces.values()) as driver:
         job_controller()
         scenario.settle(
@@ -109,7 +110,7 @@ def test_an_owner_reclaims_its_idle_guarantee_and_it_settles(
         )
 
         for i in range(guarantee):
-            k8s.core.create_namespaced_pod(spaces[owner], scenario.gpu_pod(f"own-{i}", 1))
+            scenario.submit(k8s, spaces[owner], f"own-{i}", 1)
 
         def settled() -> bool:
             job_controller()
@@ -162,6 +163,7 @@ def test_a_deleted_node_leaves_its_pool_and_waiting_pods_keep_waiting(
         make_gpu_node(name, DGX1, labels={scenario.POOL_LABEL: pool})
     cleanup.apply(scenario.pool_manifest(pool))
     cleanup.apply(scenario.quota_manifest(tenant, namespaces=[namespace], pools=[{"name": pool}]))
+    scenario.wait_known(k8s, tenant)
 
     def pool_capacity(gpus: int) -> dict[str, Any] | None:
         status = scenario.pool_status(k8s, pool)
@@ -171,14 +173,14 @@ def test_a_deleted_node_leaves_its_pool_and_waiting_pods_keep_waiting(
 
     with stack.driver([namespace]) as driver:
         for name in ("whole-0", "whole-1"):
-            k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod(name, per_node))
+            scenario.submit(k8s, namespace, name, per_node)
         scenario.settle(
             lambda: len(scenario.running_on_nodes(k8s, [namespace])) == 2,
             timeout=30,
             what="both nodes taken",
             driver=driver,
         )
-        k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("next", per_node))
+        scenario.submit(k8s, namespace, "next", per_node)
         before = scenario.settle(
             lambda: _waiting_message(k8s, namespace, "next"),
             timeout=30,

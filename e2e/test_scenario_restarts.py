@@ -74,8 +74,9 @@ def test_restarts_lose_no_usage_and_never_share_a_gpu(
             scenario.quota_manifest(tenant, namespaces=[namespace], pools=[{"name": pool}])
         )
         log = UsageLog(k8s, tenant, pool)
+        scenario.wait_known(k8s, tenant)
         for i in range(singles):
-            k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod(f"single-{i}", 1))
+            scenario.submit(k8s, namespace, f"single-{i}", 1)
         with stack.driver([namespace]) as driver:
             scenario.settle(
                 lambda: len(scenario.running_on_nodes(k8s, [namespace])) == singles,
@@ -92,7 +93,7 @@ def test_restarts_lose_no_usage_and_never_share_a_gpu(
         # The extender goes down; two more pods are admitted and wait for it.
         stack.extender.stop()
         for i in range(pairs):
-            k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod(f"pair-{i}", 2))
+            scenario.submit(k8s, namespace, f"pair-{i}", 2)
         scenario.settle(
             lambda: not any(scenario.is_gated(p) for p in scenario.pods(k8s, namespace)),
             timeout=30,

@@ -332,16 +332,17 @@ def gpu_pod(
     gated: bool = False,
     node: str | None = None,
     indices: Iterable[int] | None = None,
-    scheduler_name: str = names.SCHEDULER_NAME,
+    scheduler_name: str | None = names.SCHEDULER_NAME,
 ) -> Json:
     """A pod requesting ``gpus`` GPUs. ``node`` + ``indices``: already bound, as bind leaves it."""
     metadata: Json = {"name": name}
     spec: Json = {
-        "schedulerName": scheduler_name,
         "containers": [
             {"name": "c", "image": "x", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
         ],
     }
+    if scheduler_name is not None:
+        spec["schedulerName"] = scheduler_name
     if gated:
         spec["schedulingGates"] = [{"name": names.ADMISSION_GATE}]
     if node is not None:
@@ -355,6 +356,18 @@ def read_pod(k8s: Any, namespace: str, name: str) -> Json:
     result: Json = k8s.api_client.sanitize_for_serialization(
         k8s.core.read_namespaced_pod(name, namespace)
     )
+    return result
+
+
+def submit(k8s: Any, namespace: str, name: str, gpus: int) -> Json:
+    """Create a GPU pod as a user would (no scheduler name, no gate) in a tenant's namespace;
+    the operator's webhook must send it to the gpufair scheduler behind the admission gate."""
+    created = k8s.api_client.sanitize_for_serialization(
+        k8s.core.create_namespaced_pod(namespace, gpu_pod(name, gpus, scheduler_name=None))
+    )
+    assert created["spec"].get("schedulerName") == names.SCHEDULER_NAME, "set by the webhook"
+    assert is_gated(created), "gated by the webhook"
+    result: Json = created
     return result
 
 
@@ -472,6 +485,21 @@ class Metrics:
     def value(self, name: str, **labels: str) -> float:
         """The sample's value, 0 when absent (counters not incremented yet)."""
         return self.get(name, **labels) or 0.0
+
+
+def wait_known(k8s: Any, *tenants: str, timeout: float = 30.0) -> None:
+    """Until the operator has reconciled these quotas (their status says ``Ready``): from then
+    on its webhook knows which namespaces they own. (A pod created in the instant between
+    ``kubectl apply`` of a quota and the operator's watch event is not gpufair's yet.)"""
+    for tenant in tenants:
+        waiting.wait_for(
+            lambda tenant=tenant: (
+                (condition(quota_status(k8s, tenant), "Ready") or {}).get("status") == "True"
+            ),
+            timeout=timeout,
+            interval=0.1,
+            what=f"TenantQuota {tenant} reconciled",
+        )
 
 
 def settle(
