@@ -41,8 +41,8 @@ def _logs(request: pytest.FixtureRequest, stack: scenario.Stack) -> None:
 
 
 @pytest.fixture
-def cleanup(kubectl: Any) -> Iterator[scenario.Cleanup]:
-    with scenario.Cleanup(kubectl) as stack:
+def cleanup(kubectl: Any, k8s: Any) -> Iterator[scenario.Cleanup]:
+    with scenario.Cleanup(kubectl, k8s) as stack:
         yield stack
 
 

@@ -52,7 +52,7 @@ def test_a_two_gpu_pod_fills_a_fragment_and_a_four_gpu_pod_gets_a_whole_island(
     broken = next(gpus for gpus in islands.values() if 0 in gpus)
     whole = next(gpus for gpus in islands.values() if 0 not in gpus)
 
-    with scenario.Cleanup(kubectl) as cleanup:
+    with scenario.Cleanup(kubectl, k8s) as cleanup:
         cleanup.apply(scenario.pool_manifest(pool))
         cleanup.apply(
             scenario.quota_manifest(tenant, namespaces=[namespace], pools=[{"name": pool}])

@@ -68,7 +68,7 @@ def test_restarts_lose_no_usage_and_never_share_a_gpu(
     capacity = len(nodes.topology_of(DGX1).gpus)
     singles, pairs = capacity // 2, capacity // 4  # fills the node: 4 x 1 GPU + 2 x 2 GPUs
     make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
-    with scenario.Cleanup(kubectl) as cleanup:
+    with scenario.Cleanup(kubectl, k8s) as cleanup:
         cleanup.apply(scenario.pool_manifest(pool))
         cleanup.apply(
             scenario.quota_manifest(tenant, namespaces=[namespace], pools=[{"name": pool}])

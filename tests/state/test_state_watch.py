@@ -73,3 +73,24 @@ def test_gone_and_errors_lead_to_a_fresh_list() -> None:
     watcher.stop()
     assert watcher.relists[cache.Kind.NODE] >= 3
     assert set(state.snapshot().nodes) <= {"n4", "n5"}
+
+
+def test_stop_waits_for_blocked_threads_at_most_its_timeout_in_all(monkeypatch: Any) -> None:
+    """Threads blocked in a watch read do not make a shutdown take one timeout per kind."""
+    clock = [1000.0]
+    waited: list[float] = []
+
+    class BlockedThread:
+        def join(self, timeout: float | None = None) -> None:
+            waited.append(timeout or 0.0)
+            clock[0] += timeout or 0.0  # blocked: the whole timeout passes
+
+    monkeypatch.setattr(watch.time, "monotonic", lambda: clock[0])
+    watcher = watch.Watcher(cache.ClusterCache(), ScriptedSource([], []))
+    monkeypatch.setattr(watcher, "_threads", [BlockedThread() for _ in cache.Kind])
+
+    watcher.stop(timeout=1.0)
+
+    assert watcher.stopped
+    assert len(waited) == len(cache.Kind)
+    assert sum(waited) == 1.0

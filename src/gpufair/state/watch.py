@@ -74,9 +74,13 @@ class Watcher:
             self._threads.append(thread)
 
     def stop(self, timeout: float = 1.0) -> None:
+        """Stop every thread, waiting at most ``timeout`` seconds in all (not per thread:
+        threads blocked in a watch read end together, and a shutdown must not take one
+        timeout per kind)."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     @property
     def stopped(self) -> bool:
