@@ -10,13 +10,16 @@ with the same free GPUs share one answer. The rules are in ``docs/topology.md``:
 - ``Pack`` then keeps wholly free islands intact and fills the fullest islands / switches /
   NUMA nodes first (best fit); ``Spread`` takes the emptiest ones;
 - ``Required`` refuses a node that cannot give a request fitting one island a free island.
+
+The score ranks the candidate nodes of one pod, so it is absolute: set quality first (the
+bands do not overlap), then for ``Pack`` breaking no wholly free island, then breaking a smaller
+one, then the fuller node; for ``Spread`` the emptier node.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Iterator
 
 from gpufair.core import policy
@@ -27,19 +30,29 @@ LinkLevel = topo.LinkLevel
 MAX_SCORE = 10
 """Scores are integers 0..MAX_SCORE, the range kube-scheduler accepts from an extender."""
 
-QUALITY_POINTS = 6
-"""Share of the score earned by the set's link quality; the rest rewards the mode's goal."""
-
-QUALITY: dict[LinkLevel, float] = {
-    LinkLevel.SELF: 1.0,
-    LinkLevel.NVLINK: 1.0,
-    LinkLevel.PIX: 0.75,
-    LinkLevel.PXB: 0.6,
-    LinkLevel.PHB: 0.5,
-    LinkLevel.NODE: 0.4,
-    LinkLevel.SYS: 0.0,
+BANDS: dict[LinkLevel, tuple[int, int]] = {
+    LinkLevel.SELF: (0, 10),
+    LinkLevel.NVLINK: (6, 10),
+    LinkLevel.PIX: (4, 5),
+    LinkLevel.PXB: (4, 5),
+    LinkLevel.PHB: (4, 5),
+    LinkLevel.NODE: (2, 3),
+    LinkLevel.SYS: (0, 1),
 }
-"""How good a set whose worst pair has this level is, 0..1 (a single GPU is perfect)."""
+"""Scores a set whose worst pair has this level can get, lowest and highest.
+
+Link quality dominates: the bands of a multi-GPU pod's levels do not overlap, so one NVLink
+island beats one PCIe switch beats one NUMA node beats the machine, whatever the goal. A single
+GPU (``SELF``) is equally good on every node, so it gets the whole range for the goal. ``PXB``
+and ``PHB`` are not produced by the model (the labels have no place for them): scored as ``PIX``.
+"""
+
+BREAK_CLASSES = 3
+"""Pack's classes of broken islands below "breaks none": 1 GPU stranded; 2-3; 4 or more.
+
+A class is the number of binary digits of the stranded count, so a 1-GPU pod breaking an island
+of 2 is class 1, of 4 class 2, of 8 (or more) class 3: a bigger island broken costs more.
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +64,9 @@ class Choice:
     level: LinkLevel
     """Worst link between two GPUs of the set (``SELF`` for one GPU)."""
     score: int
-    """0..10: set quality plus how well the choice serves the pool's placement mode."""
+    """0..10: the band of the set's quality, then how well the choice serves the pool's mode.
+
+    Comparable across the nodes of one request only (a single GPU uses the whole range)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,8 +185,6 @@ class _Measure:
     """Distinct NUMA nodes the set touches (``None`` counts as one)."""
     stranded: int
     """Free GPUs of wholly free islands that the choice leaves in a partly used island."""
-    whole_free: int
-    """Free GPUs in wholly free islands before the choice."""
     room: tuple[int, int, int]
     """Free GPUs (before) in the island, PCIe switch and NUMA node of each chosen GPU, summed."""
 
@@ -207,10 +220,8 @@ def _candidates(shape: _Shape, free: frozenset[int], count: int) -> Iterator[tup
 def _measure(shape: _Shape, free: frozenset[int], gpus: tuple[int, ...]) -> _Measure:
     chosen = frozenset(gpus)
     stranded = 0
-    whole_free = 0
     for island in shape.islands:
         if island <= free:
-            whole_free += len(island)
             taken = len(island & chosen)
             if 0 < taken < len(island):
                 stranded += len(island) - taken
@@ -218,7 +229,6 @@ def _measure(shape: _Shape, free: frozenset[int], gpus: tuple[int, ...]) -> _Mea
         level=_level(shape, gpus),
         numa_nodes=len({shape.numa[g] for g in gpus}),
         stranded=stranded,
-        whole_free=whole_free,
         room=(
             sum(_free_in(shape.island, g, free) for g in gpus),
             sum(_free_in(shape.pcie, g, free) for g in gpus),
@@ -270,12 +280,46 @@ def _score(
     measure: _Measure,
     mode: policy.PlacementMode,
 ) -> int:
-    """Quality points plus goal points, rounded half up to 0..10 (docs/topology.md)."""
-    free_after = (len(free) - count) / shape.total
+    """The level's band, then the mode's goal inside it (docs/topology.md).
+
+    Scores compare the nodes of one pod, so every term is absolute, never relative to what the
+    node happens to have: a node that breaks no island beats any node that breaks one, however
+    many islands the latter has left.
+    """
+    low, high = BANDS[measure.level]
+    size = high - low + 1
+    free_after = len(free) - count
     if mode is policy.PlacementMode.PACK:
-        keep = 1.0 - measure.stranded / measure.whole_free if measure.whole_free else 1.0
-        goal = 0.5 * keep + 0.5 * (1.0 - free_after)
+        position = _pack_position(
+            size,
+            broken=measure.stranded.bit_length(),
+            used=shape.total - free_after,
+            total=shape.total,
+        )
     else:
-        goal = free_after
-    points = QUALITY_POINTS * QUALITY[measure.level] + (MAX_SCORE - QUALITY_POINTS) * goal
-    return max(0, min(MAX_SCORE, math.floor(points + 0.5)))
+        position = _share_position(size, free_after, shape.total)
+    return low + position
+
+
+def _pack_position(size: int, *, broken: int, used: int, total: int) -> int:
+    """0..size-1 in a band of ``size`` scores: fewer / smaller islands broken, then fuller.
+
+    Each break class gets ``size // (BREAK_CLASSES + 1)`` positions from the bottom, the worst
+    class lowest, and the class that breaks nothing the rest at the top; a band too narrow for
+    that gives every break class position 0 and the whole band to the class that breaks nothing.
+    Inside its positions a class is ordered by ``used / total``, the share of the node in use
+    once the pod runs. Classes never overlap: a smaller island broken wins whatever the fill.
+    """
+    per_class = size // (BREAK_CLASSES + 1)
+    broken = min(broken, BREAK_CLASSES)
+    if broken == 0:
+        base = per_class * BREAK_CLASSES
+        return base + _share_position(size - base, used, total)
+    if per_class == 0:
+        return 0
+    return per_class * (BREAK_CLASSES - broken) + _share_position(per_class, used, total)
+
+
+def _share_position(width: int, part: int, total: int) -> int:
+    """``part / total`` (0..1) as one of ``width`` equal steps, 0..width-1; exact arithmetic."""
+    return min(width - 1, width * part // total)
