@@ -312,10 +312,13 @@ def _group(judge: Judge, candidates: Sequence[str]) -> tuple[Sequence[int], dict
     return ids, verdicts
 
 
-def _members(ids: Sequence[int], candidates: Sequence[str]) -> dict[int, list[str]]:
-    """The candidates of each shape, in input order, in one C-level pass."""
-    members: dict[int, list[str]] = {shape_id: [] for shape_id in set(ids)}
-    appenders = {shape_id: names.append for shape_id, names in members.items()}
+def _members(
+    ids: Sequence[int], candidates: Sequence[str], groups: Mapping[int, int]
+) -> dict[int, list[str]]:
+    """The candidates of each group, in input order, in one C-level pass (``groups``: the
+    group of every shape in ``ids``)."""
+    members: dict[int, list[str]] = {group: [] for group in set(groups.values())}
+    appenders = {shape_id: members[group].append for shape_id, group in groups.items()}
     collections.deque(map(operator.call, map(appenders.__getitem__, ids), candidates), maxlen=0)
     return members
 
@@ -330,7 +333,7 @@ def filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
     passed = list(itertools.compress(candidates, map(fits.__contains__, ids)))
     failed: dict[str, str] = {}
     unresolvable: dict[str, str] = {}
-    for shape_id, hosts in _members(ids, candidates).items():
+    for shape_id, hosts in _members(ids, candidates, {shape: shape for shape in verdicts}).items():
         verdict = verdicts[shape_id]
         if not verdict.fits:
             (unresolvable if verdict.unresolvable else failed).update(
@@ -344,11 +347,11 @@ def prioritize(judge: Judge, candidates: Sequence[str]) -> dict[int, list[str]]:
     little that set fragments free NVLink islands (``placement.Choice.score``); 0 where the pod
     cannot fit. Grouped, so the answer can be written without a Python step per node."""
     ids, verdicts = _group(judge, candidates)
-    by_score: dict[int, list[str]] = {}
-    for shape_id, hosts in _members(ids, candidates).items():
-        choice = verdicts[shape_id].choice
-        by_score.setdefault(choice.score if choice is not None else 0, []).extend(hosts)
-    return by_score
+    scores = {
+        shape_id: verdict.choice.score if verdict.choice is not None else 0
+        for shape_id, verdict in verdicts.items()
+    }
+    return _members(ids, candidates, scores)
 
 
 def numa_of(node: views.NodeView, gpus: Iterable[int]) -> int | None:
