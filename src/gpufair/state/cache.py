@@ -134,6 +134,11 @@ class ClusterCache:
         self._synced: set[Kind] = set()
 
         self._node_objs: dict[str, Obj] = {}
+        self._parsed: dict[
+            str, tuple[Obj, str, int, topology.NodeTopology | None, bool, str | None]
+        ] = {}
+        """Per node, what its object says (parsed again only when the object or the pool's
+        resource changes; a pod event rebuilds the node's view but does not change it)."""
         self._pools: dict[str, views.PoolView] = {}
         self._tenants: dict[str, views.TenantView] = {}
         self._ns_labels: dict[str, Mapping[str, str]] = {}
@@ -528,17 +533,13 @@ class ClusterCache:
         if obj is None:
             self._views.pop(name, None)
             self._shape_of.pop(name, None)
+            self._parsed.pop(name, None)
             return
         resource = self._resource_of(name)
-        problem: str | None = None
-        try:
-            allocatable = nodes.allocatable_gpus(obj, resource)
-        except nodes.NodeError as exc:
-            allocatable, problem = 0, str(exc)
-        try:
-            topo = nodes.gpu_topology(obj)
-        except nodes.NodeError as exc:
-            topo, problem = None, str(exc)
+        parsed = self._parsed.get(name)
+        if parsed is None or parsed[0] is not obj or parsed[1] != resource:
+            parsed = self._parsed[name] = (obj, resource, *_parse_node(obj, resource))
+        _, _, allocatable, topo, schedulable, problem = parsed
         self._problem(Kind.NODE, name, problem)
         if topo is None:
             topo = self._flat.get(allocatable)
@@ -565,7 +566,7 @@ class ClusterCache:
             topology=topo,
             topology_id=topo_id,
             allocatable=allocatable,
-            schedulable=nodes.is_schedulable(obj),
+            schedulable=schedulable,
             free=free if previous is None or previous.free != free else previous.free,
             hidden=min(hidden, len(free)),
             problem="node has invalid gpufair topology labels" if problem else None,
@@ -592,6 +593,23 @@ class ClusterCache:
         for tenant in self._tenants.values():
             known |= tenant.namespaces.namespaces
         return {namespace: self._resolve_tenant(namespace) for namespace in known}
+
+
+def _parse_node(
+    obj: Obj, resource: str
+) -> tuple[int, topology.NodeTopology | None, bool, str | None]:
+    """A node's allocatable GPUs, topology (from the agent's labels), schedulability, and the
+    problem that made one of them unreadable."""
+    problem: str | None = None
+    try:
+        allocatable = nodes.allocatable_gpus(obj, resource)
+    except nodes.NodeError as exc:
+        allocatable, problem = 0, str(exc)
+    try:
+        topo: topology.NodeTopology | None = nodes.gpu_topology(obj)
+    except nodes.NodeError as exc:
+        topo, problem = None, str(exc)
+    return allocatable, topo, nodes.is_schedulable(obj), problem
 
 
 def _key(kind: Kind, obj: Obj) -> str:
