@@ -57,10 +57,16 @@ def test_a_two_gpu_pod_fills_a_fragment_and_a_four_gpu_pod_gets_a_whole_island(
         cleanup.apply(
             scenario.quota_manifest(tenant, namespaces=[namespace], pools=[{"name": pool}])
         )
+        before = stack.extender_metrics()
         k8s.core.create_namespaced_pod(
             namespace, scenario.gpu_pod("occupant", 1, node=node, indices=[0])
         )
-        before = stack.extender_metrics()
+        cached = before.value("gpufair_extender_cache_gpu_pods")
+        scenario.settle(  # bound by someone else: the extender learns it from its watch
+            lambda: stack.extender_metrics().value("gpufair_extender_cache_gpu_pods") > cached,
+            timeout=30,
+            what="the occupant in the extender's cache",
+        )
 
         with stack.driver([namespace]) as driver:
             k8s.core.create_namespaced_pod(namespace, scenario.gpu_pod("pair", 2))
