@@ -187,12 +187,15 @@ def test_a_deleted_node_leaves_its_pool_and_waiting_pods_keep_waiting(
             what="the third pod waits with a reason",
         )
 
-        # The node goes away; the pod garbage collector deletes the pods bound to it.
+        # The node goes away, and with it the pods bound to it (PodGC; the stand-in collects
+        # them, the test makes sure).
         gone = node_names[1]
         k8s.core.delete_node(gone)
         for pod in scenario.running_on_nodes(k8s, [namespace]):
             if pod["spec"]["nodeName"] == gone:
-                k8s.core.delete_namespaced_pod(pod["metadata"]["name"], namespace)
+                scenario.Cleanup.quietly(
+                    k8s.core.delete_namespaced_pod, pod["metadata"]["name"], namespace
+                )
 
         status = scenario.settle(
             lambda: pool_capacity(per_node), timeout=30, what="the pool's capacity follows"

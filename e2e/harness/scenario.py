@@ -314,7 +314,7 @@ class Cleanup(contextlib.ExitStack):
             names.TENANT_QUOTA_KIND: names.TENANT_QUOTA_PLURAL,
         }[body["kind"]]
         self.callback(
-            self._quietly,
+            self.quietly,
             self.k8s.custom.delete_cluster_custom_object,
             names.GROUP,
             names.VERSION,
@@ -325,11 +325,12 @@ class Cleanup(contextlib.ExitStack):
     def namespace(self, prefix: str = "e2e") -> str:
         name = unique(prefix)
         self.kubectl("create", "namespace", name)
-        self.callback(self._quietly, self.k8s.core.delete_namespace, name)
+        self.callback(self.quietly, self.k8s.core.delete_namespace, name)
         return name
 
     @staticmethod
-    def _quietly(delete: Callable[..., Any], *args: str) -> None:
+    def quietly(delete: Callable[..., Any], *args: str) -> None:
+        """``delete(*args)``, ignoring a 404 (already gone)."""
         try:
             delete(*args)
         except Exception as error:  # already gone
