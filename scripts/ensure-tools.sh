@@ -6,12 +6,22 @@
 # The stand-in API server itself needs nothing beyond the Python test extras (kmock).
 set -euo pipefail
 
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO="sudo"
+
+# openssl makes the certificate of the operator's HTTPS webhook in the e2e scenarios
+# (e2e/harness/scenario.py); without it those scenarios are skipped.
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "ensure-tools: openssl is missing; installing it with apt-get" >&2
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null ||
+    echo "ensure-tools: could not install openssl (the webhook scenarios will be skipped)" >&2
+fi
+
 if command -v kubectl >/dev/null 2>&1; then
   exit 0
 fi
 
-SUDO=""
-[[ $(id -u) -eq 0 ]] || SUDO="sudo"
 echo "ensure-tools: kubectl is missing; installing it with apt-get" >&2
 $SUDO apt-get update -qq
 for package in kubectl kubernetes-client; do
