@@ -15,6 +15,7 @@ verifies the webhook like a real API server would.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
@@ -193,11 +194,11 @@ def start_stack(
     operator: bool = True,
     webhook: bool = True,
 ) -> Iterator[Stack]:
-    """Start the extender (and the operator, with its webhook unless ``webhook=False``)."""
+    """Start the extender (and the operator, with its webhook unless ``webhook=False``), both
+    at once; stopped (and the webhook configuration removed) when the block ends."""
     with contextlib.ExitStack() as stack:
         extender, extender_url = extender_component(apiserver=apiserver, log_dir=log_dir)
         stack.callback(extender.stop)
-        extender.start()
         result = Stack(api_url=apiserver.url, extender=extender, extender_url=extender_url)
         if operator:
             component, metrics_url = operator_component(
@@ -213,10 +214,13 @@ def start_stack(
                     check=False,
                 )
             stack.callback(component.stop)
-            component.start()
             result.operator, result.operator_metrics_url = component, metrics_url
-            if webhook:
-                wait_for_webhook(kubectl)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as starting:
+            started = [starting.submit(c.start) for c in result.components()]
+        for future in started:
+            future.result()  # a component that did not become ready fails here
+        if operator and webhook:
+            wait_for_webhook(kubectl)
         yield result
 
 
