@@ -195,6 +195,7 @@ def test_a_cordoned_node_leaves_capacity_but_its_pods_still_count() -> None:
     [
         pytest.param("nobody", True, id="namespace-of-no-tenant"),
         pytest.param("a", False, id="namespace-of-a-tenant"),
+        pytest.param("unseen", False, id="namespace-not-seen-yet"),
     ],
 )
 def test_only_gated_pods_of_namespaces_without_a_tenant_are_released(

@@ -215,7 +215,8 @@ def release_unowned(
     (before the first pass, or a standby replica) gates them, and no pass would ever admit them:
     admission queues the pods of tenants only. Released, they go to the gpufair scheduler, whose
     extender tells why it cannot place them (no TenantQuota), or places them once a tenant
-    claims the namespace.
+    claims the namespace. A namespace the view has not seen yet is not judged (its labels may
+    match a tenant's selector): its pods stay gated until it is.
     """
     return tuple(
         intents.Release(
@@ -225,7 +226,9 @@ def release_unowned(
             " knew the tenants); add the namespace to a TenantQuota to get GPUs of a pool",
         )
         for pod in snap.pods
-        if pod.state is snapshot.PodState.GATED and pod.namespace not in owners
+        if pod.state is snapshot.PodState.GATED
+        and pod.namespace not in owners
+        and pod.namespace in snap.namespaces
     )
 
 
