@@ -9,7 +9,8 @@ nodes, pool, quotas and namespaces:
 - a pod the webhook gated in a namespace that belongs to no tenant is released (regression);
 - weighted fair admission under contention (weights 1 and 3, both queueing a whole pool):
   the GPUs bound converge to the weighted shares and stay there;
-- budget exhaustion: a tiny hard budget gets ``BudgetExhausted`` and stops admission.
+- budget exhaustion: a tiny hard budget gets ``BudgetExhausted`` and stops admission (the pod
+  waits with a reason under ``Queue``, is denied at creation under ``Reject``).
 """
 
 from __future__ import annotations
@@ -226,7 +227,9 @@ def test_weighted_fair_admission_converges_to_the_weighted_shares(
     assert scenario.shared_gpus(k8s) == {}
 
 
+@pytest.mark.parametrize("on_limit", ["Queue", "Reject"])
 def test_an_exhausted_hard_budget_stops_admission(
+    on_limit: str,
     stack: scenario.Stack,
     k8s: Any,
     namespace: str,
@@ -243,6 +246,7 @@ def test_an_exhausted_hard_budget_stops_admission(
             namespaces=[namespace],
             pools=[{"name": pool}],
             budget={"gpuHours": budget_hours, "period": "720h", "enforcement": "Hard"},
+            on_limit=on_limit,
         )
     )
     scenario.wait_known(k8s, tenant)
@@ -261,6 +265,20 @@ def test_an_exhausted_hard_budget_stops_admission(
     metrics = stack.operator_metrics()
     used = metrics.value("gpufair_tenant_budget_used_gpu_hours", tenant=tenant)
     assert used >= metrics.value("gpufair_tenant_budget_gpu_hours", tenant=tenant) == budget_hours
+
+    if on_limit == "Reject":
+        import kubernetes
+
+        scenario.wait_passes(stack, 1)  # the webhook knows what that pass knew
+        with pytest.raises(kubernetes.client.ApiException) as denied:
+            scenario.submit(k8s, namespace, "second", 1)
+        assert denied.value.status == 403
+        assert f"tenant {tenant} GPU-hour budget exhausted" in str(denied.value.body)
+        rejected = stack.operator_metrics().value(
+            "gpufair_admission_rejections_total", tenant=tenant, pool=pool, reason="BudgetExhausted"
+        )
+        assert rejected == 1
+        return
 
     scenario.submit(k8s, namespace, "second", 1)
     message = scenario.settle(
