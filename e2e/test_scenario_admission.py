@@ -224,7 +224,7 @@ def test_weighted_fair_admission_converges_to_the_weighted_shares(
         assert metrics.value("gpufair_tenant_fair_share_gpus", tenant=tenant, pool=pool) == share
         gated = [p for p in scenario.pods(k8s, namespaces[tenant]) if scenario.is_gated(p)]
         assert len(gated) == capacity - share
-    assert scenario.shared_gpus(k8s) == {}
+    assert scenario.shared_gpus(k8s, [node]) == {}
 
 
 @pytest.mark.parametrize("on_limit", ["Queue", "Reject"])

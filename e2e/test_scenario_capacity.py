@@ -140,7 +140,7 @@ def test_an_owner_reclaims_its_idle_guarantee_and_it_settles(
     assert owner_entry["fairShare"] == guarantee
     borrower_entry = scenario.pool_entry(scenario.quota_status(k8s, borrower), pool)
     assert borrower_entry["waiting"] == guarantee, "the recreated pods wait behind the gate"
-    assert scenario.shared_gpus(k8s) == {}
+    assert scenario.shared_gpus(k8s, [node]) == {}
 
 
 def _preemptions(stack: scenario.Stack, tenant: str, pool: str) -> float:

@@ -88,7 +88,7 @@ def test_a_two_gpu_pod_fills_a_fragment_and_a_four_gpu_pod_gets_a_whole_island(
             "gpufair_extender_placements_total", pool=pool, level="NVLINK"
         ) - before.value("gpufair_extender_placements_total", pool=pool, level="NVLINK")
         assert placed == 2, "both GPU sets are linked by NVLink"
-        assert scenario.shared_gpus(k8s) == {}
+        assert scenario.shared_gpus(k8s, [node]) == {}
 
 
 def _scheduled(

@@ -116,7 +116,7 @@ def test_restarts_lose_no_usage_and_never_share_a_gpu(
                 driver=driver,
             )
         held = scenario.running_on_nodes(k8s, [namespace])
-        assert scenario.shared_gpus(k8s) == {}, "a GPU was given to two pods"
+        assert scenario.shared_gpus(k8s, [node]) == {}, "a GPU was given to two pods"
         assert sorted(i for p in held for i in scenario.gpu_indices(p)) == list(range(capacity))
         assert all(p["status"].get("phase") == "Running" for p in held), "the kubelet admitted all"
 

@@ -40,6 +40,7 @@ WEBHOOK_CONFIGURATION = names.GROUP
 """The MutatingWebhookConfiguration kopf manages for the operator (``--webhook-managed``)."""
 
 Json = dict[str, Any]
+TERMINAL = ("Succeeded", "Failed")
 
 
 def unique(prefix: str) -> str:
@@ -414,17 +415,18 @@ def running_on_nodes(k8s: Any, namespaces: Iterable[str]) -> list[Json]:
         for ns in namespaces
         for pod in pods(k8s, ns)
         if (pod.get("spec") or {}).get("nodeName")
-        and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        and (pod.get("status") or {}).get("phase") not in TERMINAL
     ]
 
 
-def shared_gpus(k8s: Any) -> dict[str, list[int]]:
-    """GPU indices held by two or more non-terminal pods of one node, cluster-wide: ``{}``."""
+def shared_gpus(k8s: Any, nodes: Iterable[str]) -> dict[str, list[int]]:
+    """GPU indices held by two or more non-terminal pods (of any namespace) on these nodes."""
+    wanted = set(nodes)
     holders: dict[tuple[str, int], int] = collections.Counter()
     for item in k8s.core.list_pod_for_all_namespaces().items:
         pod = k8s.api_client.sanitize_for_serialization(item)
         node = (pod.get("spec") or {}).get("nodeName")
-        if not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        if node not in wanted or (pod.get("status") or {}).get("phase") in TERMINAL:
             continue
         for index in gpu_indices(pod):
             holders[(node, index)] += 1
