@@ -246,3 +246,29 @@ def test_a_better_link_level_always_scores_higher(
     a, b = sorted(choices, key=lambda c: c.level)
     if a.level < b.level:
         assert a.score > b.score
+
+
+@st.composite
+def _no_island_node_and_two_free_sets(
+    draw: st.DrawFn,
+) -> tuple[topology.NodeTopology, frozenset[int], frozenset[int]]:
+    """A node without NVLink, a free set and a subset of it (the same node, fuller)."""
+    with_islands, emptier = draw(node_with_free())
+    node_ = topology.NodeTopology(
+        gpus=tuple(dataclasses.replace(gpu, nvlink_island=None) for gpu in with_islands.gpus)
+    )
+    fuller = draw(st.frozensets(st.sampled_from(sorted(emptier)))) if emptier else emptier
+    return node_, emptier, fuller
+
+
+@given(_no_island_node_and_two_free_sets(), st.integers(min_value=1, max_value=8))
+def test_pack_never_prefers_the_emptier_node_at_the_same_level(
+    case: tuple[topology.NodeTopology, frozenset[int], frozenset[int]], count: int
+) -> None:
+    node_, emptier, fuller = case
+    on_emptier = placement.choose(node_, free=emptier, count=count, mode=PACK)
+    on_fuller = placement.choose(node_, free=fuller, count=count, mode=PACK)
+    if not isinstance(on_emptier, placement.Choice) or not isinstance(on_fuller, placement.Choice):
+        return
+    if on_emptier.level == on_fuller.level:
+        assert on_fuller.score >= on_emptier.score
