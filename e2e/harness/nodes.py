@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpufair.api import names
-from gpufair.core import labels as topology_labels
 from gpufair.core import topology, topology_matrix
+from gpufair.demo import cluster
 
 TOPOLOGY_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "topology"
 
@@ -50,50 +50,14 @@ def gpu_node(
     memory: str = "1024Gi",
 ) -> dict[str, Any]:
     """The Node object (a dict ready for ``create_node``) for one capture."""
-    topo = topology_of(capture)
-    count = len(topo.gpus)
-    gpus = str(count if allocatable_gpus is None else allocatable_gpus)
-    node_labels = {
-        "kubernetes.io/hostname": name,
-        "kubernetes.io/os": "linux",
-        "nvidia.com/gpu.present": "true",
-        "nvidia.com/gpu.product": product,
-        "nvidia.com/gpu.count": str(count),
-        **topology_labels.to_labels(topo),
-        **(labels or {}),
-    }
-    resources = {"cpu": cpu, "memory": memory, "pods": "110", resource: gpus}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": node_labels},
-        "spec": {"unschedulable": True} if unschedulable else {},
-        "status": {
-            "capacity": {**resources, resource: str(count)},
-            "allocatable": resources,
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "KubeletReady",
-                    "message": "kubelet is posting ready status",
-                }
-            ],
-            "addresses": [
-                {"type": "Hostname", "address": name},
-                {"type": "InternalIP", "address": "127.0.0.1"},
-            ],
-            "nodeInfo": {
-                "architecture": "amd64",
-                "bootID": f"boot-{name}",
-                "containerRuntimeVersion": "containerd://1.7.0",
-                "kernelVersion": "6.1.0",
-                "kubeProxyVersion": "v1.32.0",
-                "kubeletVersion": "v1.32.0",
-                "machineID": f"machine-{name}",
-                "operatingSystem": "linux",
-                "osImage": "gpufair stand-in node",
-                "systemUUID": f"uuid-{name}",
-            },
-        },
-    }
+    return cluster.gpu_node_manifest(
+        name,
+        topology_of(capture),
+        product=product,
+        labels=labels,
+        allocatable_gpus=allocatable_gpus,
+        resource=resource,
+        unschedulable=unschedulable,
+        cpu=cpu,
+        memory=memory,
+    )

@@ -162,32 +162,51 @@ def capture_path(topology_dir: pathlib.Path, spec: NodeSpec) -> pathlib.Path:
 def node_object(
     spec: NodeSpec, topo: topology.NodeTopology, *, extra_labels: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """The Node object as the kubelet, GPU Feature Discovery and the gpufair agent leave it."""
+    """The demo's Node for ``spec``, in the demo pool."""
+    return gpu_node_manifest(
+        spec.name,
+        topo,
+        product=spec.product,
+        labels={POOL_LABEL: POOL, **(extra_labels or {})},
+    )
+
+
+def gpu_node_manifest(
+    name: str,
+    topo: topology.NodeTopology,
+    *,
+    product: str,
+    labels: Mapping[str, str] | None = None,
+    allocatable_gpus: int | None = None,
+    resource: str = names.DEFAULT_GPU_RESOURCE,
+    unschedulable: bool = False,
+    cpu: str = "128",
+    memory: str = "1024Gi",
+) -> dict[str, Any]:
+    """A GPU Node object as the kubelet, GPU Feature Discovery and the gpufair agent leave it.
+
+    The demo and the end-to-end harness both build their nodes here.
+    """
     count = len(topo.gpus)
     node_labels = {
-        "kubernetes.io/hostname": spec.name,
+        "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
         "nvidia.com/gpu.present": "true",
-        "nvidia.com/gpu.product": spec.product,
+        "nvidia.com/gpu.product": product,
         "nvidia.com/gpu.count": str(count),
-        POOL_LABEL: POOL,
         **topology_labels.to_labels(topo),
-        **(extra_labels or {}),
+        **(labels or {}),
     }
-    resources = {
-        "cpu": "128",
-        "memory": "1024Gi",
-        "pods": "110",
-        names.DEFAULT_GPU_RESOURCE: str(count),
-    }
+    allocatable_count = count if allocatable_gpus is None else allocatable_gpus
+    resources = {"cpu": cpu, "memory": memory, "pods": "110"}
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": spec.name, "labels": node_labels},
-        "spec": {},
+        "metadata": {"name": name, "labels": node_labels},
+        "spec": {"unschedulable": True} if unschedulable else {},
         "status": {
-            "capacity": resources,
-            "allocatable": resources,
+            "capacity": {**resources, resource: str(count)},
+            "allocatable": {**resources, resource: str(allocatable_count)},
             "conditions": [
                 {
                     "type": "Ready",
@@ -197,20 +216,20 @@ def node_object(
                 }
             ],
             "addresses": [
-                {"type": "Hostname", "address": spec.name},
+                {"type": "Hostname", "address": name},
                 {"type": "InternalIP", "address": "127.0.0.1"},
             ],
             "nodeInfo": {
                 "architecture": "amd64",
                 "kubeletVersion": "v1.36.0",
                 "operatingSystem": "linux",
-                "osImage": "gpufair demo node",
+                "osImage": "gpufair stand-in node",
                 "containerRuntimeVersion": "containerd://1.7.0",
                 "kernelVersion": "6.1.0",
                 "kubeProxyVersion": "v1.36.0",
-                "bootID": f"boot-{spec.name}",
-                "machineID": f"machine-{spec.name}",
-                "systemUUID": f"uuid-{spec.name}",
+                "bootID": f"boot-{name}",
+                "machineID": f"machine-{name}",
+                "systemUUID": f"uuid-{name}",
             },
         },
     }
