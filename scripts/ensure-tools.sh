@@ -18,6 +18,16 @@ if ! command -v openssl >/dev/null 2>&1; then
     echo "ensure-tools: could not install openssl (the webhook scenarios will be skipped)" >&2
 fi
 
+# prometheus (Debian package, /usr/bin/prometheus) scrapes the running operator and extender in
+# the live dashboard check (e2e/test_dashboards_live.py); about 15 s to install on a fresh
+# machine. The package's service is not started (no init system in CI); the test runs its own.
+if ! command -v prometheus >/dev/null 2>&1; then
+  echo "ensure-tools: prometheus is missing; installing it with apt-get" >&2
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null ||
+    echo "ensure-tools: could not install prometheus (the live dashboard check will be skipped)" >&2
+fi
+
 if command -v kubectl >/dev/null 2>&1; then
   exit 0
 fi
