@@ -171,6 +171,7 @@ async def test_a_pod_gated_in_a_namespace_of_no_tenant_is_released_once_and_not_
     own = b.pod("a/q").gpus(1).build()
     cluster = loaded_view(stray, own)
     cluster.namespaces["nobody"] = snapshot.Namespace(name="nobody")
+    cluster.mark_synced()
     writer = FakeWriter()
     driver, events = make(cluster, writer)
     before = metrics.REGISTRY.get_sample_value(

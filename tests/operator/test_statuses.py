@@ -191,27 +191,26 @@ def test_a_cordoned_node_leaves_capacity_but_its_pods_still_count() -> None:
 
 
 @pytest.mark.parametrize(
-    ("namespace", "released"),
+    ("namespace", "synced", "released"),
     [
-        pytest.param("nobody", True, id="namespace-of-no-tenant"),
-        pytest.param("a", False, id="namespace-of-a-tenant"),
-        pytest.param("unseen", False, id="namespace-not-seen-yet"),
+        pytest.param("nobody", True, True, id="namespace-of-no-tenant"),
+        pytest.param("a", True, False, id="namespace-of-a-tenant"),
+        pytest.param("unseen", True, False, id="namespace-not-seen-yet"),
+        pytest.param("nobody", False, False, id="view-not-synced-yet"),
     ],
 )
 def test_only_gated_pods_of_namespaces_without_a_tenant_are_released(
-    namespace: str, released: bool
+    namespace: str, synced: bool, released: bool
 ) -> None:
     gated = b.pod(f"{namespace}/gated").build()
     bound = b.pod(f"{namespace}/bound").bound("n1", at=0.0, indices=[0]).build()
-    decided = plan.plan(
-        b.snap(
-            now=10.0,
-            nodes=[b.node("n1")],
-            tenants=[b.tenant("a").build()],
-            pods=[gated, bound],
-            namespaces={"nobody": {}},
-        ),
-        half_life=3600.0,
+    snap = b.snap(
+        now=10.0,
+        nodes=[b.node("n1")],
+        tenants=[b.tenant("a").build()],
+        pods=[gated, bound],
+        namespaces={"nobody": {}},
     )
+    decided = plan.plan(dataclasses.replace(snap, synced=synced), half_life=3600.0)
     assert [r.pod.key for r in decided.releases] == ([gated.key] if released else [])
     assert any(e.reason == "Released" for e in decided.events) is released

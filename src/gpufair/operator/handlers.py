@@ -6,7 +6,12 @@ the same without the webhook. What runs:
 
 - ``on.startup`` tunes kopf (event reporting, annotation persistence under ``gpufair.dev``,
   peering) and builds the view and the reconciler in ``memo``;
-- ``on.event`` for pods, nodes, namespaces, TenantQuotas and GPUPools feeds the view;
+- ``index`` handlers for the same kinds put the initial listings into the view: kopf runs no
+  other handler (no ``on.event``, no daemon) until every indexed kind has been listed and each
+  listed object went through its index handlers, so the reconcile loop starts on a complete
+  view and marks it synced (before that no pass may judge a namespace to belong to no tenant);
+- ``on.event`` for pods, nodes, namespaces, TenantQuotas and GPUPools feeds the view (deletions
+  included, which index handlers never see);
 - a ``daemon`` on GPUPool objects runs the reconcile loop. Daemons stop while peering pauses
   this replica, so only the leader acts; of the pool daemons, only the one of the
   alphabetically first pool drives passes (the others idle), so there is one loop per process.
@@ -33,8 +38,6 @@ FINALIZER = f"{names.GROUP}/finalizer"
 PERSISTENCE_PREFIX = names.GROUP
 REPORTING_COMPONENT = "gpufair-operator"
 WEBHOOK_MODULE = "gpufair.operator.webhook_handlers"
-INITIAL_SYNC_SECONDS = 2.0
-"""Wait after start before the first pass, so the initial listings are in the view."""
 
 
 @kopf.on.startup()
@@ -95,6 +98,43 @@ def _webhook_server(config: settings.OperatorSettings) -> Any:
     )
 
 
+# -- the initial listings into the view -------------------------------------------------------
+# kopf's indexing readiness is the one "listed" signal it has: an object's non-index handlers
+# wait until every indexed kind's listing is over and all listed objects are indexed. These
+# handlers store nothing in kopf's indices (they return None); until the view is synced they
+# apply what they see, afterwards the on.event handlers alone keep the view current.
+
+
+@kopf.index("", "v1", "pods")
+def listed_pod(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if not memo.view.synced:
+        memo.view.apply_pod(body, deleted=False, now=time.time())
+
+
+@kopf.index("", "v1", "nodes")
+def listed_node(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if not memo.view.synced:
+        memo.view.apply_node(body, deleted=False)
+
+
+@kopf.index("", "v1", "namespaces")
+def listed_namespace(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if not memo.view.synced:
+        memo.view.apply_namespace(body, deleted=False)
+
+
+@kopf.index(names.GROUP, names.VERSION, names.TENANT_QUOTA_PLURAL)
+def listed_tenant(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if not memo.view.synced:
+        memo.view.apply_tenant(body, deleted=False)
+
+
+@kopf.index(names.GROUP, names.VERSION, names.GPU_POOL_PLURAL)
+def listed_pool(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if not memo.view.synced:
+        memo.view.apply_pool(body, deleted=False)
+
+
 # -- watch events into the view ---------------------------------------------------------------
 
 
@@ -135,7 +175,6 @@ def pool_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any)
     names.VERSION,
     names.GPU_POOL_PLURAL,
     id="reconcile-loop",
-    initial_delay=INITIAL_SYNC_SECONDS,
     cancellation_timeout=10.0,
 )
 async def reconcile_loop(name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
@@ -143,6 +182,7 @@ async def reconcile_loop(name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo
     config = _config()
     cluster: view.ClusterView = memo.view
     driver: reconciler.Reconciler = memo.reconciler
+    cluster.mark_synced()  # kopf starts no daemon before the index handlers had every listing
     while not stopped:
         if name != min(cluster.pools, default=name):
             await stopped.wait(config.tick_seconds)

@@ -215,9 +215,12 @@ def release_unowned(
     (before the first pass, or a standby replica) gates them, and no pass would ever admit them:
     admission queues the pods of tenants only. Released, they go to the gpufair scheduler, whose
     extender tells why it cannot place them (no TenantQuota), or places them once a tenant
-    claims the namespace. A namespace the view has not seen yet is not judged (its labels may
-    match a tenant's selector): its pods stay gated until it is.
+    claims the namespace. Nothing is judged before the view has synced (the initial listings
+    of TenantQuotas and Namespaces are in), and a namespace the view has not seen yet is not
+    judged (its labels may match a tenant's selector): their pods stay gated until then.
     """
+    if not snap.synced:
+        return ()
     return tuple(
         intents.Release(
             pod=pod,

@@ -165,7 +165,9 @@ class Snapshot:
     ``pods`` includes pods that finished or vanished since the previous pass (state FINISHED,
     with ``finished_at``), so their last seconds are metered; the view drops them afterwards.
     ``blocked`` names pods (by uid) whose eviction a disruption budget refused recently; the
-    planner does not pick them again until the view lets them go.
+    planner does not pick them again until the view lets them go. ``synced`` says the view has
+    gone through the initial listing of every kind it watches: until then a namespace may look
+    like it belongs to no tenant only because its TenantQuota has not arrived yet.
     """
 
     now: float
@@ -175,3 +177,4 @@ class Snapshot:
     pools: Mapping[str, Pool]
     namespaces: Mapping[str, Namespace]
     blocked: frozenset[str] = frozenset()
+    synced: bool = False

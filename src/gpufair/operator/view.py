@@ -36,6 +36,8 @@ class ClusterView:
         self.written_usage: dict[tuple[str, str], usage.Usage] = {}
         self.written_conditions: dict[tuple[str, str], tuple[snapshot.Condition, ...]] = {}
         self.changed = asyncio.Event()
+        self.synced = False
+        """Whether the initial listing of every watched kind is in (see :meth:`mark_synced`)."""
 
     # -- events -------------------------------------------------------------------------------
 
@@ -113,6 +115,15 @@ class ClusterView:
             del self.written_usage[key]
         self.written_conditions.pop(("tenant", tenant), None)
 
+    def mark_synced(self) -> None:
+        """The initial listings of pods, nodes, namespaces, TenantQuotas and GPUPools are in.
+
+        :mod:`.handlers` calls it when the reconcile loop starts: kopf runs that daemon only
+        after every indexed kind was listed and each listed object went through the index
+        handlers, which fill the view. Passes before it release no pod (``Snapshot.synced``).
+        """
+        self.synced = True
+
     # -- passes -------------------------------------------------------------------------------
 
     def take_snapshot(self, *, now: float) -> snapshot.Snapshot:
@@ -133,6 +144,7 @@ class ClusterView:
             },
             namespaces=dict(self.namespaces),
             blocked=frozenset(self.blocked),
+            synced=self.synced,
         )
 
     def _current(self, tenant: snapshot.Tenant) -> snapshot.Tenant:
