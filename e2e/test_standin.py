@@ -505,6 +505,41 @@ def test_gpufair_crds_are_served_with_a_status_subresource(
     k8s.custom.delete_cluster_custom_object("gpufair.dev", "v1alpha1", "tenantquotas", name)
 
 
+@pytest.mark.parametrize(
+    ("short_name", "plural"),
+    [pytest.param("tq", "tenantquotas", id="tq"), pytest.param("gpool", "gpupools", id="gpool")],
+)
+def test_kubectl_get_shows_the_ready_condition_column(
+    k8s: Clients, kubectl: kubectl_mod.Kubectl, gpufair_crds: str, short_name: str, plural: str
+) -> None:
+    # The printer column is .status.conditions[?(@.type=="Ready")].status: a JSONPath filter.
+    if gpufair_crds == "inline":
+        pytest.skip("needs the generated CRDs (their printer columns) in crds/")
+    kind = {"tenantquotas": "TenantQuota", "gpupools": "GPUPool"}[plural]
+    name = f"e2e-ready-{short_name}"
+    k8s.custom.create_cluster_custom_object(
+        "gpufair.dev",
+        "v1alpha1",
+        plural,
+        {"apiVersion": "gpufair.dev/v1alpha1", "kind": kind, "metadata": {"name": name}},
+    )
+    try:
+        conditions = [
+            {"type": "Overcommitted", "status": "False", "reason": "Fits", "message": ""},
+            {"type": "Ready", "status": "True", "reason": "Reconciled", "message": ""},
+        ]
+        k8s.custom.patch_cluster_custom_object_status(
+            "gpufair.dev", "v1alpha1", plural, name, {"status": {"conditions": conditions}}
+        )
+        for args in ((short_name,), (short_name, name)):  # the list, and the one object
+            header, *rows = kubectl("get", *args).stdout.splitlines()
+            row = next(row for row in rows if row.split()[0] == name)
+            ready = header.index("READY")  # kubectl aligns every column under its header
+            assert row[ready:].split()[0] == "True", f"kubectl get {args}:\n{header}\n{row}"
+    finally:
+        k8s.custom.delete_cluster_custom_object("gpufair.dev", "v1alpha1", plural, name)
+
+
 def test_kubectl_apply_of_the_examples_is_idempotent(
     kubectl: kubectl_mod.Kubectl, gpufair_crds: str
 ) -> None:

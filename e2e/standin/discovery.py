@@ -10,18 +10,18 @@ kubectl needs a little more than discovery:
   patch metadata ask for them; the stand-in serves valid but empty documents, so kubectl falls
   back to its compiled-in schemas for built-in kinds and to JSON merge patch for custom ones.
 - ``Accept: application/json;as=Table;g=meta.k8s.io;v=v1``: ``kubectl get`` asks the server to
-  render rows; custom resources use the CRD's ``additionalPrinterColumns`` (simple
-  ``.a.b.c`` JSON paths), everything else shows ``NAME`` and ``AGE``.
+  render rows; custom resources use the CRD's ``additionalPrinterColumns`` (the JSONPath
+  subset of :mod:`.jsonpath`: fields, indices, ``[*]``, filters such as
+  ``[?(@.type=="Ready")]``), everything else shows ``NAME`` and ``AGE``.
 """
 
 from __future__ import annotations
 
 import datetime
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from e2e.standin import registry
+from e2e.standin import jsonpath, registry
 
 SERVER_VERSION = {
     "major": "1",
@@ -219,12 +219,11 @@ def table(
 
 
 def _cell(obj: Mapping[str, Any], column: registry.PrinterColumn) -> Any:
-    value: Any = obj
-    path = column.json_path.strip().lstrip(".")
-    for part in (p.replace("\\.", ".") for p in re.split(r"(?<!\\)\.", path)):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
+    """The first value the column's JSONPath selects (kube-apiserver's rule), else empty."""
+    try:
+        value = jsonpath.first(obj, column.json_path)
+    except jsonpath.JSONPathError:  # kube-apiserver would have refused the CRD
+        return None
     if column.type == "date" and isinstance(value, str):
         return _age(value)
     return value

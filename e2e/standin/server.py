@@ -228,6 +228,10 @@ class StandIn(kmock.KubernetesEmulator):
             return await self._watch(spec, route, raw)
         if method == "GET" and route.name is None:
             return self._list(spec, route, raw)
+        if method == "GET" and sub is None and discovery.wants_table(raw.headers.get("Accept")):
+            obj = self._get(spec, route)  # kubectl get KIND NAME: a one-row Table
+            list_meta = {"resourceVersion": obj.get("metadata", {}).get("resourceVersion", "")}
+            return _json(discovery.table(spec, [obj], list_meta=list_meta))
         if method == "GET":
             return _json(self._get(spec, route))
         if method == "POST" and route.name is None:
