@@ -1,16 +1,18 @@
 """The chart's Grafana dashboards and alert rules, evaluated by a real Prometheus.
 
 ``tests/helm/test_dashboards.py`` checks statically that every query names declared metrics and
-labels; this test runs them. A small scenario gives every metric family samples: one DGX-1
-node in a pool, tenant *a* (a guarantee and a soft GPU-hour budget) and tenant *b* (limit 1,
-``onLimit: Reject``), GPU pods submitted through the operator's webhook and placed by the
-scheduler driver through the extender, one pod of *b* denied at its limit, one malformed
-filter call. A real ``prometheus`` (Debian package, installed by ``scripts/ensure-tools.sh``)
-scrapes the operator's and the extender's ``/metrics`` every second and loads the chart's
-alert rules. Then every panel query of every dashboard, with Grafana's variables expanded to
-the scenario's values, must be valid PromQL and return at least one series, except the few
-listed in :data:`NO_DATA` with the reason; every variable query must list the scenario's
-values; every alert expression must be valid PromQL and evaluate without error as a rule.
+labels; this test runs them. A real ``prometheus`` (Debian package, installed by
+``scripts/ensure-tools.sh``) scrapes the operator's and the extender's ``/metrics`` every second
+and loads the chart's alert rules. A small scenario gives every metric family samples: one
+DGX-1 node in a pool, tenant *a* (a guarantee and a soft GPU-hour budget) and tenant *b* (limit
+1, ``onLimit: Reject``); GPU pods submitted through the operator's webhook and placed by the
+scheduler driver through the extender, a pod of *b* denied at its limit, a malformed filter
+call; all of it twice, the second wave after Prometheus has scraped the first, so that rate()
+sees counters grow. Then every panel query of every dashboard, with Grafana's variables
+expanded to the scenario's values, must be valid PromQL and return at least one series with a
+number (not NaN), except the few listed in :data:`NO_DATA` with the reason; every variable
+query must list the scenario's values; every alert expression must be valid PromQL and
+evaluate without error as a loaded rule.
 """
 
 from __future__ import annotations
@@ -329,8 +331,8 @@ class Scenario:
 
 @pytest.fixture
 def cleanup(kubectl: Any, k8s: Any) -> Iterator[scenario.Cleanup]:
-    with scenario.Cleanup(kubectl, k8s) as stack:
-        yield stack
+    with scenario.Cleanup(kubectl, k8s) as created:
+        yield created
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,13 +417,17 @@ def test_every_dashboard_query_and_alert_rule_runs_on_a_live_prometheus(
         )
 
     # Variables: each lists the scenario's values (label_values(<selector>, <label>)).
-    expected = {"pool": {variables["pool"]}, "tenant": set(variables["tenant"].split("|"))}
-    expected["verb"] = {"filter", "bind"}
+    expected = {
+        "pool": {variables["pool"]},
+        "tenant": set(variables["tenant"].split("|")),
+        "verb": {"filter", "bind"},
+    }
     for board, body in boards.items():
         for name, query in variable_queries(body):
             parsed = _LABEL_VALUES.match(query)
             assert parsed, f"{board} ${name}: not label_values(<selector>, <label>): {query}"
             assert parsed.group(1), f"{board} ${name}: label_values without a selector"
+            assert name in expected, f"{board} ${name}: say in this test what it should list"
             selector, label = expand(parsed.group(1), variables), parsed.group(2)
             listed = {
                 s["metric"].get(label)
