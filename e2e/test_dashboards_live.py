@@ -186,7 +186,7 @@ def start_prometheus(
     alert rules loaded (evaluated every second); storage in ``directory``."""
     binary = shutil.which(PROMETHEUS)
     if binary is None:
-        pytest.skip("prometheus is not installed (scripts/ensure-tools.sh installs it)")
+        scenario.missing_tool("prometheus", "no live dashboard check")
     assert stack.operator_metrics_url is not None
     directory.mkdir(parents=True, exist_ok=True)
     rules = directory / "rules.yaml"
