@@ -1,6 +1,7 @@
 """Run the stand-in API server as its own process.
 
     python -m e2e.standin [--host 127.0.0.1] [--port 0] [--kubeconfig PATH] [--url-file PATH]
+                          [--no-kubelet] [--quiet] [--slow-list PLURAL=SECONDS ...]
     python e2e/standin ...            (the same, by path, from any directory)
 
 With ``--port 0`` (the default) the OS picks a free port. When listening, the server writes
@@ -41,7 +42,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="leave bound pods Pending (no simulated kubelet)",
     )
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    parser.add_argument(
+        "--slow-list",
+        action="append",
+        default=[],
+        type=_slow_list,
+        metavar="PLURAL=SECONDS",
+        help="answer every LIST of PLURAL (not its watches) SECONDS late (repeatable)",
+    )
     return parser.parse_args(argv)
+
+
+def _slow_list(text: str) -> tuple[str, float]:
+    plural, _, seconds = text.partition("=")
+    try:
+        return plural, float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PLURAL=SECONDS, got {text!r}") from None
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -49,7 +66,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    standin = server.StandIn(kubelet=args.kubelet)
+    standin = server.StandIn(kubelet=args.kubelet, slow_lists=dict(args.slow_list))
     async with standin, kmock.Server(standin, host=args.host, port=args.port or None) as listener:
         url = f"http://{listener.host}:{listener.port}"
         if args.kubeconfig:

@@ -72,6 +72,8 @@ class StandIn(kmock.KubernetesEmulator):
     watch_events: int = 20_000  # events kept per resource for watches that resume
     object_history: int = 8  # versions kept per object in ``emulator.objects``
     request_log: int = 1_000  # kmock requests kept for assertions (non-resource URLs only)
+    slow_lists: Mapping[str, float] = attrs.field(factory=dict)
+    """Seconds to hold back each LIST (not watch) of these plurals: a slow initial listing."""
 
     _registry: registry.Registry = attrs.field(init=False)
     _store: store.Store = attrs.field(init=False)
@@ -227,6 +229,8 @@ class StandIn(kmock.KubernetesEmulator):
         if method == "GET" and query.get("watch", "") in _TRUE:
             return await self._watch(spec, route, raw)
         if method == "GET" and route.name is None:
+            if spec.plural in self.slow_lists:
+                await asyncio.sleep(self.slow_lists[spec.plural])
             return self._list(spec, route, raw)
         if method == "GET" and sub is None and discovery.wants_table(raw.headers.get("Accept")):
             obj = self._get(spec, route)  # kubectl get KIND NAME: a one-row Table
