@@ -43,8 +43,10 @@ test: lint typecheck importlint tools
 demo: venv tools
 	$(BIN)/gpufair demo
 
+# The CRDs, their reference in docs/api.md and the Helm chart's copies, all from the models.
 crds: venv
 	$(BIN)/gpufair crds --output-dir crds --docs docs/api.md
+	cp crds/gpufair.dev_*.yaml helm/gpufair/crds/
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
