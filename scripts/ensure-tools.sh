@@ -10,12 +10,12 @@ SUDO=""
 [[ $(id -u) -eq 0 ]] || SUDO="sudo"
 
 # openssl makes the certificate of the operator's HTTPS webhook in the e2e scenarios
-# (e2e/harness/scenario.py); without it those scenarios are skipped.
+# (e2e/harness/scenario.py); without it those scenarios fail in CI and are skipped elsewhere.
 if ! command -v openssl >/dev/null 2>&1; then
   echo "ensure-tools: openssl is missing; installing it with apt-get" >&2
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null ||
-    echo "ensure-tools: could not install openssl (the webhook scenarios will be skipped)" >&2
+    echo "ensure-tools: could not install openssl (the webhook scenarios cannot run)" >&2
 fi
 
 # prometheus (Debian package, /usr/bin/prometheus) scrapes the running operator and extender in
@@ -25,7 +25,7 @@ if ! command -v prometheus >/dev/null 2>&1; then
   echo "ensure-tools: prometheus is missing; installing it with apt-get" >&2
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null ||
-    echo "ensure-tools: could not install prometheus (the live dashboard check will be skipped)" >&2
+    echo "ensure-tools: could not install prometheus (the live dashboard check cannot run)" >&2
 fi
 
 if command -v kubectl >/dev/null 2>&1; then
