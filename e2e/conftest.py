@@ -5,7 +5,8 @@ Session-wide: ``apiserver`` (the stand-in, ``python -m e2e.standin`` on a free p
 ``k8s`` (the official client), ``apply_crds`` (``kubectl apply -f crds/*.yaml``).
 Per test: ``namespace`` (a fresh namespace, deleted afterwards), ``make_gpu_node`` (nodes from
 real topology captures, deleted afterwards), ``run_component`` (``gpufair SUBCOMMAND`` as a
-subprocess) and ``run_process`` (any command), stopped afterwards.
+subprocess) and ``run_process`` (any command), stopped afterwards; ``cleanup`` (deletes what a
+scenario applied). Per module: ``stack`` (the real operator and extender of the scenario tests).
 
 When a test fails, the tail of every log it used (the stand-in's, and each component's) is
 added to the report; all logs stay under the session's temporary directory (the path is printed
@@ -31,7 +32,7 @@ import pytest
 
 from e2e.harness import apiserver as apiserver_mod
 from e2e.harness import kubectl as kubectl_mod
-from e2e.harness import nodes, processes
+from e2e.harness import nodes, processes, scenario
 
 REPO_ROOT = processes.REPO_ROOT
 _LOGS = pytest.StashKey[dict[str, pathlib.Path]]()
@@ -237,3 +238,36 @@ def run_component(
         return run_process([*processes.gpufair_command(), *args], **options)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def stack(
+    request: pytest.FixtureRequest,
+    apiserver: apiserver_mod.StandInServer,
+    kubectl: kubectl_mod.Kubectl,
+    apply_crds: Callable[..., list[str]],
+    e2e_workdir: pathlib.Path,
+) -> Iterator[scenario.Stack]:
+    """The module's ``gpufair operator`` and ``gpufair extender`` (:func:`scenario.start_stack`),
+    shared by its tests; a module changes the options with ``STACK_OPTIONS = {...}``."""
+    apply_crds()
+    options: dict[str, Any] = getattr(request.module, "STACK_OPTIONS", {})
+    log_dir = e2e_workdir / "logs" / request.module.__name__.rsplit(".", 1)[-1]
+    with scenario.start_stack(
+        apiserver=apiserver, kubectl=kubectl, log_dir=log_dir, **options
+    ) as started:
+        yield started
+
+
+@pytest.fixture(autouse=True)
+def _stack_logs(request: pytest.FixtureRequest) -> None:
+    """A failing test that uses ``stack`` shows the tails of the components' logs."""
+    if "stack" in request.fixturenames:
+        scenario.attach_logs(request, request.getfixturevalue("stack"))
+
+
+@pytest.fixture
+def cleanup(kubectl: kubectl_mod.Kubectl, k8s: Any) -> Iterator[scenario.Cleanup]:
+    """Deletes what a scenario applied or created through it, at the end of the test."""
+    with scenario.Cleanup(kubectl, k8s) as created:
+        yield created

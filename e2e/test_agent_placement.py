@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,23 +22,8 @@ from gpufair.core import labels
 DGX1 = "dgx1-v100-8gpu-mlx5.txt"
 
 
-@pytest.fixture(scope="module")
-def stack(
-    apiserver: Any, kubectl: Any, apply_crds: Callable[..., list[str]], e2e_workdir: Any
-) -> Iterator[scenario.Stack]:
-    apply_crds()
-    with scenario.start_stack(
-        apiserver=apiserver,
-        kubectl=kubectl,
-        log_dir=e2e_workdir / "logs" / "agent-placement",
-        operator=False,
-    ) as started:
-        yield started
-
-
-@pytest.fixture(autouse=True)
-def _logs(request: pytest.FixtureRequest, stack: scenario.Stack) -> None:
-    scenario.attach_logs(request, stack)
+STACK_OPTIONS = {"operator": False}
+"""This module needs no operator (see the ``stack`` fixture in ``e2e/conftest.py``)."""
 
 
 @pytest.fixture

@@ -225,22 +225,6 @@ def start_prometheus(
 # the scenario
 
 
-@pytest.fixture(scope="module")
-def stack(
-    apiserver: Any, kubectl: Any, apply_crds: Callable[..., list[str]], e2e_workdir: Any
-) -> Iterator[scenario.Stack]:
-    apply_crds()
-    with scenario.start_stack(
-        apiserver=apiserver, kubectl=kubectl, log_dir=e2e_workdir / "logs" / "dashboards-live"
-    ) as started:
-        yield started
-
-
-@pytest.fixture(autouse=True)
-def _logs(request: pytest.FixtureRequest, stack: scenario.Stack) -> None:
-    scenario.attach_logs(request, stack)
-
-
 @dataclasses.dataclass
 class Scenario:
     """Two tenants in one pool on a DGX-1: *a* with a guarantee of 2 and a soft budget, *b*
@@ -327,12 +311,6 @@ class Scenario:
         error of filter (the errors panels)."""
         answer = httpx.post(f"{self.stack.extender_url}/filter", content=b'{"Pod": 1}')
         assert answer.status_code == 400
-
-
-@pytest.fixture
-def cleanup(kubectl: Any, k8s: Any) -> Iterator[scenario.Cleanup]:
-    with scenario.Cleanup(kubectl, k8s) as created:
-        yield created
 
 
 # ---------------------------------------------------------------------------------------------

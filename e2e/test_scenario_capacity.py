@@ -16,36 +16,12 @@ of a deleted node.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from e2e.harness import nodes, scenario
 
 DGX1 = "dgx1-v100-8gpu-mlx5.txt"
-
-
-@pytest.fixture(scope="module")
-def stack(
-    apiserver: Any, kubectl: Any, apply_crds: Callable[..., list[str]], e2e_workdir: Any
-) -> Iterator[scenario.Stack]:
-    apply_crds()
-    with scenario.start_stack(
-        apiserver=apiserver, kubectl=kubectl, log_dir=e2e_workdir / "logs" / "scenario-capacity"
-    ) as started:
-        yield started
-
-
-@pytest.fixture(autouse=True)
-def _logs(request: pytest.FixtureRequest, stack: scenario.Stack) -> None:
-    scenario.attach_logs(request, stack)
-
-
-@pytest.fixture
-def cleanup(kubectl: Any, k8s: Any) -> Iterator[scenario.Cleanup]:
-    with scenario.Cleanup(kubectl, k8s) as stack:
-        yield stack
 
 
 def test_an_owner_reclaims_its_idle_guarantee_and_it_settles(

@@ -9,33 +9,16 @@ island labels, and on the extender's placement metric.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from e2e.harness import scenario
 
 DGX1 = "dgx1-v100-8gpu-mlx5.txt"
 
 
-@pytest.fixture(scope="module")
-def stack(
-    apiserver: Any, kubectl: Any, apply_crds: Callable[..., list[str]], e2e_workdir: Any
-) -> Iterator[scenario.Stack]:
-    apply_crds()
-    with scenario.start_stack(
-        apiserver=apiserver,
-        kubectl=kubectl,
-        log_dir=e2e_workdir / "logs" / "scenario-placement",
-        operator=False,
-    ) as started:
-        yield started
-
-
-@pytest.fixture(autouse=True)
-def _logs(request: pytest.FixtureRequest, stack: scenario.Stack) -> None:
-    scenario.attach_logs(request, stack)
+STACK_OPTIONS = {"operator": False}
+"""This module needs no operator (see the ``stack`` fixture in ``e2e/conftest.py``)."""
 
 
 def test_a_two_gpu_pod_fills_a_fragment_and_a_four_gpu_pod_gets_a_whole_island(

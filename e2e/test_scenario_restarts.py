@@ -12,7 +12,7 @@ and wait for it), then the operator is stopped and both are started again. Check
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,22 +20,6 @@ import pytest
 from e2e.harness import nodes, scenario
 
 DGX1 = "dgx1-v100-8gpu-mlx5.txt"
-
-
-@pytest.fixture(scope="module")
-def stack(
-    apiserver: Any, kubectl: Any, apply_crds: Callable[..., list[str]], e2e_workdir: Any
-) -> Iterator[scenario.Stack]:
-    apply_crds()
-    with scenario.start_stack(
-        apiserver=apiserver, kubectl=kubectl, log_dir=e2e_workdir / "logs" / "scenario-restarts"
-    ) as started:
-        yield started
-
-
-@pytest.fixture(autouse=True)
-def _logs(request: pytest.FixtureRequest, stack: scenario.Stack) -> None:
-    scenario.attach_logs(request, stack)
 
 
 class UsageLog:
