@@ -50,4 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gpufair: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # a file or socket the command was given: say which, no traceback
+        print(f"gpufair {args.command}: {error}", file=sys.stderr)
+        return 1
     return result

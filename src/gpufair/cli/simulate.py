@@ -137,6 +137,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--policy: {error} (known: {known})") from error
     if not policies:
         raise UsageError("--policy: name at least one policy")
+    if not args.trace.is_file():
+        raise UsageError(f"--trace: {args.trace}: no such file")
     data = args.trace.resolve().parent.parent.parent
     topology_dir = args.topology_dir or data / "topology"
     profiles_dir = args.profiles or data / "placement-profiles"
@@ -145,6 +147,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.topology
         else list(runner.DEFAULT_TOPOLOGIES)
     )
+    if not topology_dir.is_dir():
+        raise UsageError(
+            f"--topology-dir: {topology_dir} is not a folder (by default the captures are found"
+            " relative to the trace, <data>/traces/philly/philly.csv -> <data>/topology)"
+        )
     try:
         types = runner.load_machine_types(topology_dir, names)
     except runner.TopologyError as error:
