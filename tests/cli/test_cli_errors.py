@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -51,3 +54,27 @@ def test_bad_input_is_one_line_without_traceback(
     assert err.startswith(fill(message))
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("component", ["operator", "extender"])
+def test_a_component_without_cluster_credentials_says_so_and_exits(
+    tmp_path: pathlib.Path, component: str
+) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("KUBERNETES_SERVICE", "GPUFAIR_"))
+    }
+    env["KUBECONFIG"] = str(tmp_path / "no-such-kubeconfig")
+    args = ["--standalone", "--dev"] if component == "operator" else ["--port", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "gpufair", component, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"gpufair {component}: cannot start:")
+    assert "Traceback" not in done.stderr

@@ -112,8 +112,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     import kopf
+    import kubernetes
 
+    from gpufair.k8s import operator_io
     from gpufair.operator import handlers, metrics, settings
+
+    try:  # fail fast and plainly; kopf would retry its startup handler every minute
+        operator_io.load_config()
+    except kubernetes.config.ConfigException as error:
+        print(f"gpufair operator: cannot start: {error}", file=sys.stderr)
+        return 1
 
     settings.use_settings(config)
     if not config.dev:
