@@ -250,12 +250,6 @@ class Judge:
             )
         return dict(zip(shape_ids, map(table.__getitem__, shape_ids), strict=True))
 
-    def node_verdict(self, name: str) -> Verdict:
-        node = self.snapshot.nodes.get(name)
-        if node is None:
-            return _UNKNOWN
-        return self.verdict_for(node)
-
     def verdict_for(self, node: views.NodeView) -> Verdict:
         """The verdict for this view of a node (bind passes the node's newest view)."""
         if node.shape_id < 0:  # a view the cache did not intern (tests, what-if)
