@@ -22,8 +22,6 @@ import datetime
 import json
 import os
 import pathlib
-import shutil
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,9 +33,10 @@ from prometheus_client import parser as prometheus_parser
 
 from e2e.harness import processes, scheduler, waiting
 from gpufair.api import names
+from gpufair.demo import webhook as demo_webhook
 
 POOL_LABEL = "gpufair.test/scenario-pool"
-WEBHOOK_CONFIGURATION = names.GROUP
+WEBHOOK_CONFIGURATION = demo_webhook.CONFIGURATION
 """The MutatingWebhookConfiguration kopf manages for the operator (``--webhook-managed``)."""
 
 Json = dict[str, Any]
@@ -62,35 +61,11 @@ def unique(prefix: str) -> str:
 
 
 def self_signed_certificate(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
-    """A certificate and key for ``127.0.0.1`` (the webhook's HTTPS), made with ``openssl``."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
+    """A certificate and key for ``127.0.0.1`` (the webhook's HTTPS), made with ``openssl``
+    (:func:`gpufair.demo.webhook.self_signed_certificate`; skipped or failed without it)."""
+    if demo_webhook.openssl() is None:
         missing_tool("openssl", "no certificate for the operator's webhook")
-    directory.mkdir(parents=True, exist_ok=True)
-    cert, key = directory / "webhook.crt", directory / "webhook.key"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return demo_webhook.self_signed_certificate(directory)
 
 
 @dataclasses.dataclass
@@ -141,18 +116,7 @@ def operator_component(
     ]
     if webhook:
         cert, key = self_signed_certificate(log_dir / "tls")
-        argv += [
-            "--standalone",
-            "--webhook-host",
-            "127.0.0.1",
-            "--webhook-port",
-            str(processes.free_port()),
-            "--webhook-cert",
-            str(cert),
-            "--webhook-key",
-            str(key),
-            "--webhook-managed",
-        ]
+        argv += demo_webhook.operator_arguments(cert=cert, key=key, port=processes.free_port())
     else:
         argv.append("--dev")
     url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -238,16 +202,16 @@ def start_stack(
 def wait_for_webhook(kubectl: Any) -> None:
     """Until kopf has registered the operator's webhook with the API server."""
 
-    def registered() -> bool:
+    def fetch() -> Json | None:
         found = kubectl(
             "get", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "-o", "json", check=False
         )
         if found.returncode != 0:
-            return False
-        hooks = json.loads(found.stdout).get("webhooks") or []
-        return any((h.get("clientConfig") or {}).get("caBundle") for h in hooks)
+            return None
+        configuration: Json = json.loads(found.stdout)
+        return configuration
 
-    waiting.wait_for(registered, timeout=30, interval=0.2, what="the operator's webhook registered")
+    demo_webhook.wait_registered(fetch, timeout=30, interval=0.2)
 
 
 def attach_logs(request: pytest.FixtureRequest, stack: Stack) -> None:

@@ -46,6 +46,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--summary-json", type=pathlib.Path, metavar="PATH", help="also write the summary as JSON"
     )
     parser.add_argument(
+        "--no-webhook",
+        dest="webhook",
+        action="store_false",
+        help="run the operator with --dev (no admission webhook); the demo creates its pods"
+        " already gated (the default runs the webhook over HTTPS, which needs openssl)",
+    )
+    parser.add_argument(
         "--print-manifest",
         action="store_true",
         help="print the embedded pool and quota manifest and exit",
@@ -83,5 +90,6 @@ def run(args: argparse.Namespace) -> int:
             repo_root=args.repo,
             seed=args.seed,
             summary_json=args.summary_json,
+            webhook=args.webhook,
         )
     )

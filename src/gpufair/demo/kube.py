@@ -93,10 +93,12 @@ def pod_object(
     gpus: int,
     labels: Mapping[str, str],
     annotations: Mapping[str, str],
+    pregated: bool = False,
 ) -> Json:
-    """A GPU pod as the admission webhook leaves it: gpufair's scheduler, the admission gate."""
+    """A GPU pod as a user writes it (the operator's webhook sets gpufair's scheduler and adds
+    the admission gate); ``pregated``: as the webhook would leave it, for a run without one."""
     resources = {names.DEFAULT_GPU_RESOURCE: str(gpus)}
-    return {
+    pod: Json = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -106,8 +108,6 @@ def pod_object(
             "annotations": dict(annotations),
         },
         "spec": {
-            "schedulerName": names.SCHEDULER_NAME,
-            "schedulingGates": [{"name": names.ADMISSION_GATE}],
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 0,
             "containers": [
@@ -119,6 +119,19 @@ def pod_object(
             ],
         },
     }
+    if pregated:
+        pod["spec"]["schedulerName"] = names.SCHEDULER_NAME
+        pod["spec"]["schedulingGates"] = [{"name": names.ADMISSION_GATE}]
+    return pod
+
+
+def gated(pod: Mapping[str, Any]) -> bool:
+    """The pod goes to gpufair's scheduler behind the admission gate (as the webhook sets)."""
+    spec = pod.get("spec") or {}
+    gates = spec.get("schedulingGates") or []
+    return spec.get("schedulerName") == names.SCHEDULER_NAME and any(
+        gate.get("name") == names.ADMISSION_GATE for gate in gates
+    )
 
 
 def pod_path(namespace: str, name: str) -> str:

@@ -3,15 +3,19 @@
 What runs (every piece but the scheduler driver is its own process, logs in the work dir):
 
     stand-in API server   python <repo>/e2e/standin      (kmock + e2e/standin; kubelet emulated)
-    gpufair operator      gpufair operator --dev         quotas, pools, metering, admission, reclaim
+    gpufair operator      gpufair operator --webhook-…   quotas, pools, metering, admission,
+                                                         reclaim; the admission webhook (HTTPS)
     gpufair extender      gpufair extender               filter, prioritize, preempt, bind
     scheduler driver      a thread of this process       kube-scheduler's calls to the extender
     this process          the admin and the workload     applies CRDs, nodes, pool, quotas;
                                                          submits pods; finishes them after their
                                                          simulated run time; shows the picture
 
-The operator runs without its admission webhook (no TLS on a laptop), so the demo submits pods
-as the webhook would leave them: ``schedulerName: gpufair-scheduler`` and the admission gate.
+The demo creates pods as a user would (no scheduler name, no gate): the operator's real
+admission webhook, served over HTTPS with a certificate made by ``openssl``
+(:mod:`gpufair.demo.webhook`, shared with the e2e scenarios), sends them to gpufair's scheduler
+behind the admission gate. Without ``openssl`` (or with ``--no-webhook``) the operator runs with
+``--dev`` (no webhook) and the demo creates its pods as the webhook would leave them.
 Ctrl-C (or SIGTERM) stops everything: the driver thread, then the operator and the extender,
 then the stand-in; each gets SIGTERM, then SIGKILL after 10 s.
 """
@@ -22,6 +26,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import enum
 import json
 import logging
 import pathlib
@@ -51,6 +56,7 @@ from gpufair.demo import (
     standin,
     tracker,
     view,
+    webhook,
     workload,
 )
 
@@ -72,6 +78,13 @@ class Options:
     seed: int = 7
     summary_json: pathlib.Path | None = None
     tick: float = 1.0
+    webhook: bool = True
+    """Run the operator's admission webhook (falls back to ``--dev`` without ``openssl``)."""
+
+
+class AdmissionMode(enum.StrEnum):
+    WEBHOOK = "webhook"  # the operator's webhook gates the pods the demo creates as a user
+    DEV = "dev"  # ``operator --dev``: the demo creates its pods already gated
 
 
 class SetupError(RuntimeError):
@@ -107,6 +120,9 @@ class Demo:
         self.tenants = cluster.tenants()
         self.jobs: list[workload.Job] = []
         self.submitted = 0
+        self.admission = AdmissionMode.WEBHOOK if options.webhook else AdmissionMode.DEV
+        self.gated_by_webhook = 0  # created without the gate, answered with it
+        self.webhook_port = 0
 
     # ------------------------------------------------------------------ setup
 
@@ -138,6 +154,7 @@ class Demo:
         self._apply(api, root)
         env = {**server.env(), "GPUFAIR_STATUS_INTERVAL_SECONDS": "2"}
         extender_port, metrics_port = processes.free_port(), processes.free_port()
+        admission_args = self._admission_arguments()
         extender_url = f"http://127.0.0.1:{extender_port}"
         operator_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
         self._start(
@@ -151,7 +168,7 @@ class Demo:
             "operator",
             [
                 "operator",
-                "--dev",
+                *admission_args,
                 "--metrics-host",
                 "127.0.0.1",
                 "--metrics-port",
@@ -164,12 +181,47 @@ class Demo:
             cwd=root,
         )
         self.cluster = _Cluster(server, api, operator_metrics, extender_url)
+        if self.admission is AdmissionMode.WEBHOOK:
+            with self.console.status("waiting for the operator's webhook to be registered"):
+                webhook.wait_registered(
+                    lambda: self._webhook_configuration(api), timeout=60.0, check=self._check_alive
+                )
+            say(
+                f"  admission webhook    https://{webhook.HOST}:{self.webhook_port}"
+                f" (MutatingWebhookConfiguration {webhook.CONFIGURATION})"
+            )
+        else:
+            say("  admission webhook    none (operator --dev): pods are created already gated")
         say(f"  operator /metrics    {operator_metrics}")
         say(f"  extender /metrics    {extender_url}/metrics")
         with self.console.status("waiting for the operator's first pass over the pool"):
             self._wait_pool_status(api, timeout=60.0)
         self.tracker = tracker.Tracker(tenants=self.tenants, topologies=self.topologies)
         self._start_driver(server.url, extender_url)
+
+    def _admission_arguments(self) -> list[str]:
+        """The operator's flags: its webhook over HTTPS, or ``--dev`` when that cannot be."""
+        assert self.workdir is not None
+        if self.admission is AdmissionMode.WEBHOOK:
+            try:
+                cert, key = webhook.self_signed_certificate(self.workdir / "tls")
+            except webhook.CertificateError as exc:
+                self._say(
+                    f"  note: {exc}; running the operator with --dev (no webhook), the demo"
+                    " creates its pods already gated"
+                )
+                self.admission = AdmissionMode.DEV
+            else:
+                self.webhook_port = processes.free_port()
+                return webhook.operator_arguments(cert=cert, key=key, port=self.webhook_port)
+        return ["--dev"]
+
+    @staticmethod
+    def _webhook_configuration(api: kube.Api) -> dict[str, Any] | None:
+        try:
+            return api.get(webhook.CONFIGURATION_PATH)
+        except kube.ApiError:  # not written yet (404)
+            return None
 
     def _say(self, text: str) -> None:
         self.console.print(text, highlight=False, soft_wrap=True)
@@ -338,8 +390,14 @@ class Demo:
             gpus=job.gpus,
             labels={cluster.PART_OF_LABEL: cluster.PART_OF, "demo.gpufair.dev/job": job.name},
             annotations={"demo.gpufair.dev/run-seconds": f"{job.run_seconds:.1f}"},
+            pregated=self.admission is AdmissionMode.DEV,
         )
         created = self.cluster.api.create(f"/api/v1/namespaces/{namespace}/pods", pod)
+        if self.admission is AdmissionMode.WEBHOOK:
+            if kube.gated(created):
+                self.gated_by_webhook += 1
+            else:  # failurePolicy Ignore: the webhook did not answer; no scheduler takes it
+                logger.warning("%s/%s was created without the admission gate", namespace, pod_name)
         self.tracker.submitted(
             job, name=pod_name, uid=str(created["metadata"].get("uid", "")), now=self._now()
         )
@@ -463,6 +521,7 @@ class Demo:
             "GPUs held by two pods at once: " + ("none" if not clashes else "; ".join(clashes[:5])),
             highlight=False,
         )
+        self.console.print(self._admission_line(), highlight=False)
         self.console.print(
             "GPU-seconds: the operator's metered usage (TenantQuota status); wait: pod created"
             " to bound; one island: multi-GPU pods whose GPUs share one NVLink island;"
@@ -474,10 +533,23 @@ class Demo:
                 "elapsed_seconds": frame.elapsed,
                 "interrupted": interrupted,
                 "double_allocations": clashes,
+                "admission": {
+                    "mode": str(self.admission),
+                    "pods_submitted": self.submitted,
+                    "pods_gated_by_webhook": self.gated_by_webhook,
+                },
                 "pool": dict(frame.pool),
                 "tenants": [dataclasses.asdict(row) for row in rows],
             }
             self.options.summary_json.write_text(json.dumps(document, indent=2, default=str))
+
+    def _admission_line(self) -> str:
+        if self.admission is AdmissionMode.DEV:
+            return "Admission: operator --dev, no webhook; the demo created its pods already gated"
+        return (
+            f"Admission: the operator's webhook gated {self.gated_by_webhook} of the"
+            f" {self.submitted} pods the demo created without a scheduler name or gate"
+        )
 
     def hold(self) -> None:
         """``--keep-running``: the cluster stays up, pods keep finishing, until Ctrl-C."""
@@ -489,8 +561,14 @@ class Demo:
             f"  kubectl get tenantquotas,gpupools\n"
             f"  kubectl get pods -A -o wide\n"
             f"  curl -s {self.cluster.operator_metrics} | grep ^gpufair_tenant\n"
-            f"Pods you create with schedulerName {names.SCHEDULER_NAME} are scheduled too."
-            f" Ctrl-C stops everything.",
+            + (
+                "GPU pods you create in a tenant's namespace are gated by the webhook and"
+                " scheduled too."
+                if self.admission is AdmissionMode.WEBHOOK
+                else f"Pods you create with schedulerName {names.SCHEDULER_NAME} and the gate"
+                f" {names.ADMISSION_GATE} are admitted and scheduled too."
+            )
+            + " Ctrl-C stops everything.",
             highlight=False,
         )
         while True:
@@ -556,6 +634,7 @@ def run(options: Options, *, console: Console | None = None) -> int:
         code = 2
     except (
         SetupError,
+        webhook.NotRegisteredError,
         processes.ComponentError,
         kube.ApiError,
         FileNotFoundError,
