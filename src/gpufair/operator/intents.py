@@ -47,6 +47,8 @@ class Reason(enum.StrEnum):
     LABELS_PRESENT = "TopologyLabelsPresent"
     UNKNOWN_POOL = "UnknownPool"
     RELEASED = "Released"
+    WAITING = "Waiting"
+    EVICTION_REFUSED = "EvictionRefused"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,6 +57,10 @@ class ObjectRef:
     name: str
     namespace: str | None = None
     uid: str | None = None
+
+    @classmethod
+    def pod(cls, pod: snapshot.GpuPod) -> ObjectRef:
+        return cls(kind=ObjectKind.POD, name=pod.name, namespace=pod.namespace, uid=pod.uid)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

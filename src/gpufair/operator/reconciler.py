@@ -188,14 +188,9 @@ class Reconciler:
             self.cluster.block(pod.uid, until=decided.now + self.config.eviction_retry_seconds)
             self.events(
                 intents.Event(
-                    target=intents.ObjectRef(
-                        kind=intents.ObjectKind.POD,
-                        name=pod.name,
-                        namespace=pod.namespace,
-                        uid=pod.uid,
-                    ),
+                    target=intents.ObjectRef.pod(pod),
                     type=intents.EventType.WARNING,
-                    reason="EvictionRefused",
+                    reason=intents.Reason.EVICTION_REFUSED,
                     message=f"eviction for tenant {eviction.preemptor} refused ({outcome});"
                     f" retrying in {self.config.eviction_retry_seconds:.0f}s",
                 )
@@ -212,14 +207,9 @@ class Reconciler:
             self._told[uid] = message
             self.events(
                 intents.Event(
-                    target=intents.ObjectRef(
-                        kind=intents.ObjectKind.POD,
-                        name=pod.name,
-                        namespace=pod.namespace,
-                        uid=pod.uid,
-                    ),
+                    target=intents.ObjectRef.pod(pod),
                     type=intents.EventType.NORMAL,
-                    reason="Waiting",
+                    reason=intents.Reason.WAITING,
                     message=message,
                 )
             )

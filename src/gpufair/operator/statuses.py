@@ -300,14 +300,10 @@ def _condition_event(target: ObjectRef, want: conditions.Desired) -> Event:
     )
 
 
-def _pod_ref(pod: snapshot.GpuPod) -> ObjectRef:
-    return ObjectRef(kind=ObjectKind.POD, name=pod.name, namespace=pod.namespace, uid=pod.uid)
-
-
 def admission_events(admissions: Iterable[intents.Admission]) -> Iterable[Event]:
     for admitted in admissions:
         yield Event(
-            target=_pod_ref(admitted.pod),
+            target=ObjectRef.pod(admitted.pod),
             type=EventType.NORMAL,
             reason=Reason.ADMITTED,
             message=f"admitted to pool {admitted.pool} for tenant {admitted.tenant}"
@@ -318,7 +314,7 @@ def admission_events(admissions: Iterable[intents.Admission]) -> Iterable[Event]
 def release_events(releases: Iterable[intents.Release]) -> Iterable[Event]:
     for released in releases:
         yield Event(
-            target=_pod_ref(released.pod),
+            target=ObjectRef.pod(released.pod),
             type=EventType.NORMAL,
             reason=Reason.RELEASED,
             message=released.message,
@@ -328,7 +324,7 @@ def release_events(releases: Iterable[intents.Release]) -> Iterable[Event]:
 def eviction_events(evictions: Iterable[intents.Eviction]) -> Iterable[Event]:
     for eviction in evictions:
         yield Event(
-            target=_pod_ref(eviction.pod),
+            target=ObjectRef.pod(eviction.pod),
             type=EventType.WARNING,
             reason=Reason.PREEMPTED,
             message=eviction.message,
