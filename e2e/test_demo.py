@@ -2,8 +2,11 @@
 operator and extender, schedules a burst of pods of three tenants and prints a summary.
 
 The demo needs no fixture of this suite (it starts its own stand-in); the tests check what a
-user sees — every tenant gets pods scheduled, no GPU is held twice, ``/metrics`` of both
-components answer while it runs — and that Ctrl-C stops it cleanly, leaving no process behind.
+user sees — every tenant gets pods scheduled, no GPU is held twice, every pod the demo created
+as a user (no scheduler name, no gate) came back gated by the operator's real webhook,
+``/metrics`` of both components answer while it runs — and that Ctrl-C stops it cleanly, leaving
+no process behind. The Ctrl-C run has no ``openssl`` on its ``PATH``: the demo falls back to
+``operator --dev`` with a one-line note.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import pathlib
 import re
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -21,7 +25,7 @@ import httpx
 import pytest
 
 from e2e.harness import processes, waiting
-from gpufair.demo import cluster
+from gpufair.demo import cluster, webhook
 
 pytestmark = pytest.mark.e2e
 
@@ -29,11 +33,13 @@ pytestmark = pytest.mark.e2e
 class DemoProcess:
     """``gpufair demo ARGS`` with its output collected line by line as it comes."""
 
-    def __init__(self, *args: str, workdir: pathlib.Path) -> None:
+    def __init__(
+        self, *args: str, workdir: pathlib.Path, env: dict[str, str] | None = None
+    ) -> None:
         self.process = subprocess.Popen(
             [*processes.gpufair_command(), "demo", "--workdir", str(workdir), *args],
             cwd=processes.REPO_ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160", **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -149,11 +155,26 @@ def test_the_demo_schedules_every_tenant_and_exits_cleanly(
     for tenant in rows:  # the summary table names every tenant
         assert re.search(rf"^\s*{tenant}\s+\d", output, re.MULTILINE), output
 
+    # Admission: created as a user creates pods, gated by the operator's webhook (HTTPS).
+    admission = summary["admission"]
+    submitted = sum(row["submitted"] for row in rows.values())
+    assert admission["pods_submitted"] == submitted > 0, admission
+    if webhook.openssl() is None:  # the fallback: operator --dev, pods created already gated
+        assert admission["mode"] == "dev", admission
+        assert "running the operator with --dev" in output, output
+    else:
+        assert admission["mode"] == "webhook", (admission, demo.explain())
+        assert re.search(r"admission webhook\s+https://127\.0\.0\.1:\d+ ", output), output
+        assert admission["pods_gated_by_webhook"] == submitted, admission
+        assert f"webhook gated {submitted} of the {submitted} pods" in output, output
+
 
 def test_ctrl_c_stops_every_process_and_metrics_answer_while_it_runs(
     run_demo: list[DemoProcess], demo_workdir: pathlib.Path
 ) -> None:
-    demo = DemoProcess("--duration", "120", "--no-live", workdir=demo_workdir)
+    # Only the virtualenv's scripts on PATH: no openssl, so no webhook (the fallback).
+    no_openssl = {"PATH": str(pathlib.Path(sys.executable).parent)}
+    demo = DemoProcess("--duration", "120", "--no-live", workdir=demo_workdir, env=no_openssl)
     run_demo.append(demo)
 
     def running() -> bool:
@@ -163,6 +184,10 @@ def test_ctrl_c_stops_every_process_and_metrics_answer_while_it_runs(
 
     waiting.wait_for(running, timeout=180, interval=0.2, what="the demo's first status lines")
     output = demo.output()
+    notes = [line for line in output.splitlines() if "openssl is not installed" in line]
+    assert len(notes) == 1, output
+    assert "running the operator with --dev" in notes[0], output
+    assert "admission webhook    none (operator --dev)" in output, output
     urls = re.findall(r"(?:operator|extender) /metrics\s+(http://127\.0\.0\.1:\d+/metrics)", output)
     assert len(urls) == 2, output
     for url in urls:
