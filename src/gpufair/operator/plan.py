@@ -368,6 +368,19 @@ def tenant_states(
     }
 
 
+def _waiting(pod: snapshot.GpuPod, *, tenant: str, pool: str) -> admission.WaitingPod:
+    """A gated pod as core admission and preemption see it."""
+    return admission.WaitingPod(
+        uid=pod.uid,
+        tenant=tenant,
+        pool=pool,
+        gpus=pod.gpus,
+        priority=pod.priority,
+        created_at=pod.created_at,
+        name=pod.key,
+    )
+
+
 def _admit(
     views: Mapping[str, pools.PoolView],
     *,
@@ -384,15 +397,7 @@ def _admit(
     """
     pods = {pod.uid: (tenant, pool, pod) for (tenant, pool), ps in placed.items() for pod in ps}
     waiting = [
-        admission.WaitingPod(
-            uid=pod.uid,
-            tenant=tenant,
-            pool=pool,
-            gpus=pod.gpus,
-            priority=pod.priority,
-            created_at=pod.created_at,
-            name=pod.key,
-        )
+        _waiting(pod, tenant=tenant, pool=pool)
         for tenant, pool, pod in pods.values()
         if pod.state is snapshot.PodState.GATED
     ]
@@ -503,15 +508,7 @@ def _reclaim(
     pods = {pod.uid: pod for name in members for pod in placed.get((name, pool), ())}
     waiting = sorted(
         (
-            admission.WaitingPod(
-                uid=pod.uid,
-                tenant=name,
-                pool=pool,
-                gpus=pod.gpus,
-                priority=pod.priority,
-                created_at=pod.created_at,
-                name=pod.key,
-            )
+            _waiting(pod, tenant=name, pool=pool)
             for name in members
             if name not in blocked
             for pod in placed.get((name, pool), ())
