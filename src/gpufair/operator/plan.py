@@ -280,11 +280,11 @@ def place_pods(
     return {pair: tuple(pods) for pair, pods in result.items()}
 
 
-def _demand(pods: Iterable[snapshot.GpuPod], *, include_waiting: bool) -> int:
-    states = {snapshot.PodState.BOUND, snapshot.PodState.PENDING}
-    if include_waiting:
-        states.add(snapshot.PodState.GATED)
-    return sum(pod.gpus for pod in pods if pod.state in states)
+def _demand(pods: Sequence[snapshot.GpuPod], *, include_waiting: bool) -> int:
+    """What the tenant holds (:func:`_held`), plus what its gated pods wait for unless
+    ``include_waiting`` is false (a budget stops the tenant)."""
+    waiting = sum(pod.gpus for pod in pods if pod.state is snapshot.PodState.GATED)
+    return _held(pods) + (waiting if include_waiting else 0)
 
 
 def _shares(
