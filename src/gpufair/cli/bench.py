@@ -3,6 +3,9 @@
 Prints p50/p99 latency of filter, prioritize and bind (and the whole pod) in-process and over
 HTTP through uvicorn, beside kube-scheduler's own budget of about 5.5 ms per pod. See
 ``docs/extender.md`` for recorded figures and :mod:`gpufair.extender.bench` for the method.
+
+``gpufair bench operator``: p50/p99 of one operator planning pass (and per waiting pod) on a
+synthetic large cluster; see ``docs/operator.md`` and :mod:`gpufair.operator.bench`.
 """
 
 from __future__ import annotations
@@ -61,6 +64,26 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     extender.add_argument("-o", "--output", choices=("table", "json"), default="table")
     extender.set_defaults(handler=run_extender)
 
+    operator = targets.add_parser(
+        "operator",
+        help="operator planning-pass latency on a synthetic cluster",
+        description="p50/p99 of one operator planning pass (plan.plan) and per waiting pod.",
+    )
+    operator.add_argument(
+        "--nodes", type=_counts, default=[1000, 5000], help="node counts, e.g. 1000,5000"
+    )
+    operator.add_argument("--waiting", type=int, default=200, help="gated pods (200)")
+    operator.add_argument("--tenants", type=int, default=20, help="tenants (20)")
+    operator.add_argument("--passes", type=int, default=20, help="measured passes per run (20)")
+    operator.add_argument(
+        "--topology-dir",
+        type=pathlib.Path,
+        help="nvidia-smi topo -m captures (default ../shared/data/topology)",
+    )
+    operator.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    operator.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    operator.set_defaults(handler=run_operator)
+
 
 def run_extender(args: argparse.Namespace) -> int:
     from gpufair.extender import bench
@@ -79,6 +102,33 @@ def run_extender(args: argparse.Namespace) -> int:
         )
     except FileNotFoundError as exc:
         print(f"gpufair bench extender: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2) if args.output == "json" else bench.render(report))
+    return 0
+
+
+def run_operator(args: argparse.Namespace) -> int:
+    from gpufair.operator import bench
+
+    for flag, value, least in (
+        ("--waiting", args.waiting, 0),
+        ("--tenants", args.tenants, 1),
+        ("--passes", args.passes, 1),
+    ):
+        if value < least:
+            print(f"gpufair bench operator: {flag} must be at least {least}", file=sys.stderr)
+            return 2
+    try:
+        report = bench.run(
+            args.nodes,
+            waiting=args.waiting,
+            tenants=args.tenants,
+            passes=args.passes,
+            topology_dir=args.topology_dir,
+            seed=args.seed,
+        )
+    except FileNotFoundError as exc:
+        print(f"gpufair bench operator: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2) if args.output == "json" else bench.render(report))
     return 0

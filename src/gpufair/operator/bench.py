@@ -1,0 +1,288 @@
+"""``gpufair bench operator``: the cost of one planning pass (:func:`.plan.plan`) on a large
+synthetic cluster.
+
+Called by :mod:`gpufair.cli.bench`. Builds a :class:`~.snapshot.Snapshot` of 8-GPU nodes whose
+topologies are the real 8-GPU machines in ``../shared/data/topology/`` (parsed with the node
+agent's parser and published as its labels), spread over several pools; tenants with quotas in
+two pools each; the cluster filled to about 70 % with bound pods of 1, 2, 4 and 8 GPUs on
+buddy-aligned GPU sets; and a queue of gated pods (no node, no pool annotation, so the planner
+has to find each one's pool from its ``nodeSelector``). Then it times ``plan.plan`` over
+repeated passes of the same snapshot. Recorded figures are in ``docs/operator.md``.
+
+The topology loader repeats :mod:`gpufair.extender.bench`'s (the layers keep the operator from
+importing the extender).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import random
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gpufair
+from gpufair.core import labels, topology, topology_matrix
+from gpufair.operator import plan, snapshot
+
+GPUS_PER_NODE = 8
+OCCUPANCY = 0.70
+"""Share of GPUs allocated (busy production clusters run at 60-80%)."""
+POOLS = 4
+POOL_LABEL = "gpufair.bench/pool"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+ZONES = 4
+RESOURCE = "nvidia.com/gpu"
+NOW = 1_000_000.0
+HALF_LIFE = 7 * 24 * 3600.0
+SIZES = (1, 1, 1, 1, 1, 2, 2, 4, 4, 8)
+"""Pod sizes drawn uniformly: half single-GPU, a tenth whole-node (as the extender benchmark)."""
+
+
+def default_topology_dir() -> pathlib.Path:
+    """``../shared/data/topology`` beside the project checkout (found from the source tree of
+    an editable install, else from the working directory)."""
+    relative = pathlib.Path("shared") / "data" / "topology"
+    beside_source = pathlib.Path(gpufair.__file__).resolve().parents[3] / relative
+    if beside_source.is_dir():
+        return beside_source
+    return pathlib.Path.cwd().resolve().parent / relative
+
+
+def load_topologies(directory: pathlib.Path) -> dict[str, topology.NodeTopology]:
+    """Every 8-GPU NVIDIA capture in ``directory`` that parses, by file stem."""
+    found: dict[str, topology.NodeTopology] = {}
+    for path in sorted(directory.glob("*.txt")):
+        try:
+            parsed = topology.from_matrix(topology_matrix.parse(path.read_text()))
+        except (topology_matrix.TopologyParseError, ValueError):
+            continue
+        if len(parsed.gpus) == GPUS_PER_NODE:
+            found[path.stem] = parsed
+    if not found:
+        raise FileNotFoundError(f"no 8-GPU nvidia-smi topo -m captures in {directory}")
+    return found
+
+
+def _pool_name(index: int) -> str:
+    return f"pool-{index}"
+
+
+def build_snapshot(
+    *,
+    nodes: int,
+    waiting: int,
+    tenants: int,
+    shapes: Sequence[topology.NodeTopology],
+    seed: int = 1,
+) -> snapshot.Snapshot:
+    """The synthetic cluster described in the module docstring."""
+    rng = random.Random(seed)
+    pool_count = min(POOLS, nodes)
+    pools = {
+        _pool_name(p): snapshot.Pool(
+            name=_pool_name(p), selector={"matchLabels": {POOL_LABEL: _pool_name(p)}}
+        )
+        for p in range(pool_count)
+    }
+    shape_labels = [labels.to_labels(shape) for shape in shapes]
+    node_map: dict[str, snapshot.Node] = {}
+    for n in range(nodes):
+        name = f"node-{n:05d}"
+        node_map[name] = snapshot.Node(
+            name=name,
+            labels={
+                POOL_LABEL: _pool_name(n % pool_count),
+                ZONE_LABEL: f"zone-{(n // pool_count) % ZONES}",
+                **shape_labels[n % len(shapes)],
+            },
+            allocatable={RESOURCE: GPUS_PER_NODE, "cpu": 128},
+            topology=shapes[n % len(shapes)],
+        )
+    pool_nodes = {_pool_name(p): list(node_map)[p::pool_count] for p in range(pool_count)}
+    capacity = {name: len(members) * GPUS_PER_NODE for name, members in pool_nodes.items()}
+
+    tenant_pools = {
+        f"tenant-{t:02d}": (_pool_name(t % pool_count), _pool_name((t + 1) % pool_count))
+        for t in range(tenants)
+    }
+    members: dict[str, list[str]] = {name: [] for name in pools}
+    for name, (first, second) in tenant_pools.items():
+        members[first].append(name)
+        if second != first:
+            members[second].append(name)
+    tenant_map = {
+        name: snapshot.Tenant(
+            name=name,
+            namespaces=frozenset({name}),
+            weight=float(1 + index % 3),
+            pools=tuple(
+                snapshot.TenantPool(
+                    pool=pool, guaranteed=capacity[pool] // (2 * max(1, len(members[pool])))
+                )
+                for pool in dict.fromkeys(own)
+            ),
+        )
+        for index, (name, own) in enumerate(tenant_pools.items())
+    }
+
+    pods: list[snapshot.GpuPod] = []
+    number = 0
+    target = int(nodes * GPUS_PER_NODE * OCCUPANCY)
+    used = 0
+    free: dict[str, list[int]] = {name: list(range(GPUS_PER_NODE)) for name in node_map}
+    names = list(node_map)
+    attempts = 0
+    while used < target and attempts < 20 * nodes:
+        attempts += 1
+        gpus = rng.choice(SIZES)
+        node_name = rng.choice(names)
+        block = _aligned_block(free[node_name], gpus)
+        if block is None:
+            continue
+        free[node_name] = [i for i in free[node_name] if i not in block]
+        pool = node_map[node_name].labels[POOL_LABEL]
+        tenant = rng.choice(members[pool]) if members[pool] else None
+        if tenant is None:
+            continue
+        number += 1
+        started = NOW - rng.uniform(60.0, 86_400.0)
+        pods.append(
+            snapshot.GpuPod(
+                namespace=tenant,
+                name=f"run-{number}",
+                uid=f"uid-{number}",
+                gpus=gpus,
+                state=snapshot.PodState.BOUND,
+                created_at=started - 30.0,
+                node=node_name,
+                pool_hint=pool,
+                started_at=started,
+                admitted_at=started - 10.0,
+                gpu_indices=frozenset(block),
+            )
+        )
+        used += gpus
+
+    tenant_names = list(tenant_map)
+    for w in range(waiting):
+        number += 1
+        tenant = tenant_names[w % len(tenant_names)]
+        first, second = tenant_pools[tenant]
+        selector: Mapping[str, str]
+        kind = w % 4
+        if kind == 0:
+            selector = {}
+        elif kind == 1:
+            selector = {ZONE_LABEL: f"zone-{w % ZONES}"}
+        else:  # the GPU model a job asks for: here, its tenant's second pool
+            selector = {POOL_LABEL: second}
+        pods.append(
+            snapshot.GpuPod(
+                namespace=tenant,
+                name=f"queued-{number}",
+                uid=f"uid-{number}",
+                gpus=rng.choice(SIZES),
+                state=snapshot.PodState.GATED,
+                created_at=NOW - rng.uniform(1.0, 3600.0),
+                node_selector=selector,
+            )
+        )
+
+    return snapshot.Snapshot(
+        now=NOW,
+        nodes=node_map,
+        pods=tuple(pods),
+        tenants=tenant_map,
+        pools=pools,
+        namespaces={name: snapshot.Namespace(name=name) for name in tenant_map},
+        synced=True,
+    )
+
+
+def _aligned_block(free: Sequence[int], gpus: int) -> tuple[int, ...] | None:
+    """The first free ``gpus``-aligned block of ``gpus`` GPU indices, if any."""
+    available = set(free)
+    for start in range(0, GPUS_PER_NODE, gpus):
+        block = tuple(range(start, start + gpus))
+        if available.issuperset(block):
+            return block
+    return None
+
+
+def _percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def run(
+    node_counts: Sequence[int],
+    *,
+    waiting: int,
+    tenants: int,
+    passes: int,
+    topology_dir: pathlib.Path | None = None,
+    seed: int = 1,
+) -> dict[str, Any]:
+    """Time ``passes`` planning passes (after one warm-up) per node count; a JSON-able report."""
+    shapes_by_name = load_topologies(topology_dir or default_topology_dir())
+    shapes = list(shapes_by_name.values())
+    runs: list[dict[str, Any]] = []
+    for nodes in node_counts:
+        snap = build_snapshot(
+            nodes=nodes, waiting=waiting, tenants=tenants, shapes=shapes, seed=seed
+        )
+        result = plan.plan(snap, half_life=HALF_LIFE)  # warm-up
+        times: list[float] = []
+        for _ in range(passes):
+            started = time.perf_counter()
+            plan.plan(snap, half_life=HALF_LIFE)
+            times.append(time.perf_counter() - started)
+        allocated = sum(pod.gpus for pod in snap.pods if pod.holds_gpus)
+        gated = sum(1 for pod in snap.pods if pod.waiting)
+        p50, p99 = statistics.median(times), _percentile(times, 0.99)
+        runs.append(
+            {
+                "nodes": nodes,
+                "pools": len(snap.pools),
+                "tenants": len(snap.tenants),
+                "bound_pods": sum(1 for pod in snap.pods if pod.holds_gpus),
+                "waiting_pods": gated,
+                "occupancy": allocated / (nodes * GPUS_PER_NODE),
+                "admitted_per_pass": len(result.admissions),
+                "evictions_per_pass": len(result.evictions),
+                "pass": {"p50_ms": p50 * 1e3, "p99_ms": p99 * 1e3},
+                "per_waiting_pod": {
+                    "p50_ms": p50 * 1e3 / max(1, gated),
+                    "p99_ms": p99 * 1e3 / max(1, gated),
+                },
+            }
+        )
+    return {
+        "passes": passes,
+        "seed": seed,
+        "topologies": sorted(shapes_by_name),
+        "runs": runs,
+    }
+
+
+def render(report: Mapping[str, Any]) -> str:
+    """The report as an aligned table."""
+    lines = [
+        f"gpufair operator benchmark: {report['passes']} passes per run (after one warm-up), "
+        f"topologies: {', '.join(report['topologies'])}",
+        "wall-clock p50/p99 of plan.plan per pass, and divided by the waiting pods",
+        "",
+        f"{'nodes':>6} {'pools':>5} {'tenants':>7} {'bound':>6} {'waiting':>7} {'occupancy':>9} "
+        f"{'admitted':>8} {'pass ms':>15} {'per waiting pod ms':>19}",
+    ]
+    for run_ in report["runs"]:
+        per_pass = f"{run_['pass']['p50_ms']:.1f}/{run_['pass']['p99_ms']:.1f}"
+        per_pod = f"{run_['per_waiting_pod']['p50_ms']:.3f}/{run_['per_waiting_pod']['p99_ms']:.3f}"
+        lines.append(
+            f"{run_['nodes']:>6} {run_['pools']:>5} {run_['tenants']:>7} {run_['bound_pods']:>6} "
+            f"{run_['waiting_pods']:>7} {run_['occupancy']:>9.0%} {run_['admitted_per_pass']:>8} "
+            f"{per_pass:>15} {per_pod:>19}"
+        )
+    return "\n".join(lines)
