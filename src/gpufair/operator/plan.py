@@ -235,6 +235,19 @@ def release_unowned(
     )
 
 
+def pool_members(
+    nodes: Mapping[str, snapshot.Node], node_pool: Mapping[str, str]
+) -> dict[str, tuple[snapshot.Node, ...]]:
+    """The nodes of each pool (``node_pool`` inverted, nodes in ``nodes``' order); a pool
+    without nodes is absent."""
+    result: dict[str, list[snapshot.Node]] = {}
+    for name, node in nodes.items():
+        pool = node_pool.get(name)
+        if pool is not None:
+            result.setdefault(pool, []).append(node)
+    return {pool: tuple(members) for pool, members in result.items()}
+
+
 def place_pods(
     snap: snapshot.Snapshot,
     *,
@@ -245,9 +258,27 @@ def place_pods(
     """The GPU pods of each (tenant, pool) pair.
 
     A pod on a node belongs to the node's pool. A pod not on a node belongs to the pool its
-    ``gpufair.dev/pool`` annotation names, else to the first of its tenant's pools whose nodes
-    satisfy the pod's ``nodeSelector``, else to the tenant's first pool.
+    ``gpufair.dev/pool`` annotation names, else to the first of its tenant's pools with a node
+    that satisfies the pod's ``nodeSelector``, else to the tenant's first pool.
+
+    Each pool's nodes are looked up in :func:`pool_members` (built once per pass), and each
+    (pool, nodeSelector) answer is kept for the pass, since a job's pods share their selector;
+    so a waiting pod costs a scan of one pool's nodes at most once per distinct selector instead
+    of a scan of every node per pod and pool.
     """
+    members = pool_members(snap.nodes, node_pool)
+    fits: dict[tuple[str, frozenset[tuple[str, str]]], bool] = {}
+
+    def fit(pool_name: str, selector: Mapping[str, str]) -> bool:
+        key = (pool_name, frozenset(selector.items()))
+        answer = fits.get(key)
+        if answer is None:
+            answer = fits[key] = any(
+                all(node.labels.get(k) == v for k, v in selector.items())
+                for node in members.get(pool_name, ())
+            )
+        return answer
+
     result: dict[tuple[str, str], list[snapshot.GpuPod]] = {}
     for pod in snap.pods:
         tenant_name = owners.get(pod.namespace)
@@ -263,18 +294,7 @@ def place_pods(
         elif pod.pool_hint in own:
             pool = pod.pool_hint
         else:
-            pool = next(
-                (
-                    name
-                    for name in own
-                    if any(
-                        node_pool.get(n) == name
-                        and all(node.labels.get(k) == v for k, v in pod.node_selector.items())
-                        for n, node in snap.nodes.items()
-                    )
-                ),
-                own[0],
-            )
+            pool = next((name for name in own if fit(name, pod.node_selector)), own[0])
         if pool is not None:
             result.setdefault((tenant.name, pool), []).append(pod)
     return {pair: tuple(pods) for pair, pods in result.items()}
