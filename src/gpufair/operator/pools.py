@@ -3,6 +3,7 @@ reclaim of that pool are computed from (called by :mod:`.plan`)."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Mapping, Sequence
 
@@ -61,6 +62,9 @@ def pool_view(
     )
     names = {node.name for node in members}
     holders = tuple(pod for pod in snap.pods if pod.holds_gpus and pod.node in names)
+    holders_by_node: dict[str | None, list[snapshot.GpuPod]] = collections.defaultdict(list)
+    for pod in holders:
+        holders_by_node[pod.node].append(pod)
     free: dict[str, frozenset[int]] = {}
     indices: dict[str, tuple[int, ...]] = {}
     topologies: dict[str, topo.NodeTopology] = {}
@@ -72,7 +76,7 @@ def pool_view(
         if node_topology is None or len(node_topology.gpus) != count:
             node_topology = k8s_nodes.flat_topology(count)
         topologies[node.name] = node_topology
-        on_node = [pod for pod in holders if pod.node == node.name]
+        on_node = holders_by_node.get(node.name, [])
         allocated += sum(pod.gpus for pod in on_node)
         held = _held_indices(node_topology, on_node)
         indices.update(held)
