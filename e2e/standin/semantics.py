@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from e2e.standin import errors, registry
+from gpufair.k8s import pods as k8s_pods
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as k8s.io/apimachinery/pkg/util/rand
@@ -210,32 +211,13 @@ def _qos_class(pod_spec: Mapping[str, Any]) -> str:
 
 
 def pod_requests(pod: Mapping[str, Any]) -> dict[str, int]:
-    """Integer requests of extended resources (``vendor/name``) of a pod, init containers included.
-
-    Limits count as requests where no request is given (the API server defaults them so).
-    """
-    pod_spec = pod.get("spec") or {}
-    total: dict[str, int] = {}
-    for container in pod_spec.get("containers") or []:
-        for name, value in _extended(container).items():
-            total[name] = total.get(name, 0) + value
-    for container in pod_spec.get("initContainers") or []:
-        for name, value in _extended(container).items():
-            total[name] = max(total.get(name, 0), value)
-    return total
-
-
-def _extended(container: Mapping[str, Any]) -> dict[str, int]:
-    resources = container.get("resources") or {}
-    merged = dict(resources.get("limits") or {}) | dict(resources.get("requests") or {})
-    found: dict[str, int] = {}
-    for name, value in merged.items():
-        if "/" in name:
-            try:
-                found[name] = int(str(value))
-            except ValueError:
-                continue
-    return found
+    """Whole extended-resource (``vendor/name``) requests of a pod, init containers and
+    sidecars included, as kube-scheduler counts them (limits stand in for missing requests);
+    a pod whose amounts cannot be read asks for nothing."""
+    try:
+        return k8s_pods.extended_requests(pod)
+    except k8s_pods.PodError:
+        return {}
 
 
 def set_condition(obj: dict[str, Any], condition: Mapping[str, Any]) -> None:

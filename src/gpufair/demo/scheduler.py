@@ -60,6 +60,7 @@ from typing import Any
 import httpx
 
 from gpufair.api import names
+from gpufair.k8s import pods as k8s_pods
 
 SCHEDULER_NAME = names.SCHEDULER_NAME
 EVENT_NOTE_LIMIT = 1024
@@ -616,29 +617,12 @@ def _bound_to(pods: Iterable[Json], node_name: str) -> list[Json]:
 
 
 def _requests(pod: Mapping[str, Any]) -> dict[str, int]:
-    """Integer extended-resource requests (limits stand in for missing requests)."""
-    spec = pod.get("spec") or {}
-    total: dict[str, int] = {}
-    for container in spec.get("containers") or []:
-        for name, value in _container_requests(container).items():
-            total[name] = total.get(name, 0) + value
-    for container in spec.get("initContainers") or []:
-        for name, value in _container_requests(container).items():
-            total[name] = max(total.get(name, 0), value)
-    return total
-
-
-def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:
-    resources = container.get("resources") or {}
-    merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
-    found: dict[str, int] = {}
-    for name, value in merged.items():
-        if "/" in name:
-            try:
-                found[name] = int(str(value))
-            except ValueError:
-                continue
-    return found
+    """Extended-resource requests as kube-scheduler counts them; a pod whose amounts cannot be
+    read asks for nothing here (the extender reports it)."""
+    try:
+        return k8s_pods.extended_requests(pod)
+    except k8s_pods.PodError:
+        return {}
 
 
 def _insufficient(
