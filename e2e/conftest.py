@@ -35,6 +35,7 @@ from e2e.harness import kubectl as kubectl_mod
 from e2e.harness import nodes, processes, scenario
 
 REPO_ROOT = processes.REPO_ROOT
+pytest_plugins = ("e2e.harness.rbac_audit",)  # the RBAC proof runs after every other e2e test
 _LOGS = pytest.StashKey[dict[str, pathlib.Path]]()
 _NO_LOGS: dict[str, pathlib.Path] = {}
 _SESSION_LOGS: dict[str, pathlib.Path] = {}
