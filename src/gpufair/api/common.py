@@ -27,6 +27,23 @@ FIELD_ERROR: Final = "gpufair_field"
 
 _ACRONYMS: Final = {"gpu": "GPU", "gpus": "GPUs"}
 
+# Bounds of the lists, maps and strings of the CRDs. A real API server refuses a CRD whose CEL
+# rules could be expensive on an unbounded value (see gpufair.api.celcost), so every one is
+# bounded; the figures are generous for real fleets and listed with reasons in docs/api.md.
+MAX_SELECTOR_TERMS: Final = 32
+"""``matchLabels`` entries and ``matchExpressions`` of one selector: a hand-written selector
+has a handful; 32 leaves room for generated ones."""
+MAX_SELECTOR_VALUES: Final = 64
+"""Values of one ``In``/``NotIn`` requirement, e.g. GPU products or node pools of a pool."""
+MAX_CONDITIONS: Final = 16
+"""Conditions of a status: each kind has four types; the rest is room for new ones."""
+MAX_NAMESPACES: Final = 256
+"""Namespaces listed by one tenant; a tenant with more selects them by label instead."""
+MAX_POOLS_PER_TENANT: Final = 64
+"""GPUPools one tenant has quota in: one per GPU product and site is a few dozen at most."""
+MAX_TENANTS_PER_POOL: Final = 1024
+"""Tenants reported in one pool's status: every team of a large organisation."""
+
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 """RFC 1123 label: namespace names."""
 DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -150,7 +167,7 @@ class LabelSelectorRequirement(SpecModel):
     operator: SelectorOperator = pydantic.Field(json_schema_extra={"maxLength": 16})
     """How the key's value relates to ``values``: In, NotIn, Exists or DoesNotExist."""
     values: list[Annotated[str, pydantic.Field(max_length=63)]] | None = pydantic.Field(
-        default=None, max_length=64
+        default=None, max_length=MAX_SELECTOR_VALUES
     )
     """Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist."""
 
@@ -167,10 +184,12 @@ class LabelSelectorRequirement(SpecModel):
 class LabelSelector(SpecModel):
     """A Kubernetes label selector; all requirements must hold, an empty selector matches all."""
 
-    match_labels: dict[str, Annotated[str, pydantic.Field(max_length=63)]] | None = None
+    match_labels: dict[str, Annotated[str, pydantic.Field(max_length=63)]] | None = pydantic.Field(
+        default=None, max_length=MAX_SELECTOR_TERMS
+    )
     """Labels that must be present with exactly these values."""
     match_expressions: list[LabelSelectorRequirement] | None = pydantic.Field(
-        default=None, max_length=32
+        default=None, max_length=MAX_SELECTOR_TERMS
     )
     """Further requirements, all of which must hold."""
 
@@ -212,6 +231,7 @@ class Condition(StatusModel):
 CONDITIONS_LIST: Final[dict[str, Any]] = {
     "x-kubernetes-list-type": "map",
     "x-kubernetes-list-map-keys": ["type"],
+    "maxItems": MAX_CONDITIONS,
 }
 """Schema extras of a ``conditions`` list: one entry per type (server-side apply merges them)."""
 
