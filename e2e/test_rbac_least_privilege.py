@@ -18,6 +18,7 @@ import pathlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -210,6 +211,25 @@ def _environ() -> dict[str, str]:
     import os
 
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def test_the_extender_reads_a_pod_its_cache_does_not_know_when_asked_to_bind_it(
+    apiserver: Any, apply_crds: Callable[..., list[str]], e2e_workdir: pathlib.Path
+) -> None:
+    """Bind reads the pod from the API server when its cache has not seen it yet (the reason
+    the extender may ``get`` pods); a pod that does not exist is a readable bind error."""
+    apply_crds()
+    extender, url = scenario.extender_component(
+        apiserver=apiserver, log_dir=e2e_workdir / "logs" / "rbac-extender"
+    )
+    extender.start()
+    try:
+        args = {"PodName": "no-such-pod", "PodNamespace": "default", "PodUID": "", "Node": "n"}
+        answer = httpx.post(f"{url}/bind", json=args, timeout=10)
+    finally:
+        extender.stop()
+    assert answer.status_code == 200
+    assert answer.json()["Error"] == "pod default/no-such-pod not found"
 
 
 # ---------------------------------------------------------------------------------------------
