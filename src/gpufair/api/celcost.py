@@ -534,6 +534,17 @@ class ExpressionCost:
 
 
 @dataclasses.dataclass(frozen=True)
+class FieldError:
+    """One ``Forbidden`` field error of the API server's answer (a ``Status`` cause)."""
+
+    field: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: Forbidden: {self.detail}"
+
+
+@dataclasses.dataclass(frozen=True)
 class SchemaCost:
     """Every CEL expression of one schema with its estimated cost."""
 
@@ -543,30 +554,33 @@ class SchemaCost:
     def total(self) -> int:
         return _add(*(e.total for e in self.expressions))
 
-    def errors(self) -> list[str]:
-        """The API server's refusals, as ``<field path>: Forbidden: <detail>`` lines."""
-        lines = [
-            f"{e.path}: Forbidden: {over_budget_message(_cost_name(e), e.total, STATIC_ESTIMATED_COST_LIMIT)}"  # noqa: E501
+    def errors(self) -> list[FieldError]:
+        """The API server's refusals, in the order it reports them."""
+        found = [
+            FieldError(e.path, over_budget_message(_cost_name(e), e.total, _LIMIT))
             for e in self.expressions
-            if e.total > STATIC_ESTIMATED_COST_LIMIT
+            if e.total > _LIMIT
         ]
         if self.total > STATIC_ESTIMATED_CRD_COST_LIMIT:
-            lines += [
-                f"{e.path}: Forbidden: contributed to estimated rule & messageExpression cost"
-                " total exceeding cost limit for entire OpenAPIv3 schema"
-                for e in self._most_expensive()
-            ]
-            total_name = (
-                "x-kubernetes-validations estimated rule & messageExpression cost total"
-                " for entire OpenAPIv3 schema"
-            )
-            detail = over_budget_message(total_name, self.total, STATIC_ESTIMATED_CRD_COST_LIMIT)
-            lines.append(f"{_SCHEMA_PATH}: Forbidden: {detail}")
-        return lines
+            found += [FieldError(e.path, _CONTRIBUTED) for e in self._most_expensive()]
+            detail = over_budget_message(_TOTAL_NAME, self.total, STATIC_ESTIMATED_CRD_COST_LIMIT)
+            found.append(FieldError(_SCHEMA_PATH, detail))
+        return found
 
     def _most_expensive(self) -> list[ExpressionCost]:
         ranked = sorted(self.expressions, key=lambda e: e.total, reverse=True)
         return [e for e in ranked[:4] if e.total >= STATIC_ESTIMATED_CRD_COST_LIMIT // 100]
+
+
+_LIMIT: Final = STATIC_ESTIMATED_COST_LIMIT
+_CONTRIBUTED: Final = (
+    "contributed to estimated rule & messageExpression cost total exceeding cost limit for"
+    " entire OpenAPIv3 schema"
+)
+_TOTAL_NAME: Final = (
+    "x-kubernetes-validations estimated rule & messageExpression cost total for entire"
+    " OpenAPIv3 schema"
+)
 
 
 def _cost_name(expression: ExpressionCost) -> str:
@@ -622,9 +636,9 @@ def _walk(
             yield from _walk(child, f"{path}.{key}", cardinality=inner)
 
 
-def crd_errors(crd: Mapping[str, Any]) -> list[str]:
+def crd_errors(crd: Mapping[str, Any]) -> list[FieldError]:
     """The API server's cost refusals for every version of a CRD; empty when it is accepted."""
-    errors: list[str] = []
+    errors: list[FieldError] = []
     for version in crd.get("spec", {}).get("versions", ()):
         schema = (version.get("schema") or {}).get("openAPIV3Schema")
         if schema:
@@ -632,9 +646,16 @@ def crd_errors(crd: Mapping[str, Any]) -> list[str]:
     return errors
 
 
-def invalid_message(crd: Mapping[str, Any], errors: Sequence[str]) -> str:
+def invalid_message(crd: Mapping[str, Any], errors: Sequence[FieldError]) -> str:
     """The 422 message the API server answers: ``CustomResourceDefinition.apiextensions.k8s.io
     "<name>" is invalid: ...`` (several errors in brackets, as ``errors.NewInvalid`` does)."""
     name = crd.get("metadata", {}).get("name", "")
-    listed = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
-    return f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: {listed}'
+    return (
+        f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: {error_list(errors)}'
+    )
+
+
+def error_list(errors: Sequence[FieldError]) -> str:
+    """Field errors as an aggregate error prints them: one alone, several in brackets."""
+    texts = [str(error) for error in errors]
+    return texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
