@@ -9,6 +9,7 @@ real cluster would not install fails here too, while the generated CRDs are acce
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,6 +71,27 @@ def test_over_budget_crd_is_refused_as_the_api_server_does(
     ) in error
     missing = kubectl("get", "crd", no_test_crd, check=False)
     assert missing.returncode != 0, "a refused CRD must not be stored"
+
+
+def test_refusal_is_a_422_invalid_status_with_the_causes(k8s: Any, no_test_crd: str) -> None:
+    import kubernetes
+
+    with pytest.raises(kubernetes.client.ApiException) as refused:
+        k8s.apiextensions.create_custom_resource_definition(quota_crd_with_the_old_rules())
+    assert refused.value.status == 422
+    status = json.loads(refused.value.body)
+    assert status["reason"] == "Invalid"
+    assert status["message"].startswith(
+        f'CustomResourceDefinition.apiextensions.k8s.io "{no_test_crd}" is invalid: ['
+    )
+    assert status["details"]["name"] == no_test_crd
+    assert status["details"]["group"] == "apiextensions.k8s.io"
+    causes = status["details"]["causes"]
+    assert {c["reason"] for c in causes} == {"FieldValueForbidden"}
+    assert causes[-1]["field"] == "spec.validation.openAPIV3Schema"
+    assert causes[-1]["message"].startswith(
+        "Forbidden: x-kubernetes-validations estimated rule & messageExpression cost total"
+    )
 
 
 def test_server_side_dry_run_refuses_it_too(kubectl: kubectl_mod.Kubectl, no_test_crd: str) -> None:
