@@ -79,7 +79,7 @@ def test_refusal_is_a_422_invalid_status_with_the_causes(k8s: Any, no_test_crd: 
     with pytest.raises(kubernetes.client.ApiException) as refused:
         k8s.apiextensions.create_custom_resource_definition(quota_crd_with_the_old_rules())
     assert refused.value.status == 422
-    status = json.loads(refused.value.body)
+    status = json.loads(refused.value.body or "{}")
     assert status["reason"] == "Invalid"
     assert status["message"].startswith(
         f'CustomResourceDefinition.apiextensions.k8s.io "{no_test_crd}" is invalid: ['
