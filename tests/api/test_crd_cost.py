@@ -279,6 +279,7 @@ SELF = celcost.decl_type(
             "n": {"type": "integer"},
             "s": string(10),
             "names": listing(string(5), 10),
+            "labels": {"type": "object", "additionalProperties": string(63), "maxProperties": 4},
         },
     }
 )
@@ -300,6 +301,10 @@ SELF = celcost.decl_type(
         pytest.param("size(self.names) > 0", 4, id="size"),
         # range 2 + init/result 1 + 10 x (cond 2 + accu 1 + (x 1 + 'a' 0 + compare 1))
         pytest.param("self.names.all(x, x == 'a')", 53, id="all-over-10-names"),
+        # range 2 + init/result 1 + 4 keys x (cond 2 + accu 1 + (k 1 + startsWith 'a' 1))
+        pytest.param("self.labels.all(k, k.startsWith('a'))", 23, id="all-over-map-keys"),
+        # self.labels 2 + index 1 + compare with 'b' (1 byte) 1
+        pytest.param("self.labels['a'] == 'b'", 4, id="map-index"),
         pytest.param("string(self.n)", 3, id="conversion"),
         pytest.param("'n=' + string(self.n)", celcost.UINT64_MAX, id="string-of-int-unbounded"),
     ],

@@ -332,6 +332,8 @@ _BOOL: Final = DeclType("bool", 1, 4)
 _INT: Final = DeclType("int", 1, 1)
 _DURATION: Final = DeclType("duration", 1, 1)
 _UNKNOWN_STRING: Final = DeclType("string", UINT64_MAX, 2)
+_MAP_KEY: Final = DeclType("string", MAX_REQUEST_SIZE_BYTES - 2, 2)
+"""A key of a schema map: a string whose only bound is the request size."""
 _CONVERSIONS: Final = {
     "int": _INT,
     "double": DeclType("double", 1, 1),
@@ -470,7 +472,7 @@ class _Coster:
         iter_range = self.estimate(node.args[0])
         if iter_range.type.elem is None:
             raise UnsupportedExpressionError(f"{node.op}() needs a list or a map")
-        element = iter_range.type.elem if iter_range.type.kind == "list" else _UNKNOWN_STRING
+        element = iter_range.type.elem if iter_range.type.kind == "list" else _MAP_KEY
         self._scopes.append({str(node.value): element})
         try:
             body = self.estimate(node.args[1])
