@@ -102,12 +102,13 @@ class UsageError(ValueError):
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpufair.sim import slowdown, tenants, trace
+    from gpufair.sim import report, slowdown, tenants, trace
 
     try:
         return _run(args)
     except (
         UsageError,
+        report.PlottingUnavailableError,
         trace.TraceError,
         tenants.TenantFileError,
         slowdown.ProfileError,
@@ -139,6 +140,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--policy: name at least one policy")
     if not args.trace.is_file():
         raise UsageError(f"--trace: {args.trace}: no such file")
+    if not args.no_plots:
+        report.require_plotting()  # before the run, not after minutes of it
     data = args.trace.resolve().parent.parent.parent
     topology_dir = args.topology_dir or data / "topology"
     profiles_dir = args.profiles or data / "placement-profiles"

@@ -2,12 +2,14 @@
 
 The CLI calls :func:`write` once with every policy's :class:`~gpufair.sim.metrics.PolicyFigures`
 from one run, so the figures side by side always come from the same trace, cluster and
-machine. Plots use matplotlib's Agg backend (no display needed).
+machine. Plots use matplotlib's Agg backend (no display needed); matplotlib comes with the
+``sim`` extra only (``pip install 'gpufair[sim]'``), so the runtime image goes without it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import pathlib
@@ -17,6 +19,19 @@ from typing import Any
 from gpufair.sim import metrics
 
 HOUR = 3600.0
+
+
+class PlottingUnavailableError(RuntimeError):
+    """Plots were asked for, but matplotlib (the ``sim`` extra) is not installed."""
+
+
+def require_plotting() -> None:
+    """Raise :class:`PlottingUnavailableError` saying what to install, before a long run."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise PlottingUnavailableError(
+            "plots need matplotlib, which comes with the 'sim' extra: "
+            "pip install 'gpufair[sim]' (or pass --no-plots)"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +196,7 @@ def to_markdown(
 
 def plot(out: pathlib.Path, results: Sequence[metrics.PolicyFigures]) -> list[str]:
     """Per-policy share-over-time grids and a comparison bar chart; returns file names."""
+    require_plotting()
     import matplotlib
 
     matplotlib.use("Agg")
