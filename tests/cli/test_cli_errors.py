@@ -34,6 +34,15 @@ metadata: {name: team-b}
 spec: {namespaces: [team-b], weight: -1, pools: [{name: h100}]}
 """
 
+UNREACHABLE_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}"}}}}]
+users: [{{name: u, user: {{token: not-checked}}}}]
+contexts: [{{name: c, context: {{cluster: c, user: u}}}}]
+current-context: c
+"""
+
 
 @dataclasses.dataclass(frozen=True)
 class Case:
@@ -111,6 +120,13 @@ CASES = [
         id="operator-kubeconfig-variable-names-no-file",
     ),
     case("operator --dev", FAILURE, "cannot start", "KUBECONFIG", id="operator-no-cluster"),
+    case(
+        "operator --dev",
+        FAILURE,
+        "cannot reach the API server at https://127.0.0.1:{closed_port}",
+        env={"KUBECONFIG": "{unreachable_kubeconfig}"},
+        id="operator-api-server-unreachable",
+    ),
     # -- gpufair extender ---------------------------------------------------------------------
     case("extender --kubeconfig {missing}", USAGE, "--kubeconfig {missing}", id="extender-no-file"),
     case(
@@ -219,6 +235,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     two_bad_quotas = tmp / "quotas.yaml"
     two_bad_quotas.write_text(TWO_BAD_QUOTAS)
     (tmp / "home").mkdir()
+    with socket.socket() as closed:  # a port nothing listens on once this is closed
+        closed.bind(("127.0.0.1", 0))
+        closed_port = closed.getsockname()[1]
+    unreachable_kubeconfig = tmp / "unreachable.kubeconfig"
+    unreachable_kubeconfig.write_text(UNREACHABLE_KUBECONFIG.format(port=closed_port))
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -233,6 +254,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             "bad_yaml": str(bad_yaml),
             "two_bad_quotas": str(two_bad_quotas),
             "busy_port": str(listener.getsockname()[1]),
+            "closed_port": str(closed_port),
+            "unreachable_kubeconfig": str(unreachable_kubeconfig),
         }
 
 

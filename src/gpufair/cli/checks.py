@@ -53,3 +53,41 @@ def no_cluster(reason: object) -> errors.CliError:
         f"cannot start: {reason} (set KUBECONFIG to a kubeconfig file, or run in a pod"
         " with a service account)"
     )
+
+
+def api_server_answers() -> None:
+    """Raise a one-line failure unless the configured API server answers one cheap list.
+
+    For a component that would otherwise retry in the background and end in a traceback
+    (kopf gives up after a few attempts). Lists at most one namespace, which every gpufair
+    component that talks to the API server is allowed to do. Call after loading a config.
+    """
+    import kubernetes
+    import urllib3
+
+    host = kubernetes.client.Configuration.get_default_copy().host
+    try:
+        kubernetes.client.CoreV1Api().list_namespace(limit=1, _request_timeout=(5, 15))
+    except urllib3.exceptions.HTTPError as error:
+        reason = str(getattr(error, "reason", None) or error).rsplit(": ", 1)[-1]
+        raise errors.RuntimeFailureError(
+            f"cannot reach the API server at {host} ({reason}); check the server address of"
+            " the kubeconfig and the network"
+        ) from None
+    except kubernetes.client.ApiException as error:
+        raise errors.RuntimeFailureError(_refused(host, error.status, error.reason)) from None
+
+
+def _refused(host: str, status: int | None, reason: str | None) -> str:
+    answer = f"{status} {reason}"
+    if status == 401:
+        return (
+            f"the API server at {host} refused the credentials ({answer}); check the"
+            " kubeconfig's user, or the pod's service account token"
+        )
+    if status == 403:
+        return (
+            f"the API server at {host} denied listing namespaces ({answer}); bind the"
+            " component's ClusterRole to its service account (the Helm chart does)"
+        )
+    return f"the API server at {host} answered {answer} to a list of namespaces"

@@ -190,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         operator_io.load_config()
     except kubernetes.config.ConfigException as error:
         raise checks.no_cluster(error) from None
+    checks.api_server_answers()
 
     settings.use_settings(config)
     if not config.dev:
