@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("gpufair").setLevel(args.log_level.upper())
+    if args.log_level != "debug":  # a failed request is logged once, by the runner
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     if args.from_file is not None and args.source != "auto":
         return _usage("--from-file and --source exclude each other")
     discover = discovery.Discoverer(source=discovery.Source(args.source), from_file=args.from_file)
