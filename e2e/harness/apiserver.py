@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pathlib
 
-from e2e.harness import processes
+import yaml
+
+from e2e.harness import chart, processes
 from gpufair.demo import standin as _standin
 from gpufair.demo.standin import StandInServer
 
@@ -14,17 +16,35 @@ __all__ = ["StandInServer", "start"]
 
 AUDIT_LOG = "audit.jsonl"
 """The file in the stand-in's workdir where it records who made which call."""
+RBAC = "rbac.yaml"
+"""The chart's rendered roles and bindings, which the stand-in enforces."""
+_RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 
 
 def start(*, workdir: pathlib.Path, kubelet: bool = True, timeout: float = 20.0) -> StandInServer:
     """Start ``python -m e2e.standin`` on a free port; returns once ``/readyz`` answers.
 
     It records every distinct call per identity in ``workdir/audit.jsonl`` (``server.audit_log``):
-    the evidence ``e2e/test_rbac_least_privilege.py`` checks the chart's RBAC against."""
+    the evidence ``e2e/test_rbac_least_privilege.py`` checks the chart's RBAC against. And it
+    enforces the chart's RBAC (rendered by Helm's engine) on the components' calls, as a real
+    API server would: a missing permission fails the e2e test that needs it, with a 403."""
     return _standin.start(
         workdir=workdir,
         repo_root=processes.REPO_ROOT,
         kubelet=kubelet,
         timeout=timeout,
         audit_log=workdir / AUDIT_LOG,
+        rbac=_chart_rbac(workdir / RBAC),
     )
+
+
+def _chart_rbac(path: pathlib.Path) -> pathlib.Path | None:
+    """The chart's roles and bindings in ``path``; ``None`` (nothing enforced) without
+    ``helm-python-sdk``, whose absence the RBAC proof reports as a skip."""
+    try:
+        objects = chart.render()
+    except ImportError:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump_all([o for o in objects if o.get("kind") in _RBAC_KINDS]))
+    return path

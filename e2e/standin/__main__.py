@@ -2,7 +2,7 @@
 
     python -m e2e.standin [--host 127.0.0.1] [--port 0] [--kubeconfig PATH] [--url-file PATH]
                           [--no-kubelet] [--quiet] [--slow-list PLURAL=SECONDS ...]
-                          [--audit-log PATH]
+                          [--audit-log PATH] [--rbac PATH]
     python e2e/standin ...            (the same, by path, from any directory)
 
 With ``--port 0`` (the default) the OS picks a free port. When listening, the server writes
@@ -27,8 +27,9 @@ import pathlib
 import signal
 
 import kmock
+import yaml
 
-from e2e.standin import kubeconfig, server
+from e2e.standin import kubeconfig, rbac, server
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,6 +58,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=pathlib.Path,
         help="append each distinct call (user, RBAC verb, resource...) here as JSON lines",
     )
+    parser.add_argument(
+        "--rbac",
+        type=pathlib.Path,
+        help="YAML of Roles, ClusterRoles and bindings (e.g. the rendered chart): refuse the"
+        " components' calls they do not allow with 403, as a real API server does",
+    )
     return parser.parse_args(argv)
 
 
@@ -73,8 +80,15 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    authorizer = None
+    if args.rbac is not None:
+        objects = [obj for obj in yaml.safe_load_all(args.rbac.read_text()) if obj]
+        authorizer = rbac.Authorizer.from_objects(objects, builtin=rbac.BUILTIN_ROLES)
     standin = server.StandIn(
-        kubelet=args.kubelet, slow_lists=dict(args.slow_list), audit_log=args.audit_log
+        kubelet=args.kubelet,
+        slow_lists=dict(args.slow_list),
+        audit_log=args.audit_log,
+        authorizer=authorizer,
     )
     async with standin, kmock.Server(standin, host=args.host, port=args.port or None) as listener:
         url = f"http://{listener.host}:{listener.port}"

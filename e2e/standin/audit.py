@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from e2e.standin import errors, identity, requestinfo
+from e2e.standin import errors, identity, rbac, requestinfo
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,9 +81,13 @@ def _lines(path: pathlib.Path) -> Iterator[str]:
 
 @dataclasses.dataclass
 class Gate:
-    """What the stand-in does with each request before serving it: authenticate, record."""
+    """What the stand-in does with each request before serving it: authenticate, record, and
+    with an ``authorizer`` refuse a component's call its RBAC does not allow (403, worded as
+    the API server words it). Only the components' service accounts are judged: the admin is
+    ``system:masters``, and anonymous probes (``/readyz``) are public on a real cluster too."""
 
     recorder: Recorder | None = None
+    authorizer: rbac.Authorizer | None = None
 
     def admit(
         self,
@@ -98,7 +102,37 @@ class Gate:
             caller = identity.authenticate(authorization)
         except identity.UnknownTokenError:
             return errors.StatusError(401, "Unauthorized", "Unauthorized")
+        info = requestinfo.resolve(method, path, query)
         if self.recorder is not None:
-            info = requestinfo.resolve(method, path, query)
             self.recorder.record(Call(user=caller.user, groups=caller.groups, info=info))
-        return None
+        if self.authorizer is None or not caller.user.startswith(_SERVICE_ACCOUNTS):
+            return None
+        subject = rbac.Subject(user=caller.user, groups=caller.groups)
+        if self.authorizer.allowed_by(subject, info):
+            return None
+        return forbidden(caller.user, info)
+
+
+_SERVICE_ACCOUNTS = "system:serviceaccount:"
+
+
+def forbidden(user: str, info: requestinfo.RequestInfo) -> errors.StatusError:
+    """The API server's 403 (``responsewriters.forbiddenMessage`` inside ``NewForbidden``)."""
+    if not info.resource_request:
+        why = f"User {json.dumps(user)} cannot {info.verb} path {json.dumps(info.path)}"
+        return errors.StatusError(403, "Forbidden", f"forbidden: {why}")
+    where = (
+        f"in the namespace {json.dumps(info.namespace)}"
+        if info.namespace
+        else "at the cluster scope"
+    )
+    why = (
+        f"User {json.dumps(user)} cannot {info.verb} resource"
+        f" {json.dumps(info.combined_resource)} in API group {json.dumps(info.group)} {where}"
+    )
+    qualified = f"{info.resource}.{info.group}" if info.group else info.resource
+    named = f"{qualified} {json.dumps(info.name)}" if info.name else qualified
+    details: dict[str, Any] = {"group": info.group, "kind": info.resource}
+    if info.name:
+        details["name"] = info.name
+    return errors.StatusError(403, "Forbidden", f"{named} is forbidden: {why}", details)

@@ -43,6 +43,7 @@ from e2e.standin import (
     patching,
     paths,
     protobuf,
+    rbac,
     registry,
     selecting,
     semantics,
@@ -78,6 +79,8 @@ class StandIn(kmock.KubernetesEmulator):
     """Seconds to hold back each LIST (not watch) of these plurals: a slow initial listing."""
     audit_log: pathlib.Path | None = None
     """Append each distinct call (who, and what as RBAC sees it) here (:mod:`e2e.standin.audit`)."""
+    authorizer: rbac.Authorizer | None = None
+    """Refuse the components' calls these roles and bindings do not allow (403)."""
 
     _registry: registry.Registry = attrs.field(init=False)
     _store: store.Store = attrs.field(init=False)
@@ -86,8 +89,8 @@ class StandIn(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        if self.audit_log is not None:
-            self._gate = audit.Gate(recorder=audit.Recorder(self.audit_log))
+        recorder = audit.Recorder(self.audit_log) if self.audit_log is not None else None
+        self._gate = audit.Gate(recorder=recorder, authorizer=self.authorizer)
         self._registry = registry.Registry(self.resources)
         self._registry.load_builtins()
         self._store = store.Store(

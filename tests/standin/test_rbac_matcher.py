@@ -372,3 +372,73 @@ def test_the_recorder_keeps_each_distinct_call_once(tmp_path: Any) -> None:
         (identity.IDENTITIES["agent"].user, "watch"),
         (identity.IDENTITIES["agent"].user, "list"),
     ]
+
+
+def enforcing_gate() -> audit.Gate:
+    agent = identity.IDENTITIES["agent"]
+    account = {"kind": "ServiceAccount", "name": agent.user.rsplit(":", 1)[1]}
+    account["namespace"] = identity.RELEASE_NAMESPACE
+    role = {
+        "kind": "ClusterRole",
+        "metadata": {"name": "reader"},
+        "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]}],
+    }
+    objects = [role, binding("ClusterRoleBinding", subject=account)]
+    return audit.Gate(authorizer=rbac.Authorizer.from_objects(objects, builtin=rbac.BUILTIN_ROLES))
+
+
+AGENT = "Bearer standin-agent"
+AGENT_USER = '"system:serviceaccount:gpufair-system:gpufair-agent"'
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "message"),
+    [
+        pytest.param(
+            "GET",
+            "/api/v1/pods",
+            {},
+            f'pods is forbidden: User {AGENT_USER} cannot list resource "pods" in API group ""'
+            " at the cluster scope",
+            id="list",
+        ),
+        pytest.param(
+            "POST",
+            "/api/v1/namespaces/team/pods/p/binding",
+            {},
+            f'pods "p" is forbidden: User {AGENT_USER} cannot create resource "pods/binding"'
+            ' in API group "" in the namespace "team"',
+            id="subresource-in-namespace",
+        ),
+        pytest.param(
+            "PATCH",
+            "/apis/gpufair.dev/v1alpha1/tenantquotas/t",
+            {},
+            f'tenantquotas.gpufair.dev "t" is forbidden: User {AGENT_USER} cannot patch resource'
+            ' "tenantquotas" in API group "gpufair.dev" at the cluster scope',
+            id="custom-resource",
+        ),
+    ],
+)
+def test_an_enforcing_stand_in_refuses_a_components_call_as_the_api_server_does(
+    method: str, path: str, query: dict[str, list[str]], message: str
+) -> None:
+    refused = enforcing_gate().admit(method=method, path=path, query=query, authorization=AGENT)
+    assert refused is not None
+    assert (refused.status, refused.reason, refused.message) == (403, "Forbidden", message)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "path"),
+    [
+        pytest.param(AGENT, "/api/v1/nodes/n", id="allowed-by-its-role"),
+        pytest.param(AGENT, "/apis/gpufair.dev/v1alpha1", id="discovery"),
+        pytest.param("Bearer standin", "/api/v1/pods", id="admin-is-not-judged"),
+        pytest.param(None, "/readyz", id="anonymous-probe"),
+    ],
+)
+def test_an_enforcing_stand_in_serves_what_rbac_allows(
+    authorization: str | None, path: str
+) -> None:
+    gate = enforcing_gate()
+    assert gate.admit(method="GET", path=path, query={}, authorization=authorization) is None

@@ -62,9 +62,11 @@ def start(
     quiet: bool = False,
     timeout: float = 20.0,
     audit_log: pathlib.Path | None = None,
+    rbac: pathlib.Path | None = None,
 ) -> StandInServer:
     """Start ``python -m e2e.standin`` on a free port; returns once ``/readyz`` answers.
-    With ``audit_log`` the stand-in records there who made which call."""
+    With ``audit_log`` the stand-in records there who made which call; with ``rbac`` (YAML of
+    roles and bindings) it refuses the components' calls they do not allow."""
     workdir.mkdir(parents=True, exist_ok=True)
     url_file = workdir / "standin.url"
     kubeconfig = workdir / "kubeconfig"
@@ -86,6 +88,8 @@ def start(
         argv.append("--quiet")
     if audit_log is not None:
         argv += ["--audit-log", str(audit_log)]
+    if rbac is not None:
+        argv += ["--rbac", str(rbac)]
     component = processes.prepare(
         argv,
         name="standin",
