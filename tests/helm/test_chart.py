@@ -1,9 +1,10 @@
-"""The Helm chart, checked without a helm binary against the code it deploys.
+"""The Helm chart, as Helm renders it (:mod:`tests.helm.render`), against the code it deploys.
 
-Values against the schema; every template's literal YAML (its skeleton, see
-:mod:`tests.helm.chart_files`); the CRDs against ``crds/``; the second scheduler's
-configuration against ``extender/``; RBAC against the Kubernetes calls the code makes; the
-containers' arguments and ``GPUFAIR_*`` variables against the CLI and the settings models.
+Values against the schema; the rendered objects' cross-references (ports, volumes, labels); the
+CRDs against ``crds/``; the second scheduler's configuration against ``extender/``; RBAC against
+the Kubernetes calls the code makes; the containers' arguments and ``GPUFAIR_*`` variables
+against the CLI and the settings models. Whether each object is valid Kubernetes at all is
+``tests/helm/test_render.py``'s job.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import jsonschema
 import kubernetes
 import pytest
 import yaml
-from tests.helm import chart_files
+from tests.helm import render
 
 from gpufair import cli
 from gpufair.api import names
@@ -31,13 +32,47 @@ from gpufair.extender import settings as extender_settings
 from gpufair.operator import settings as operator_settings
 from gpufair.operator import webhook
 
-SRC = chart_files.REPO_ROOT / "src" / "gpufair"
+SRC = render.REPO_ROOT / "src" / "gpufair"
+MONITORING = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+def chart_values() -> dict[str, Any]:
+    """The chart's defaults (``values.yaml``)."""
+    loaded: dict[str, Any] = yaml.safe_load((render.CHART / "values.yaml").read_text())
+    return loaded
+
+
+def default_objects() -> list[dict[str, Any]]:
+    """Every object of the chart installed with its defaults."""
+    return render.render_chart({})
+
+
+def component_objects(
+    kind: str, component: str, objects: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The objects of ``kind`` labelled as ``component``'s."""
+    return [
+        obj
+        for obj in (default_objects() if objects is None else objects)
+        if obj["kind"] == kind and obj["metadata"]["labels"].get(COMPONENT_LABEL) == component
+    ]
+
+
+def container(workload: dict[str, Any], name: str) -> dict[str, Any]:
+    """The container ``name`` of a rendered workload."""
+    for item in workload["spec"]["template"]["spec"]["containers"]:
+        if item["name"] == name:
+            found: dict[str, Any] = item
+            return found
+    raise AssertionError(f"no container {name!r} in {workload['metadata']['name']}")
+
 
 # -- values and schema -----------------------------------------------------------------------
 
 
 def schema() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((chart_files.CHART / "values.schema.json").read_text())
+    loaded: dict[str, Any] = json.loads((render.CHART / "values.schema.json").read_text())
     return loaded
 
 
@@ -56,11 +91,11 @@ def test_schema_is_valid_draft7() -> None:
 
 
 def test_default_values_match_the_schema() -> None:
-    assert schema_errors(chart_files.values()) == []
+    assert schema_errors(chart_values()) == []
 
 
 def _with(path: str, value: Any) -> dict[str, Any]:
-    values = copy.deepcopy(chart_files.values())
+    values = copy.deepcopy(chart_values())
     *parents, leaf = path.split(".")
     node = values
     for key in parents:
@@ -96,86 +131,72 @@ def test_without_cert_manager_the_tls_secret_and_ca_are_required() -> None:
     assert schema_errors(values) == []
 
 
-# -- template skeletons ----------------------------------------------------------------------
+# -- rendered objects ------------------------------------------------------------------------
 
-API_VERSIONS = {
-    "Deployment": "apps/v1",
-    "DaemonSet": "apps/v1",
-    "StatefulSet": "apps/v1",
-    "Service": "v1",
-    "ServiceAccount": "v1",
-    "ConfigMap": "v1",
-    "ClusterRole": "rbac.authorization.k8s.io/v1",
-    "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
-    "Role": "rbac.authorization.k8s.io/v1",
-    "RoleBinding": "rbac.authorization.k8s.io/v1",
-    "MutatingWebhookConfiguration": "admissionregistration.k8s.io/v1",
-    "PodDisruptionBudget": "policy/v1",
-    "ServiceMonitor": "monitoring.coreos.com/v1",
-    "PrometheusRule": "monitoring.coreos.com/v1",
-    "Issuer": "cert-manager.io/v1",
-    "Certificate": "cert-manager.io/v1",
-    "ClusterKopfPeering": "kopf.dev/v1",
-}
 CLUSTER_SCOPED = {
     "ClusterRole",
     "ClusterRoleBinding",
     "MutatingWebhookConfiguration",
     "ClusterKopfPeering",
 }
+CHART_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "helm.sh/chart")
 
 
-@pytest.mark.parametrize(
-    "path", [pytest.param(path, id=path.name) for path in chart_files.template_files()]
-)
-def test_template_skeleton_is_kubernetes_yaml(path: pathlib.Path) -> None:
-    docs = chart_files.documents(path)
-    assert docs, f"{path.name} renders nothing"
-    for doc in docs:
-        kind = doc.get("kind")
-        assert kind in API_VERSIONS, f"{path.name}: unexpected kind {kind!r}"
-        assert doc["apiVersion"] == API_VERSIONS[kind], f"{path.name}: {kind}"
-        metadata = doc["metadata"]
-        assert metadata["name"], f"{path.name}: {kind} without a name"
-        assert "labels" in metadata, f"{path.name}: {kind} without the chart's labels"
-        assert ("namespace" in metadata) == (kind not in CLUSTER_SCOPED), f"{path.name}: {kind}"
+@pytest.mark.parametrize("values_set", [{}, MONITORING], ids=["defaults", "monitoring"])
+def test_every_object_has_the_chart_labels_and_its_scope(values_set: dict[str, Any]) -> None:
+    for obj in render.render_chart(values_set):
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        labels = obj["metadata"].get("labels", {})
+        assert all(label in labels for label in CHART_LABELS), where
+        assert ("namespace" in obj["metadata"]) == (obj["kind"] not in CLUSTER_SCOPED), where
 
 
 WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet")
 
 
 def workloads() -> Iterator[tuple[str, dict[str, Any]]]:
-    for path, doc in chart_files.all_documents():
-        if doc["kind"] in WORKLOAD_KINDS:
-            yield path.name, doc
+    """(component, workload) of every rendered Deployment, DaemonSet and StatefulSet."""
+    for obj in default_objects():
+        if obj["kind"] in WORKLOAD_KINDS:
+            yield obj["metadata"]["labels"][COMPONENT_LABEL], obj
 
 
-def workload(file: str) -> dict[str, Any]:
-    """The one workload of ``templates/<file>``."""
-    (found,) = [doc for name, doc in workloads() if name == file]
+def workload(component: str) -> dict[str, Any]:
+    """The one workload of ``component`` (operator, extender, agent, scheduler)."""
+    (found,) = [obj for name, obj in workloads() if name == component]
     return found
 
 
-@pytest.mark.parametrize(("file", "workload"), list(workloads()))
-def test_probes_and_service_ports_name_container_ports(file: str, workload: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("component", "workload"), list(workloads()))
+def test_probes_name_container_ports_and_containers_are_locked_down(
+    component: str, workload: dict[str, Any]
+) -> None:
     for item in workload["spec"]["template"]["spec"]["containers"]:
         ports = {port["name"] for port in item.get("ports", [])}
         for probe in ("livenessProbe", "readinessProbe"):
             action = item.get(probe, {}).get("httpGet") or item.get(probe, {}).get("tcpSocket")
             if action:
-                assert action["port"] in ports, f"{file}: {probe} port {action['port']}"
-    text = (chart_files.TEMPLATES / file).read_text()
-    containers = len(workload["spec"]["template"]["spec"]["containers"])
-    assert text.count('include "gpufair.containerSecurityContext"') == containers, file
+                assert action["port"] in ports, f"{component}: {probe} port {action['port']}"
+        context = item.get("securityContext", {})
+        assert context.get("allowPrivilegeEscalation") is False, component
+        assert context.get("readOnlyRootFilesystem") is True, component
+        assert context.get("capabilities", {}).get("drop") == ["ALL"], component
 
 
-@pytest.mark.parametrize(("file", "workload_doc"), list(workloads()))
-def test_volume_mounts_name_pod_volumes(file: str, workload_doc: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("component", "workload_doc"), list(workloads()))
+def test_volume_mounts_name_pod_volumes(component: str, workload_doc: dict[str, Any]) -> None:
     pod = workload_doc["spec"]["template"]["spec"]
     volumes = {volume["name"] for volume in pod.get("volumes", [])}
     for item in pod["containers"]:
         for mount in item.get("volumeMounts", []):
-            assert mount["name"] in volumes, f"{file}: {item['name']} mounts {mount['name']}"
+            assert mount["name"] in volumes, f"{component}: {item['name']} mounts {mount['name']}"
+
+
+@pytest.mark.parametrize(("component", "workload_doc"), list(workloads()))
+def test_pod_selectors_match_pod_labels(component: str, workload_doc: dict[str, Any]) -> None:
+    selector = workload_doc["spec"]["selector"]["matchLabels"]
+    labels = workload_doc["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= labels.items(), component
 
 
 def test_services_target_named_container_ports() -> None:
@@ -185,7 +206,7 @@ def test_services_target_named_container_ports() -> None:
         for item in workload["spec"]["template"]["spec"]["containers"]
         for port in item.get("ports", [])
     }
-    services = [doc for _, doc in chart_files.all_documents() if doc["kind"] == "Service"]
+    services = render.find(default_objects(), "Service")
     assert services
     for service in services:
         for port in service["spec"]["ports"]:
@@ -193,12 +214,21 @@ def test_services_target_named_container_ports() -> None:
 
 
 def test_service_monitor_scrapes_ports_the_services_have() -> None:
-    (monitor,) = chart_files.find("ServiceMonitor", file="servicemonitor.yaml")
-    service_ports = {
-        port["name"]
-        for _, doc in chart_files.all_documents()
-        if doc["kind"] == "Service"
-        for port in doc["spec"]["ports"]
+    objects = render.render_chart(MONITORING)
+    (monitor,) = render.find(objects, "ServiceMonitor")
+    services = render.find(objects, "Service")
+    service_ports = {port["name"] for service in services for port in service["spec"]["ports"]}
+    selector = monitor["spec"]["selector"]
+    (expression,) = selector["matchExpressions"]
+    selected = [
+        service
+        for service in services
+        if selector["matchLabels"].items() <= service["metadata"]["labels"].items()
+        and service["metadata"]["labels"].get(expression["key"]) in expression["values"]
+    ]
+    assert {service["metadata"]["name"] for service in selected} == {
+        "gpufair-operator",
+        "gpufair-extender",
     }
     endpoints = monitor["spec"]["endpoints"]
     assert {endpoint["port"] for endpoint in endpoints} <= service_ports
@@ -212,11 +242,10 @@ def test_chart_crds_are_byte_identical_copies_of_the_generated_ones() -> None:
     """``crds/`` is generated by ``gpufair crds``; the chart ships copies. After ``make crds``:
     ``cp crds/*.yaml helm/gpufair/crds/``."""
     generated = {
-        path.name: path.read_bytes() for path in (chart_files.REPO_ROOT / "crds").glob("*.yaml")
+        path.name: path.read_bytes() for path in (render.REPO_ROOT / "crds").glob("*.yaml")
     }
     shipped = {
-        path.name: path.read_bytes()
-        for path in (chart_files.CHART / "crds").glob("gpufair.dev_*.yaml")
+        path.name: path.read_bytes() for path in (render.CHART / "crds").glob("gpufair.dev_*.yaml")
     }
     assert generated, "no generated CRDs in crds/"
     assert sorted(shipped) == sorted(generated)
@@ -227,10 +256,10 @@ def test_chart_crds_are_byte_identical_copies_of_the_generated_ones() -> None:
 def test_chart_kopf_peering_crd_is_the_operators() -> None:
     """``operator/peering.yaml`` (plain manifests) and the chart install the same kopf CRD."""
     chart_crd = yaml.safe_load(
-        (chart_files.CHART / "crds" / "kopf.dev_clusterkopfpeerings.yaml").read_text()
+        (render.CHART / "crds" / "kopf.dev_clusterkopfpeerings.yaml").read_text()
     )
     operator_docs = list(
-        yaml.safe_load_all((chart_files.REPO_ROOT / "operator" / "peering.yaml").read_text())
+        yaml.safe_load_all((render.REPO_ROOT / "operator" / "peering.yaml").read_text())
     )
     crds = [doc for doc in operator_docs if doc and doc["kind"] == "CustomResourceDefinition"]
     assert crds == [chart_crd]
@@ -240,14 +269,14 @@ def test_chart_kopf_peering_crd_is_the_operators() -> None:
 
 
 def chart_scheduler_config() -> dict[str, Any]:
-    (config_map,) = chart_files.find("ConfigMap", file="scheduler-configmap.yaml")
+    (config_map,) = component_objects("ConfigMap", "scheduler")
     loaded: dict[str, Any] = yaml.safe_load(config_map["data"]["config.yaml"])
     return loaded
 
 
 def example_scheduler_configs() -> list[tuple[pathlib.Path, dict[str, Any]]]:
     found = []
-    for path in sorted((chart_files.REPO_ROOT / "extender").rglob("*.y*ml")):
+    for path in sorted((render.REPO_ROOT / "extender").rglob("*.y*ml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if isinstance(doc, dict) and doc.get("kind") == "KubeSchedulerConfiguration":
                 found.append((path, doc))
@@ -262,7 +291,7 @@ def example_scheduler_configs() -> list[tuple[pathlib.Path, dict[str, Any]]]:
     return found
 
 
-def extender_facts(config: dict[str, Any], *, resources: list[str] | None = None) -> dict[str, Any]:
+def extender_facts(config: dict[str, Any]) -> dict[str, Any]:
     (entry,) = config["extenders"]
     managed = entry["managedResources"]
     return {
@@ -271,26 +300,19 @@ def extender_facts(config: dict[str, Any], *, resources: list[str] | None = None
             for key in ("filterVerb", "prioritizeVerb", "preemptVerb", "bindVerb")
         },
         "nodeCacheCapable": entry["nodeCacheCapable"],
-        "managedResources": sorted(
-            (name, item["ignoredByScheduler"])
-            for item in managed
-            for name in (
-                resources
-                if item["name"] == chart_files.PLACEHOLDER and resources
-                else [item["name"]]
-            )
-        ),
+        "managedResources": sorted((item["name"], item["ignoredByScheduler"]) for item in managed),
     }
 
 
 def test_chart_scheduler_config_matches_the_design() -> None:
     config = chart_scheduler_config()
-    values = chart_files.values()["scheduler"]
+    values = chart_values()["scheduler"]
     assert config["apiVersion"] == "kubescheduler.config.k8s.io/v1"
     assert values["percentageOfNodesToScore"] == 100
     assert values["name"] == names.SCHEDULER_NAME, "the webhook sets names.SCHEDULER_NAME on pods"
     assert names.DEFAULT_GPU_RESOURCE in values["extender"]["managedResources"]
-    facts = extender_facts(config, resources=values["extender"]["managedResources"])
+    facts = extender_facts(config)
+    assert [name for name, _ in facts["managedResources"]] == values["extender"]["managedResources"]
     assert facts["nodeCacheCapable"] is True
     assert all(ignored is False for _, ignored in facts["managedResources"])
 
@@ -313,8 +335,7 @@ def test_chart_and_extender_example_agree() -> None:
     """Verbs, managedResources and nodeCacheCapable, as the design asks."""
     examples = example_scheduler_configs()
     assert examples, "extender/ has no example KubeSchedulerConfiguration"
-    resources = chart_files.values()["scheduler"]["extender"]["managedResources"]
-    chart = extender_facts(chart_scheduler_config(), resources=resources)
+    chart = extender_facts(chart_scheduler_config())
     for path, example in examples:
         assert extender_facts(example) == chart, path
 
@@ -336,7 +357,7 @@ def tuning(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_chart_defaults_tune_the_extender_like_the_example() -> None:
-    values = chart_files.values()["scheduler"]
+    values = chart_values()["scheduler"]
     defaults = {
         "weight": values["extender"]["weight"],
         "httpTimeout": values["extender"]["httpTimeout"],
@@ -345,18 +366,16 @@ def test_chart_defaults_tune_the_extender_like_the_example() -> None:
         "schedulerName": values["name"],
         "leaderElect": values["leaderElection"]["enabled"],
     }
-    # Every templated field of the chart's entry is one of these values.
-    assert set(tuning(chart_scheduler_config()).values()) == {chart_files.PLACEHOLDER}
+    assert tuning(chart_scheduler_config()) == defaults
     for path, example in example_scheduler_configs():
         assert tuning(example) == defaults, path
 
 
 def test_extender_probes_are_extender_routes() -> None:
-    (deployment,) = chart_files.find("Deployment", file="extender-deployment.yaml")
-    container = chart_files.container(deployment, "extender")
+    extender = container(workload("extender"), "extender")
     routes = extender_routes()
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert extender["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert extender["livenessProbe"]["httpGet"]["path"] == "/healthz"
     for path in ("/readyz", "/healthz", "/metrics"):
         assert "GET" in routes.get(path, set()), path
 
@@ -375,38 +394,33 @@ def subcommand_options(name: str) -> set[str]:
 
 
 COMPONENTS = [
-    pytest.param(
-        "operator-statefulset.yaml", "operator", operator_settings.OperatorSettings, id="operator"
-    ),
-    pytest.param(
-        "extender-deployment.yaml", "extender", extender_settings.ExtenderSettings, id="extender"
-    ),
-    pytest.param("agent-daemonset.yaml", "agent", None, id="agent"),
+    pytest.param("operator", operator_settings.OperatorSettings, id="operator"),
+    pytest.param("extender", extender_settings.ExtenderSettings, id="extender"),
+    pytest.param("agent", None, id="agent"),
 ]
 
 
-@pytest.mark.parametrize(("file", "name", "settings_model"), COMPONENTS)
-def test_container_arguments_are_cli_options(file: str, name: str, settings_model: Any) -> None:
-    container = chart_files.container(workload(file), name)
-    args = container["args"]
+@pytest.mark.parametrize(("name", "settings_model"), COMPONENTS)
+def test_container_arguments_are_cli_options(name: str, settings_model: Any) -> None:
+    main = container(workload(name), name)
+    args = main["args"]
     assert args[0] == name
     options = subcommand_options(name)
     flags = {arg.split("=", 1)[0] for arg in args[1:] if arg.startswith("-")}
     assert flags <= options, f"`gpufair {name}` has no {flags - options}"
 
 
-@pytest.mark.parametrize(("file", "name", "settings_model"), COMPONENTS[:2])
-def test_gpufair_variables_are_settings_fields(file: str, name: str, settings_model: Any) -> None:
-    container = chart_files.container(workload(file), name)
-    variables = {item["name"] for item in container["env"] if item["name"].startswith("GPUFAIR_")}
+@pytest.mark.parametrize(("name", "settings_model"), COMPONENTS[:2])
+def test_gpufair_variables_are_settings_fields(name: str, settings_model: Any) -> None:
+    main = container(workload(name), name)
+    variables = {item["name"] for item in main["env"] if item["name"].startswith("GPUFAIR_")}
     fields = {f"GPUFAIR_{field.upper()}" for field in settings_model.model_fields}
-    assert variables, f"{file} sets no GPUFAIR_ variable"
+    assert variables, f"{name} sets no GPUFAIR_ variable"
     assert variables <= fields, f"{settings_model.__name__} has no {variables - fields}"
 
 
 def test_agent_gets_its_node_name_from_the_downward_api() -> None:
-    (daemonset,) = chart_files.find("DaemonSet", file="agent-daemonset.yaml")
-    env = {item["name"]: item for item in chart_files.container(daemonset, "agent")["env"]}
+    env = {item["name"]: item for item in container(workload("agent"), "agent")["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
 
 
@@ -414,24 +428,24 @@ def test_operator_replicas_have_distinct_peering_priorities(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """kopf pauses every replica when two live peers share a priority: none would act."""
-    statefulset = workload("operator-statefulset.yaml")
+    statefulset = workload("operator")
     assert statefulset["kind"] == "StatefulSet"
-    env = {item["name"]: item for item in chart_files.container(statefulset, "operator")["env"]}
+    env = {item["name"]: item for item in container(statefulset, "operator")["env"]}
     source = env["GPUFAIR_PRIORITY"]["valueFrom"]["fieldRef"]["fieldPath"]
     assert source == "metadata.labels['apps.kubernetes.io/pod-index']"
     monkeypatch.setenv("GPUFAIR_PRIORITY", "1")  # the label's value, a string
     assert operator_settings.OperatorSettings().priority == 1
-    assert chart_files.values()["operator"]["replicas"] > 1
+    assert chart_values()["operator"]["replicas"] > 1
 
 
 def test_operator_liveness_probe_is_the_kopf_endpoint() -> None:
-    deployment = workload("operator-statefulset.yaml")
-    container = chart_files.container(deployment, "operator")
-    (liveness,) = [arg for arg in container["args"] if arg.startswith("--liveness=")]
-    assert (
-        urllib.parse.urlsplit(liveness.split("=", 1)[1]).path
-        == container["livenessProbe"]["httpGet"]["path"]
-    )
+    operator = container(workload("operator"), "operator")
+    (liveness,) = [arg for arg in operator["args"] if arg.startswith("--liveness=")]
+    url = urllib.parse.urlsplit(liveness.split("=", 1)[1])
+    assert url.path == operator["livenessProbe"]["httpGet"]["path"]
+    probe_port = operator["livenessProbe"]["httpGet"]["port"]
+    (named,) = [port for port in operator["ports"] if port["name"] == probe_port]
+    assert url.port == named["containerPort"]
 
 
 # -- the webhook -----------------------------------------------------------------------------
@@ -450,11 +464,11 @@ def kopf_mutating_ids() -> list[str]:
 
 def test_webhook_path_is_the_kopf_handler_id() -> None:
     """kopf serves each admission handler at ``/<handler id>``."""
-    assert [chart_files.values()["webhook"]["path"]] == [f"/{id_}" for id_ in kopf_mutating_ids()]
+    assert [chart_values()["webhook"]["path"]] == [f"/{id_}" for id_ in kopf_mutating_ids()]
 
 
 def test_webhook_honours_the_opt_out_label_and_ignores_failures() -> None:
-    (config,) = chart_files.find("MutatingWebhookConfiguration", file="webhook.yaml")
+    (config,) = render.find(default_objects(), "MutatingWebhookConfiguration")
     (hook,) = config["webhooks"]
     expressions = hook["namespaceSelector"]["matchExpressions"]
     assert {
@@ -462,7 +476,7 @@ def test_webhook_honours_the_opt_out_label_and_ignores_failures() -> None:
         "operator": "NotIn",
         "values": [webhook.OPT_OUT_VALUE],
     } in expressions
-    assert chart_files.values()["webhook"]["failurePolicy"] == "Ignore"
+    assert chart_values()["webhook"]["failurePolicy"] == "Ignore"
     assert hook["rules"] == [
         {
             "apiGroups": [""],
@@ -476,11 +490,10 @@ def test_webhook_honours_the_opt_out_label_and_ignores_failures() -> None:
 
 
 def test_operator_serves_the_webhook_on_the_port_the_service_targets() -> None:
-    deployment = workload("operator-statefulset.yaml")
-    container = chart_files.container(deployment, "operator")
-    env = {item["name"] for item in container["env"]}
+    operator = container(workload("operator"), "operator")
+    env = {item["name"] for item in operator["env"]}
     assert {"GPUFAIR_WEBHOOK_PORT", "GPUFAIR_WEBHOOK_CERTFILE", "GPUFAIR_WEBHOOK_PKEYFILE"} <= env
-    (service,) = chart_files.find("Service", file="operator-service.yaml")
+    (service,) = component_objects("Service", "operator")
     assert {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"} in service[
         "spec"
     ]["ports"]
@@ -598,7 +611,7 @@ def code_needs(component: str) -> set[Need]:
 
 
 def granted(component: str) -> set[Need]:
-    (role,) = chart_files.find("ClusterRole", file=f"{component}-rbac.yaml")
+    (role,) = component_objects("ClusterRole", component)
     return {
         (group, resource, verb)
         for rule in role["rules"]
