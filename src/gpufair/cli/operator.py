@@ -3,6 +3,10 @@
 Flags override the ``GPUFAIR_*`` environment (:class:`gpufair.operator.settings.OperatorSettings`);
 ``--dev`` runs a single local replica without the admission webhook (no TLS needed), e.g.
 against a kubeconfig of a test cluster. ``/metrics`` is served on ``--metrics-port``.
+
+Before kopf starts, the settings, the webhook's certificate and port, and the API server are
+checked, so that a wrong setup fails in one line naming the flag to fix rather than in kopf's
+retries and tracebacks.
 """
 
 from __future__ import annotations
