@@ -388,3 +388,15 @@ def test_alert_rules_are_named_and_explained() -> None:
         assert rule["alert"].startswith("Gpufair"), rule["alert"]
         assert rule["labels"]["severity"] in {"info", "warning", "critical"}, rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
+
+
+def test_the_chart_ships_each_dashboard_file_unchanged_in_a_labelled_configmap() -> None:
+    """What Grafana's sidecar loads is the JSON these tests check, not a templated variant."""
+    configmaps = render.find(render.render_chart({}), "ConfigMap")
+    shipped = {
+        key: json.loads(text)
+        for configmap in configmaps
+        if configmap["metadata"]["labels"].get("grafana_dashboard") == "1"
+        for key, text in configmap["data"].items()
+    }
+    assert shipped == {f"gpufair-{path.name}": load(path) for path in dashboard_paths()}
