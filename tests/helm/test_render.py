@@ -71,6 +71,13 @@ def test_helm_lint_strict_finds_nothing(value_set: str) -> None:
     assert (findings, report["errors"]) == ([], [])
 
 
+def test_helm_lint_reports_values_the_schema_refuses() -> None:
+    """The lint above can fail: Helm's lint checks values against values.schema.json."""
+    report = render.lint({"operator": {"replicas": "two"}})
+    errors = [message["error"] for message in report["messages"] if message["severity"] == 3]
+    assert any("/operator/replicas" in error for error in errors), report
+
+
 @pytest.mark.parametrize("value_set", SETS)
 def test_value_set_renders_its_components(value_set: str) -> None:
     kinds = {obj["kind"] for obj in render.render_chart(VALUE_SETS[value_set])}
