@@ -56,3 +56,17 @@ def test_docs_without_markers_are_an_error(
     assert cli.main(["crds", "--docs", str(doc)]) == 2
     assert "no" in capsys.readouterr().err
     assert doc.read_text() == "# hand-written only\n"
+
+
+def test_a_model_a_real_api_server_would_refuse_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.api.test_crd_cost import _ExpensiveKind
+
+    monkeypatch.setattr(crdgen, "KINDS", ((_ExpensiveKind, ()),))
+    assert cli.main(["crds", "--output-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("gpufair crds: the models give a CRD a real API server would refuse")
+    assert "expensives.gpufair.dev" in err[0]
+    assert list(tmp_path.iterdir()) == []

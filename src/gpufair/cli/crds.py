@@ -65,21 +65,21 @@ def expected_files(
 
     files: dict[pathlib.Path, str] = {}
     if output_dir is not None:
-        for crd in crdgen.definitions():
+        for crd in _definitions():
             files[output_dir / crdgen.file_name(crd)] = render(crd)
     if docs is not None:
         current = docs.read_text(encoding="utf-8") if docs.exists() else ""
-        files[docs] = docgen.splice(current, docgen.reference(crdgen.definitions()))
+        files[docs] = docgen.splice(current, docgen.reference(_definitions()))
     return files
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpufair.api import crdgen, docgen
+    from gpufair.api import docgen
 
     if args.output_dir is None and args.docs is None:
         if args.check:
             raise errors.UsageError("--check needs --output-dir DIR or --docs FILE")
-        sys.stdout.write("---\n".join(render(crd) for crd in crdgen.definitions()))
+        sys.stdout.write("---\n".join(render(crd) for crd in _definitions()))
         return 0
     try:
         files = expected_files(args.output_dir, args.docs)
@@ -99,6 +99,18 @@ def run(args: argparse.Namespace) -> int:
     for path in stale:
         _write(path, files[path])
     return 0
+
+
+def _definitions() -> list[dict[str, Any]]:
+    """The CRDs, or one line saying which model field a real API server would refuse."""
+    from gpufair.api import crdgen
+
+    try:
+        return crdgen.definitions()
+    except (crdgen.OverBudgetError, crdgen.UnsupportedSchemaError) as error:
+        raise errors.RuntimeFailureError(
+            f"the models give a CRD a real API server would refuse: {error}"
+        ) from None
 
 
 def _write(path: pathlib.Path, content: str) -> None:
