@@ -124,12 +124,24 @@ class KubeClient:
             _preload_content=False,
         )
 
-    def bind_pod(self, *, namespace: str, name: str, uid: str, node: str) -> None:
+    def bind_pod(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        uid: str,
+        node: str,
+        annotations: Mapping[str, str] | None = None,
+    ) -> None:
+        """Bind the pod; the API server copies the Binding's annotations onto the pod."""
         body = kubernetes.client.V1Binding(
             api_version="v1",
             kind="Binding",
             metadata=kubernetes.client.V1ObjectMeta(
-                name=name, namespace=namespace, uid=uid or None
+                name=name,
+                namespace=namespace,
+                uid=uid or None,
+                annotations=dict(annotations or {}) or None,
             ),
             target=kubernetes.client.V1ObjectReference(api_version="v1", kind="Node", name=node),
         )
