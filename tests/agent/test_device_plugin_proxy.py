@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.agent import fake_nvidia_plugin, fake_nvml, kubelet_standin
 
-from gpufair.agent import deviceplugin
+from gpufair.agent import allocations, deviceplugin
 from gpufair.core import allocation, topology_matrix
 
 RESOURCE = "nvidia.com/gpu"
@@ -202,3 +202,40 @@ def test_containers_get_exactly_gpufairs_sets_and_no_gpu_goes_to_two_pods(
         held = [gpu for gpus in live.values() for gpu in gpus]
         assert len(held) == len(set(held)), "a GPU went to two pods"
     assert len(node.kubelet.preference_errors) == errors
+
+
+def test_the_agent_offers_only_unconfirmed_live_pods_with_bind_choices() -> None:
+    def on_node(name: str, notes: dict[str, str], phase: str = "Running") -> dict[str, object]:
+        return {
+            "metadata": {"name": name, "namespace": "team-a", "annotations": notes},
+            "status": {"phase": phase},
+        }
+
+    node_pods = [
+        on_node("waiting", {"gpufair.dev/gpus": "4,5"}),
+        on_node("confirmed", {"gpufair.dev/gpus": "0,1", "gpufair.dev/gpus-confirmed": "0,1"}),
+        on_node("finished", {"gpufair.dev/gpus": "2"}, phase="Succeeded"),
+        on_node("malformed", {"gpufair.dev/gpus": "x"}),
+        on_node("not-by-gpufair", {}),
+    ]
+
+    class Api:
+        def node_pods(self, node: str) -> list[dict[str, object]]:
+            return node_pods
+
+    wiring = allocations.Allocations(
+        options=allocations.Options(
+            node="gpu-1",
+            resource=RESOURCE,
+            proxy=False,
+            kubelet_dir=pathlib.Path("/nonexistent"),
+            upstream_dir=pathlib.Path("/nonexistent"),
+            pod_resources_socket=None,
+            interval=1.0,
+        ),
+        api=Api(),  # type: ignore[arg-type]
+        ids={index: f"GPU-{index}" for index in range(8)},
+    )
+    assert wiring.candidates() == [
+        allocation.Candidate(pod="team-a/waiting", devices=frozenset({"GPU-4", "GPU-5"}))
+    ]
