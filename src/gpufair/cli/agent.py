@@ -109,6 +109,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "(usually /var/lib/kubelet/pod-resources/kubelet.sock; default: off)",
     )
     proxy.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve the allocation metrics on this port's /metrics (default: 0, off)",
+    )
+    proxy.add_argument(
         "--reconcile-interval",
         type=_positive_seconds,
         default=10.0,
@@ -159,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
             return int(runner.ExitCode.FAILURE)
         if args.device_plugin_proxy:
             publish = _with_proxy_label(target.publish)
+    if args.metrics_port:
+        import prometheus_client
+
+        prometheus_client.start_http_server(args.metrics_port)
     with wakeup.signals():
         if node_side is not None:
             node_side.start()
