@@ -113,17 +113,6 @@ class KubeClient:
         pod: dict[str, Any] = json.loads(response.data)
         return pod
 
-    def annotate_pod(
-        self, namespace: str, name: str, annotations: Mapping[str, str | None]
-    ) -> None:
-        self.core.patch_namespaced_pod(
-            name,
-            namespace,
-            {"metadata": {"annotations": dict(annotations)}},
-            _content_type="application/merge-patch+json",
-            _preload_content=False,
-        )
-
     def bind_pod(
         self,
         *,
