@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv tools test lint typecheck importlint hadolint unit e2e demo crds clean
+.PHONY: all venv tools test lint typecheck importlint hadolint unit e2e demo crds protos clean
 
 all: test
 
@@ -52,6 +52,14 @@ demo: venv tools
 crds: venv
 	$(BIN)/gpufair crds --output-dir crds --docs docs/api.md
 	cp crds/gpufair.dev_*.yaml helm/gpufair/crds/
+
+# kubelet's gRPC APIs (device plugin v1beta1, PodResources v1) compiled with grpcio-tools;
+# the generated modules are committed (see src/gpufair/agent/kubeletapi/__init__.py).
+PROTOS := src/gpufair/agent/kubeletapi/deviceplugin/v1beta1/api.proto \
+          src/gpufair/agent/kubeletapi/podresources/v1/api.proto
+protos: venv
+	$(BIN)/python -m grpc_tools.protoc -I src --python_out=src --pyi_out=src --grpc_python_out=src \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=src $(PROTOS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -224,6 +224,12 @@ class FakeNvml:
 
     # -- per GPU -------------------------------------------------------------------------------
 
+    def nvmlDeviceGetUUID(self, handle: _Handle) -> str:  # noqa: N802
+        """A stable UUID in NVIDIA's format, derived from the GPU's PCI address."""
+        address = self._machine().pci[self._gpu(handle.index)]
+        pci = f"{address.domain:08x}-{address.bus:04x}-{address.device:04x}"
+        return f"GPU-{pci}-0000-{handle.index:012x}"
+
     def nvmlDeviceGetPciInfo(self, handle: _Handle) -> _PciInfo:  # noqa: N802
         address = self._machine().pci[self._gpu(handle.index)]
         return _pci_info(address, vendor=nvml_topology.NVIDIA_PCI_VENDOR, device=GPU_DEVICE_ID)

@@ -155,3 +155,11 @@ def test_interval_must_be_a_positive_number(
         cli.main(["agent", "--dry-run", "--interval", interval])
     assert exit_info.value.code == 2
     assert "--interval" in capsys.readouterr().err
+
+
+def test_the_proxy_without_pod_resources_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["agent", "--node-name", "gpu-1", "--device-plugin-proxy"]) == 2
+    _, err = capsys.readouterr()
+    assert "--device-plugin-proxy needs --pod-resources-socket" in err

@@ -66,16 +66,14 @@ class FakeWriter:
     def read_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self.pods.get((namespace, name))
 
-    def annotate_pod(
-        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    def bind_pod(
+        self, *, namespace: str, name: str, uid: str, node: str, annotations: Mapping[str, str]
     ) -> None:
-        with self.lock:
-            self.annotations[(namespace, name)] = dict(annotations)
-
-    def bind_pod(self, *, namespace: str, name: str, uid: str, node: str) -> None:
         if self.fail_bind is not None:
             raise RuntimeError(self.fail_bind)
         with self.lock:
+            if annotations:
+                self.annotations[(namespace, name)] = dict(annotations)
             self.bindings.append((namespace, name, uid, node))
             pod = self.pods.get((namespace, name))
             notes = self.annotations.get((namespace, name), {})

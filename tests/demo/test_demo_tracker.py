@@ -191,3 +191,15 @@ def test_a_gpu_held_by_two_running_pods_is_reported() -> None:
 )
 def test_percentile(values: list[float], fraction: float, expected: float | None) -> None:
     assert tracker.percentile(values, fraction) == expected
+
+
+def test_the_gpus_kubelet_confirmed_replace_binds_choice() -> None:
+    t = new_tracker()
+    record = t.submitted(job(run=5.0), name="research-y", uid="u", now=0.0)
+    t.bound(record.key, node="dgx-a100", now=1.0)
+    t.observe([pod(record.key, node="dgx-a100", gpus="0,1", phase="Running")], now=1.5)
+    assert record.gpu_indices == (0, 1)
+    confirmed = pod(record.key, node="dgx-a100", gpus="0,1", phase="Running")
+    confirmed["metadata"]["annotations"][names.GPUS_CONFIRMED_ANNOTATION] = "2,3"
+    t.observe([confirmed], now=2.0)
+    assert record.gpu_indices == (2, 3)

@@ -516,6 +516,7 @@ API_METHODS: dict[str, tuple[Need, ...]] = {
     "patch_node": (("", "nodes", "patch"),),
     "list_node": (("", "nodes", "list"),),
     "list_namespace": (("", "namespaces", "list"),),
+    "create_namespaced_event": (("", "events", "create"),),
     # The plural is an argument: every gpufair resource.
     "list_cluster_custom_object": tuple((names.GROUP, plural, "list") for plural in _PLURALS),
     "patch_cluster_custom_object_status": tuple(

@@ -196,3 +196,33 @@ def _optional(nvml: Any, name: str, *args: Any) -> Any:
         if getattr(error, "value", None) in _not_here_codes(nvml):
             return None
         raise
+
+
+def read_uuids(nvml: Any = None) -> dict[int, str]:
+    """GPU index -> UUID, as NVIDIA's device plugin names devices (``DEVICE_ID_STRATEGY=uuid``).
+
+    Raises :class:`NvmlUnavailableError` when NVML cannot start, :class:`NvmlQueryError` after.
+    """
+    if nvml is None:
+        nvml = importlib.import_module("pynvml")
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as error:
+        raise NvmlUnavailableError(f"NVML did not start: {error}") from error
+    try:
+        return {
+            index: _text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(index)))
+            for index in range(nvml.nvmlDeviceGetCount())
+        }
+    except nvml.NVMLError as error:
+        raise NvmlQueryError(f"NVML query failed: {error}") from error
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except nvml.NVMLError as error:
+            logger.debug("nvmlShutdown failed: %s", error)
+
+
+def _text(value: str | bytes) -> str:
+    """Older pynvml returns bytes."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -23,6 +23,11 @@ ADMISSION_GATE: Final = f"{GROUP}/admission"
 
 GPUS_ANNOTATION: Final = f"{GROUP}/gpus"
 """Comma-separated GPU indices bound to the pod, written by the extender's bind (``"0,1,2,3"``)."""
+GPUS_CONFIRMED_ANNOTATION: Final = f"{GROUP}/gpus-confirmed"
+"""GPU indices kubelet really allocated to the pod, written by the node agent from kubelet's
+PodResources API; trusted over :data:`GPUS_ANNOTATION` wherever both are present."""
+GPU_UUIDS_ANNOTATION: Final = f"{GROUP}/gpu-uuids"
+"""Comma-separated device IDs (GPU UUIDs) kubelet allocated, in the order of the indices."""
 NUMA_ANNOTATION: Final = f"{GROUP}/numa"
 """NUMA node of the bound GPUs (for CPU and memory alignment); absent when mixed or unknown."""
 POOL_ANNOTATION: Final = f"{GROUP}/pool"

@@ -2,7 +2,9 @@
 
 Runs as a DaemonSet on GPU nodes (node name from the downward API, ``NODE_NAME``), as a Job
 with ``--once``, or by hand with ``--dry-run`` to see the labels a machine would get. See
-``docs/agent.md``.
+``docs/agent.md``. With ``--device-plugin-proxy`` it also makes kubelet allocate the GPUs
+gpufair chose, and with a PodResources socket it confirms what kubelet allocated
+(``docs/device-plugin.md``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gpufair.agent import discovery
+    from collections.abc import Callable, Mapping
+
+    from gpufair.agent import allocations, discovery
 
 DEFAULT_INTERVAL_SECONDS = 300.0
 
@@ -64,6 +68,59 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="on a node without an NVIDIA GPU, idle and keep re-checking instead of exiting 1",
     )
+    proxy = parser.add_argument_group(
+        "GPU allocation on the node (docs/device-plugin.md)",
+    )
+    proxy.add_argument(
+        "--device-plugin-proxy",
+        action="store_true",
+        help="register the GPU resource with kubelet in front of NVIDIA's device plugin and "
+        "prefer gpufair's GPUs (needs the PodResources socket)",
+    )
+    proxy.add_argument(
+        "--gpu-resource",
+        default="nvidia.com/gpu",
+        help="the extended resource NVIDIA's plugin serves (default: nvidia.com/gpu)",
+    )
+    proxy.add_argument(
+        "--kubelet-device-plugin-dir",
+        type=pathlib.Path,
+        default=pathlib.Path("/var/lib/kubelet/device-plugins"),
+        help="kubelet's device-plugin directory (default: /var/lib/kubelet/device-plugins)",
+    )
+    proxy.add_argument(
+        "--nvidia-device-plugin-dir",
+        type=pathlib.Path,
+        default=pathlib.Path("/var/lib/gpufair/device-plugins"),
+        help="the directory NVIDIA's plugin sees as its device-plugin directory; the proxy "
+        "serves kubelet.sock there (default: /var/lib/gpufair/device-plugins)",
+    )
+    proxy.add_argument(
+        "--device-id-strategy",
+        choices=["uuid", "index"],
+        default="uuid",
+        help="NVIDIA's plugin --device-id-strategy (default: uuid)",
+    )
+    proxy.add_argument(
+        "--pod-resources-socket",
+        default=None,
+        metavar="PATH",
+        help="kubelet's PodResources socket, to confirm each pod's GPUs "
+        "(usually /var/lib/kubelet/pod-resources/kubelet.sock; default: off)",
+    )
+    proxy.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve the allocation metrics on this port's /metrics (default: 0, off)",
+    )
+    proxy.add_argument(
+        "--reconcile-interval",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between PodResources reads (default: 10)",
+    )
     parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
@@ -91,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         return _dry_run(discover, args)
     if not args.node_name:
         return _usage("no node to label: pass --node-name or set NODE_NAME")
+    if args.device_plugin_proxy and not args.pod_resources_socket:
+        return _usage("--device-plugin-proxy needs --pod-resources-socket to confirm allocations")
     try:
         target = publisher.NodeLabelPublisher(api=publisher.connect(), node_name=args.node_name)
     except publisher.PublishError as error:
@@ -100,10 +159,66 @@ def run(args: argparse.Namespace) -> int:
     options = runner.Options(
         interval=args.interval, once=args.once, idle_without_gpu=args.idle_without_gpu
     )
+    node_side = None
+    publish: Callable[[Mapping[str, str]], dict[str, str | None]] = target.publish
+    if (args.device_plugin_proxy or args.pod_resources_socket) and not args.once:
+        node_side = _allocations(args, target.api)
+        if node_side is None:
+            return int(runner.ExitCode.FAILURE)
+        if args.device_plugin_proxy:
+            publish = _with_proxy_label(target.publish)
+    if args.metrics_port:
+        import prometheus_client
+
+        prometheus_client.start_http_server(args.metrics_port)
     with wakeup.signals():
-        return int(
-            runner.run(discover=discover, publish=target.publish, options=options, wakeup=wakeup)
-        )
+        if node_side is not None:
+            node_side.start()
+        try:
+            return int(
+                runner.run(discover=discover, publish=publish, options=options, wakeup=wakeup)
+            )
+        finally:
+            if node_side is not None:
+                node_side.stop()
+
+
+def _allocations(args: argparse.Namespace, core: object) -> allocations.Allocations | None:
+    """The proxy and reconciler of this node, or ``None`` after printing why not."""
+    from gpufair.agent import allocations, nvml_reader, podresources
+
+    strategy = allocations.DeviceIdStrategy(args.device_id_strategy)
+    try:
+        ids = allocations.device_ids(strategy)
+    except (nvml_reader.NvmlUnavailableError, nvml_reader.NvmlQueryError) as error:
+        print(f"gpufair agent: cannot name this node's GPUs for kubelet: {error}", file=sys.stderr)
+        return None
+    return allocations.Allocations(
+        options=allocations.Options(
+            node=args.node_name,
+            resource=args.gpu_resource,
+            proxy=args.device_plugin_proxy,
+            kubelet_dir=args.kubelet_device_plugin_dir,
+            upstream_dir=args.nvidia_device_plugin_dir,
+            pod_resources_socket=args.pod_resources_socket,
+            interval=args.reconcile_interval,
+            strategy=strategy,
+        ),
+        api=podresources.KubePodApi(core),
+        ids=ids,
+    )
+
+
+def _with_proxy_label(
+    publish: Callable[[Mapping[str, str]], dict[str, str | None]],
+) -> Callable[[Mapping[str, str]], dict[str, str | None]]:
+    """Publish the topology labels plus the one saying this node runs the proxy."""
+    from gpufair.core import labels
+
+    def publish_with_label(desired: Mapping[str, str]) -> dict[str, str | None]:
+        return publish({**desired, labels.PROXY_LABEL: "true"})
+
+    return publish_with_label
 
 
 def _dry_run(discover: discovery.Discoverer, args: argparse.Namespace) -> int:

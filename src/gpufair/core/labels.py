@@ -26,6 +26,9 @@ LABEL_PREFIX = "gpufair.dev/"
 SCHEMA_LABEL = LABEL_PREFIX + "topology-schema"
 SCHEMA_VERSION = "v1"
 GPU_COUNT_LABEL = LABEL_PREFIX + "gpu-count"
+PROXY_LABEL = LABEL_PREFIX + "device-plugin-proxy"
+"""``"true"`` on a node whose agent runs the device-plugin proxy and confirms allocations; bind
+then keeps at most one unconfirmed pod per request size on it (see ``core.allocation``)."""
 
 _GPU_KEY = re.compile(re.escape(LABEL_PREFIX) + r"gpu-(\d+)\.([A-Za-z0-9_.-]+)")
 _NUMBER = re.compile(r"0|[1-9][0-9]{0,8}")
@@ -57,7 +60,9 @@ def gpu_label(index: int, attribute: Attribute) -> str:
 
 def is_owned_key(key: str) -> bool:
     """Whether the node agent owns this label key (so may remove it when stale)."""
-    return key in (SCHEMA_LABEL, GPU_COUNT_LABEL) or _GPU_KEY.fullmatch(key) is not None
+    return (
+        key in (SCHEMA_LABEL, GPU_COUNT_LABEL, PROXY_LABEL) or _GPU_KEY.fullmatch(key) is not None
+    )
 
 
 def to_labels(topology: topo.NodeTopology) -> dict[str, str]:

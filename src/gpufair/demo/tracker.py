@@ -151,8 +151,10 @@ class Tracker:
             record.state = State.RUNNING
         if node:
             record.node = node
-        indices = ((pod.get("metadata") or {}).get("annotations") or {}).get(names.GPUS_ANNOTATION)
-        if indices and not record.gpu_indices:
+        notes = (pod.get("metadata") or {}).get("annotations") or {}
+        confirmed = notes.get(names.GPUS_CONFIRMED_ANNOTATION)
+        indices = confirmed or notes.get(names.GPUS_ANNOTATION)
+        if indices and (confirmed or not record.gpu_indices):  # kubelet's GPUs win over bind's
             record.gpu_indices = tuple(int(part) for part in str(indices).split(",") if part)
         phase = status.get("phase")
         if phase == "Running" and record.running_since is None:

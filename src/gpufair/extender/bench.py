@@ -117,13 +117,11 @@ class _Api:
         _, number, gpus, tenant = name.split("-")
         return _pod(int(number), int(gpus[1:]), int(tenant[1:]))
 
-    def annotate_pod(
-        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    def bind_pod(
+        self, *, namespace: str, name: str, uid: str, node: str, annotations: Mapping[str, str]
     ) -> None:
-        self.notes[(namespace, name)] = dict(annotations)
-
-    def bind_pod(self, *, namespace: str, name: str, uid: str, node: str) -> None:
         del uid  # pods are known by name here
+        self.notes[(namespace, name)] = dict(annotations)
         self.events.put(("bound", self.read_pod(namespace, name), node))
 
     def _watch(self) -> None:

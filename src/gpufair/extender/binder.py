@@ -1,10 +1,13 @@
-"""The bind verb: choose the GPUs, record them on the pod, assume them, create the binding.
+"""The bind verb: choose the GPUs, assume them, create the binding that records them.
 
 kube-scheduler skips prioritize when only one node passed filter, so bind never relies on an
 earlier verb: it chooses the GPU set itself from the node's current free GPUs. Deciding and
 acting are separate steps: under the node's lock the GPUs are chosen and assumed in the cache
-(so two concurrent binds to one node never get the same GPU), then, outside the lock, the pod
-is annotated and bound through :class:`PodWriter`. A failed write forgets the assumption.
+(so two concurrent binds to one node never get the same GPU), then, outside the lock, the
+``pods/binding`` is created through :class:`PodWriter` with the choice in the Binding's own
+``metadata.annotations``: the API server copies them onto the pod together with ``nodeName``
+in one write (``setPodHostAndAnnotations``), so no pod is ever bound without its GPUs recorded
+and no separate patch can fail half-way. A failed write forgets the assumption.
 """
 
 from __future__ import annotations
@@ -27,14 +30,10 @@ class PodWriter(Protocol):
         """The pod, or ``None`` when it does not exist."""
         ...
 
-    def annotate_pod(
-        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    def bind_pod(
+        self, *, namespace: str, name: str, uid: str, node: str, annotations: Mapping[str, str]
     ) -> None:
-        """Merge-patch the pod's annotations (``None`` removes one)."""
-        ...
-
-    def bind_pod(self, *, namespace: str, name: str, uid: str, node: str) -> None:
-        """Create the pod's ``pods/binding`` to ``node``."""
+        """Create the pod's ``pods/binding`` to ``node`` carrying ``annotations`` for the pod."""
         ...
 
 
@@ -132,33 +131,37 @@ def bind(
     if ask.requests and not snapshot.synced:
         raise BindError(verbs.NOT_SYNCED)
     if not verbs.wants_gpus(ask, snapshot):
-        _write_binding(args, writer)
+        _write_binding(args, writer, annotations={})
         return Bound(node=args.node)
     bound = choose_and_assume(ask=ask, node_name=args.node, state=state, placer=placer)
     try:
-        writer.annotate_pod(
-            ask.namespace,
-            ask.name,
-            {
-                names.GPUS_ANNOTATION: pods.format_gpus(bound.gpus),
-                names.NUMA_ANNOTATION: str(bound.numa) if bound.numa is not None else None,
-                names.POOL_ANNOTATION: bound.pool,
-            },
-        )
-        _write_binding(args, writer)
+        _write_binding(args, writer, annotations=binding_annotations(bound))
     except BindError:
         state.forget(ask.uid)
         raise
-    except Exception as exc:
-        state.forget(ask.uid)
-        raise BindError(f"annotating {ask.ref}: {exc}") from exc
     return bound
 
 
-def _write_binding(args: extender_wire.ExtenderBindingArgs, writer: PodWriter) -> None:
+def binding_annotations(bound: Bound) -> dict[str, str]:
+    """The annotations the Binding carries onto the pod: GPUs, NUMA node and pool."""
+    notes = {names.GPUS_ANNOTATION: pods.format_gpus(bound.gpus)}
+    if bound.numa is not None:
+        notes[names.NUMA_ANNOTATION] = str(bound.numa)
+    if bound.pool is not None:
+        notes[names.POOL_ANNOTATION] = bound.pool
+    return notes
+
+
+def _write_binding(
+    args: extender_wire.ExtenderBindingArgs, writer: PodWriter, *, annotations: Mapping[str, str]
+) -> None:
     try:
         writer.bind_pod(
-            namespace=args.pod_namespace, name=args.pod_name, uid=args.pod_uid, node=args.node
+            namespace=args.pod_namespace,
+            name=args.pod_name,
+            uid=args.pod_uid,
+            node=args.node,
+            annotations=annotations,
         )
     except Exception as exc:
         raise BindError(

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.api import names
-from gpufair.core import admission, fairshare, placement, preemption
+from gpufair.core import admission, allocation, fairshare, placement, preemption
 from gpufair.k8s import pods
 from gpufair.state import cache, views
 
@@ -270,10 +270,20 @@ class Judge:
         if closed is not None:
             return closed
         pool = self.snapshot.pools[node.pool]
-        found = self.placer.choose(node, count=self.count(pool), pool=pool)
+        count = self.count(pool)
+        if allocation.blocks_bind(unconfirmed_sizes=node.waiting, size=count):
+            return Verdict(reason=waiting_reason(count))
+        found = self.placer.choose(node, count=count, pool=pool)
         if isinstance(found, placement.NoFit):
             return Verdict(reason=found.reason)
         return Verdict(choice=found)
+
+
+def waiting_reason(count: int) -> str:
+    return (
+        f"a {count}-GPU pod bound here is not yet confirmed by the node agent "
+        "(one unconfirmed pod per size and node; retried once kubelet has allocated it)"
+    )
 
 
 _CHOICE = operator.attrgetter("choice")

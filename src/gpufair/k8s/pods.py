@@ -209,11 +209,27 @@ def parse_gpus(value: str) -> frozenset[int]:
 
 
 def bound_gpus(pod: PodDict) -> frozenset[int] | None:
-    """The GPU indices recorded on the pod by bind; ``None`` when it carries no annotation.
+    """The pod's GPU indices: confirmed by the node agent if it has, else bind's choice.
 
-    Raises :class:`PodError` for a malformed annotation.
+    ``None`` when the pod carries neither annotation; raises :class:`PodError` for a malformed
+    one.
     """
-    value = annotations_of(pod).get(names.GPUS_ANNOTATION)
+    confirmed = confirmed_gpus(pod)
+    return confirmed if confirmed is not None else chosen_gpus(pod)
+
+
+def chosen_gpus(pod: PodDict) -> frozenset[int] | None:
+    """The GPU indices bind chose (``gpufair.dev/gpus``), whatever kubelet did."""
+    return _gpus_annotation(pod, names.GPUS_ANNOTATION)
+
+
+def confirmed_gpus(pod: PodDict) -> frozenset[int] | None:
+    """The GPU indices kubelet allocated, as the agent read them from PodResources."""
+    return _gpus_annotation(pod, names.GPUS_CONFIRMED_ANNOTATION)
+
+
+def _gpus_annotation(pod: PodDict, key: str) -> frozenset[int] | None:
+    value = annotations_of(pod).get(key)
     if value is None or value == "":
         return None
     return parse_gpus(str(value))

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from gpufair.api import names
+from gpufair.core import labels as topology_labels
 from gpufair.core import topology
 from gpufair.k8s import nodes, pods, selectors
 from gpufair.state import views
@@ -410,6 +411,7 @@ class ClusterCache:
             checkpoint=pods.annotations_of(obj).get(names.CHECKPOINT_ANNOTATION),
             terminal=pods.is_terminal(obj),
             problem=problem,
+            confirmed=names.GPUS_CONFIRMED_ANNOTATION in pods.annotations_of(obj),
         )
         if view.terminal:
             self._remove_pod(uid)
@@ -559,6 +561,7 @@ class ClusterCache:
             used |= self._assumed[uid].gpus
         free = indices - used
         bound = tuple(self._pods[uid] for uid in sorted(self._pods_on_node.get(name, ())))
+        waiting = self._waiting_sizes(name, obj, bound, resource)
         previous = self._views.get(name)
         view = views.NodeView(
             name=name,
@@ -571,6 +574,7 @@ class ClusterCache:
             hidden=min(hidden, len(free)),
             problem="node has invalid gpufair topology labels" if problem else None,
             pods=bound,
+            waiting=waiting,
         )
         shape = view.shape()
         shape_id = self._shape_ids.get(shape)
@@ -579,6 +583,19 @@ class ClusterCache:
         view = self._views[name] = dataclasses.replace(view, shape_id=shape_id)
         self._shape_of[name] = shape_id
         self._shape_nodes[shape_id] = view
+
+    def _waiting_sizes(
+        self, name: str, obj: Obj, bound: tuple[views.PodView, ...], resource: str
+    ) -> frozenset[int]:
+        """Sizes of unconfirmed gpufair pods on a node whose agent runs the proxy."""
+        node_labels = (obj.get("metadata") or {}).get("labels") or {}
+        if node_labels.get(topology_labels.PROXY_LABEL) != "true":
+            return frozenset()
+        sizes = {
+            pod.request(resource) for pod in bound if pod.gpus is not None and not pod.confirmed
+        }
+        sizes.update(len(self._assumed[uid].gpus) for uid in self._assumed_on_node.get(name, ()))
+        return frozenset(sizes)
 
     def _resolve_tenant(self, namespace: str) -> str | None:
         return pods.tenant_of_namespace(

@@ -113,23 +113,24 @@ class KubeClient:
         pod: dict[str, Any] = json.loads(response.data)
         return pod
 
-    def annotate_pod(
-        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    def bind_pod(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        uid: str,
+        node: str,
+        annotations: Mapping[str, str] | None = None,
     ) -> None:
-        self.core.patch_namespaced_pod(
-            name,
-            namespace,
-            {"metadata": {"annotations": dict(annotations)}},
-            _content_type="application/merge-patch+json",
-            _preload_content=False,
-        )
-
-    def bind_pod(self, *, namespace: str, name: str, uid: str, node: str) -> None:
+        """Bind the pod; the API server copies the Binding's annotations onto the pod."""
         body = kubernetes.client.V1Binding(
             api_version="v1",
             kind="Binding",
             metadata=kubernetes.client.V1ObjectMeta(
-                name=name, namespace=namespace, uid=uid or None
+                name=name,
+                namespace=namespace,
+                uid=uid or None,
+                annotations=dict(annotations or {}) or None,
             ),
             target=kubernetes.client.V1ObjectReference(api_version="v1", kind="Node", name=node),
         )

@@ -79,13 +79,24 @@ class NodeView:
     """Why the node cannot take GPU pods at all (e.g. invalid topology labels)."""
     pods: tuple[PodView, ...] = ()
     """The GPU pods bound to the node (preempt looks its victims up here)."""
+    waiting: frozenset[int] = frozenset()
+    """Request sizes of gpufair pods bound here that the node's agent has not confirmed yet
+    (only on nodes running the device-plugin proxy; see ``core.allocation.blocks_bind``)."""
     shape_id: int = -1
     """Equal for nodes whose :meth:`shape` is equal (interned by the cache): every decision
     about a node depends only on its shape, so verbs judge each shape once per request."""
 
     def shape(self) -> tuple[object, ...]:
         """Everything a decision about this node depends on, except its name."""
-        return (self.pool, self.topology_id, self.free, self.hidden, self.problem, self.schedulable)
+        return (
+            self.pool,
+            self.topology_id,
+            self.free,
+            self.hidden,
+            self.problem,
+            self.schedulable,
+            self.waiting,
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,6 +117,8 @@ class PodView:
     checkpoint: str | None = None
     terminal: bool = False
     problem: str | None = None
+    confirmed: bool = False
+    """Whether the node agent confirmed the GPUs from kubelet (``gpufair.dev/gpus-confirmed``)."""
 
     @property
     def ref(self) -> str:

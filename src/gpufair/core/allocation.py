@@ -1,0 +1,123 @@
+"""Which devices kubelet should be told to prefer, and whether what it allocated is gpufair's set.
+
+The device plugin API gives ``GetPreferredAllocation`` no pod identity (kubernetes #82606), so
+the agent's device-plugin proxy (:mod:`gpufair.agent.deviceplugin`) asks :func:`prefer` for the
+answer: the one *unconfirmed* gpufair pod on the node whose chosen set has the requested size
+and fits in ``available | must_include`` (and contains every must-include device). Bind never
+lets two unconfirmed pods of one size wait on one node (:func:`blocks_bind`), so the answer is
+never ambiguous; when it would be, or when no pod fits, the proxy falls back to NVIDIA's own
+preference. The PodResources reconciler (:mod:`gpufair.agent.podresources`) asks :func:`check`
+whether what kubelet allocated is what bind chose.
+
+Device IDs are opaque strings here (NVIDIA's plugin uses GPU UUIDs, or indices with
+``DEVICE_ID_STRATEGY=index``); the agent maps them to GPU indices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Collection, Iterable
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Candidate:
+    """An unconfirmed gpufair pod bound to this node and the devices bind chose for it."""
+
+    pod: str
+    """``namespace/name``, for logs and events."""
+    devices: frozenset[str]
+
+
+class Outcome(enum.StrEnum):
+    """Why :func:`prefer` answered as it did (a metric label)."""
+
+    GPUFAIR = "gpufair"
+    NO_CANDIDATE = "no-candidate"
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Preference:
+    """gpufair's answer for one container request; ``devices`` is empty unless ``GPUFAIR``."""
+
+    outcome: Outcome
+    devices: tuple[str, ...] = ()
+    pod: str | None = None
+
+
+def fits(
+    candidate: Candidate, *, available: Collection[str], must_include: Collection[str], size: int
+) -> bool:
+    """Whether kubelet can allocate exactly ``candidate.devices`` for this request."""
+    if len(candidate.devices) != size:
+        return False
+    if not candidate.devices.issuperset(must_include):
+        return False
+    allowed = set(available) | set(must_include)
+    return candidate.devices.issubset(allowed)
+
+
+def prefer(
+    candidates: Iterable[Candidate],
+    *,
+    available: Collection[str],
+    must_include: Collection[str],
+    size: int,
+) -> Preference:
+    """gpufair's preferred devices for one container request (see the module docstring)."""
+    matching = [
+        candidate
+        for candidate in candidates
+        if fits(candidate, available=available, must_include=must_include, size=size)
+    ]
+    if not matching:
+        return Preference(Outcome.NO_CANDIDATE)
+    if len({candidate.devices for candidate in matching}) > 1:
+        return Preference(Outcome.AMBIGUOUS)
+    chosen = matching[0]
+    return Preference(Outcome.GPUFAIR, devices=tuple(sorted(chosen.devices)), pod=chosen.pod)
+
+
+def blocks_bind(*, unconfirmed_sizes: Iterable[int], size: int) -> bool:
+    """Whether a node already has an unconfirmed gpufair pod of ``size`` GPUs.
+
+    Bind refuses such a node for now (filter says why): a second pod of the same size would
+    make the proxy's answer ambiguous. The node is free for it again once kubelet allocated
+    the first and the agent confirmed it.
+    """
+    return size in set(unconfirmed_sizes)
+
+
+class Verdict(enum.StrEnum):
+    """What the PodResources reconciler found for one pod."""
+
+    CONFIRMED = "confirmed"
+    MISMATCH = "mismatch"
+    UNRECORDED = "unrecorded"
+    """kubelet gave the pod GPUs but bind recorded none (a pod gpufair did not place)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Check:
+    verdict: Verdict
+    chosen: frozenset[int] | None
+    allocated: frozenset[int]
+
+    @property
+    def unexpected(self) -> frozenset[int]:
+        """Allocated GPUs that bind did not choose."""
+        return self.allocated - (self.chosen or frozenset())
+
+    @property
+    def missing(self) -> frozenset[int]:
+        """Chosen GPUs that kubelet did not allocate."""
+        return (self.chosen or frozenset()) - self.allocated
+
+
+def check(*, chosen: frozenset[int] | None, allocated: frozenset[int]) -> Check:
+    """Compare bind's choice with kubelet's allocation (both as GPU indices)."""
+    if chosen is None:
+        return Check(Verdict.UNRECORDED, chosen, allocated)
+    verdict = Verdict.CONFIRMED if chosen == allocated else Verdict.MISMATCH
+    return Check(verdict, chosen, allocated)

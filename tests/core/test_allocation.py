@@ -1,0 +1,123 @@
+"""gpufair's answer to GetPreferredAllocation, and the PodResources check."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gpufair.core import allocation
+
+GPU = [f"GPU-{index}" for index in range(8)]
+
+
+def pod(name: str, *indices: int) -> allocation.Candidate:
+    return allocation.Candidate(pod=f"team-a/{name}", devices=frozenset(GPU[i] for i in indices))
+
+
+def ids(*indices: int) -> list[str]:
+    return [GPU[i] for i in indices]
+
+
+@pytest.mark.parametrize(
+    ("candidates", "available", "must_include", "size", "expected"),
+    [
+        pytest.param(
+            [pod("a", 4, 5, 6, 7)], ids(*range(8)), [], 4,
+            allocation.Preference(allocation.Outcome.GPUFAIR, tuple(ids(4, 5, 6, 7)), "team-a/a"),
+            id="the-one-pod-of-that-size",
+        ),
+        pytest.param(
+            [pod("a", 0, 1), pod("b", 4, 5, 6, 7)], ids(*range(8)), [], 4,
+            allocation.Preference(allocation.Outcome.GPUFAIR, tuple(ids(4, 5, 6, 7)), "team-a/b"),
+            id="size-tells-pods-apart",
+        ),
+        pytest.param(
+            [pod("a", 4, 5, 6, 7)], ids(0, 1, 2, 3, 4, 5, 6), [], 4,
+            allocation.Preference(allocation.Outcome.NO_CANDIDATE),
+            id="set-not-available",
+        ),
+        pytest.param(
+            [pod("a", 2, 3)], ids(3, 4), ids(2), 2,
+            allocation.Preference(allocation.Outcome.GPUFAIR, tuple(ids(2, 3)), "team-a/a"),
+            id="must-include-counts-as-available",
+        ),
+        pytest.param(
+            [pod("a", 3, 4)], ids(3, 4, 5), ids(2), 2,
+            allocation.Preference(allocation.Outcome.NO_CANDIDATE),
+            id="set-without-a-must-include-device",
+        ),
+        pytest.param(
+            [pod("a", 0, 1), pod("b", 2, 3)], ids(*range(8)), [], 2,
+            allocation.Preference(allocation.Outcome.AMBIGUOUS),
+            id="two-pods-of-one-size",
+        ),
+        pytest.param(
+            [], ids(*range(8)), [], 1,
+            allocation.Preference(allocation.Outcome.NO_CANDIDATE),
+            id="no-gpufair-pod",
+        ),
+    ],
+)  # fmt: skip
+def test_prefer(
+    candidates: list[allocation.Candidate],
+    available: list[str],
+    must_include: list[str],
+    size: int,
+    expected: allocation.Preference,
+) -> None:
+    got = allocation.prefer(candidates, available=available, must_include=must_include, size=size)
+    assert got == expected
+
+
+@given(
+    sets=st.lists(st.frozensets(st.sampled_from(GPU), min_size=1), max_size=5),
+    available=st.frozensets(st.sampled_from(GPU)),
+    must_include=st.frozensets(st.sampled_from(GPU), max_size=2),
+    size=st.integers(min_value=1, max_value=8),
+)
+def test_a_gpufair_answer_is_always_allocatable(
+    sets: list[frozenset[str]], available: frozenset[str], must_include: frozenset[str], size: int
+) -> None:
+    candidates = [allocation.Candidate(f"ns/p{i}", s) for i, s in enumerate(sets)]
+    got = allocation.prefer(candidates, available=available, must_include=must_include, size=size)
+    if got.outcome is allocation.Outcome.GPUFAIR:
+        assert len(got.devices) == size
+        assert set(got.devices) <= available | must_include
+        assert must_include <= set(got.devices)
+        assert frozenset(got.devices) in sets
+    else:
+        assert got.devices == ()
+
+
+@pytest.mark.parametrize(
+    ("sizes", "size", "blocked"),
+    [
+        pytest.param([4], 4, True, id="same-size-waits"),
+        pytest.param([4, 2], 1, False, id="other-sizes-do-not"),
+        pytest.param([], 8, False, id="nothing-unconfirmed"),
+    ],
+)
+def test_blocks_bind(sizes: list[int], size: int, blocked: bool) -> None:
+    assert allocation.blocks_bind(unconfirmed_sizes=sizes, size=size) is blocked
+
+
+@pytest.mark.parametrize(
+    ("chosen", "allocated", "verdict", "unexpected", "missing"),
+    [
+        pytest.param({0, 1}, {0, 1}, allocation.Verdict.CONFIRMED, set(), set(), id="same"),
+        pytest.param({0, 1}, {1, 2}, allocation.Verdict.MISMATCH, {2}, {0}, id="differs"),
+        pytest.param(None, {5}, allocation.Verdict.UNRECORDED, {5}, set(), id="not-recorded"),
+    ],
+)
+def test_check(
+    chosen: set[int] | None,
+    allocated: set[int],
+    verdict: allocation.Verdict,
+    unexpected: set[int],
+    missing: set[int],
+) -> None:
+    got = allocation.check(
+        chosen=None if chosen is None else frozenset(chosen), allocated=frozenset(allocated)
+    )
+    assert (got.verdict, got.unexpected, got.missing) == (verdict, unexpected, missing)
