@@ -76,9 +76,9 @@ def _proof(component: str, objects: list[dict[str, Any]]) -> Proof:
 
 @pytest.fixture(scope="module")
 def chart_objects() -> list[dict[str, Any]]:
-    """The chart with its default values (every component enabled), rendered by Helm."""
+    """The chart as the e2e suite installs it (``chart.E2E_VALUES``), rendered by Helm."""
     pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart")
-    return chart.render()
+    return chart.render(chart.E2E_VALUES)
 
 
 @pytest.fixture(scope="module")

@@ -89,9 +89,22 @@ def node_side_root() -> Iterator[pathlib.Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture
+def agent_core(apiserver: Any) -> Iterator[Any]:
+    """The official client as the node agent (its calls count in the RBAC proof)."""
+    import kubernetes
+
+    api_client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=apiserver.env("agent")["KUBECONFIG"]
+    )
+    yield kubernetes.client.CoreV1Api(api_client)
+    api_client.close()
+
+
 def test_a_four_gpu_pod_gets_the_island_the_extender_chose_and_a_mismatch_is_corrected(
     stack: scenario.Stack,
     k8s: Any,
+    agent_core: Any,
     kubectl: Any,
     namespace: str,
     make_gpu_node: Callable[..., dict[str, Any]],
@@ -100,7 +113,7 @@ def test_a_four_gpu_pod_gets_the_island_the_extender_chose_and_a_mismatch_is_cor
     pool, tenant, node = scenario.unique("alloc"), scenario.unique("tenant"), scenario.unique("n")
     node_body = make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
     islands = scenario.islands(node_body)
-    side = NodeSide(node_side_root, node=node, capture=nodes.TOPOLOGY_DIR / DGX1, core=k8s.core)
+    side = NodeSide(node_side_root, node=node, capture=nodes.TOPOLOGY_DIR / DGX1, core=agent_core)
     try:
         with scenario.Cleanup(kubectl, k8s) as cleanup:
             cleanup.apply(scenario.pool_manifest(pool))

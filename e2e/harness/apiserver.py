@@ -42,7 +42,7 @@ def _chart_rbac(path: pathlib.Path) -> pathlib.Path | None:
     """The chart's roles and bindings in ``path``; ``None`` (nothing enforced) without
     ``helm-python-sdk``, whose absence the RBAC proof reports as a skip."""
     try:
-        objects = chart.render()
+        objects = chart.render(chart.E2E_VALUES)
     except ImportError:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)

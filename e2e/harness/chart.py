@@ -12,6 +12,9 @@ from typing import Any
 from e2e.standin import identity
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
+E2E_VALUES = {"agent": {"allocation": {"confirm": True, "proxy": True}}}
+"""The install the e2e suite plays: the chart's defaults with the agent's GPU allocation on
+(``e2e/test_scenario_allocation.py`` runs the proxy and the PodResources reconciler)."""
 
 
 def render(values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
