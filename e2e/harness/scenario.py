@@ -6,14 +6,21 @@ its own nodes, pools, quotas and namespaces with unique names. Quotas and pools 
 an admin would (``kubectl apply -f``); outcomes are read through the API (statuses, pods,
 events) and the components' ``/metrics``.
 
-The operator runs with its admission webhook (``--webhook-managed``: kopf writes the
-``MutatingWebhookConfiguration``) over HTTPS with a self-signed certificate made by ``openssl``
-for ``127.0.0.1``; kopf hands the certificate to the stand-in as ``caBundle``, so the stand-in
-verifies the webhook like a real API server would.
+The operator runs with its admission webhook over HTTPS with a self-signed certificate made by
+``openssl`` for ``127.0.0.1``. As on a real install (the Helm chart, ``operator/webhook.yaml``),
+the operator does not register the webhook itself: the harness applies the
+``MutatingWebhookConfiguration`` of ``operator/webhook.yaml`` as the admin, pointed at the
+operator with the certificate as ``caBundle``, so the stand-in verifies the webhook like a real
+API server would, and the operator needs no permission on webhook configurations.
+
+Each component calls the stand-in with its own identity (``e2e/standin/identity.py``): the
+operator and the extender with their kubeconfigs, the scheduler driver with the scheduler's
+token, so the RBAC proof (``e2e/test_rbac_least_privilege.py``) sees who did what.
 """
 
 from __future__ import annotations
 
+import base64
 import collections
 import concurrent.futures
 import contextlib
@@ -29,15 +36,19 @@ from typing import Any, NoReturn
 
 import httpx
 import pytest
+import yaml
 from prometheus_client import parser as prometheus_parser
 
 from e2e.harness import processes, scheduler, waiting
+from e2e.standin import identity as standin_identity
 from gpufair.api import names
 from gpufair.demo import webhook as demo_webhook
 
 POOL_LABEL = "gpufair.test/scenario-pool"
 WEBHOOK_CONFIGURATION = demo_webhook.CONFIGURATION
-"""The MutatingWebhookConfiguration kopf manages for the operator (``--webhook-managed``)."""
+"""The operator's MutatingWebhookConfiguration (``operator/webhook.yaml``, registered by
+:func:`register_webhook`)."""
+WEBHOOK_MANIFEST = processes.REPO_ROOT / "operator" / "webhook.yaml"
 
 Json = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")
@@ -77,6 +88,7 @@ class Stack:
     extender_url: str
     operator: processes.Component | None = None
     operator_metrics_url: str | None = None
+    operator_webhook: Webhook | None = None
 
     def components(self) -> list[processes.Component]:
         return [c for c in (self.operator, self.extender) if c is not None]
@@ -84,7 +96,10 @@ class Stack:
     def driver(self, namespaces: Iterable[str]) -> scheduler.SchedulerDriver:
         """A kube-scheduler stand-in for these namespaces (close it, or use ``with``)."""
         return scheduler.SchedulerDriver(
-            api_url=self.api_url, extender_url=self.extender_url, namespaces=list(namespaces)
+            api_url=self.api_url,
+            extender_url=self.extender_url,
+            namespaces=list(namespaces),
+            api_headers=standin_identity.bearer("scheduler"),
         )
 
     def operator_metrics(self) -> Metrics:
@@ -95,14 +110,23 @@ class Stack:
         return Metrics.fetch(f"{self.extender_url}/metrics")
 
 
+@dataclasses.dataclass(frozen=True)
+class Webhook:
+    """Where the operator serves its admission webhook, and the certificate it serves."""
+
+    port: int
+    certificate: pathlib.Path
+
+
 def operator_component(
     *,
     apiserver: Any,
     log_dir: pathlib.Path,
     webhook: bool,
     tick: float = 1.0,
-) -> tuple[processes.Component, str]:
-    """``gpufair operator`` (not started yet) and its metrics URL."""
+) -> tuple[processes.Component, str, Webhook | None]:
+    """``gpufair operator`` (not started yet), its metrics URL and its webhook (if it serves
+    one, which :func:`register_webhook` registers)."""
     metrics_port = processes.free_port()
     argv = [
         *processes.gpufair_command(),
@@ -114,9 +138,11 @@ def operator_component(
         "--tick",
         str(tick),
     ]
+    served: Webhook | None = None
     if webhook:
         cert, key = self_signed_certificate(log_dir / "tls")
-        argv += demo_webhook.operator_arguments(cert=cert, key=key, port=processes.free_port())
+        served = Webhook(port=processes.free_port(), certificate=cert)
+        argv += demo_webhook.operator_arguments(cert=cert, key=key, port=served.port, managed=False)
     else:
         argv.append("--dev")
     url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -124,12 +150,12 @@ def operator_component(
         name="gpufair-operator",
         argv=tuple(argv),
         log_path=log_dir / "gpufair-operator.log",
-        env=_env(apiserver, {"GPUFAIR_STATUS_INTERVAL_SECONDS": "1"}),
+        env=_env(apiserver, {"GPUFAIR_STATUS_INTERVAL_SECONDS": "1"}, identity="operator"),
         cwd=processes.REPO_ROOT,
         ready_url=url,
         ready_timeout=60.0,
     )
-    return component, url
+    return component, url, served
 
 
 def extender_component(*, apiserver: Any, log_dir: pathlib.Path) -> tuple[processes.Component, str]:
@@ -146,7 +172,7 @@ def extender_component(*, apiserver: Any, log_dir: pathlib.Path) -> tuple[proces
             str(port),
         ),
         log_path=log_dir / "gpufair-extender.log",
-        env=_env(apiserver, {}),
+        env=_env(apiserver, {}, identity="extender"),
         cwd=processes.REPO_ROOT,
         ready_url=f"{url}/readyz",
         ready_timeout=60.0,
@@ -154,10 +180,10 @@ def extender_component(*, apiserver: Any, log_dir: pathlib.Path) -> tuple[proces
     return component, url
 
 
-def _env(apiserver: Any, extra: Mapping[str, str]) -> dict[str, str]:
-    import os
-
-    return {**os.environ, "PYTHONUNBUFFERED": "1", **apiserver.env(), **extra}
+def _env(apiserver: Any, extra: Mapping[str, str], *, identity: str) -> dict[str, str]:
+    """The environment of a component that calls the stand-in as ``identity`` (its own
+    kubeconfig, so the stand-in records its calls under the chart's ServiceAccount)."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **apiserver.env(identity), **extra}
 
 
 @contextlib.contextmanager
@@ -176,10 +202,11 @@ def start_stack(
         stack.callback(extender.stop)
         result = Stack(api_url=apiserver.url, extender=extender, extender_url=extender_url)
         if operator:
-            component, metrics_url = operator_component(
+            component, metrics_url, served = operator_component(
                 apiserver=apiserver, log_dir=log_dir, webhook=webhook
             )
-            if webhook:  # kopf removes it on a clean exit; this covers a killed operator
+            if served is not None:  # registered as an installer would, removed at the end
+                register_webhook(kubectl, served)
                 stack.callback(
                     kubectl,
                     "delete",
@@ -190,6 +217,7 @@ def start_stack(
                 )
             stack.callback(component.stop)
             result.operator, result.operator_metrics_url = component, metrics_url
+            result.operator_webhook = served
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as starting:
             started = [starting.submit(c.start) for c in result.components()]
         for future in started:
@@ -199,8 +227,28 @@ def start_stack(
         yield result
 
 
-def wait_for_webhook(kubectl: Any) -> None:
-    """Until kopf has registered the operator's webhook with the API server."""
+def register_webhook(kubectl: Any, webhook: Webhook) -> None:
+    """Apply the MutatingWebhookConfiguration of ``operator/webhook.yaml`` (the one the Helm
+    chart renders too) as the admin, each hook pointed at the local operator
+    (``https://127.0.0.1:PORT/<path of its service>``) with its certificate as ``caBundle``."""
+    documents = yaml.safe_load_all(WEBHOOK_MANIFEST.read_text())
+    configuration = next(
+        doc for doc in documents if doc and doc.get("kind") == "MutatingWebhookConfiguration"
+    )
+    configuration["metadata"].pop("annotations", None)  # no cert-manager here
+    bundle = base64.b64encode(webhook.certificate.read_bytes()).decode()
+    for hook in configuration["webhooks"]:
+        path = hook["clientConfig"].get("service", {}).get("path", "/")
+        hook["clientConfig"] = {
+            "url": f"https://{demo_webhook.HOST}:{webhook.port}{path}",
+            "caBundle": bundle,
+        }
+    kubectl.apply(yaml.safe_dump(configuration, sort_keys=False))
+
+
+def wait_for_webhook(kubectl: Any, *, timeout: float = 30.0) -> None:
+    """Until the registered webhook is served: every hook's URL answers over HTTPS (any HTTP
+    status; a pod created before would pass ungated, ``failurePolicy: Ignore``)."""
 
     def fetch() -> Json | None:
         found = kubectl(
@@ -211,7 +259,21 @@ def wait_for_webhook(kubectl: Any) -> None:
         configuration: Json = json.loads(found.stdout)
         return configuration
 
-    demo_webhook.wait_registered(fetch, timeout=30, interval=0.2)
+    demo_webhook.wait_registered(fetch, timeout=timeout, interval=0.2)
+    urls = [hook["clientConfig"]["url"] for hook in (fetch() or {}).get("webhooks") or []]
+    waiting.wait_for(
+        lambda: all(_answers(url) for url in urls),
+        timeout=timeout,
+        what=f"the operator's webhook serving at {', '.join(urls)}",
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, verify=False, timeout=2.0)  # only "is it up": no trust needed
+    except httpx.TransportError:
+        return False
+    return True
 
 
 def attach_logs(request: pytest.FixtureRequest, stack: Stack) -> None:

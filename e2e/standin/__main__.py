@@ -2,10 +2,12 @@
 
     python -m e2e.standin [--host 127.0.0.1] [--port 0] [--kubeconfig PATH] [--url-file PATH]
                           [--no-kubelet] [--quiet] [--slow-list PLURAL=SECONDS ...]
+                          [--audit-log PATH]
     python e2e/standin ...            (the same, by path, from any directory)
 
 With ``--port 0`` (the default) the OS picks a free port. When listening, the server writes
-its URL to ``--url-file`` and a kubeconfig to ``--kubeconfig`` (both atomically) and prints
+its URL to ``--url-file`` and kubeconfigs to ``--kubeconfig`` (the admin's, and one per gpufair
+component beside it: see ``kubeconfig.py``; all atomically) and prints
 ``standin: serving on http://HOST:PORT``. SIGTERM or SIGINT stops it: watches end first, then the
 listener closes. Request lines go to stderr (``--quiet`` keeps only warnings).
 """
@@ -50,6 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PLURAL=SECONDS",
         help="answer every LIST of PLURAL (not its watches) SECONDS late (repeatable)",
     )
+    parser.add_argument(
+        "--audit-log",
+        type=pathlib.Path,
+        help="append each distinct call (user, RBAC verb, resource...) here as JSON lines",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,7 +73,9 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    standin = server.StandIn(kubelet=args.kubelet, slow_lists=dict(args.slow_list))
+    standin = server.StandIn(
+        kubelet=args.kubelet, slow_lists=dict(args.slow_list), audit_log=args.audit_log
+    )
     async with standin, kmock.Server(standin, host=args.host, port=args.port or None) as listener:
         url = f"http://{listener.host}:{listener.port}"
         if args.kubeconfig:

@@ -22,6 +22,8 @@ from typing import Any
 
 import kmock
 
+from e2e.standin import crdcost
+
 # Aggregated or distribution-specific APIs in kmock's K3s snapshot that a plain kube-apiserver
 # does not serve; kubectl would otherwise resolve ``kubectl get nodes`` ambiguously.
 _DROPPED_GROUPS = frozenset({"metrics.k8s.io", "gateway.networking.k8s.io"})
@@ -211,6 +213,7 @@ class Registry:
         if not group or not plural or not kind:
             raise ValueError("spec.group, spec.names.plural and spec.names.kind are required")
         crd_name = (crd.get("metadata") or {}).get("name") or f"{plural}.{group}"
+        crdcost.refuse_over_budget(crd)  # as kube-apiserver: 422 for over-budget CEL rules
         registered: list[ResourceSpec] = []
         for version in spec.get("versions") or []:
             if not version.get("served", True):

@@ -25,6 +25,7 @@ import contextlib
 import copy
 import json
 import logging
+import pathlib
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ import kmock
 
 from e2e.standin import (
     admission,
+    audit,
     discovery,
     errors,
     patching,
@@ -74,13 +76,18 @@ class StandIn(kmock.KubernetesEmulator):
     request_log: int = 1_000  # kmock requests kept for assertions (non-resource URLs only)
     slow_lists: Mapping[str, float] = attrs.field(factory=dict)
     """Seconds to hold back each LIST (not watch) of these plurals: a slow initial listing."""
+    audit_log: pathlib.Path | None = None
+    """Append each distinct call (who, and what as RBAC sees it) here (:mod:`e2e.standin.audit`)."""
 
     _registry: registry.Registry = attrs.field(init=False)
     _store: store.Store = attrs.field(init=False)
     _stopping: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
+    _gate: audit.Gate = attrs.field(init=False, factory=audit.Gate)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        if self.audit_log is not None:
+            self._gate = audit.Gate(recorder=audit.Recorder(self.audit_log))
         self._registry = registry.Registry(self.resources)
         self._registry.load_builtins()
         self._store = store.Store(
@@ -116,6 +123,14 @@ class StandIn(kmock.KubernetesEmulator):
     # ---------------------------------------------------------------- kmock entry point
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        refused = self._gate.admit(
+            method=raw.method,
+            path=raw.path,
+            query={key: raw.query.getall(key) for key in raw.query},
+            authorization=raw.headers.get("Authorization"),
+        )
+        if refused is not None:
+            return _json(refused.to_status(), status=refused.status)
         route = paths.parse(raw.path)
         if raw.method == "GET" and raw.path == "/openapi/v2":
             return _openapi_v2(raw.headers.get("Accept", ""))

@@ -285,7 +285,9 @@ def test_cel_and_python_report_the_same_field(body: dict[str, Any]) -> None:
     (problem,) = invalid.value.problems
     ((path, message),) = failures
     assert path.lstrip(".") == problem.path
-    assert message.endswith(problem.message)
+    # The CEL messages are static where the figure would make them too costly (celcost); the
+    # Python validator says the same and adds the figure: "must be <= limit (32)".
+    assert problem.message.startswith(message)
 
 
 def test_cel_requires_namespaces_or_a_selector() -> None:

@@ -27,6 +27,72 @@ FIELD_ERROR: Final = "gpufair_field"
 
 _ACRONYMS: Final = {"gpu": "GPU", "gpus": "GPUs"}
 
+# Bounds of the lists, maps and strings of the CRDs. A real API server refuses a CRD whose CEL
+# rules could be expensive on an unbounded value (see gpufair.api.celcost), so every one is
+# bounded; BOUNDS gives the reasons, and docs/api.md lists them (generated).
+MAX_SELECTOR_TERMS: Final = 32
+MAX_SELECTOR_VALUES: Final = 64
+MAX_CONDITIONS: Final = 16
+MAX_NAMESPACES: Final = 256
+MAX_POOLS_PER_TENANT: Final = 64
+MAX_TENANTS_PER_POOL: Final = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """A limit of the API and why it is what it is (rendered into docs/api.md)."""
+
+    what: str
+    limit: int
+    why: str
+
+
+BOUNDS: Final = (
+    Bound(
+        "namespaces listed by one tenant (`spec.namespaces`)",
+        MAX_NAMESPACES,
+        "a team has dozens of namespaces; a tenant with more selects them by label"
+        " (`namespaceSelector`)",
+    ),
+    Bound(
+        "pools of one tenant (`spec.pools`, `status.pools`)",
+        MAX_POOLS_PER_TENANT,
+        "one pool per GPU product and site is a few dozen even in a large fleet",
+    ),
+    Bound(
+        "tenants reported in one pool's status (`status.tenants`)",
+        MAX_TENANTS_PER_POOL,
+        "every team of a large organisation",
+    ),
+    Bound(
+        "`matchLabels` entries and `matchExpressions` of one selector",
+        MAX_SELECTOR_TERMS,
+        "a hand-written selector has a handful; room for generated ones",
+    ),
+    Bound(
+        "values of one `In`/`NotIn` requirement",
+        MAX_SELECTOR_VALUES,
+        "e.g. every GPU product or node group a pool spans",
+    ),
+    Bound(
+        "conditions of a status",
+        MAX_CONDITIONS,
+        "each kind has four condition types; the rest is room for new ones",
+    ),
+    Bound("names of pools and tenants", 253, "a Kubernetes object name (DNS subdomain)"),
+    Bound("namespace names, label values", 63, "Kubernetes' own limit (DNS label)"),
+    Bound("label keys", 317, "an optional 253-character prefix, a slash and a 63-character name"),
+    Bound("condition type / reason / message", 32768, "as `metav1.Condition` (316 / 1024 / 32768)"),
+    Bound(
+        "durations, date-times, decimals",
+        64,
+        "any Go duration or RFC 3339 time fits (32 for decimals)",
+    ),
+    Bound("enumerated strings", 0, "the longest allowed value"),
+)
+"""Every bound of the CRDs, with its reason; ``limit`` 0 when it follows from the values."""
+
+
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 """RFC 1123 label: namespace names."""
 DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -150,7 +216,7 @@ class LabelSelectorRequirement(SpecModel):
     operator: SelectorOperator = pydantic.Field(json_schema_extra={"maxLength": 16})
     """How the key's value relates to ``values``: In, NotIn, Exists or DoesNotExist."""
     values: list[Annotated[str, pydantic.Field(max_length=63)]] | None = pydantic.Field(
-        default=None, max_length=64
+        default=None, max_length=MAX_SELECTOR_VALUES
     )
     """Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist."""
 
@@ -167,10 +233,12 @@ class LabelSelectorRequirement(SpecModel):
 class LabelSelector(SpecModel):
     """A Kubernetes label selector; all requirements must hold, an empty selector matches all."""
 
-    match_labels: dict[str, Annotated[str, pydantic.Field(max_length=63)]] | None = None
+    match_labels: dict[str, Annotated[str, pydantic.Field(max_length=63)]] | None = pydantic.Field(
+        default=None, max_length=MAX_SELECTOR_TERMS
+    )
     """Labels that must be present with exactly these values."""
     match_expressions: list[LabelSelectorRequirement] | None = pydantic.Field(
-        default=None, max_length=32
+        default=None, max_length=MAX_SELECTOR_TERMS
     )
     """Further requirements, all of which must hold."""
 
@@ -212,6 +280,7 @@ class Condition(StatusModel):
 CONDITIONS_LIST: Final[dict[str, Any]] = {
     "x-kubernetes-list-type": "map",
     "x-kubernetes-list-map-keys": ["type"],
+    "maxItems": MAX_CONDITIONS,
 }
 """Schema extras of a ``conditions`` list: one entry per type (server-side apply merges them)."""
 

@@ -7,7 +7,9 @@ the field out of ``required`` (null values are pruned by the server), no titles,
 ``additionalProperties: false`` (the server prunes unknown fields instead), numeric
 ``exclusiveMinimum`` turned into OpenAPI's boolean form, defaults kept only where the API
 server should apply them. CEL rules and list semantics come from the models' schema extras
-(see :func:`gpufair.api.common.cel_rules`). Pure: dictionaries in, dictionaries out.
+(see :func:`gpufair.api.common.cel_rules`). Every list, map and string is bounded, and a CRD
+whose CEL rules a real API server would estimate as too expensive is refused
+(:mod:`gpufair.api.celcost`). Pure: dictionaries in, dictionaries out.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pydantic
 import pydantic.json_schema
 from pydantic_core import core_schema
 
-from gpufair.api import common, names, pool, quota
+from gpufair.api import celcost, common, names, pool, quota
 
 KINDS: Final[tuple[tuple[type[common.Resource], tuple[common.PrinterColumn, ...]], ...]] = (
     (pool.GPUPool, pool.PRINTER_COLUMNS),
@@ -47,6 +49,7 @@ _KEPT_KEYWORDS: Final = frozenset(
         "maxLength",
         "minItems",
         "maxItems",
+        "maxProperties",
         "minimum",
         "maximum",
         "exclusiveMinimum",
@@ -58,8 +61,24 @@ _KEPT_KEYWORDS: Final = frozenset(
 )
 
 
+DATE_TIME_MAX_LENGTH: Final = 64
+"""``maxLength`` of ``date-time`` strings: RFC 3339 with nanoseconds and an offset is 35."""
+API_VERSION_MAX_LENGTH: Final = 253 + 1 + 63
+"""A group (DNS subdomain), a slash and a version (DNS label)."""
+KIND_MAX_LENGTH: Final = 63
+
+
 class UnsupportedSchemaError(ValueError):
     """A model uses a construct that has no structural OpenAPI form (a union, say)."""
+
+
+class UnboundedSchemaError(UnsupportedSchemaError):
+    """A list, map or string without ``maxItems``, ``maxProperties`` or ``maxLength``: the API
+    server would estimate CEL rules over it as unbounded."""
+
+
+class OverBudgetError(ValueError):
+    """A CRD whose CEL rules a real API server would refuse as too expensive."""
 
 
 class _Generator(pydantic.json_schema.GenerateJsonSchema):
@@ -95,14 +114,22 @@ def definition(
         "description": kind_doc,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "The API version of the object."},
-            "kind": {"type": "string", "description": "The kind of the object."},
+            "apiVersion": {
+                "type": "string",
+                "description": "The API version of the object.",
+                "maxLength": API_VERSION_MAX_LENGTH,
+            },
+            "kind": {
+                "type": "string",
+                "description": "The kind of the object.",
+                "maxLength": KIND_MAX_LENGTH,
+            },
             "metadata": {"type": "object"},
             "spec": object_schema(spec_model),
             "status": object_schema(status_model),
         },
     }
-    return {
+    crd = {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": f"{resource.PLURAL}.{names.GROUP}"},
@@ -129,6 +156,10 @@ def definition(
             ],
         },
     }
+    refused = celcost.crd_errors(crd)
+    if refused:
+        raise OverBudgetError(celcost.invalid_message(crd, refused))
+    return crd
 
 
 def definitions() -> list[dict[str, Any]]:
@@ -186,7 +217,25 @@ def _structural(
             result[key] = copy.deepcopy(value)
     if "default" in result and not _applies(result):
         del result["default"]
+    _bound(result, path=path)
     return result
+
+
+def _bound(schema: dict[str, Any], *, path: str) -> None:
+    """Give enum and date-time strings the ``maxLength`` they imply; refuse any other list,
+    map or string without a bound (a model field lacks ``max_length``)."""
+    kind = schema.get("type")
+    if kind == "string" and "maxLength" not in schema:
+        if "enum" in schema:
+            schema["maxLength"] = max(len(str(value)) for value in schema["enum"])
+        elif schema.get("format") == "date-time":
+            schema["maxLength"] = DATE_TIME_MAX_LENGTH
+        else:
+            raise UnboundedSchemaError(f"{path}: string without max_length")
+    if kind == "array" and "maxItems" not in schema:
+        raise UnboundedSchemaError(f"{path}: list without max_length (maxItems)")
+    if kind == "object" and "additionalProperties" in schema and "maxProperties" not in schema:
+        raise UnboundedSchemaError(f"{path}: dict without max_length (maxProperties)")
 
 
 def _resolve(

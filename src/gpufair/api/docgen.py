@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
+from gpufair.api import celcost, common
+
 BEGIN: Final = "<!-- BEGIN GENERATED REFERENCE: `gpufair crds --docs docs/api.md` -->"
 END: Final = "<!-- END GENERATED REFERENCE -->"
 
@@ -30,8 +32,41 @@ def splice(document: str, reference: str) -> str:
 
 
 def reference(crds: Sequence[Mapping[str, Any]]) -> str:
-    """Markdown: for each CRD its names, columns and a table of every field."""
-    return "\n\n".join(_crd_reference(crd) for crd in crds)
+    """Markdown: for each CRD its names, columns and a table of every field; then the bounds
+    of every list, map and string and the estimated cost of the CEL rules."""
+    parts = [_crd_reference(crd) for crd in crds]
+    return "\n\n".join([*parts, _bounds(crds)])
+
+
+def _bounds(crds: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        "### Bounds and CEL cost",
+        "",
+        "Every list, map and string has a bound (`maxItems`, `maxProperties`, `maxLength`):"
+        " a real API server estimates the worst-case cost of each CEL rule from these bounds"
+        " and refuses a CRD whose rules could cost too much. The limits, chosen for real fleets:",
+        "",
+        "| what | at most | why |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {b.what} | {b.limit or 'longest value'} | {b.why} |" for b in common.BOUNDS]
+    lines += [
+        "",
+        "Estimated worst-case CEL cost of all rules and messages (`gpufair.api.celcost`, as"
+        " kube-apiserver estimates it), against the API server's limit of"
+        f" {celcost.STATIC_ESTIMATED_CRD_COST_LIMIT:,} per CRD and"
+        f" {celcost.STATIC_ESTIMATED_COST_LIMIT:,} per rule:",
+        "",
+    ]
+    for crd in crds:
+        (version,) = crd["spec"]["versions"]
+        cost = celcost.schema_cost(version["schema"]["openAPIV3Schema"])
+        dearest = max((e.total for e in cost.expressions), default=0)
+        lines.append(
+            f"- {crd['spec']['names']['kind']}: {cost.total:,} in total, {dearest:,} for the"
+            " dearest rule."
+        )
+    return "\n".join(lines)
 
 
 def _crd_reference(crd: Mapping[str, Any]) -> str:
@@ -113,6 +148,8 @@ def _constraints(schema: Mapping[str, Any], *, required: bool) -> list[str]:
         notes.append(f"At least {schema['minItems']} item(s).")
     if "maxItems" in schema:
         notes.append(f"At most {schema['maxItems']} items.")
+    if "maxProperties" in schema:
+        notes.append(f"At most {schema['maxProperties']} entries.")
     list_type = schema.get("x-kubernetes-list-type")
     if list_type == "set":
         notes.append("Unique values.")

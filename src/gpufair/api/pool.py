@@ -106,7 +106,7 @@ class GPUPoolStatus(common.StatusModel):
     """GPUs in the largest fully free NVLink island of any node (0 on PCIe-only pools: see
     ``free``): the biggest job that can still get all-NVLink GPUs."""
     tenants: list[PoolTenantStatus] = pydantic.Field(
-        default_factory=list, json_schema_extra=common.named_list(1024)
+        default_factory=list, json_schema_extra=common.named_list(common.MAX_TENANTS_PER_POOL)
     )
     """Per-tenant allocation."""
 

@@ -6,6 +6,8 @@ Each subcommand lives in its own module of this package and exposes
 lazily, so ``gpufair topology parse`` does not pay for importing kopf, FastAPI or matplotlib.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or invalid input (as argparse does).
+Every failure is one line on stderr saying what to do: handlers raise the errors of
+:mod:`gpufair.cli.errors` and :func:`main` alone prints them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from gpufair import __version__
+from gpufair.cli import errors
 
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "gpufair.cli.demo",
@@ -31,7 +34,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = errors.OneLineParser(
         prog="gpufair",
         description="Fair, topology-aware sharing of a Kubernetes GPU fleet.",
     )
@@ -49,8 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(args)
     except KeyboardInterrupt:
         print("gpufair: interrupted", file=sys.stderr)
-        return 130
+        return int(errors.ExitCode.INTERRUPTED)
+    except errors.CliError as error:
+        return errors.report(args.command, error)
     except OSError as error:  # a file or socket the command was given: say which, no traceback
-        print(f"gpufair {args.command}: {error}", file=sys.stderr)
-        return 1
+        return errors.report(args.command, errors.RuntimeFailureError(errors.os_error_text(error)))
     return result

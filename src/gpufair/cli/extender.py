@@ -11,7 +11,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+
+from gpufair.cli import checks, errors
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_FLAGS = {
+    "extender_host": "--host",
+    "extender_port": "--port",
+    "kubeconfig": "--kubeconfig",
+    "assume_ttl_seconds": "--assume-ttl",
+    "log_level": "--log-level",
+}
+"""The flag that sets each settings field, to name it in an error."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,7 +40,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         dest="assume_ttl_seconds",
         help="seconds a bind's GPUs stay taken without the watch confirming it (default 60)",
     )
-    parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, help="debug, info, warning or error (default info)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -53,16 +66,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = settings.ExtenderSettings(**overrides)
     except pydantic.ValidationError as exc:
-        print(f"gpufair extender: invalid setting: {exc}", file=sys.stderr)
-        return 2
+        raise errors.invalid_settings(exc, flags=_FLAGS) from None
+    if config.kubeconfig is not None:
+        checks.readable_file(config.kubeconfig, flag="--kubeconfig")
+    checks.port_free(host=config.extender_host, port=config.extender_port, flag="--port")
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         application = app.create_app(config)
     except Exception as exc:  # no kubeconfig, unreachable API server configuration, ...
-        print(f"gpufair extender: cannot start: {exc}", file=sys.stderr)
-        return 1
+        raise _cannot_start(exc, kubeconfig=config.kubeconfig) from None
     uvicorn.run(
         application,
         host=config.extender_host,
@@ -71,3 +85,9 @@ def run(args: argparse.Namespace) -> int:
         access_log=False,
     )
     return 0
+
+
+def _cannot_start(exc: Exception, *, kubeconfig: str | None) -> errors.CliError:
+    if kubeconfig is not None:
+        return errors.UsageError(f"--kubeconfig {kubeconfig}: not a usable kubeconfig ({exc})")
+    return checks.no_cluster(exc)

@@ -8,9 +8,12 @@ against a kubeconfig of a test cluster. ``/metrics`` is served on ``--metrics-po
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
-import sys
+import ssl
 from typing import TYPE_CHECKING, Any
+
+from gpufair.cli import checks, errors
 
 if TYPE_CHECKING:
     from gpufair.operator import settings as operator_settings
@@ -82,8 +85,35 @@ _OVERRIDES = (
 )
 
 
+_FLAGS = {
+    "namespaces": "--namespace",
+    "metrics_port": "--metrics-port",
+    "metrics_host": "--metrics-host",
+    "peering": "--peering",
+    "priority": "--priority",
+    "tick_seconds": "--tick",
+    "half_life_seconds": "--half-life",
+    "webhook_host": "--webhook-host",
+    "webhook_port": "--webhook-port",
+    "webhook_certfile": "--webhook-cert",
+    "webhook_pkeyfile": "--webhook-key",
+}
+"""The flag that sets each settings field, to name it in an error."""
+
+NO_CERTIFICATE = (
+    "the admission webhook needs a TLS certificate: pass --webhook-cert FILE and"
+    " --webhook-key FILE (or GPUFAIR_WEBHOOK_CERTFILE and GPUFAIR_WEBHOOK_PKEYFILE),"
+    " or --dev to run without the webhook"
+)
+
+
 def build_settings(args: argparse.Namespace) -> operator_settings.OperatorSettings:
-    """The operator settings: environment first, flags on top."""
+    """The operator settings: environment first, flags on top.
+
+    Raises :class:`errors.UsageError` naming the flag and variable of each invalid setting.
+    """
+    import pydantic
+
     from gpufair.operator import settings
 
     values: dict[str, Any] = {
@@ -99,17 +129,56 @@ def build_settings(args: argparse.Namespace) -> operator_settings.OperatorSettin
         values["webhook_managed"] = True
     if args.standalone:
         values["peering"] = None
-    return settings.OperatorSettings(**values)
+    try:
+        return settings.OperatorSettings(**values)
+    except pydantic.ValidationError as error:
+        raise errors.invalid_settings(error, flags=_FLAGS) from None
+
+
+def check_webhook_certificate(config: operator_settings.OperatorSettings) -> None:
+    """Refuse to start a webhook kopf could not serve, before anything else starts.
+
+    Without a certificate kopf self-signs one only if the optional ``certbuilder`` package is
+    installed; a certificate and key are loaded here once, so a wrong path or a key that does
+    not match its certificate is one line now rather than a traceback from kopf's server task.
+    """
+    if config.dev or config.webhook_tunnel:
+        return
+    cert, key = config.webhook_certfile, config.webhook_pkeyfile
+    if cert is None and key is None:
+        if importlib.util.find_spec("certbuilder") is None:
+            raise errors.UsageError(NO_CERTIFICATE)
+        return
+    if cert is None or key is None:
+        given, missing = (
+            ("--webhook-cert", "--webhook-key")
+            if key is None
+            else (
+                "--webhook-key",
+                "--webhook-cert",
+            )
+        )
+        raise errors.UsageError(f"{given} needs {missing} too: pass both, or --dev")
+    checks.readable_file(cert, flag="--webhook-cert")
+    checks.readable_file(key, flag="--webhook-key")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as error:
+        raise errors.UsageError(
+            f"--webhook-cert {cert} and --webhook-key {key}: not a PEM certificate and its"
+            f" private key (ssl: {error.reason or error})"
+        ) from None
+    except OSError as error:
+        raise errors.UsageError(
+            f"--webhook-cert/--webhook-key: {errors.os_error_text(error)}"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
-    import pydantic
-
-    try:
-        config = build_settings(args)
-    except pydantic.ValidationError as error:
-        print(f"gpufair operator: invalid settings: {error}", file=sys.stderr)
-        return 2
+    config = build_settings(args)
+    check_webhook_certificate(config)
+    if not config.dev and not config.webhook_tunnel:
+        checks.port_free(host="", port=config.webhook_port, flag="--webhook-port")
 
     import kopf
     import kubernetes
@@ -120,8 +189,7 @@ def run(args: argparse.Namespace) -> int:
     try:  # fail fast and plainly; kopf would retry its startup handler every minute
         operator_io.load_config()
     except kubernetes.config.ConfigException as error:
-        print(f"gpufair operator: cannot start: {error}", file=sys.stderr)
-        return 1
+        raise checks.no_cluster(error) from None
 
     settings.use_settings(config)
     if not config.dev:
@@ -133,7 +201,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:  # one INFO line per watch event is noise at fleet scale
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if config.metrics_port:
-        metrics.serve(port=config.metrics_port, host=config.metrics_host)
+        try:
+            metrics.serve(port=config.metrics_port, host=config.metrics_host)
+        except OSError as error:
+            raise errors.RuntimeFailureError(
+                f"--metrics-port {config.metrics_port}: cannot listen on"
+                f" {config.metrics_host}:{config.metrics_port} ({errors.os_error_text(error)});"
+                " pass another port, or 0 to turn /metrics off"
+            ) from None
     kopf.run(
         clusterwide=config.clusterwide,
         namespaces=config.namespaces,

@@ -11,7 +11,7 @@ gpool,tq -o yaml`` answers "what now?"): a pool's ``status.capacity``, a tenant'
 may take (its limit, or the whole pool): the answer is then what it gets when everybody is busy.
 
 Invalid input is reported as ``gpufair: FILE: TenantQuota team-a: spec.pools[0].guaranteed: must
-be <= limit (32)`` with exit code 2.
+be <= limit (32)`` with exit code 2, every problem on that one line separated by ``; ``.
 """
 
 from __future__ import annotations
@@ -109,9 +109,8 @@ def run(args: argparse.Namespace) -> int:
         loaded = manifests.load(read_documents(args.files))
         results = fair_shares(loaded, capacities=dict(args.capacity), demands=dict(args.demand))
         skipped = [name for name in loaded.pools if name not in {r.pool for r in results}]
-    except manifests.InvalidManifestsError as invalid:
-        for problem in invalid.problems:
-            print(f"gpufair: {problem}", file=sys.stderr)
+    except manifests.InvalidManifestsError as invalid:  # every problem, on one line
+        print("gpufair: " + "; ".join(map(str, invalid.problems)), file=sys.stderr)
         return 2
     except InputError as error:
         print(f"gpufair: {error}", file=sys.stderr)

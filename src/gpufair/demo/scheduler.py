@@ -146,6 +146,8 @@ class SchedulerDriver:
         self._own_http = http is None
         self._api_headers = dict(api_headers or {})
         self._first_seen: dict[str, int] = {}
+        # (pod uid, reason, message) -> (event name, count) of the events this driver sent
+        self._sent_events: dict[tuple[str, str, str], tuple[str, int]] = {}
         self._round: tuple[list[Json], list[Json]] | None = None  # (nodes, pods) this round
 
     def close(self) -> None:
@@ -484,7 +486,9 @@ class SchedulerDriver:
         return True
 
     def _record_event(self, pod: Json, kind: str, reason: str, message: str) -> None:
-        """A core/v1 Event; a repeat of the same one bumps its ``count`` like the recorder."""
+        """A core/v1 Event; a repeat of the same one bumps its ``count`` like the recorder,
+        which remembers the events it sent (client-go's EventCorrelator) and never lists them:
+        kube-scheduler's role (``system:kube-scheduler``) may create and patch events only."""
         metadata = pod["metadata"]
         namespace = metadata["namespace"]
         note = (
@@ -494,22 +498,19 @@ class SchedulerDriver:
         )
         now = _now()
         events_path = f"/api/v1/namespaces/{namespace}/events"
-        existing = self._api_get(
-            events_path,
-            params={"fieldSelector": f"involvedObject.uid={metadata['uid']},reason={reason}"},
-        )["items"]
-        for event in existing:
-            if event.get("message") == note:
-                self._api_patch(
-                    f"{events_path}/{event['metadata']['name']}",
-                    {"count": int(event.get("count") or 1) + 1, "lastTimestamp": now},
-                )
-                return
+        key = (metadata["uid"], reason, note)
+        sent = self._sent_events.get(key)
+        if sent is not None:
+            name, count = sent
+            self._sent_events[key] = (name, count + 1)
+            self._api_patch(f"{events_path}/{name}", {"count": count + 1, "lastTimestamp": now})
+            return
+        event_name = f"{metadata['name']}.{uuid.uuid4().hex[:16]}"
         event_body = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{metadata['name']}.{uuid.uuid4().hex[:16]}",
+                "name": event_name,
                 "namespace": namespace,
             },
             "involvedObject": {
@@ -534,6 +535,7 @@ class SchedulerDriver:
             self.api_url + events_path, json=event_body, headers=self._api_headers
         )
         answer.raise_for_status()
+        self._sent_events[key] = (event_name, 1)
 
     # ------------------------------------------------------------------ API access
 

@@ -7,7 +7,8 @@ re-exports this module) both start it here::
 
     server = standin.start(workdir=pathlib.Path("/tmp/demo"), repo_root=repo.find_root())
     server.url, server.kubeconfig   # http://127.0.0.1:PORT, a kubeconfig file
-    server.env()                    # {"KUBECONFIG": ...} for subprocesses
+    server.env()                    # {"KUBECONFIG": ...} for subprocesses (the admin)
+    server.env("operator")          # the same as the operator's identity (e2e/standin/identity.py)
     server.stop()
 """
 
@@ -21,6 +22,9 @@ import time
 
 from gpufair.demo import processes
 
+ADMIN = "admin"
+"""The identity of the admin's kubeconfig (the others are named after the components)."""
+
 
 @dataclasses.dataclass
 class StandInServer:
@@ -28,9 +32,19 @@ class StandInServer:
     url: str
     kubeconfig: pathlib.Path
 
-    def env(self) -> dict[str, str]:
-        """What a subprocess needs to reach the stand-in (kubectl, kopf, the official client)."""
-        return {"KUBECONFIG": str(self.kubeconfig)}
+    audit_log: pathlib.Path | None = None
+
+    def env(self, identity: str = ADMIN) -> dict[str, str]:
+        """What a subprocess needs to reach the stand-in (kubectl, kopf, the official client)
+        as ``identity``: ``admin``, or a component (``operator``, ``extender``, ``agent``,
+        ``scheduler``) whose calls the stand-in records under that component's user."""
+        return {"KUBECONFIG": str(self.kubeconfig_of(identity))}
+
+    def kubeconfig_of(self, identity: str) -> pathlib.Path:
+        """The kubeconfig of ``identity``, which the stand-in wrote beside the admin's."""
+        if identity == ADMIN:
+            return self.kubeconfig
+        return self.kubeconfig.with_name(f"{self.kubeconfig.name}.{identity}")
 
     @property
     def log_path(self) -> pathlib.Path:
@@ -47,8 +61,10 @@ def start(
     kubelet: bool = True,
     quiet: bool = False,
     timeout: float = 20.0,
+    audit_log: pathlib.Path | None = None,
 ) -> StandInServer:
-    """Start ``python -m e2e.standin`` on a free port; returns once ``/readyz`` answers."""
+    """Start ``python -m e2e.standin`` on a free port; returns once ``/readyz`` answers.
+    With ``audit_log`` the stand-in records there who made which call."""
     workdir.mkdir(parents=True, exist_ok=True)
     url_file = workdir / "standin.url"
     kubeconfig = workdir / "kubeconfig"
@@ -68,6 +84,8 @@ def start(
         argv.append("--no-kubelet")
     if quiet:
         argv.append("--quiet")
+    if audit_log is not None:
+        argv += ["--audit-log", str(audit_log)]
     component = processes.prepare(
         argv,
         name="standin",
@@ -90,7 +108,7 @@ def start(
     except BaseException:
         component.stop()
         raise
-    return StandInServer(component=component, url=url, kubeconfig=kubeconfig)
+    return StandInServer(component=component, url=url, kubeconfig=kubeconfig, audit_log=audit_log)
 
 
 def _pythonpath(repo_root: pathlib.Path) -> str:

@@ -82,10 +82,14 @@ def self_signed_certificate(directory: pathlib.Path) -> tuple[pathlib.Path, path
     return cert, key
 
 
-def operator_arguments(*, cert: pathlib.Path, key: pathlib.Path, port: int) -> list[str]:
+def operator_arguments(
+    *, cert: pathlib.Path, key: pathlib.Path, port: int, managed: bool = True
+) -> list[str]:
     """``gpufair operator`` flags serving the webhook on ``127.0.0.1:port`` with this
-    certificate, the configuration managed by kopf (instead of ``--dev``)."""
-    return [
+    certificate (instead of ``--dev``); with ``managed`` kopf writes the configuration, without
+    it someone else registers it, as the Helm chart does (the e2e scenarios, see
+    ``e2e/harness/scenario.py``)."""
+    arguments = [
         "--standalone",
         "--webhook-host",
         HOST,
@@ -95,8 +99,8 @@ def operator_arguments(*, cert: pathlib.Path, key: pathlib.Path, port: int) -> l
         str(cert),
         "--webhook-key",
         str(key),
-        "--webhook-managed",
     ]
+    return [*arguments, "--webhook-managed"] if managed else arguments
 
 
 def registered(configuration: Mapping[str, Any] | None) -> bool:

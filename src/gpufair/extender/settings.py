@@ -44,7 +44,16 @@ class ExtenderSettings(pydantic_settings.BaseSettings):
         default=True,
         description="Feed the cache from the API server (off only for tests and benchmarks).",
     )
-    log_level: str = pydantic.Field(default="info", description="Python logging level.")
+    log_level: str = pydantic.Field(
+        default="info", description="Python logging level: debug, info, warning or error."
+    )
+
+    @pydantic.field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        if level.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError("must be debug, info, warning or error")
+        return level.lower()
 
 
 @functools.lru_cache(maxsize=1)
