@@ -24,6 +24,7 @@ conditions (CEL), ``sideEffects``-based dry-run skipping (dry runs are not sent 
 from __future__ import annotations
 
 import base64
+import contextvars
 import copy
 import json
 import logging
@@ -35,9 +36,16 @@ from typing import Any
 import aiohttp
 import jsonpatch
 
-from e2e.standin import errors, registry, store
+from e2e.standin import errors, identity, registry, store
 
 logger = logging.getLogger("standin.admission")
+
+CALLER: contextvars.ContextVar[identity.Identity] = contextvars.ContextVar(
+    "standin_caller", default=identity.IDENTITIES[identity.ADMIN]
+)
+"""Who made the request being admitted (set per request by the server): the ``userInfo`` of
+the AdmissionReview, as a real API server sends it, so a webhook can tell gpufair's service
+accounts from a tenant."""
 
 _KINDS = (
     ("mutatingwebhookconfigurations", True),
@@ -191,7 +199,7 @@ async def _call(
             "name": metadata.get("name", ""),
             "namespace": metadata.get("namespace", ""),
             "operation": operation,
-            "userInfo": {"username": "system:admin", "groups": ["system:masters"]},
+            "userInfo": {"username": CALLER.get().user, "groups": list(CALLER.get().groups)},
             "object": obj,
             "oldObject": old,
             "dryRun": False,

@@ -71,15 +71,22 @@ def _term_holds(term: Obj, node: Obj) -> bool:
     )
 
 
+def required_terms(pod: Obj) -> tuple[Mapping[str, Any], ...] | None:
+    """The ``nodeSelectorTerms`` of the pod's required node affinity (``None``: it has none)."""
+    affinity = (_spec(pod).get("affinity") or {}).get("nodeAffinity") or {}
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    terms = required.get("nodeSelectorTerms")
+    return None if terms is None else tuple(terms)
+
+
+def terms_admit(terms: Sequence[Obj] | None, node: Obj) -> bool:
+    """Whether required node affinity terms (``None``: none) allow the node: any term holds."""
+    return terms is None or any(_term_holds(term, node) for term in terms)
+
+
 def affinity_excludes(pod: Obj, node: Obj) -> str | None:
     """Why the pod's required node affinity excludes the node (no term holds), if it does."""
-    required = ((_spec(pod).get("affinity") or {}).get("nodeAffinity") or {}).get(
-        "requiredDuringSchedulingIgnoredDuringExecution"
-    ) or {}
-    terms = required.get("nodeSelectorTerms")
-    if terms is None:
-        return None
-    if any(_term_holds(term, node) for term in terms):
+    if terms_admit(required_terms(pod), node):
         return None
     return "node does not match the pod's required node affinity"
 
@@ -117,8 +124,15 @@ def node_excludes(pod: Obj, node: Obj) -> str | None:
     )
 
 
-def node_admits(pod: Obj, node: Obj) -> bool:
-    """Whether the pod's selector and required affinity allow the node (taints aside)."""
-    return (
-        selector_excludes(pod, _node_labels(node)) is None and affinity_excludes(pod, node) is None
-    )
+def labels_admit(
+    *,
+    node_selector: Mapping[str, str],
+    terms: Sequence[Obj] | None,
+    node_name: str,
+    labels: Mapping[str, str],
+) -> bool:
+    """Whether a pod's ``nodeSelector`` and required affinity terms allow a node with these
+    labels (taints aside): how the operator finds the pool a waiting pod can land in."""
+    if any(labels.get(key) != value for key, value in node_selector.items()):
+        return False
+    return terms_admit(terms, {"metadata": {"name": node_name, "labels": labels}})

@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.core import admission, fairshare, placement, preemption, usage
+from gpufair.k8s import scheduling
 from gpufair.operator import intents, metering, pools, snapshot, statuses
 
 
@@ -257,9 +258,10 @@ def place_pods(
 ) -> dict[tuple[str, str], tuple[snapshot.GpuPod, ...]]:
     """The GPU pods of each (tenant, pool) pair.
 
-    A pod on a node belongs to the node's pool. A pod not on a node belongs to the pool its
-    ``gpufair.dev/pool`` annotation names, else to the first of its tenant's pools with a node
-    that satisfies the pod's ``nodeSelector``, else to the tenant's first pool.
+    A pod on a node belongs to the node's pool (or, when the node left the tenant's pools, the
+    pool bind recorded). A pod not on a node belongs to the first of its tenant's pools with a
+    node that its ``nodeSelector`` and required node affinity allow, else to the tenant's first
+    pool: never to a pool named in an annotation, which a tenant could write.
 
     Each pool's nodes are looked up in :func:`pool_members` (built once per pass), and each
     (pool, nodeSelector) answer is kept for the pass, since a job's pods share their selector;
@@ -267,14 +269,20 @@ def place_pods(
     of a scan of every node per pod and pool.
     """
     members = pool_members(snap.nodes, node_pool)
-    fits: dict[tuple[str, frozenset[tuple[str, str]]], bool] = {}
+    fits: dict[tuple[str, frozenset[tuple[str, str]], str], bool] = {}
 
-    def fit(pool_name: str, selector: Mapping[str, str]) -> bool:
-        key = (pool_name, frozenset(selector.items()))
+    def fit(pool_name: str, pod: snapshot.GpuPod) -> bool:
+        terms = pod.required_terms
+        key = (pool_name, frozenset(pod.node_selector.items()), repr(terms) if terms else "")
         answer = fits.get(key)
         if answer is None:
             answer = fits[key] = any(
-                all(node.labels.get(k) == v for k, v in selector.items())
+                scheduling.labels_admit(
+                    node_selector=pod.node_selector,
+                    terms=terms,
+                    node_name=node.name,
+                    labels=node.labels,
+                )
                 for node in members.get(pool_name, ())
             )
         return answer
@@ -291,10 +299,8 @@ def place_pods(
             pool = node_pool.get(pod.node)
             if pool not in own:
                 pool = pod.pool_hint if pod.pool_hint in own else None
-        elif pod.pool_hint in own:
-            pool = pod.pool_hint
         else:
-            pool = next((name for name in own if fit(name, pod.node_selector)), own[0])
+            pool = next((name for name in own if fit(name, pod)), own[0])
         if pool is not None:
             result.setdefault((tenant.name, pool), []).append(pod)
     return {pair: tuple(pods) for pair, pods in result.items()}
