@@ -110,6 +110,9 @@ API_VERSIONS = {
     "Role": "rbac.authorization.k8s.io/v1",
     "RoleBinding": "rbac.authorization.k8s.io/v1",
     "MutatingWebhookConfiguration": "admissionregistration.k8s.io/v1",
+    "ValidatingAdmissionPolicy": "admissionregistration.k8s.io/v1",
+    "ValidatingAdmissionPolicyBinding": "admissionregistration.k8s.io/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
     "PodDisruptionBudget": "policy/v1",
     "ServiceMonitor": "monitoring.coreos.com/v1",
     "PrometheusRule": "monitoring.coreos.com/v1",
@@ -121,6 +124,8 @@ CLUSTER_SCOPED = {
     "ClusterRole",
     "ClusterRoleBinding",
     "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
     "ClusterKopfPeering",
 }
 
@@ -467,7 +472,7 @@ def test_webhook_honours_the_opt_out_label_and_ignores_failures() -> None:
         {
             "apiGroups": [""],
             "apiVersions": ["v1"],
-            "operations": ["CREATE"],
+            "operations": ["CREATE", "UPDATE"],
             "resources": ["pods"],
             "scope": "Namespaced",
         }
@@ -496,6 +501,7 @@ _PLURALS = (names.TENANT_QUOTA_PLURAL, names.GPU_POOL_PLURAL)
 API_METHODS: dict[str, tuple[Need, ...]] = {
     "read_namespaced_pod": (("", "pods", "get"),),
     "patch_namespaced_pod": (("", "pods", "patch"),),
+    "patch_namespace": (("", "namespaces", "patch"),),
     "list_pod_for_all_namespaces": (("", "pods", "list"),),
     "create_namespaced_pod_binding": (("", "pods/binding", "create"),),
     "create_namespaced_pod_eviction": (("", "pods/eviction", "create"),),

@@ -20,7 +20,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
+from gpufair.api import names
 from gpufair.core import admission, fairshare, placement, preemption, usage
+from gpufair.k8s import pods as k8s_pods
 from gpufair.k8s import scheduling
 from gpufair.operator import intents, metering, pools, snapshot, statuses
 
@@ -45,6 +47,8 @@ class Plan:
     states: Mapping[str, admission.TenantState] = dataclasses.field(default_factory=dict)
     """What admission knew of each valid tenant (the webhook's input until the next pass)."""
     releases: tuple[intents.Release, ...] = ()
+    relabels: tuple[intents.TenantLabel, ...] = ()
+    """Namespaces whose ``gpufair.dev/tenant`` label must change."""
     """Gated pods of namespaces that belong to no tenant: gpufair's gate comes off."""
 
 
@@ -61,6 +65,7 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
     tenants = {name: t for name, t in snap.tenants.items() if t.invalid is None}
     placed = place_pods(snap, owners=owners, tenants=tenants, node_pool=node_pool)
     releases = release_unowned(snap, owners=owners)
+    relabels = tenant_labels(snap, owners=owners)
 
     # 2. Meter every (tenant, pool) pair up to now.
     usages = {
@@ -160,6 +165,7 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
         owners=owners,
         states=states,
         releases=releases,
+        relabels=relabels,
     )
 
 
@@ -182,6 +188,7 @@ def namespace_owners(
         names |= tenant.namespaces
     for namespace in sorted(names):
         labels = snap.namespaces[namespace].labels if namespace in snap.namespaces else {}
+        labels = k8s_pods.without_tenant_label(labels)
         listed = [t.name for t in snap.tenants.values() if namespace in t.namespaces]
         by_selector = [
             t.name
@@ -205,6 +212,19 @@ def namespace_owners(
                     f" it belongs to {claimants[0]}"
                 )
     return owners, {tenant: tuple(msgs) for tenant, msgs in conflicts.items()}
+
+
+def tenant_labels(
+    snap: snapshot.Snapshot, *, owners: Mapping[str, str]
+) -> tuple[intents.TenantLabel, ...]:
+    """Namespaces whose ``gpufair.dev/tenant`` label is not their owner: set it, or remove it
+    from a namespace that belongs to no tenant (a label someone else wrote claims nothing)."""
+    changes = []
+    for name, namespace in sorted(snap.namespaces.items()):
+        owner = owners.get(name)
+        if namespace.labels.get(names.TENANT_LABEL) != owner:
+            changes.append(intents.TenantLabel(namespace=name, tenant=owner))
+    return tuple(changes)
 
 
 def release_unowned(

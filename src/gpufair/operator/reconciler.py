@@ -41,6 +41,8 @@ class Writer(Protocol):
         self, *, namespace: str, name: str, uid: str
     ) -> operator_io.EvictionOutcome: ...
 
+    async def label_namespace(self, *, namespace: str, tenant: str | None) -> None: ...
+
 
 class Reconciler:
     """Plans and applies passes for one operator process (the leader)."""
@@ -79,6 +81,7 @@ class Reconciler:
                 self.cluster.metered(up_to=decided.now)
             await self._admit(decided)
             await self._release(decided)
+            await self._label_namespaces(decided)
             await self._evict(decided)
             for event in decided.events:
                 self.events(event)
@@ -173,6 +176,17 @@ class Reconciler:
                 logger.exception("removing the admission gate of %s failed", pod.key)
                 continue
             logger.info("released %s: %s", pod.key, released.message)
+
+    async def _label_namespaces(self, decided: plan.Plan) -> None:
+        """Keep ``gpufair.dev/tenant`` on each namespace equal to its owner."""
+        for change in decided.relabels:
+            try:
+                await self.writer.label_namespace(namespace=change.namespace, tenant=change.tenant)
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(stage="tenant-label").inc()
+                logger.exception("labelling namespace %s failed", change.namespace)
+                continue
+            logger.info("namespace %s: %s=%s", change.namespace, names.TENANT_LABEL, change.tenant)
 
     async def _evict(self, decided: plan.Plan) -> None:
         for eviction in decided.evictions:
