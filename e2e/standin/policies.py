@@ -90,7 +90,7 @@ def validate(
             continue
         if not _policy_matches(policy, spec, resource, operation, namespace_labels, object_labels):
             continue
-        _apply(policy, binding, obj=obj, old=old, request=request, namespace=namespace)
+        apply_policy(policy, binding, obj=obj, old=old, request=request, namespace=namespace)
 
 
 def _policy_matches(
@@ -132,7 +132,7 @@ def _rule_matches(
     )
 
 
-def _apply(
+def apply_policy(
     policy: Mapping[str, Any],
     binding: Mapping[str, Any],
     *,
@@ -141,6 +141,7 @@ def _apply(
     request: Mapping[str, Any],
     namespace: Mapping[str, Any] | None,
 ) -> None:
+    """Evaluate one bound policy over the request; raise the API server's error on ``Deny``."""
     body = policy.get("spec") or {}
     policy_name = policy["metadata"]["name"]
     binding_name = binding["metadata"]["name"]
