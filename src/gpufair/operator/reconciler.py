@@ -81,12 +81,12 @@ class Reconciler:
                 self.cluster.metered(up_to=decided.now)
             await self._admit(decided)
             await self._release(decided)
-            await self._label_namespaces(decided)
             await self._evict(decided)
             for event in decided.events:
                 self.events(event)
             self._tell_why_pods_wait(decided)
             record_metrics(decided, previous=self.last)
+            await self._label_namespaces(decided)  # last: nothing else in the pass waits on it
         self.last = decided
         return decided
 
