@@ -6,7 +6,8 @@ ValidatingAdmissionPolicy and binding (rendered by Helm's engine) are applied, a
 evaluates them with cel-python as the API server does. The test client is the cluster admin,
 which is not one of gpufair's service accounts, so it stands for a tenant here.
 
-- forged ``gpufair.dev/gpus`` and ``gpufair.dev/pool`` at creation: denied by the webhook;
+- forged ``gpufair.dev/gpus`` and ``gpufair.dev/pool`` at creation: denied by the webhook, and
+  by the admission policy where the webhook never looks;
 - a GPU pod with ``schedulerName: default-scheduler`` in a tenant namespace the webhook never
   sees (opted out): denied by the admission policy;
 - a priority class tenants may not use: denied by the admission policy;
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import pathlib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -36,13 +37,17 @@ DGX1 = "dgx1-v100-8gpu-mlx5.txt"
 
 
 @pytest.fixture(scope="module")
-def admission_policy(stack: scenario.Stack, kubectl: Any) -> None:
-    """The chart's ValidatingAdmissionPolicy and binding, as ``helm install`` renders them."""
+def admission_policy(stack: scenario.Stack, kubectl: Any) -> Iterator[None]:
+    """The chart's ValidatingAdmissionPolicy and binding, as ``helm install`` renders them
+    (removed after the module: other modules' tests write gpufair annotations as the admin)."""
     objects = render.render_chart({})
     kinds = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
-    for obj in objects:
-        if obj["kind"] in kinds:
-            kubectl.apply(json.dumps(obj))
+    applied = [obj for obj in objects if obj["kind"] in kinds]
+    for obj in applied:
+        kubectl.apply(json.dumps(obj))
+    yield
+    for obj in reversed(applied):
+        kubectl("delete", obj["kind"].lower(), obj["metadata"]["name"], "--ignore-not-found")
 
 
 @pytest.fixture
@@ -98,6 +103,19 @@ def test_a_forged_gpufair_annotation_is_denied_at_creation(
     assert refused.status == 403
     assert f"{annotation} is written only by gpufair" in refused.body
     assert not scenario.pods(k8s, namespace)
+
+
+@pytest.mark.usefixtures("admission_policy")
+def test_a_forged_annotation_is_denied_where_the_webhook_never_looks(
+    tenant_namespace: Callable[..., str], k8s: Any
+) -> None:
+    namespace = tenant_namespace(opted_out=True)  # as while the operator is down
+    pod = scenario.gpu_pod("forger", 2)
+    pod["metadata"]["annotations"] = {names.GPUS_ANNOTATION: "0,1"}
+    refused = _create(k8s, namespace, pod)
+    assert refused.status == 403
+    assert "ValidatingAdmissionPolicy" in refused.body
+    assert "written only by gpufair's service accounts" in refused.body
 
 
 @pytest.mark.usefixtures("admission_policy")

@@ -122,7 +122,7 @@ def test_the_admission_policy_keeps_tenant_gpu_pods_on_the_gpufair_scheduler() -
     assert constraints["namespaceSelector"]["matchExpressions"] == [
         {"key": names.TENANT_LABEL, "operator": "Exists"}
     ]
-    (scheduler_rule, _) = policy["spec"]["validations"]
+    (_, scheduler_rule, _) = policy["spec"]["validations"]
     assert f'object.spec.schedulerName == "{names.SCHEDULER_NAME}"' in scheduler_rule["expression"]
     assert policy["spec"]["failurePolicy"] == "Fail"
 

@@ -31,10 +31,55 @@ def pod(*, gpus: int = 1, scheduler: str | None = None, priority: str | None = N
 
 NAMESPACE = {"metadata": {"name": "team-a", "labels": {"gpufair.dev/tenant": "a"}}}
 REQUEST = {"operation": "CREATE", "userInfo": {"username": "alice"}}
+GPUFAIR = f"system:serviceaccount:{render.RELEASE_NAMESPACE}:gpufair-scheduler"
 
 
-def evaluate(policy: Obj, binding: Obj, obj: Obj) -> None:
-    policies.apply_policy(policy, binding, obj=obj, old=None, request=REQUEST, namespace=NAMESPACE)
+def evaluate(
+    policy: Obj, binding: Obj, obj: Obj, *, old: Obj | None = None, user: str = "alice"
+) -> None:
+    request = {"operation": "UPDATE" if old else "CREATE", "userInfo": {"username": user}}
+    policies.apply_policy(policy, binding, obj=obj, old=old, request=request, namespace=NAMESPACE)
+
+
+def noted(notes: dict[str, str], **changes: Any) -> Obj:
+    made = pod(scheduler="gpufair-scheduler", **changes)
+    made["metadata"]["annotations"] = notes
+    return made
+
+
+GPUS = "gpufair.dev/gpus"
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "user", "refused"),
+    [
+        pytest.param({GPUS: "0"}, None, "alice", True, id="forged-at-create"),
+        pytest.param({GPUS: "0"}, None, GPUFAIR, False, id="gpufair-at-create"),
+        pytest.param({GPUS: "1"}, {GPUS: "0"}, "alice", True, id="changed-by-a-tenant"),
+        pytest.param({}, {GPUS: "0"}, "alice", True, id="removed-by-a-tenant"),
+        pytest.param({GPUS: "0", "x": "y"}, {GPUS: "0"}, "alice", False, id="unchanged"),
+        pytest.param({GPUS: "0"}, {}, GPUFAIR, False, id="bind-by-gpufair"),
+    ],
+)
+def test_the_charts_policy_keeps_gpufair_annotations_gpufairs(
+    new: dict[str, str], old: dict[str, str] | None, user: str, refused: bool
+) -> None:
+    policy, binding = chart_policy()
+    old_pod = noted(old) if old is not None else None
+    if not refused:
+        evaluate(policy, binding, noted(new), old=old_pod, user=user)
+        return
+    with pytest.raises(errors.StatusError, match="written only by gpufair's service accounts"):
+        evaluate(policy, binding, noted(new), old=old_pod, user=user)
+
+
+def test_an_update_of_a_pod_from_before_the_policy_is_not_refused() -> None:
+    """schedulerName cannot change after creation: the bypass rule judges creations only."""
+    policy, binding = chart_policy()
+    old = pod(scheduler="default-scheduler")
+    new = pod(scheduler="default-scheduler")
+    new["metadata"]["labels"] = {"done": "yes"}
+    evaluate(policy, binding, new, old=old)
 
 
 @pytest.mark.parametrize(
