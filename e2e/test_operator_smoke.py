@@ -177,8 +177,13 @@ def test_statuses_converge_pods_are_admitted_and_usage_survives_a_restart(
     status = waiting.wait_for(metered, timeout=30, what="the bound pod metered")
     first = status["pools"][0]["usage"]
     bound_at = _seconds(first["asOf"]) - first["gpuSeconds"] / 2
-    text = _fetch(f"http://127.0.0.1:{port}/metrics")
-    assert f'gpufair_tenant_allocated_gpus{{pool="{pool}",tenant="{tenant}"}} 2.0' in text
+    # A pass writes the status first and records metrics at its end: wait for the gauge.
+    gauge = f'gpufair_tenant_allocated_gpus{{pool="{pool}",tenant="{tenant}"}} 2.0'
+    waiting.wait_for(
+        lambda: gauge in _fetch(f"http://127.0.0.1:{port}/metrics"),
+        timeout=10,
+        what="the allocated-GPUs gauge",
+    )
 
     # Restart: the new process resumes from the persisted usage.
     operator.stop()

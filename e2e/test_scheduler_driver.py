@@ -225,6 +225,25 @@ def test_one_feasible_node_skips_prioritize(
     assert fake.verbs() == ["filter", "bind"]
 
 
+def test_a_pod_without_managed_resources_never_reaches_the_extender(
+    apiserver: StandInServer,
+    driver: sched.SchedulerDriver,
+    extender: tuple[FakeExtender, str],
+    scoped: tuple[str, Callable[..., Json]],
+    namespace: str,
+) -> None:
+    """kube-scheduler calls an extender with managedResources only for pods that request one
+    (IsInterested) and binds the others itself; gpufair's bind refuses such pods."""
+    fake, _ = extender
+    scope, node = scoped
+    node("a")
+    create(apiserver, namespace, pod("web", scope=scope, containers=[{"name": "c", "image": "x"}]))
+    [attempt] = driver.schedule_pending()
+    assert attempt.node == f"{scope}-a"
+    assert fake.verbs() == []
+    assert read(apiserver, namespace, "web")["spec"]["nodeName"] == f"{scope}-a"
+
+
 def test_filter_rejection_is_reported_like_kube_scheduler(
     apiserver: StandInServer,
     driver: sched.SchedulerDriver,

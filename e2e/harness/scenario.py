@@ -150,7 +150,14 @@ def operator_component(
         name="gpufair-operator",
         argv=tuple(argv),
         log_path=log_dir / "gpufair-operator.log",
-        env=_env(apiserver, {"GPUFAIR_STATUS_INTERVAL_SECONDS": "1"}, identity="operator"),
+        env=_env(
+            apiserver,
+            {
+                "GPUFAIR_STATUS_INTERVAL_SECONDS": "1",
+                "GPUFAIR_TRUSTED_NAMESPACE": standin_identity.RELEASE_NAMESPACE,
+            },
+            identity="operator",
+        ),
         cwd=processes.REPO_ROOT,
         ready_url=url,
         ready_timeout=60.0,

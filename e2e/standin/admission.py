@@ -17,6 +17,8 @@ for what a local test needs:
 - ``failurePolicy`` (``Fail`` by default: 500; ``Ignore``: the request goes on) and
   ``timeoutSeconds`` (10 by default).
 
+ValidatingAdmissionPolicies are evaluated after the webhooks (:mod:`.policies`).
+
 Not done: DELETE and CONNECT admission, reinvocation, ``matchPolicy: Equivalent``, match
 conditions (CEL), ``sideEffects``-based dry-run skipping (dry runs are not sent to webhooks).
 """
@@ -24,6 +26,7 @@ conditions (CEL), ``sideEffects``-based dry-run skipping (dry runs are not sent 
 from __future__ import annotations
 
 import base64
+import contextvars
 import copy
 import json
 import logging
@@ -35,9 +38,16 @@ from typing import Any
 import aiohttp
 import jsonpatch
 
-from e2e.standin import errors, registry, store
+from e2e.standin import errors, identity, policies, registry, store
 
 logger = logging.getLogger("standin.admission")
+
+CALLER: contextvars.ContextVar[identity.Identity] = contextvars.ContextVar(
+    "standin_caller", default=identity.IDENTITIES[identity.ADMIN]
+)
+"""Who made the request being admitted (set per request by the server): the ``userInfo`` of
+the AdmissionReview, as a real API server sends it, so a webhook can tell gpufair's service
+accounts from a tenant."""
 
 _KINDS = (
     ("mutatingwebhookconfigurations", True),
@@ -76,7 +86,36 @@ async def admit(
                     subresource=subresource,
                     mutating=mutating,
                 )
+    # In-tree validating admission (ValidatingAdmissionPolicy) sees the mutated object.
+    metadata = obj.get("metadata") or {}
+    policies.validate(
+        objects=objects,
+        served=served,
+        spec=spec,
+        operation=operation,
+        subresource=subresource,
+        obj=obj,
+        old=old,
+        request={
+            "operation": operation,
+            "name": metadata.get("name", ""),
+            "namespace": metadata.get("namespace", ""),
+            "userInfo": {"username": CALLER.get().user, "groups": list(CALLER.get().groups)},
+        },
+        namespace=_namespace_object(objects, served, obj) if spec.namespaced else None,
+    )
     return obj
+
+
+def _namespace_object(
+    objects: store.Store, served: registry.Registry, obj: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    namespaces = served.lookup("", "v1", "namespaces")
+    name = (obj.get("metadata") or {}).get("namespace")
+    if namespaces is None or not name:
+        return None
+    found = objects.get(namespaces, None, name)
+    return dict(found) if found else None
 
 
 def _namespace_labels(
@@ -103,33 +142,33 @@ def _matches(
     resource = f"{spec.plural}/{subresource}" if subresource else spec.plural
     scope = "Namespaced" if spec.namespaced else "Cluster"
     for rule in webhook.get("rules") or []:
-        if not _any(rule.get("apiGroups"), spec.group):
+        if not any_of(rule.get("apiGroups"), spec.group):
             continue
-        if not _any(rule.get("apiVersions"), spec.version):
+        if not any_of(rule.get("apiVersions"), spec.version):
             continue
-        if not _any(rule.get("operations"), operation):
+        if not any_of(rule.get("operations"), operation):
             continue
         if rule.get("scope", "*") not in ("*", scope):
             continue
         resources = rule.get("resources") or []
-        if not any(_resource_matches(pattern, resource) for pattern in resources):
+        if not any(resource_matches(pattern, resource) for pattern in resources):
             continue
         break
     else:
         return False
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    if not _selector_matches(webhook.get("objectSelector"), labels):
+    if not selector_matches(webhook.get("objectSelector"), labels):
         return False
-    return not spec.namespaced or _selector_matches(
+    return not spec.namespaced or selector_matches(
         webhook.get("namespaceSelector"), namespace_labels
     )
 
 
-def _any(patterns: Any, value: str) -> bool:
+def any_of(patterns: Any, value: str) -> bool:
     return bool(patterns) and ("*" in patterns or value in patterns)
 
 
-def _resource_matches(pattern: str, resource: str) -> bool:
+def resource_matches(pattern: str, resource: str) -> bool:
     if pattern in ("*/*", resource):
         return True
     main, _, sub = resource.partition("/")
@@ -139,7 +178,7 @@ def _resource_matches(pattern: str, resource: str) -> bool:
     return pattern_main in ("*", main) and pattern_sub == "*" and bool(sub)
 
 
-def _selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
     if not selector:
         return True
     for key, value in (selector.get("matchLabels") or {}).items():
@@ -191,7 +230,7 @@ async def _call(
             "name": metadata.get("name", ""),
             "namespace": metadata.get("namespace", ""),
             "operation": operation,
-            "userInfo": {"username": "system:admin", "groups": ["system:masters"]},
+            "userInfo": {"username": CALLER.get().user, "groups": list(CALLER.get().groups)},
             "object": obj,
             "oldObject": old,
             "dryRun": False,

@@ -55,7 +55,8 @@ IDENTITIES: Mapping[str, Identity] = {
             groups=("system:masters", "system:authenticated"),
         ),
         _service_account("operator", f"{RELEASE_NAME}-operator"),
-        _service_account("extender", f"{RELEASE_NAME}-extender"),
+        # The chart runs the extender beside kube-scheduler, under the scheduler's account.
+        _service_account("extender", f"{RELEASE_NAME}-scheduler"),
         _service_account("agent", f"{RELEASE_NAME}-agent"),
         _service_account("scheduler", f"{RELEASE_NAME}-scheduler"),
     )

@@ -40,6 +40,7 @@ from e2e.standin import (
     audit,
     discovery,
     errors,
+    identity,
     patching,
     paths,
     protobuf,
@@ -134,6 +135,7 @@ class StandIn(kmock.KubernetesEmulator):
         )
         if refused is not None:
             return _json(refused.to_status(), status=refused.status)
+        admission.CALLER.set(identity.authenticate(raw.headers.get("Authorization")))
         route = paths.parse(raw.path)
         if raw.method == "GET" and raw.path == "/openapi/v2":
             return _openapi_v2(raw.headers.get("Accept", ""))

@@ -319,15 +319,6 @@ def test_a_failed_binding_gives_the_gpus_back(state: cache.ClusterCache) -> None
     assert state.snapshot().assumed == {}
 
 
-def test_bind_of_a_pod_without_gpus_only_binds(state: cache.ClusterCache) -> None:
-    pod = kube.pod("web", gpus=None)
-    writer = cluster.FakeWriter(state, [pod])
-    response = client_for(state, writer).post("/bind", json=bind_args(pod, "cpu"))
-    assert response.json() == {"Error": ""}
-    assert writer.annotations == {}
-    assert writer.bindings == [("team-a", "web", pod["metadata"]["uid"], "cpu")]
-
-
 # -- malformed bodies, health, metrics ----------------------------------------------------------
 
 

@@ -137,6 +137,8 @@ CLUSTER_SCOPED = {
     "ClusterRole",
     "ClusterRoleBinding",
     "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
     "ClusterKopfPeering",
 }
 CHART_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "helm.sh/chart")
@@ -372,7 +374,7 @@ def test_chart_defaults_tune_the_extender_like_the_example() -> None:
 
 
 def test_extender_probes_are_extender_routes() -> None:
-    extender = container(workload("extender"), "extender")
+    extender = component_container("extender")
     routes = extender_routes()
     assert extender["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert extender["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -400,9 +402,15 @@ COMPONENTS = [
 ]
 
 
+def component_container(name: str) -> dict[str, Any]:
+    """The container that runs ``gpufair <name>``; by default the extender runs in the
+    gpufair-scheduler pod, beside kube-scheduler."""
+    return container(workload("scheduler" if name == "extender" else name), name)
+
+
 @pytest.mark.parametrize(("name", "settings_model"), COMPONENTS)
 def test_container_arguments_are_cli_options(name: str, settings_model: Any) -> None:
-    main = container(workload(name), name)
+    main = component_container(name)
     args = main["args"]
     assert args[0] == name
     options = subcommand_options(name)
@@ -412,7 +420,7 @@ def test_container_arguments_are_cli_options(name: str, settings_model: Any) -> 
 
 @pytest.mark.parametrize(("name", "settings_model"), COMPONENTS[:2])
 def test_gpufair_variables_are_settings_fields(name: str, settings_model: Any) -> None:
-    main = container(workload(name), name)
+    main = component_container(name)
     variables = {item["name"] for item in main["env"] if item["name"].startswith("GPUFAIR_")}
     fields = {f"GPUFAIR_{field.upper()}" for field in settings_model.model_fields}
     assert variables, f"{name} sets no GPUFAIR_ variable"
@@ -481,7 +489,7 @@ def test_webhook_honours_the_opt_out_label_and_ignores_failures() -> None:
         {
             "apiGroups": [""],
             "apiVersions": ["v1"],
-            "operations": ["CREATE"],
+            "operations": ["CREATE", "UPDATE"],
             "resources": ["pods"],
             "scope": "Namespaced",
         }
@@ -509,6 +517,7 @@ _PLURALS = (names.TENANT_QUOTA_PLURAL, names.GPU_POOL_PLURAL)
 API_METHODS: dict[str, tuple[Need, ...]] = {
     "read_namespaced_pod": (("", "pods", "get"),),
     "patch_namespaced_pod": (("", "pods", "patch"),),
+    "patch_namespace": (("", "namespaces", "patch"),),
     "list_pod_for_all_namespaces": (("", "pods", "list"),),
     "create_namespaced_pod_binding": (("", "pods/binding", "create"),),
     "create_namespaced_pod_eviction": (("", "pods/eviction", "create"),),

@@ -19,6 +19,7 @@ class FakeWriter:
     statuses: list[tuple[str, str, Any]] = dataclasses.field(default_factory=list)
     admitted: list[str] = dataclasses.field(default_factory=list)
     evicted: list[str] = dataclasses.field(default_factory=list)
+    labels: dict[str, str | None] = dataclasses.field(default_factory=dict)
 
     async def patch_status(self, *, plural: str, name: str, status: Any) -> None:
         if self.fail_status:
@@ -32,6 +33,9 @@ class FakeWriter:
     async def evict(self, *, namespace: str, name: str, uid: str) -> operator_io.EvictionOutcome:
         self.evicted.append(f"{namespace}/{name}")
         return self.eviction_answer
+
+    async def label_namespace(self, *, namespace: str, tenant: str | None) -> None:
+        self.labels[namespace] = tenant
 
 
 def loaded_view(

@@ -69,10 +69,31 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* In-cluster URL of the extender, as kube-scheduler's urlPrefix. */}}
+{{/* The extender's URL as kube-scheduler's urlPrefix: loopback beside it, HTTPS apart. */}}
 {{- define "gpufair.extenderURL" -}}
-{{- printf "http://%s.%s.svc:%d" (include "gpufair.componentName" (dict "ctx" . "component" "extender")) .Release.Namespace (int .Values.extender.port) -}}
+{{- if eq .Values.extender.placement "beside" -}}
+{{- printf "http://127.0.0.1:%d" (int .Values.extender.port) -}}
+{{- else -}}
+{{- printf "https://%s.%s.svc:%d" (include "gpufair.componentName" (dict "ctx" . "component" "extender")) .Release.Namespace (int .Values.extender.port) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Secrets of the extender's mutual TLS (placement apart): server side, client side. */}}
+{{- define "gpufair.extenderServerSecret" -}}
+{{- if .Values.extender.tls.certManager.enabled -}}
+{{- printf "%s-extender-server-tls" (include "gpufair.fullname" .) -}}
+{{- else -}}
+{{- required "extender.tls.serverSecret is required when extender.placement is apart without cert-manager" .Values.extender.tls.serverSecret -}}
+{{- end -}}
+{{- end -}}
+{{- define "gpufair.extenderClientSecret" -}}
+{{- if .Values.extender.tls.certManager.enabled -}}
+{{- printf "%s-extender-client-tls" (include "gpufair.fullname" .) -}}
+{{- else -}}
+{{- required "extender.tls.clientSecret is required when extender.placement is apart without cert-manager" .Values.extender.tls.clientSecret -}}
+{{- end -}}
+{{- end -}}
+
 
 {{/* Pod-level security context shared by the gpufair containers (the image runs as 65532). */}}
 {{- define "gpufair.podSecurityContext" -}}

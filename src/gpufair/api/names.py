@@ -36,5 +36,17 @@ ADMITTED_AT_ANNOTATION: Final = f"{GROUP}/admitted-at"
 """RFC 3339 time the operator removed the admission gate (queue wait = this - creation)."""
 CHECKPOINT_ANNOTATION: Final = f"{GROUP}/last-checkpoint"
 """RFC 3339 time of the pod's newest checkpoint; preemption prefers victims that lose least."""
+GPUFAIR_ONLY_ANNOTATIONS: Final = (
+    GPUS_ANNOTATION,
+    NUMA_ANNOTATION,
+    POOL_ANNOTATION,
+    ADMITTED_AT_ANNOTATION,
+)
+"""Pod annotations only gpufair's own service accounts may set, change or remove: the cache
+trusts them as facts about the pod's GPUs, so a tenant that could write them could take GPUs
+twice or move its usage to another pool (the webhook denies it)."""
+TENANT_LABEL: Final = f"{GROUP}/tenant"
+"""Namespace label the operator keeps: the tenant that owns the namespace (by the TenantQuotas,
+never by the label itself). The ValidatingAdmissionPolicy matches tenant namespaces by it."""
 OPT_OUT_LABEL: Final = f"{GROUP}/admission"
 """Namespace label; the value ``disabled`` opts the namespace out of the admission webhook."""

@@ -176,7 +176,9 @@ class Demo:
                 "--tick",
                 str(self.options.tick),
             ],
-            env=env,
+            # Every demo component calls the stand-in as its admin, so the webhook must let
+            # that user write gpufair's annotations (bind's gpufair.dev/gpus, ...).
+            env={**env, "GPUFAIR_TRUSTED_USERS": json.dumps([standin.ADMIN_USER])},
             ready_url=operator_metrics,
             cwd=root,
         )

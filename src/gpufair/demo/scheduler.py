@@ -35,6 +35,9 @@ talks to the extender exactly as ``ARCHITECTURE.md`` §6 says kube-scheduler doe
    is the binder); an error answer or a non-empty ``Error`` is a failed binding
    (``FailedScheduling``: ``Binding rejected: ...``). On success a ``Scheduled`` event says
    ``Successfully assigned ns/pod to node``.
+7. A pod that requests none of the extender's ``managedResources`` never reaches the extender
+   (kube-scheduler's ``IsInterested``): its own filters decide and its default binder creates
+   the ``pods/binding``.
 
 Everything else kube-scheduler does (scoring plugins, inter-pod affinity, volume binding,
 backoff timers, PDB-aware victim choice) is out of scope and documented in ``docs/e2e.md``.
@@ -130,6 +133,7 @@ class SchedulerDriver:
         namespaces: Iterable[str] | None = None,
         api_headers: Mapping[str, str] | None = None,
         http: httpx.Client | None = None,
+        managed_resources: Iterable[str] = (names.DEFAULT_GPU_RESOURCE,),
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.extender_url = extender_url.rstrip("/")
@@ -145,6 +149,7 @@ class SchedulerDriver:
         self._http = http or httpx.Client(timeout=timeout)
         self._own_http = http is None
         self._api_headers = dict(api_headers or {})
+        self.managed_resources = frozenset(managed_resources)
         self._first_seen: dict[str, int] = {}
         # (pod uid, reason, message) -> (event name, count) of the events this driver sent
         self._sent_events: dict[tuple[str, str, str], tuple[str, int]] = {}
@@ -238,6 +243,8 @@ class SchedulerDriver:
         nodes, pods = self._round if self._round is not None else self._list_cluster()
         own = self._own_filters(pod, nodes, pods)
         candidates = own.feasible
+        if not self.managed_resources.intersection(_requests(pod)):
+            return self._default_cycle(pod, len(nodes), own), False
         try:
             filtered = (
                 self._extender_filter(pod, candidates)
@@ -366,6 +373,29 @@ class SchedulerDriver:
             if entry.get("Host") in names:
                 scores[entry["Host"]] = int(entry.get("Score", 0))
         return scores
+
+    def _default_cycle(self, pod: Json, total: int, own: _Filtered) -> Attempt:
+        """A pod the extender is not interested in: kube-scheduler's filters and binder only."""
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        if not own.feasible:
+            message = fit_error(total, own.reasons)
+            self._record_failure(pod, message)
+            return Attempt(namespace, name, None, message, candidates=own.feasible)
+        node = self._select(own.feasible, {})
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name, "uid": pod["metadata"]["uid"]},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        answer = self._http.post(
+            f"{self.api_url}{_pod_path(pod)}/binding", json=binding, headers=self._api_headers
+        )
+        answer.raise_for_status()
+        message = f"Successfully assigned {namespace}/{name} to {node}"
+        self._record_event(pod, "Normal", "Scheduled", message)
+        self._assume_bound(pod, node)
+        return Attempt(namespace, name, node, message, candidates=own.feasible)
 
     def _extender_bind(self, pod: Json, node: str) -> None:
         metadata = pod["metadata"]

@@ -24,6 +24,8 @@ from gpufair.demo import processes
 
 ADMIN = "admin"
 """The identity of the admin's kubeconfig (the others are named after the components)."""
+ADMIN_USER = "kubernetes-admin"
+"""The username the stand-in gives the admin's token (``e2e/standin/identity.py``)."""
 
 
 @dataclasses.dataclass

@@ -88,3 +88,14 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+def create_probe_app(main: fastapi.FastAPI) -> fastapi.FastAPI:
+    """``/healthz``, ``/readyz`` and ``/metrics`` of ``main``'s runtime, without the verbs: the
+    app of the separate probe port (kubelet and Prometheus reach it; they never bind)."""
+    from gpufair.extender.routes import health
+
+    probes = fastapi.FastAPI(title="gpufair scheduler extender probes")
+    probes.state.runtime = main.state.runtime
+    probes.include_router(health.router)
+    return probes

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from gpufair.api import extender_wire, names
 from gpufair.core import placement
 from gpufair.extender import verbs
-from gpufair.k8s import pods
+from gpufair.k8s import pods, scheduling
 from gpufair.state import cache
 
 
@@ -43,7 +43,7 @@ class BindError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Bound:
-    """What bind recorded on the pod (``None`` fields for a pod without a GPU request)."""
+    """What bind recorded on the pod: its node, GPUs, their NUMA node, pool and link level."""
 
     node: str
     gpus: tuple[int, ...] = ()
@@ -55,14 +55,9 @@ class Bound:
 _CONFLICT_RETRIES = 3
 
 
-def _ask(
-    args: extender_wire.ExtenderBindingArgs, state: cache.ClusterCache, writer: PodWriter
-) -> verbs.PodAsk:
-    known = state.pod(args.pod_uid) if args.pod_uid else None
-    if known is not None and known.name == args.pod_name:
-        return verbs.PodAsk(
-            uid=known.uid, namespace=known.namespace, name=known.name, requests=known.requests
-        )
+def _read(args: extender_wire.ExtenderBindingArgs, writer: PodWriter) -> Mapping[str, Any]:
+    """The pod as the API server has it now (never the cache's copy: bind checks what the pod
+    asks for against the node, and a stale copy could hide a selector or a binding)."""
     pod = writer.read_pod(args.pod_namespace, args.pod_name)
     if pod is None:
         raise BindError(f"pod {args.pod_namespace}/{args.pod_name} not found")
@@ -70,10 +65,57 @@ def _ask(
         raise BindError(
             f"pod {args.pod_namespace}/{args.pod_name} has UID {pods.uid(pod)}, not {args.pod_uid}"
         )
+    return pod
+
+
+def refusal(
+    pod: Mapping[str, Any],
+    *,
+    node_name: str,
+    node: Mapping[str, Any] | None,
+    managed: frozenset[str],
+) -> str | None:
+    """Why kube-scheduler would never ask to bind this pod to this node, or ``None``.
+
+    The extender holds cluster-wide ``pods/binding`` rights, so it binds only what its own
+    scheduler could have chosen: a pending pod of the gpufair scheduler that requests a GPU
+    resource gpufair manages, to a known node its selector, required affinity and tolerations
+    allow (the tenant's pools are checked by the verdict afterwards).
+    """
+    ref = pods.ref(pod)
+    if pods.scheduler_name(pod) != names.SCHEDULER_NAME:
+        return (
+            f"refusing to bind {ref}: it uses scheduler {pods.scheduler_name(pod)!r}, "
+            f"not {names.SCHEDULER_NAME}"
+        )
+    if pods.node_name(pod):
+        return f"refusing to bind {ref}: it is already bound to {pods.node_name(pod)}"
+    if not managed.intersection(pods.extended_requests(pod)):
+        return f"refusing to bind {ref}: it requests no GPU resource gpufair manages"
+    if node is None:
+        return f"refusing to bind {ref} to {node_name}: node not in gpufair's cache"
+    excluded = scheduling.node_excludes(pod, node)
+    if excluded is not None:
+        return f"refusing to bind {ref} to {node_name}: {excluded}"
+    return None
+
+
+def _ask(
+    args: extender_wire.ExtenderBindingArgs, state: cache.ClusterCache, writer: PodWriter
+) -> verbs.PodAsk:
+    pod = _read(args, writer)
     try:
-        return verbs.read_pod(pod)
+        ask = verbs.read_pod(pod)
     except verbs.CannotJudgeError as exc:
         raise BindError(str(exc)) from None
+    snapshot = state.snapshot()
+    if not snapshot.synced:
+        raise BindError(verbs.NOT_SYNCED)
+    managed = verbs.gpu_resources(snapshot)
+    reason = refusal(pod, node_name=args.node, node=state.node_object(args.node), managed=managed)
+    if reason is not None:
+        raise BindError(reason)
+    return ask
 
 
 def choose_and_assume(
@@ -127,12 +169,6 @@ def bind(
 ) -> Bound:
     """Bind the pod, recording its GPUs; raises :class:`BindError` with a readable reason."""
     ask = _ask(args, state, writer)
-    snapshot = state.snapshot()
-    if ask.requests and not snapshot.synced:
-        raise BindError(verbs.NOT_SYNCED)
-    if not verbs.wants_gpus(ask, snapshot):
-        _write_binding(args, writer, annotations={})
-        return Bound(node=args.node)
     bound = choose_and_assume(ask=ask, node_name=args.node, state=state, placer=placer)
     try:
         _write_binding(args, writer, annotations=binding_annotations(bound))

@@ -18,9 +18,40 @@ class ExtenderSettings(pydantic_settings.BaseSettings):
 
     model_config = pydantic_settings.SettingsConfigDict(env_prefix="GPUFAIR_", extra="ignore")
 
-    extender_host: str = pydantic.Field(default="0.0.0.0", description="Address to listen on.")
+    extender_host: str = pydantic.Field(
+        default="127.0.0.1",
+        description="Address of the verbs: loopback (beside kube-scheduler in its pod) unless"
+        " TLS with client certificates is configured, or --insecure.",
+    )
     extender_port: int = pydantic.Field(
-        default=8888, ge=0, le=65535, description="Port of the verbs, /healthz, /readyz, /metrics."
+        default=8888, ge=0, le=65535, description="Port of the verbs (and /healthz, /readyz)."
+    )
+    probe_host: str = pydantic.Field(
+        default="0.0.0.0", description="Address of the probes and /metrics (plain HTTP)."
+    )
+    probe_port: int = pydantic.Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of /healthz, /readyz and /metrics only (no verbs; the chart uses"
+        " 8889); 0: none.",
+    )
+    tls_cert_file: str | None = pydantic.Field(
+        default=None, description="Serving certificate (PEM) of the verbs: HTTPS."
+    )
+    tls_key_file: str | None = pydantic.Field(default=None, description="Its private key (PEM).")
+    tls_client_ca_file: str | None = pydantic.Field(
+        default=None,
+        description="CA bundle (PEM) that signs kube-scheduler's client certificate; every"
+        " client must present one (mutual TLS).",
+    )
+    tls_reload_seconds: float = pydantic.Field(
+        default=10.0, gt=0, description="How often the certificate files are checked for changes."
+    )
+    insecure: bool = pydantic.Field(
+        default=False,
+        description="Allow plain HTTP on a non-loopback address (anyone who reaches the port can"
+        " bind pods): only for tests and trusted networks.",
     )
     assume_ttl_seconds: float = pydantic.Field(
         default=60.0,

@@ -77,6 +77,15 @@ class OperatorIO:
             raise
         return True
 
+    async def label_namespace(self, *, namespace: str, tenant: str | None) -> None:
+        """Set (or, for ``None``, remove) the namespace's ``gpufair.dev/tenant`` label."""
+        body = {"metadata": {"labels": {names.TENANT_LABEL: tenant}}}
+        try:
+            await asyncio.to_thread(self._core.patch_namespace, namespace, body)
+        except kubernetes.client.ApiException as error:
+            if error.status != 404:  # a namespace deleted meanwhile needs no label
+                raise
+
     async def evict(self, *, namespace: str, name: str, uid: str) -> EvictionOutcome:
         """Create a ``policy/v1`` Eviction for the pod (honours grace periods and PDBs).
 

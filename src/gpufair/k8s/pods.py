@@ -240,6 +240,14 @@ def bound_pool(pod: PodDict) -> str | None:
     return str(value) if value else None
 
 
+def without_tenant_label(labels: Mapping[str, str]) -> Mapping[str, str]:
+    """Namespace labels as tenant selectors see them: without ``gpufair.dev/tenant``, which
+    gpufair writes from ownership, so a label someone else sets can never claim a tenant."""
+    if names.TENANT_LABEL not in labels:
+        return labels
+    return {key: value for key, value in labels.items() if key != names.TENANT_LABEL}
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class TenantNamespaces:
     """Which namespaces a tenant owns: listed by name and/or by a namespace LabelSelector."""
@@ -267,7 +275,9 @@ def tenant_of_namespace(
     for entry in tenants:
         if namespace in entry.namespaces:
             listed.append(entry.tenant)
-        elif entry.selector is not None and selectors.matches(entry.selector, namespace_labels):
+        elif entry.selector is not None and selectors.matches(
+            entry.selector, without_tenant_label(namespace_labels)
+        ):
             by_selector.append(entry.tenant)
     if listed:
         return min(listed)

@@ -94,6 +94,18 @@ class Release:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class TenantLabel:
+    """Set a namespace's ``gpufair.dev/tenant`` label to its owner (``None``: remove it).
+
+    The ValidatingAdmissionPolicy finds tenant namespaces by this label; the operator keeps it
+    from the TenantQuotas, and ownership never comes from the label itself.
+    """
+
+    namespace: str
+    tenant: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Eviction:
     """Evict ``pod`` (tenant ``tenant``) so that ``for_pod`` of ``preemptor`` can run."""
 

@@ -21,6 +21,7 @@ from gpufair.api import names, pool, quota
 from gpufair.core import topology, usage
 from gpufair.k8s import nodes as k8s_nodes
 from gpufair.k8s import pods as k8s_pods
+from gpufair.k8s import scheduling
 from gpufair.operator import intents, snapshot
 
 Body = Mapping[str, Any]
@@ -137,6 +138,7 @@ def gpu_pod(
         checkpoint_at=parse_time(annotations.get(names.CHECKPOINT_ANNOTATION)),
         gpu_indices=indices,
         node_selector=dict(spec.get("nodeSelector") or {}),
+        required_terms=scheduling.required_terms(body),
     )
 
 

@@ -20,7 +20,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
+from gpufair.api import names
 from gpufair.core import admission, fairshare, placement, preemption, usage
+from gpufair.k8s import pods as k8s_pods
+from gpufair.k8s import scheduling
 from gpufair.operator import intents, metering, pools, snapshot, statuses
 
 
@@ -44,6 +47,8 @@ class Plan:
     states: Mapping[str, admission.TenantState] = dataclasses.field(default_factory=dict)
     """What admission knew of each valid tenant (the webhook's input until the next pass)."""
     releases: tuple[intents.Release, ...] = ()
+    relabels: tuple[intents.TenantLabel, ...] = ()
+    """Namespaces whose ``gpufair.dev/tenant`` label must change."""
     """Gated pods of namespaces that belong to no tenant: gpufair's gate comes off."""
 
 
@@ -60,6 +65,7 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
     tenants = {name: t for name, t in snap.tenants.items() if t.invalid is None}
     placed = place_pods(snap, owners=owners, tenants=tenants, node_pool=node_pool)
     releases = release_unowned(snap, owners=owners)
+    relabels = tenant_labels(snap, owners=owners)
 
     # 2. Meter every (tenant, pool) pair up to now.
     usages = {
@@ -159,6 +165,7 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
         owners=owners,
         states=states,
         releases=releases,
+        relabels=relabels,
     )
 
 
@@ -181,6 +188,7 @@ def namespace_owners(
         names |= tenant.namespaces
     for namespace in sorted(names):
         labels = snap.namespaces[namespace].labels if namespace in snap.namespaces else {}
+        labels = k8s_pods.without_tenant_label(labels)
         listed = [t.name for t in snap.tenants.values() if namespace in t.namespaces]
         by_selector = [
             t.name
@@ -204,6 +212,19 @@ def namespace_owners(
                     f" it belongs to {claimants[0]}"
                 )
     return owners, {tenant: tuple(msgs) for tenant, msgs in conflicts.items()}
+
+
+def tenant_labels(
+    snap: snapshot.Snapshot, *, owners: Mapping[str, str]
+) -> tuple[intents.TenantLabel, ...]:
+    """Namespaces whose ``gpufair.dev/tenant`` label is not their owner: set it, or remove it
+    from a namespace that belongs to no tenant (a label someone else wrote claims nothing)."""
+    changes = []
+    for name, namespace in sorted(snap.namespaces.items()):
+        owner = owners.get(name)
+        if namespace.labels.get(names.TENANT_LABEL) != owner:
+            changes.append(intents.TenantLabel(namespace=name, tenant=owner))
+    return tuple(changes)
 
 
 def release_unowned(
@@ -257,9 +278,10 @@ def place_pods(
 ) -> dict[tuple[str, str], tuple[snapshot.GpuPod, ...]]:
     """The GPU pods of each (tenant, pool) pair.
 
-    A pod on a node belongs to the node's pool. A pod not on a node belongs to the pool its
-    ``gpufair.dev/pool`` annotation names, else to the first of its tenant's pools with a node
-    that satisfies the pod's ``nodeSelector``, else to the tenant's first pool.
+    A pod on a node belongs to the node's pool (or, when the node left the tenant's pools, the
+    pool bind recorded). A pod not on a node belongs to the first of its tenant's pools with a
+    node that its ``nodeSelector`` and required node affinity allow, else to the tenant's first
+    pool: never to a pool named in an annotation, which a tenant could write.
 
     Each pool's nodes are looked up in :func:`pool_members` (built once per pass), and each
     (pool, nodeSelector) answer is kept for the pass, since a job's pods share their selector;
@@ -267,14 +289,20 @@ def place_pods(
     of a scan of every node per pod and pool.
     """
     members = pool_members(snap.nodes, node_pool)
-    fits: dict[tuple[str, frozenset[tuple[str, str]]], bool] = {}
+    fits: dict[tuple[str, frozenset[tuple[str, str]], str], bool] = {}
 
-    def fit(pool_name: str, selector: Mapping[str, str]) -> bool:
-        key = (pool_name, frozenset(selector.items()))
+    def fit(pool_name: str, pod: snapshot.GpuPod) -> bool:
+        terms = pod.required_terms
+        key = (pool_name, frozenset(pod.node_selector.items()), repr(terms) if terms else "")
         answer = fits.get(key)
         if answer is None:
             answer = fits[key] = any(
-                all(node.labels.get(k) == v for k, v in selector.items())
+                scheduling.labels_admit(
+                    node_selector=pod.node_selector,
+                    terms=terms,
+                    node_name=node.name,
+                    labels=node.labels,
+                )
                 for node in members.get(pool_name, ())
             )
         return answer
@@ -291,10 +319,8 @@ def place_pods(
             pool = node_pool.get(pod.node)
             if pool not in own:
                 pool = pod.pool_hint if pod.pool_hint in own else None
-        elif pod.pool_hint in own:
-            pool = pod.pool_hint
         else:
-            pool = next((name for name in own if fit(name, pod.node_selector)), own[0])
+            pool = next((name for name in own if fit(name, pod)), own[0])
         if pool is not None:
             result.setdefault((tenant.name, pool), []).append(pod)
     return {pair: tuple(pods) for pair, pods in result.items()}

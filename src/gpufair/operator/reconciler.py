@@ -41,6 +41,8 @@ class Writer(Protocol):
         self, *, namespace: str, name: str, uid: str
     ) -> operator_io.EvictionOutcome: ...
 
+    async def label_namespace(self, *, namespace: str, tenant: str | None) -> None: ...
+
 
 class Reconciler:
     """Plans and applies passes for one operator process (the leader)."""
@@ -84,6 +86,7 @@ class Reconciler:
                 self.events(event)
             self._tell_why_pods_wait(decided)
             record_metrics(decided, previous=self.last)
+            await self._label_namespaces(decided)  # last: nothing else in the pass waits on it
         self.last = decided
         return decided
 
@@ -173,6 +176,17 @@ class Reconciler:
                 logger.exception("removing the admission gate of %s failed", pod.key)
                 continue
             logger.info("released %s: %s", pod.key, released.message)
+
+    async def _label_namespaces(self, decided: plan.Plan) -> None:
+        """Keep ``gpufair.dev/tenant`` on each namespace equal to its owner."""
+        for change in decided.relabels:
+            try:
+                await self.writer.label_namespace(namespace=change.namespace, tenant=change.tenant)
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(stage="tenant-label").inc()
+                logger.exception("labelling namespace %s failed", change.namespace)
+                continue
+            logger.info("namespace %s: %s=%s", change.namespace, names.TENANT_LABEL, change.tenant)
 
     async def _evict(self, decided: plan.Plan) -> None:
         for eviction in decided.evictions:

@@ -6,6 +6,8 @@ copies the relevant parts into kopf's own settings. Nothing else reads the envir
 
 from __future__ import annotations
 
+import pathlib
+
 import pydantic
 import pydantic_settings
 
@@ -77,6 +79,17 @@ class OperatorSettings(pydantic_settings.BaseSettings):
         description="Let kopf create and maintain the MutatingWebhookConfiguration itself "
         "(otherwise apply operator/webhook.yaml).",
     )
+    trusted_namespace: str | None = pydantic.Field(
+        default_factory=lambda: _own_namespace(),
+        description="Namespace whose service accounts may write gpufair's pod annotations"
+        " (the chart sets the release namespace); unset: the operator's own namespace when it"
+        " runs in a pod, else nobody.",
+    )
+    trusted_users: tuple[str, ...] = pydantic.Field(
+        default=(),
+        description="More usernames that may write gpufair's pod annotations (the demo's"
+        " stand-in admin, which runs every component); empty in a cluster.",
+    )
     reporting_instance: str = pydantic.Field(
         default="gpufair-operator", description="Event source instance (the pod name in-cluster)."
     )
@@ -96,6 +109,17 @@ _in_force: list[OperatorSettings] = []
 def use_settings(settings: OperatorSettings) -> None:
     """Make ``settings`` what :func:`current` returns (the CLI, once, before kopf runs)."""
     _in_force[:] = [settings]
+
+
+SERVICE_ACCOUNT_NAMESPACE = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _own_namespace() -> str | None:
+    """The namespace of the pod the operator runs in (``None`` outside a pod)."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def current() -> OperatorSettings:

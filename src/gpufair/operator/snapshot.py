@@ -42,7 +42,9 @@ class GpuPod:
     created_at: float
     node: str | None = None
     pool_hint: str | None = None
-    """The pool named in the pod's ``gpufair.dev/pool`` annotation (bind writes it too)."""
+    """The pool named in the pod's ``gpufair.dev/pool`` annotation: written by bind, and used
+    only for a bound pod whose node left its tenant's pools (never for a waiting pod, whose
+    pool comes from its node selector and affinity)."""
     priority: int = 0
     started_at: float | None = None
     """When it began holding GPUs (bound); ``None`` while it holds none."""
@@ -53,6 +55,8 @@ class GpuPod:
     gpu_indices: frozenset[int] | None = None
     """The GPUs bind recorded (``gpufair.dev/gpus``); ``None`` when unknown."""
     node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    required_terms: tuple[Mapping[str, Any], ...] | None = None
+    """The ``nodeSelectorTerms`` of the pod's required node affinity (``None``: none)."""
 
     @property
     def key(self) -> str:

@@ -55,7 +55,56 @@ class Deny:
     message: str
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Forged:
+    """The request sets, changes or removes an annotation only gpufair writes."""
+
+    message: str
+
+
 Verdict = Skip | Gate | Deny
+
+
+def is_gpufair(
+    username: str, *, trusted_namespace: str | None, trusted_users: Sequence[str] = ()
+) -> bool:
+    """Whether the requester is one of gpufair's own service accounts (any service account of
+    the namespace gpufair runs in, where only cluster admins create pods and accounts), or a
+    user named in ``trusted_users``."""
+    if username and username in trusted_users:
+        return True
+    if not trusted_namespace:
+        return False
+    return username.startswith(f"system:serviceaccount:{trusted_namespace}:")
+
+
+def forged(
+    pod: Mapping[str, Any],
+    old: Mapping[str, Any] | None,
+    *,
+    username: str,
+    trusted_namespace: str | None,
+    trusted_users: Sequence[str] = (),
+) -> Forged | None:
+    """Refuse a create or update by anyone but gpufair that touches gpufair's annotations.
+
+    On create any of them is refused (a pod template cannot carry them either: the controller
+    creating the pod is not gpufair); on update only a change counts, so controllers that
+    update other fields of a bound pod go through.
+    """
+    new_notes = k8s_pods.annotations_of(pod)
+    old_notes = k8s_pods.annotations_of(old) if old is not None else {}
+    touched = sorted(
+        key for key in names.GPUFAIR_ONLY_ANNOTATIONS if new_notes.get(key) != old_notes.get(key)
+    )
+    trusted = is_gpufair(username, trusted_namespace=trusted_namespace, trusted_users=trusted_users)
+    if not touched or trusted:
+        return None
+    return Forged(
+        f"{', '.join(touched)} {'is' if len(touched) == 1 else 'are'} written only by gpufair"
+        f" (its scheduler extender and operator), not by {username or 'an anonymous user'}:"
+        " remove the annotation from the pod (or its template)"
+    )
 
 
 def review(
@@ -81,8 +130,7 @@ def review(
         return Skip(f"namespace {namespace} belongs to no tenant")
     if knowledge is not None and tenant is not None and tenant in knowledge.states:
         own = knowledge.pools.get(tenant, ())
-        hint = k8s_pods.bound_pool(pod)
-        pool = hint if hint in own else (own[0] if own else "")
+        pool = own[0] if own else ""  # the webhook sees no nodes; the pass finds the real pool
         meta = pod.get("metadata") or {}
         hold = admission.reject(
             pod=admission.WaitingPod(

@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from gpufair.operator import metrics, plan, reconciler, snapshot, view, webhook
+from gpufair.operator import metrics, plan, reconciler, settings, snapshot, view, webhook
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def knowledge(memo: kopf.Memo, *, namespace: str) -> webhook.Knowledge | None:
     "v1",
     "pods",
     id="gpufair-admission",
-    operations=["CREATE"],
+    operations=["CREATE", "UPDATE"],
     ignore_failures=True,
     side_effects=False,
 )
@@ -66,8 +66,24 @@ def admit_pod(
     body: kopf.Body,
     patch: kopf.Patch,
     memo: kopf.Memo,
+    userinfo: kopf.UserInfo | None = None,
+    old: kopf.BodyEssence | None = None,
+    operation: str | None = "CREATE",
     **_: Any,
 ) -> None:
+    username = str(userinfo.get("username") or "") if userinfo is not None else ""
+    forgery = webhook.forged(
+        body,
+        old if operation == "UPDATE" else None,
+        username=username,
+        trusted_namespace=settings.current().trusted_namespace,
+        trusted_users=settings.current().trusted_users,
+    )
+    if forgery is not None:
+        logger.warning("denied %s of a pod by %s: %s", operation, username, forgery.message)
+        raise kopf.AdmissionError(forgery.message, code=403)
+    if operation != "CREATE":
+        return
     cluster: view.ClusterView = memo.view
     namespace = str(body.get("metadata", {}).get("namespace") or "")
     labels = cluster.namespaces[namespace].labels if namespace in cluster.namespaces else {}

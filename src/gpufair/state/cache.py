@@ -215,6 +215,11 @@ class ClusterCache:
             self._expire()
             return self._views.get(name)
 
+    def node_object(self, name: str) -> Obj | None:
+        """The node as the API server last sent it (bind checks its labels and taints)."""
+        with self._lock:
+            return self._node_objs.get(name)
+
     def pod(self, uid: str) -> views.PodView | None:
         """A GPU pod by UID, bound or pending (the live entry, not a snapshot's)."""
         with self._lock:
