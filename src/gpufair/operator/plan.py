@@ -18,10 +18,10 @@ Two rules keep reclaim from oscillating (ARCHITECTURE.md §5):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.core import admission, fairshare, placement, preemption, usage
-from gpufair.k8s import pods as k8s_pods
 from gpufair.operator import intents, metering, pools, snapshot, statuses
 from gpufair.state import rules
 
@@ -182,7 +182,7 @@ def namespace_owners(
     for tenant in snap.tenants.values():
         names |= tenant.namespaces
     claimed_by = [
-        k8s_pods.TenantNamespaces(
+        rules.TenantNamespaces(
             tenant=t.name, namespaces=frozenset(t.namespaces), selector=t.namespace_selector
         )
         for t in snap.tenants.values()
@@ -296,7 +296,7 @@ def place_pods(
             pool = rules.waiting_pool(
                 hint=pod.pool_hint,
                 tenant_pools=own,
-                fits=lambda name, selector=pod.node_selector: fit(name, selector),
+                fits=functools.partial(fit, selector=pod.node_selector),
             )
         if pool is not None:
             result.setdefault((tenant.name, pool), []).append(pod)

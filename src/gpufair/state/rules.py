@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from gpufair.core import fairshare, topology
-from gpufair.k8s import nodes, pods, selectors
+from gpufair.k8s import nodes, selectors
 
 Selector = Mapping[str, Any] | None
 
@@ -56,11 +56,21 @@ def pool_of_node(
     return None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantNamespaces:
+    """Which namespaces a tenant owns: listed by name and/or by a namespace LabelSelector."""
+
+    tenant: str
+    namespaces: frozenset[str] = frozenset()
+    selector: Selector = None
+    """A LabelSelector in Kubernetes JSON (``matchLabels``/``matchExpressions``), or ``None``."""
+
+
 def namespace_claimants(
     namespace: str,
     *,
     labels: Mapping[str, str] | None,
-    tenants: Iterable[pods.TenantNamespaces],
+    tenants: Iterable[TenantNamespaces],
 ) -> tuple[str, ...]:
     """Every tenant that claims ``namespace``, the owner first.
 
@@ -86,14 +96,16 @@ def namespace_owner(
     namespace: str,
     *,
     labels: Mapping[str, str] | None,
-    tenants: Iterable[pods.TenantNamespaces],
+    tenants: Iterable[TenantNamespaces],
 ) -> str | None:
     """The tenant owning ``namespace`` (the first of :func:`namespace_claimants`), or ``None``."""
     claimants = namespace_claimants(namespace, labels=labels, tenants=tenants)
     return claimants[0] if claimants else None
 
 
-def node_topology(labelled: topology.NodeTopology | None, allocatable: int) -> topology.NodeTopology:
+def node_topology(
+    labelled: topology.NodeTopology | None, allocatable: int
+) -> topology.NodeTopology:
     """The GPUs a node is known to have: those its agent labelled, or, without labels,
     ``allocatable`` GPUs about which nothing else is known. A labelled count that differs from
     the allocatable count keeps the labels (they name the real indices); :func:`free_gpus`

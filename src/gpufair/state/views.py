@@ -15,7 +15,7 @@ import pydantic
 
 from gpufair.api import common, names, pool, quota
 from gpufair.core import policy, topology
-from gpufair.k8s import pods
+from gpufair.state import rules
 
 
 class ViewError(ValueError):
@@ -47,7 +47,7 @@ class TenantView:
     """A TenantQuota: its namespaces, its pools, and whether its hard budget is used up."""
 
     name: str
-    namespaces: pods.TenantNamespaces
+    namespaces: rules.TenantNamespaces
     pools: Mapping[str, TenantPool]
     weight: float = 1.0
     reclaim: bool = True
@@ -119,6 +119,11 @@ class PodView:
     problem: str | None = None
     confirmed: bool = False
     """Whether the node agent confirmed the GPUs from kubelet (``gpufair.dev/gpus-confirmed``)."""
+    gated: bool = False
+    """Whether gpufair's admission gate still holds the pod (it waits for admission)."""
+    pool_hint: str | None = None
+    """The pool named in the pod's ``gpufair.dev/pool`` annotation."""
+    node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -170,7 +175,7 @@ def tenant_view(obj: Mapping[str, Any]) -> TenantView:
     )
     return TenantView(
         name=model.name,
-        namespaces=pods.TenantNamespaces(
+        namespaces=rules.TenantNamespaces(
             tenant=model.name,
             namespaces=frozenset(spec.namespaces or ()),
             selector=spec.namespace_selector.to_wire()
