@@ -86,6 +86,12 @@ class NodeView:
     """Equal for nodes whose :meth:`shape` is equal (interned by the cache): every decision
     about a node depends only on its shape, so verbs judge each shape once per request."""
 
+    @property
+    def usable(self) -> frozenset[int]:
+        """The GPUs that can be handed out (:attr:`gpufair.state.rules.FreeGpus.usable`); the
+        operator's free set of the node is this one."""
+        return rules.FreeGpus(indices=self.free, hidden=self.hidden).usable
+
     def shape(self) -> tuple[object, ...]:
         """Everything a decision about this node depends on, except its name."""
         return (
