@@ -8,13 +8,13 @@ from typing import Any
 from tests.builders import operator as b
 
 from gpufair.api import names
-from gpufair.k8s import operator_io
+from gpufair.k8s import writes
 from gpufair.operator import intents, metrics, reconciler, settings, snapshot, view
 
 
 @dataclasses.dataclass
 class FakeWriter:
-    eviction_answer: operator_io.EvictionOutcome = operator_io.EvictionOutcome.EVICTED
+    eviction_answer: writes.EvictionOutcome = writes.EvictionOutcome.EVICTED
     fail_status: bool = False
     statuses: list[tuple[str, str, Any]] = dataclasses.field(default_factory=list)
     admitted: list[str] = dataclasses.field(default_factory=list)
@@ -29,7 +29,7 @@ class FakeWriter:
         self.admitted.append(f"{namespace}/{name}")
         return True
 
-    async def evict(self, *, namespace: str, name: str, uid: str) -> operator_io.EvictionOutcome:
+    async def evict(self, *, namespace: str, name: str, uid: str) -> writes.EvictionOutcome:
         self.evicted.append(f"{namespace}/{name}")
         return self.eviction_answer
 
@@ -84,7 +84,7 @@ async def test_a_disruption_budget_refusal_parks_the_victim_and_says_so() -> Non
     pods = [b.pod(f"a/p{i}").bound("n1", at=0.0, indices=[i]).build() for i in range(8)]
     pods += [b.pod(f"b/q{i}").created(1.0).build() for i in range(4)]
     cluster = loaded_view(*pods)
-    writer = FakeWriter(eviction_answer=operator_io.EvictionOutcome.DISRUPTION_BUDGET)
+    writer = FakeWriter(eviction_answer=writes.EvictionOutcome.DISRUPTION_BUDGET)
     driver, events = make(cluster, writer)
 
     decided = await driver.run_once(now=100.0)

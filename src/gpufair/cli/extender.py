@@ -1,10 +1,11 @@
 """``gpufair extender``: run the kube-scheduler extender (FastAPI under uvicorn).
 
 Flags override the ``GPUFAIR_*`` environment (:class:`gpufair.extender.settings.ExtenderSettings`).
-The extender lists and watches nodes, pods, namespaces, TenantQuotas and GPUPools through the
-kubeconfig (``--kubeconfig``, ``$KUBECONFIG`` or the in-cluster service account) and is ready
-(``/readyz``) once every kind has been listed. The verbs are ``POST /filter``, ``/prioritize``,
-``/preempt`` and ``/bind``; ``/metrics`` is on the same port.
+The extender lists and watches nodes, pods, namespaces, TenantQuotas and GPUPools with the
+credentials :mod:`gpufair.state.kubeconfig` chooses (``--kubeconfig``, ``$KUBECONFIG``,
+in-cluster, ``~/.kube/config``) and is ready (``/readyz``) once every kind has been listed.
+The verbs are ``POST /filter``, ``/prioritize``, ``/preempt`` and ``/bind``; ``/metrics`` is
+on the same port.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--host", dest="extender_host", help="address to listen on (0.0.0.0)")
     parser.add_argument("--port", type=int, dest="extender_port", help="port (default 8888)")
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)"
+    )
     parser.add_argument(
         "--assume-ttl",
         type=float,

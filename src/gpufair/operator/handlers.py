@@ -29,8 +29,9 @@ from typing import Any
 import kopf
 
 from gpufair.api import names
-from gpufair.k8s import operator_io
+from gpufair.k8s import writes
 from gpufair.operator import intents, metrics, reconciler, settings, view
+from gpufair.state import kubeconfig
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +63,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         settings.admission.server = _webhook_server(config)
         if config.webhook_managed:
             settings.admission.managed = names.GROUP
-    operator_io.load_config()
+    kubeconfig.use_as_default()
     memo.view = view.ClusterView()
     memo.reconciler = reconciler.Reconciler(
         cluster=memo.view,
-        writer=operator_io.OperatorIO(),
+        writer=writes.ClusterWriter(),
         events=post_event,
         config=config,
     )

@@ -12,7 +12,7 @@ apart (``tests/state/test_one_model.py`` checks that they agree on one cluster):
 - a tenant's claim in a pool, the input of fair shares (:func:`tenant_claim`).
 
 LabelSelector matching itself is :func:`gpufair.k8s.selectors.matches`; kubeconfig loading is
-:func:`gpufair.state.kube.load_config`.
+:mod:`gpufair.state.kubeconfig`.
 """
 
 from __future__ import annotations
