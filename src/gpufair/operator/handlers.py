@@ -4,6 +4,8 @@
 registers everything on kopf's default registry; ``kopf run -m gpufair.operator.handlers`` does
 the same without the webhook. What runs:
 
+- ``on.login`` gives kopf the credentials :mod:`gpufair.state.kubeconfig` chooses (kopf's own
+  login tries in-cluster before ``$KUBECONFIG``; every gpufair component uses one precedence);
 - ``on.startup`` tunes kopf (event reporting, annotation persistence under ``gpufair.dev``,
   peering) and builds the view and the reconciler in ``memo``;
 - ``index`` handlers for the same kinds put the initial listings into the view: kopf runs no
@@ -39,6 +41,30 @@ FINALIZER = f"{names.GROUP}/finalizer"
 PERSISTENCE_PREFIX = names.GROUP
 REPORTING_COMPONENT = "gpufair-operator"
 WEBHOOK_MODULE = "gpufair.operator.webhook_handlers"
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's connection from :func:`gpufair.state.kubeconfig.use_as_default` (read as kopf's
+    ``login_via_client`` reads a client configuration)."""
+    config = kubeconfig.use_as_default()
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix(
+        "authorization"
+    )
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] if parts else None)
+    return kopf.ConnectionInfo(
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        username=config.username or None,
+        password=config.password or None,
+        scheme=scheme,
+        token=token,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+        trust_env=settings.networking.trust_env,
+    )
 
 
 @kopf.on.startup()
