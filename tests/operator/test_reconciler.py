@@ -9,7 +9,7 @@ from tests.builders import operator as b
 
 from gpufair.api import names
 from gpufair.k8s import writes
-from gpufair.operator import intents, metrics, reconciler, settings, snapshot, view
+from gpufair.operator import intents, metrics, reconciler, settings, snapshot, store
 
 
 @dataclasses.dataclass
@@ -36,8 +36,8 @@ class FakeWriter:
 
 def loaded_view(
     *pods: snapshot.GpuPod, tenants: list[snapshot.Tenant] | None = None
-) -> view.ClusterView:
-    cluster = view.ClusterView()
+) -> store.ClusterStore:
+    cluster = store.ClusterStore()
     cluster.nodes = {"n1": b.node("n1")}
     cluster.pools = {b.POOL: b.gpu_pool()}
     cluster.tenants = {t.name: t for t in tenants or [b.tenant("a").build(), b.tenant("b").build()]}
@@ -49,7 +49,7 @@ def loaded_view(
 
 
 def make(
-    cluster: view.ClusterView, writer: FakeWriter
+    cluster: store.ClusterStore, writer: FakeWriter
 ) -> tuple[reconciler.Reconciler, list[intents.Event]]:
     events: list[intents.Event] = []
     return (
@@ -119,7 +119,7 @@ async def test_departed_pods_are_forgotten_only_once_their_usage_is_written() ->
 
 
 async def test_own_status_writes_do_not_wake_the_loop_but_spec_changes_do() -> None:
-    cluster = view.ClusterView()
+    cluster = store.ClusterStore()
     body = {
         "metadata": {"name": "a", "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z"},
         "spec": {"namespaces": ["a"], "pools": [{"name": b.POOL}]},

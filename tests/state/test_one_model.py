@@ -1,8 +1,8 @@
 """The extender and the operator see one cluster alike.
 
 Each cluster below is a list of Kubernetes objects as the API server returns them. It is fed
-to the extender's cache (:mod:`gpufair.state.cache`) and to the operator's view
-(:mod:`gpufair.operator.view`); both pictures are reduced to the facts the two must agree on
+to the extender's cache (:mod:`gpufair.state.cache`) and to the operator's store
+(:mod:`gpufair.operator.store`); both pictures are reduced to the facts the two must agree on
 (free GPUs of each node, the pool of each node, the owner of each namespace, the fair shares
 of each pool) and compared. The rules behind each fact live once in :mod:`gpufair.state.rules`.
 """
@@ -20,7 +20,7 @@ from tests.builders import kube
 
 from gpufair.api import names
 from gpufair.extender import verbs
-from gpufair.operator import plan, pools, view
+from gpufair.operator import plan, pools, store
 
 Obj = dict[str, Any]
 NOW = 1_790_000_000.0
@@ -76,19 +76,19 @@ def extender_picture(world: Cluster, namespaces: Sequence[str]) -> Picture:
 
 
 def operator_picture(world: Cluster, namespaces: Sequence[str]) -> Picture:
-    cluster_view = view.ClusterView()
+    cluster_store = store.ClusterStore()
     for pool in world.pools:
-        cluster_view.apply_pool(pool, deleted=False)
+        cluster_store.apply_pool(pool, deleted=False)
     for quota in world.quotas:
-        cluster_view.apply_tenant(quota, deleted=False)
+        cluster_store.apply_tenant(quota, deleted=False)
     for namespace in world.namespaces:
-        cluster_view.apply_namespace(namespace, deleted=False)
+        cluster_store.apply_namespace(namespace, deleted=False)
     for node in world.nodes:
-        cluster_view.apply_node(node, deleted=False)
+        cluster_store.apply_node(node, deleted=False)
     for pod in world.pods:
-        cluster_view.apply_pod(pod, deleted=False, now=NOW)
-    cluster_view.mark_synced()
-    snap = cluster_view.take_snapshot(now=NOW)
+        cluster_store.apply_pod(pod, deleted=False, now=NOW)
+    cluster_store.mark_synced()
+    snap = cluster_store.take_snapshot(now=NOW)
     decided = plan.plan(snap, half_life=3600.0)
     node_pool = pools.pools_of_nodes(snap.pools, snap.nodes)
     free: dict[str, frozenset[int]] = {}

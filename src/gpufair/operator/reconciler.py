@@ -1,4 +1,4 @@
-"""One reconcile pass, applied: snapshot the view, plan, then write what the plan says.
+"""One reconcile pass, applied: snapshot the store, plan, then write what the plan says.
 
 Called by the leader's reconcile loop in :mod:`.handlers`, on every change and at least every
 ``tick_seconds``. The order of writes matters for correctness across restarts:
@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from gpufair.api import names
 from gpufair.k8s import writes
-from gpufair.operator import intents, metrics, objects, plan, settings, view
+from gpufair.operator import intents, metrics, objects, plan, settings, store
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        cluster: view.ClusterView,
+        cluster: store.ClusterStore,
         writer: Writer,
         events: EventSink,
         config: settings.OperatorSettings,
