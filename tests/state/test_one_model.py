@@ -55,6 +55,14 @@ def gated(pod: Obj) -> Obj:
     return out
 
 
+def terminating(pod: Obj) -> Obj:
+    """The pod after its deletion was requested: it holds its GPUs until its grace period ends."""
+    out = copy.deepcopy(pod)
+    out["metadata"]["deletionTimestamp"] = "2026-11-26T20:05:00Z"
+    out["metadata"]["deletionGracePeriodSeconds"] = 30
+    return out
+
+
 def extender_picture(world: Cluster, namespaces: Sequence[str]) -> Picture:
     snapshot = cache_builder.cluster(
         nodes=world.nodes,
@@ -154,6 +162,22 @@ def test_gated_demand_counts_in_the_preempt_verbs_shares_as_in_the_operators() -
 CASES = [
     pytest.param(
         Cluster(
+            nodes=[kube.node("n1", kube.dgx1())],
+            pods=[
+                kube.pod("v-train", namespace="v", gpus=4, node="n1", bound=[0, 1, 2, 3]),
+                terminating(
+                    kube.pod("p-train", namespace="p", gpus=4, node="n1", bound=[4, 5, 6, 7])
+                ),
+                gated(kube.pod("w-train", namespace="w", gpus=4)),
+                terminating(gated(kube.pod("w-gone", namespace="w", gpus=2))),
+                terminating(kube.pod("v-gone", namespace="v", gpus=2)),
+            ],
+            quotas=tenants("v", "p", "w"),
+        ),
+        id="terminating-pods-hold-gpus-but-claim-no-share",
+    ),
+    pytest.param(
+        Cluster(
             nodes=[
                 kube.node("odd", kube.dgx1(), allocatable=7),
                 kube.node("short", kube.pcie_only(), allocatable=10),
@@ -166,6 +190,7 @@ CASES = [
                 kube.pod("p-a", namespace="p", gpus=4, node="odd", bound=[4, 5, 6, 7]),
                 kube.pod("legacy", namespace="p", gpus=3, node="short"),
                 kube.pod("v-b", namespace="v", gpus=1, node="bare", bound=[2]),
+                terminating(kube.pod("p-old", namespace="p", gpus=2, node="bare", bound=[0, 1])),
                 kube.pod("admitted", namespace="v", gpus=1),
                 gated(kube.pod("w-a", namespace="ml", gpus=4)),
                 gated(kube.pod("w-b", namespace="shared", gpus=2)),

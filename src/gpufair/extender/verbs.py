@@ -401,16 +401,19 @@ def pool_shares(
     """Fair shares in ``pool`` as the operator computes them: each tenant's claim
     (:func:`gpufair.state.rules.tenant_claim`) holds its bound, assumed and pending pods, plus
     its gated pods unless its hard budget is used up; ``asking`` (the pod being placed) counts
-    for its tenant if the cache does not list it yet."""
+    for its tenant if the cache does not list it yet. Pods being deleted hold GPUs but claim
+    no share (they are leaving)."""
     resource = snapshot.pools[pool].resource
+    leaving = _leaving(snapshot, pool, resource)
     claims = []
     for tenant in snapshot.tenants.values():
         entry = tenant.pools.get(pool)
         if entry is None:
             continue
         unbound = snapshot.unbound.get((tenant.name, pool), ())
-        pending = sum(pod.request(resource) for pod in unbound if not pod.gated)
-        gated = sum(pod.request(resource) for pod in unbound if pod.gated)
+        staying = [pod for pod in unbound if not pod.deleting]
+        pending = sum(pod.request(resource) for pod in staying if not pod.gated)
+        gated = sum(pod.request(resource) for pod in staying if pod.gated)
         if (
             asking is not None
             and asking.tenant == tenant.name
@@ -424,11 +427,22 @@ def pool_shares(
                 guaranteed=entry.guaranteed,
                 limit=entry.limit,
                 lendable=entry.lendable,
-                held=snapshot.used(tenant.name, pool) + pending,
+                held=snapshot.used(tenant.name, pool) - leaving.get(tenant.name, 0) + pending,
                 waiting=0 if tenant.budget_exhausted else gated,
             )
         )
     return fairshare.compute(pool_capacity(snapshot, pool), claims)
+
+
+def _leaving(snapshot: cache.Snapshot, pool: str, resource: str) -> dict[str, int]:
+    """GPUs each tenant holds in ``pool`` through pods whose deletion was requested."""
+    leaving: dict[str, int] = {}
+    for name in snapshot.pool_nodes.get(pool, ()):
+        for pod in snapshot.nodes[name].pods:
+            tenant = snapshot.tenant_of(pod.namespace) if pod.deleting else None
+            if tenant is not None:
+                leaving[tenant] = leaving.get(tenant, 0) + pod.request(resource)
+    return leaving
 
 
 def preempt(judge: Judge, proposals: Mapping[str, Sequence[str]], *, now: float) -> PreemptOutcome:

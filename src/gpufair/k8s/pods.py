@@ -173,6 +173,12 @@ def priority(pod: PodDict) -> int:
     return int(value) if isinstance(value, int) else 0
 
 
+def is_deleting(pod: PodDict) -> bool:
+    """Whether the pod's deletion was requested (``metadata.deletionTimestamp``): a bound pod
+    keeps its GPUs until its grace period ends, but is leaving."""
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
 def is_gated(pod: PodDict) -> bool:
     """Whether gpufair's admission gate still holds the pod (``spec.schedulingGates``)."""
     gates = (pod.get("spec") or {}).get("schedulingGates") or []

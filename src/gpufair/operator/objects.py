@@ -89,7 +89,7 @@ def gpu_pod(
     created_at = created if created is not None else observed_at
     if k8s_pods.is_terminal(body):
         state = snapshot.PodState.FINISHED
-    elif meta.get("deletionTimestamp"):
+    elif k8s_pods.is_deleting(body):
         state = snapshot.PodState.TERMINATING if node else snapshot.PodState.FINISHED
     elif gated:
         state = snapshot.PodState.GATED

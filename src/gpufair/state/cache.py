@@ -425,6 +425,7 @@ class ClusterCache:
             problem=problem,
             confirmed=names.GPUS_CONFIRMED_ANNOTATION in pods.annotations_of(obj),
             gated=pods.is_gated(obj),
+            deleting=pods.is_deleting(obj),
             pool_hint=pods.bound_pool(obj),
             node_selector=pods.node_selector(obj),
         )

@@ -127,6 +127,8 @@ class PodView:
     """Whether the node agent confirmed the GPUs from kubelet (``gpufair.dev/gpus-confirmed``)."""
     gated: bool = False
     """Whether gpufair's admission gate still holds the pod (it waits for admission)."""
+    deleting: bool = False
+    """Whether its deletion was requested: it holds its GPUs, but claims no fair share."""
     pool_hint: str | None = None
     """The pool named in the pod's ``gpufair.dev/pool`` annotation."""
     node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
