@@ -85,3 +85,16 @@ def test_the_flag_beats_a_broken_environment(
     )
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     assert kubeconfig.client_configuration(str(config)).host == "https://flag.example:6443"
+
+
+def test_credentials_are_loaded_in_one_place_only() -> None:
+    """No component loads a kubeconfig or the service account by itself (one precedence)."""
+    src = pathlib.Path(kubeconfig.__file__).parents[1]
+    loaders = [
+        f"{path.relative_to(src)}:{number}"
+        for path in sorted(src.rglob("*.py"))
+        if path != pathlib.Path(kubeconfig.__file__)
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "load_kube_config(" in line or "load_incluster_config(" in line
+    ]
+    assert loaders == []
