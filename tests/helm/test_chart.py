@@ -548,7 +548,7 @@ KOPF_WRITING_HANDLERS = {"daemon", "timer", "on.create", "on.update", "on.delete
 """Handlers for which kopf keeps finalizers or progress annotations on the object (patch)."""
 
 COMPONENT_SOURCES = {
-    "operator": ("operator/*.py", "k8s/operator_io.py"),
+    "operator": ("operator/*.py", "k8s/writes.py"),
     "extender": ("extender/**/*.py", "state/kube.py"),
     "agent": ("agent/*.py",),
 }

@@ -99,23 +99,6 @@ def test_malformed_gpu_annotation(value: str) -> None:
         pods.bound_gpus(pod)
 
 
-@pytest.mark.parametrize(
-    ("namespace", "labels", "tenant"),
-    [
-        pytest.param("team-a", {}, "a", id="listed"),
-        pytest.param("ml-prod", {"team": "b"}, "b", id="selected"),
-        pytest.param("both", {"team": "b"}, "a", id="listing-beats-selector"),
-        pytest.param("other", {"team": "c"}, None, id="nobody"),
-    ],
-)
-def test_tenant_of_namespace(namespace: str, labels: dict[str, str], tenant: str | None) -> None:
-    tenants = [
-        pods.TenantNamespaces(tenant="a", namespaces=frozenset({"team-a", "both"})),
-        pods.TenantNamespaces(tenant="b", selector={"matchLabels": {"team": "b"}}),
-    ]
-    assert pods.tenant_of_namespace(namespace, namespace_labels=labels, tenants=tenants) == tenant
-
-
 def test_terminal_pods() -> None:
     assert pods.is_terminal(kube.pod(node="n1", phase="Succeeded"))
     assert not pods.is_terminal(kube.pod(node="n1"))

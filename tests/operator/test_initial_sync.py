@@ -1,10 +1,10 @@
-"""At startup no gated pod is released before the view holds the initial listings.
+"""At startup no gated pod is released before the store holds the initial listings.
 
 The reconciler releases gated pods of namespaces that belong to no tenant. If the pod listing
 arrived before the TenantQuota listing, pods of real tenants would look ownerless and bypass
-fair-share admission. The index handlers fill the view during the initial listings, kopf starts
-the reconcile loop only once all are indexed, and the loop marks the view synced; a pass on a
-view that is not synced releases nothing.
+fair-share admission. The index handlers fill the store during the initial listings, kopf starts
+the reconcile loop only once all are indexed, and the loop marks the store synced; a pass on a
+store that is not synced releases nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tests.builders import operator as b
 from tests.operator.test_reconciler import FakeWriter, make
 
 from gpufair.api import names
-from gpufair.operator import handlers, view
+from gpufair.operator import handlers, store
 
 
 def gated_pod(namespace: str, name: str) -> dict[str, Any]:
@@ -47,15 +47,15 @@ QUOTA_BY_SELECTOR = {
 
 def memo_with_view() -> kopf.Memo:
     memo = kopf.Memo()
-    memo.view = view.ClusterView()
-    memo.view.nodes = {"n1": b.node("n1")}
-    memo.view.pools = {b.POOL: b.gpu_pool()}
+    memo.store = store.ClusterStore()
+    memo.store.nodes = {"n1": b.node("n1")}
+    memo.store.pools = {b.POOL: b.gpu_pool()}
     return memo
 
 
 async def test_pods_listed_before_the_quotas_stay_gated_until_the_view_has_synced() -> None:
     memo = memo_with_view()
-    cluster: view.ClusterView = memo.view
+    cluster: store.ClusterStore = memo.store
     for body in (namespace("team-a", team="a"), namespace("nobody")):
         handlers.listed_namespace(body=kopf.Body(body), memo=memo)
     for body in (gated_pod("team-a", "own"), gated_pod("nobody", "stray")):
@@ -80,11 +80,11 @@ async def test_pods_listed_before_the_quotas_stay_gated_until_the_view_has_synce
 
 def test_once_synced_the_index_handlers_leave_the_view_to_the_event_handlers() -> None:
     memo = memo_with_view()
-    memo.view.mark_synced()
+    memo.store.mark_synced()
     handlers.listed_pod(body=kopf.Body(gated_pod("nobody", "late")), memo=memo)
     handlers.listed_tenant(body=kopf.Body(QUOTA_BY_SELECTOR), memo=memo)
-    assert memo.view.pods == {}
-    assert memo.view.tenants == {}
+    assert memo.store.pods == {}
+    assert memo.store.tenants == {}
 
 
 def test_every_kind_the_view_watches_has_an_index_handler() -> None:

@@ -10,6 +10,7 @@ import pytest
 from tests.builders import operator as b
 
 from gpufair.operator import plan, pools, snapshot
+from gpufair.state import rules
 
 ZONE = "topology.kubernetes.io/zone"
 
@@ -131,7 +132,7 @@ def test_pool_members_holds_each_node_under_the_first_valid_pool_whose_selector_
             pool
             for pool in sorted(by_name)
             if by_name[pool].invalid is None
-            and pools.selector_matches(by_name[pool].selector, node.labels)
+            and rules.selector_matches(by_name[pool].selector, node.labels)
         ]
         holding = [pool for pool, held in members.items() if node in held]
         assert holding == matching[:1], name

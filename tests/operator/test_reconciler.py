@@ -8,13 +8,13 @@ from typing import Any
 from tests.builders import operator as b
 
 from gpufair.api import names
-from gpufair.k8s import operator_io
-from gpufair.operator import intents, metrics, reconciler, settings, snapshot, view
+from gpufair.k8s import writes
+from gpufair.operator import intents, metrics, reconciler, settings, snapshot, store
 
 
 @dataclasses.dataclass
 class FakeWriter:
-    eviction_answer: operator_io.EvictionOutcome = operator_io.EvictionOutcome.EVICTED
+    eviction_answer: writes.EvictionOutcome = writes.EvictionOutcome.EVICTED
     fail_status: bool = False
     statuses: list[tuple[str, str, Any]] = dataclasses.field(default_factory=list)
     admitted: list[str] = dataclasses.field(default_factory=list)
@@ -30,7 +30,7 @@ class FakeWriter:
         self.admitted.append(f"{namespace}/{name}")
         return True
 
-    async def evict(self, *, namespace: str, name: str, uid: str) -> operator_io.EvictionOutcome:
+    async def evict(self, *, namespace: str, name: str, uid: str) -> writes.EvictionOutcome:
         self.evicted.append(f"{namespace}/{name}")
         return self.eviction_answer
 
@@ -40,8 +40,8 @@ class FakeWriter:
 
 def loaded_view(
     *pods: snapshot.GpuPod, tenants: list[snapshot.Tenant] | None = None
-) -> view.ClusterView:
-    cluster = view.ClusterView()
+) -> store.ClusterStore:
+    cluster = store.ClusterStore()
     cluster.nodes = {"n1": b.node("n1")}
     cluster.pools = {b.POOL: b.gpu_pool()}
     cluster.tenants = {t.name: t for t in tenants or [b.tenant("a").build(), b.tenant("b").build()]}
@@ -53,7 +53,7 @@ def loaded_view(
 
 
 def make(
-    cluster: view.ClusterView, writer: FakeWriter
+    cluster: store.ClusterStore, writer: FakeWriter
 ) -> tuple[reconciler.Reconciler, list[intents.Event]]:
     events: list[intents.Event] = []
     return (
@@ -88,7 +88,7 @@ async def test_a_disruption_budget_refusal_parks_the_victim_and_says_so() -> Non
     pods = [b.pod(f"a/p{i}").bound("n1", at=0.0, indices=[i]).build() for i in range(8)]
     pods += [b.pod(f"b/q{i}").created(1.0).build() for i in range(4)]
     cluster = loaded_view(*pods)
-    writer = FakeWriter(eviction_answer=operator_io.EvictionOutcome.DISRUPTION_BUDGET)
+    writer = FakeWriter(eviction_answer=writes.EvictionOutcome.DISRUPTION_BUDGET)
     driver, events = make(cluster, writer)
 
     decided = await driver.run_once(now=100.0)
@@ -123,7 +123,7 @@ async def test_departed_pods_are_forgotten_only_once_their_usage_is_written() ->
 
 
 async def test_own_status_writes_do_not_wake_the_loop_but_spec_changes_do() -> None:
-    cluster = view.ClusterView()
+    cluster = store.ClusterStore()
     body = {
         "metadata": {"name": "a", "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z"},
         "spec": {"namespaces": ["a"], "pools": [{"name": b.POOL}]},

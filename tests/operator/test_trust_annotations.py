@@ -17,7 +17,7 @@ from tests.builders import kube
 from tests.builders import operator as b
 
 from gpufair.api import names
-from gpufair.operator import plan, pools, settings, snapshot, view, webhook, webhook_handlers
+from gpufair.operator import plan, pools, settings, snapshot, store, webhook, webhook_handlers
 
 GPUFAIR_NS = "gpufair-system"
 OPERATOR = f"system:serviceaccount:{GPUFAIR_NS}:gpufair-operator"
@@ -92,7 +92,7 @@ def trusted_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("trusted_namespace")
 def test_the_kopf_handler_denies_a_forged_create_and_checks_updates_only_for_forgery() -> None:
     memo = kopf.Memo()
-    memo.view = view.ClusterView()
+    memo.store = store.ClusterStore()
     with pytest.raises(kopf.AdmissionError, match=r"gpufair\.dev/gpus is written only by gpufair"):
         webhook_handlers.admit_pod(
             body=kopf.Body(annotated(**{GPUS: "0,1"})),

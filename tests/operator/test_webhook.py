@@ -135,10 +135,10 @@ def test_the_kopf_handler_patches_the_pod_or_denies_it() -> None:
     import kopf
     from tests.builders import operator as b
 
-    from gpufair.operator import plan, view, webhook_handlers
+    from gpufair.operator import plan, store, webhook_handlers
 
     memo = kopf.Memo()
-    memo.view = view.ClusterView()
+    memo.store = store.ClusterStore()
     patch = kopf.Patch()
     webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=2)), patch=patch, memo=memo)
     assert patch == {
@@ -148,46 +148,46 @@ def test_the_kopf_handler_patches_the_pod_or_denies_it() -> None:
         }
     }
 
-    memo.view.nodes = {"n1": b.node("n1")}
-    memo.view.pools = {b.POOL: b.gpu_pool()}
-    memo.view.tenants = {
+    memo.store.nodes = {"n1": b.node("n1")}
+    memo.store.pools = {b.POOL: b.gpu_pool()}
+    memo.store.tenants = {
         "a": b.tenant("a")
         .namespaces("team-a")
         .pool(limit=8)
         .on_limit(policy.OnLimit.REJECT)
         .build()
     }
-    memo.view.pods = {
+    memo.store.pods = {
         p.uid: p for p in (b.pod(f"team-a/p{i}").bound("n1", indices=[i]).build() for i in range(8))
     }
-    last = plan.plan(memo.view.take_snapshot(now=10.0), half_life=3600.0)
+    last = plan.plan(memo.store.take_snapshot(now=10.0), half_life=3600.0)
     memo.reconciler = types.SimpleNamespace(last=last)
     with pytest.raises(kopf.AdmissionError, match="tenant a at limit 8/8 GPUs in pool h100"):
         webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=2)), patch=kopf.Patch(), memo=memo)
 
 
 def test_a_pod_created_right_after_its_quota_is_gated_before_the_next_pass() -> None:
-    """Ownership is the view's, not the last pass's: a new tenant's pod is not waved through."""
+    """Ownership is the store's, not the last pass's: a new tenant's pod is not waved through."""
     import types
 
     import kopf
     from tests.builders import operator as b
 
-    from gpufair.operator import plan, snapshot, view, webhook_handlers
+    from gpufair.operator import plan, snapshot, store, webhook_handlers
 
     memo = kopf.Memo()
-    memo.view = view.ClusterView()
-    memo.view.nodes = {"n1": b.node("n1")}
-    memo.view.pools = {b.POOL: b.gpu_pool()}
-    memo.view.namespaces = {"team-a": snapshot.Namespace(name="team-a")}
+    memo.store = store.ClusterStore()
+    memo.store.nodes = {"n1": b.node("n1")}
+    memo.store.pools = {b.POOL: b.gpu_pool()}
+    memo.store.namespaces = {"team-a": snapshot.Namespace(name="team-a")}
     memo.reconciler = types.SimpleNamespace(
-        last=plan.plan(memo.view.take_snapshot(now=10.0), half_life=3600.0)
+        last=plan.plan(memo.store.take_snapshot(now=10.0), half_life=3600.0)
     )
     skipped = kopf.Patch()
     webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=1)), patch=skipped, memo=memo)
     assert skipped == {}, "no tenant owns team-a yet: not gpufair's pod"
 
-    memo.view.tenants = {"a": b.tenant("a").namespaces("team-a").build()}  # no pass since
+    memo.store.tenants = {"a": b.tenant("a").namespaces("team-a").build()}  # no pass since
     gated = kopf.Patch()
     webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=1)), patch=gated, memo=memo)
     assert gated["spec"]["schedulingGates"] == [{"name": names.ADMISSION_GATE}]
@@ -198,12 +198,12 @@ def test_a_pod_of_a_namespace_the_view_has_not_seen_is_gated() -> None:
 
     import kopf
 
-    from gpufair.operator import plan, view, webhook_handlers
+    from gpufair.operator import plan, store, webhook_handlers
 
     memo = kopf.Memo()
-    memo.view = view.ClusterView()
+    memo.store = store.ClusterStore()
     memo.reconciler = types.SimpleNamespace(
-        last=plan.plan(memo.view.take_snapshot(now=10.0), half_life=3600.0)
+        last=plan.plan(memo.store.take_snapshot(now=10.0), half_life=3600.0)
     )
     patch = kopf.Patch()
     webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=1)), patch=patch, memo=memo)

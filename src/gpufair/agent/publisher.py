@@ -8,9 +8,7 @@ compute` decide, and send a strategic-merge patch only when something changed. T
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,22 +59,16 @@ class NodeLabelPublisher:
 
 
 def connect() -> Any:
-    """A ``CoreV1Api`` from the in-cluster service account, else from the kubeconfig."""
+    """A ``CoreV1Api`` from the credentials :mod:`gpufair.state.kubeconfig` chooses."""
     from kubernetes import client
 
-    config: Any = importlib.import_module("kubernetes.config")
+    from gpufair.state import kubeconfig
+
     try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        # Read $KUBECONFIG now: the client reads it once, when first imported.
-        kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-        try:
-            config.load_kube_config(config_file=kubeconfig)
-        except (config.ConfigException, OSError) as error:
-            raise PublishError(
-                f"no Kubernetes credentials: not in a pod and no usable kubeconfig ({error})"
-            ) from error
-    return client.CoreV1Api()
+        configuration = kubeconfig.client_configuration()
+    except kubeconfig.KubeconfigError as error:
+        raise PublishError(f"no Kubernetes credentials: {error}") from error
+    return client.CoreV1Api(client.ApiClient(configuration))
 
 
 def _reason(error: Exception) -> str:

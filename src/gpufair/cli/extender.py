@@ -1,11 +1,12 @@
 """``gpufair extender``: run the kube-scheduler extender (FastAPI under uvicorn).
 
 Flags override the ``GPUFAIR_*`` environment (:class:`gpufair.extender.settings.ExtenderSettings`).
-The extender lists and watches nodes, pods, namespaces, TenantQuotas and GPUPools through the
-kubeconfig (``--kubeconfig``, ``$KUBECONFIG`` or the in-cluster service account) and is ready
-(``/readyz``) once every kind has been listed. The verbs are ``POST /filter``, ``/prioritize``,
-``/preempt`` and ``/bind``, on 127.0.0.1 unless mutual TLS is configured (``--tls-*``) or
-``--insecure`` is given; ``/healthz``, ``/readyz`` and ``/metrics`` are also on ``--probe-port``.
+The extender lists and watches nodes, pods, namespaces, TenantQuotas and GPUPools with the
+credentials :mod:`gpufair.state.kubeconfig` chooses (``--kubeconfig``, ``$KUBECONFIG``,
+in-cluster, ``~/.kube/config``) and is ready (``/readyz``) once every kind has been listed.
+The verbs are ``POST /filter``, ``/prioritize``, ``/preempt`` and ``/bind``, on 127.0.0.1 unless
+mutual TLS is configured (``--tls-*``) or ``--insecure`` is given; ``/healthz``, ``/readyz`` and
+``/metrics`` are also on ``--probe-port``.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         const=True,
         help="allow plain HTTP on a non-loopback --host (anyone reaching it can bind pods)",
     )
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)"
+    )
     parser.add_argument(
         "--assume-ttl",
         type=float,

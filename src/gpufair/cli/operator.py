@@ -185,14 +185,13 @@ def run(args: argparse.Namespace) -> int:
         checks.port_free(host="", port=config.webhook_port, flag="--webhook-port")
 
     import kopf
-    import kubernetes
 
-    from gpufair.k8s import operator_io
     from gpufair.operator import handlers, metrics, settings
+    from gpufair.state import kubeconfig
 
     try:  # fail fast and plainly; kopf would retry its startup handler every minute
-        operator_io.load_config()
-    except kubernetes.config.ConfigException as error:
+        kubeconfig.use_as_default()
+    except kubeconfig.KubeconfigError as error:
         raise checks.no_cluster(error) from None
     checks.api_server_answers()
 

@@ -160,6 +160,7 @@ def fair_shares(
     quota entry, and when no pool has a capacity at all.
     """
     from gpufair.core import fairshare
+    from gpufair.state import rules
 
     _check_names(loaded, capacities=capacities, demands=demands)
     results: list[PoolShares] = []
@@ -195,13 +196,14 @@ def fair_shares(
         shares = fairshare.compute(
             capacity,
             [
-                fairshare.TenantClaim(
+                rules.tenant_claim(
                     tenant=t.tenant,
                     weight=t.weight,
                     guaranteed=t.guaranteed,
                     limit=t.limit,
                     lendable=t.lendable,
-                    demand=t.demand,
+                    held=t.demand,
+                    waiting=0,
                 )
                 for t in tenants
             ],

@@ -69,7 +69,7 @@ class ExtenderSettings(pydantic_settings.BaseSettings):
     )
     kubeconfig: str | None = pydantic.Field(
         default=None,
-        description="Kubeconfig file; unset: $KUBECONFIG, then the in-cluster service account.",
+        description="Kubeconfig file; unset: $KUBECONFIG, then in-cluster, then ~/.kube/config.",
     )
     watch: bool = pydantic.Field(
         default=True,

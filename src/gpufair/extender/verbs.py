@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from gpufair.api import names
 from gpufair.core import admission, allocation, fairshare, placement, preemption
 from gpufair.k8s import pods
-from gpufair.state import cache, views
+from gpufair.state import cache, rules, views
 
 NOT_SYNCED = "gpufair extender cache has not synced with the API server yet"
 UNKNOWN_NODE = "node not (yet) in gpufair's cache"
@@ -396,25 +396,53 @@ def pool_capacity(snapshot: cache.Snapshot, pool: str) -> int:
 
 
 def pool_shares(
-    snapshot: cache.Snapshot, pool: str, *, extra: Mapping[str, int]
+    snapshot: cache.Snapshot, pool: str, *, asking: admission.WaitingPod | None = None
 ) -> fairshare.PoolShares:
-    """Fair shares in ``pool`` with demand = current allocation (+ ``extra`` per tenant)."""
+    """Fair shares in ``pool`` as the operator computes them: each tenant's claim
+    (:func:`gpufair.state.rules.tenant_claim`) holds its bound, assumed and pending pods, plus
+    its gated pods unless its hard budget is used up; ``asking`` (the pod being placed) counts
+    for its tenant if the cache does not list it yet. Pods being deleted hold GPUs but claim
+    no share (they are leaving)."""
+    resource = snapshot.pools[pool].resource
+    leaving = _leaving(snapshot, pool, resource)
     claims = []
     for tenant in snapshot.tenants.values():
         entry = tenant.pools.get(pool)
         if entry is None:
             continue
+        unbound = snapshot.unbound.get((tenant.name, pool), ())
+        staying = [pod for pod in unbound if not pod.deleting]
+        pending = sum(pod.request(resource) for pod in staying if not pod.gated)
+        gated = sum(pod.request(resource) for pod in staying if pod.gated)
+        if (
+            asking is not None
+            and asking.tenant == tenant.name
+            and all(pod.uid != asking.uid for pod in unbound)
+        ):
+            pending += asking.gpus
         claims.append(
-            fairshare.TenantClaim(
+            rules.tenant_claim(
                 tenant=tenant.name,
                 weight=tenant.weight,
                 guaranteed=entry.guaranteed,
                 limit=entry.limit,
                 lendable=entry.lendable,
-                demand=snapshot.used(tenant.name, pool) + extra.get(tenant.name, 0),
+                held=snapshot.used(tenant.name, pool) - leaving.get(tenant.name, 0) + pending,
+                waiting=0 if tenant.budget_exhausted else gated,
             )
         )
     return fairshare.compute(pool_capacity(snapshot, pool), claims)
+
+
+def _leaving(snapshot: cache.Snapshot, pool: str, resource: str) -> dict[str, int]:
+    """GPUs each tenant holds in ``pool`` through pods whose deletion was requested."""
+    leaving: dict[str, int] = {}
+    for name in snapshot.pool_nodes.get(pool, ()):
+        for pod in snapshot.nodes[name].pods:
+            tenant = snapshot.tenant_of(pod.namespace) if pod.deleting else None
+            if tenant is not None:
+                leaving[tenant] = leaving.get(tenant, 0) + pod.request(resource)
+    return leaving
 
 
 def preempt(judge: Judge, proposals: Mapping[str, Sequence[str]], *, now: float) -> PreemptOutcome:
@@ -443,8 +471,11 @@ def preempt(judge: Judge, proposals: Mapping[str, Sequence[str]], *, now: float)
             continue
         pool = snapshot.pools[node.pool]
         count = judge.count(pool)
+        asking = admission.WaitingPod(
+            uid=judge.ask.uid, tenant=me, pool=pool.name, gpus=count, name=judge.ask.ref
+        )
         if node.pool not in shares:
-            shares[node.pool] = pool_shares(snapshot, node.pool, extra={me: count})
+            shares[node.pool] = pool_shares(snapshot, node.pool, asking=asking)
         running: list[preemption.RunningPod] = []
         others: set[str] = set()
         on_node = {pod.uid: pod for pod in node.pods}
@@ -467,9 +498,7 @@ def preempt(judge: Judge, proposals: Mapping[str, Sequence[str]], *, now: float)
                 )
             )
         allowed = preemption.allowed_victims(
-            preemptor=admission.WaitingPod(
-                uid=judge.ask.uid, tenant=me, pool=pool.name, gpus=count, name=judge.ask.ref
-            ),
+            preemptor=asking,
             victims=running,
             shares=shares[node.pool],
             allocated={

@@ -7,14 +7,12 @@ both components read a pod the same way. Pure functions; nothing here talks to t
 
 from __future__ import annotations
 
-import dataclasses
 import fractions
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gpufair.api import names
-from gpufair.k8s import selectors
 
 PodDict = Mapping[str, Any]
 
@@ -175,6 +173,23 @@ def priority(pod: PodDict) -> int:
     return int(value) if isinstance(value, int) else 0
 
 
+def is_deleting(pod: PodDict) -> bool:
+    """Whether the pod's deletion was requested (``metadata.deletionTimestamp``): a bound pod
+    keeps its GPUs until its grace period ends, but is leaving."""
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def is_gated(pod: PodDict) -> bool:
+    """Whether gpufair's admission gate still holds the pod (``spec.schedulingGates``)."""
+    gates = (pod.get("spec") or {}).get("schedulingGates") or []
+    return any((gate or {}).get("name") == names.ADMISSION_GATE for gate in gates)
+
+
+def node_selector(pod: PodDict) -> dict[str, str]:
+    """The pod's ``spec.nodeSelector`` (labels a node must carry to run it)."""
+    return {str(k): str(v) for k, v in ((pod.get("spec") or {}).get("nodeSelector") or {}).items()}
+
+
 def annotations_of(pod: PodDict) -> Mapping[str, str]:
     return (pod.get("metadata") or {}).get("annotations") or {}
 
@@ -246,41 +261,3 @@ def without_tenant_label(labels: Mapping[str, str]) -> Mapping[str, str]:
     if names.TENANT_LABEL not in labels:
         return labels
     return {key: value for key, value in labels.items() if key != names.TENANT_LABEL}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TenantNamespaces:
-    """Which namespaces a tenant owns: listed by name and/or by a namespace LabelSelector."""
-
-    tenant: str
-    namespaces: frozenset[str] = frozenset()
-    selector: Mapping[str, Any] | None = None
-    """A LabelSelector in Kubernetes JSON (``matchLabels``/``matchExpressions``), or ``None``."""
-
-
-def tenant_of_namespace(
-    namespace: str,
-    *,
-    namespace_labels: Mapping[str, str],
-    tenants: Iterable[TenantNamespaces],
-) -> str | None:
-    """The tenant owning ``namespace``: listed by name first, then matched by selector.
-
-    A namespace belongs to at most one tenant (the operator reports conflicts); when several
-    claim it anyway, an explicit listing wins, then the alphabetically first tenant, so every
-    component resolves a conflict the same way.
-    """
-    by_selector: list[str] = []
-    listed: list[str] = []
-    for entry in tenants:
-        if namespace in entry.namespaces:
-            listed.append(entry.tenant)
-        elif entry.selector is not None and selectors.matches(
-            entry.selector, without_tenant_label(namespace_labels)
-        ):
-            by_selector.append(entry.tenant)
-    if listed:
-        return min(listed)
-    if by_selector:
-        return min(by_selector)
-    return None

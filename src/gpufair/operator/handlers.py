@@ -1,16 +1,18 @@
-"""The kopf handlers: thin adapters from watch events to the view, and the reconcile loop.
+"""The kopf handlers: thin adapters from watch events to the store, and the reconcile loop.
 
 ``gpufair operator`` imports this module (and :mod:`.webhook_handlers` unless ``--dev``), which
 registers everything on kopf's default registry; ``kopf run -m gpufair.operator.handlers`` does
 the same without the webhook. What runs:
 
+- ``on.login`` gives kopf the credentials :mod:`gpufair.state.kubeconfig` chooses (kopf's own
+  login tries in-cluster before ``$KUBECONFIG``; every gpufair component uses one precedence);
 - ``on.startup`` tunes kopf (event reporting, annotation persistence under ``gpufair.dev``,
-  peering) and builds the view and the reconciler in ``memo``;
-- ``index`` handlers for the same kinds put the initial listings into the view: kopf runs no
+  peering) and builds the store and the reconciler in ``memo``;
+- ``index`` handlers for the same kinds put the initial listings into the store: kopf runs no
   other handler (no ``on.event``, no daemon) until every indexed kind has been listed and each
   listed object went through its index handlers, so the reconcile loop starts on a complete
-  view and marks it synced (before that no pass may judge a namespace to belong to no tenant);
-- ``on.event`` for pods, nodes, namespaces, TenantQuotas and GPUPools feeds the view (deletions
+  store and marks it synced (before that no pass may judge a namespace to belong to no tenant);
+- ``on.event`` for pods, nodes, namespaces, TenantQuotas and GPUPools feeds the store (deletions
   included, which index handlers never see);
 - a ``daemon`` on GPUPool objects runs the reconcile loop. Daemons stop while peering pauses
   this replica, so only the leader acts; of the pool daemons, only the one of the
@@ -29,8 +31,9 @@ from typing import Any
 import kopf
 
 from gpufair.api import names
-from gpufair.k8s import operator_io
-from gpufair.operator import intents, metrics, reconciler, settings, view
+from gpufair.k8s import writes
+from gpufair.operator import intents, metrics, reconciler, settings, store
+from gpufair.state import kubeconfig
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,30 @@ FINALIZER = f"{names.GROUP}/finalizer"
 PERSISTENCE_PREFIX = names.GROUP
 REPORTING_COMPONENT = "gpufair-operator"
 WEBHOOK_MODULE = "gpufair.operator.webhook_handlers"
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's connection from :func:`gpufair.state.kubeconfig.use_as_default` (read as kopf's
+    ``login_via_client`` reads a client configuration)."""
+    config = kubeconfig.use_as_default()
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix(
+        "authorization"
+    )
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] if parts else None)
+    return kopf.ConnectionInfo(
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        username=config.username or None,
+        password=config.password or None,
+        scheme=scheme,
+        token=token,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+        trust_env=settings.networking.trust_env,
+    )
 
 
 @kopf.on.startup()
@@ -62,11 +89,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         settings.admission.server = _webhook_server(config)
         if config.webhook_managed:
             settings.admission.managed = names.GROUP
-    operator_io.load_config()
-    memo.view = view.ClusterView()
+    kubeconfig.use_as_default()
+    memo.store = store.ClusterStore()
     memo.reconciler = reconciler.Reconciler(
-        cluster=memo.view,
-        writer=operator_io.OperatorIO(),
+        cluster=memo.store,
+        writer=writes.ClusterWriter(),
         events=post_event,
         config=config,
     )
@@ -98,44 +125,44 @@ def _webhook_server(config: settings.OperatorSettings) -> Any:
     )
 
 
-# -- the initial listings into the view -------------------------------------------------------
+# -- the initial listings into the store -------------------------------------------------------
 # kopf's indexing readiness is the one "listed" signal it has: an object's non-index handlers
 # wait until every indexed kind's listing is over and all listed objects are indexed. These
-# handlers store nothing in kopf's indices (they return None); until the view is synced they
-# apply what they see, afterwards the on.event handlers alone keep the view current.
+# handlers store nothing in kopf's indices (they return None); until the store is synced they
+# apply what they see, afterwards the on.event handlers alone keep the store current.
 
 
 @kopf.index("", "v1", "pods")
 def listed_pod(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if not memo.view.synced:
-        memo.view.apply_pod(body, deleted=False, now=time.time())
+    if not memo.store.synced:
+        memo.store.apply_pod(body, deleted=False, now=time.time())
 
 
 @kopf.index("", "v1", "nodes")
 def listed_node(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if not memo.view.synced:
-        memo.view.apply_node(body, deleted=False)
+    if not memo.store.synced:
+        memo.store.apply_node(body, deleted=False)
 
 
 @kopf.index("", "v1", "namespaces")
 def listed_namespace(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if not memo.view.synced:
-        memo.view.apply_namespace(body, deleted=False)
+    if not memo.store.synced:
+        memo.store.apply_namespace(body, deleted=False)
 
 
 @kopf.index(names.GROUP, names.VERSION, names.TENANT_QUOTA_PLURAL)
 def listed_tenant(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if not memo.view.synced:
-        memo.view.apply_tenant(body, deleted=False)
+    if not memo.store.synced:
+        memo.store.apply_tenant(body, deleted=False)
 
 
 @kopf.index(names.GROUP, names.VERSION, names.GPU_POOL_PLURAL)
 def listed_pool(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if not memo.view.synced:
-        memo.view.apply_pool(body, deleted=False)
+    if not memo.store.synced:
+        memo.store.apply_pool(body, deleted=False)
 
 
-# -- watch events into the view ---------------------------------------------------------------
+# -- watch events into the store ---------------------------------------------------------------
 
 
 def _deleted(event: kopf.RawEvent) -> bool:
@@ -144,27 +171,27 @@ def _deleted(event: kopf.RawEvent) -> bool:
 
 @kopf.on.event("", "v1", "pods")
 def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.view.apply_pod(body, deleted=_deleted(event), now=time.time())
+    memo.store.apply_pod(body, deleted=_deleted(event), now=time.time())
 
 
 @kopf.on.event("", "v1", "nodes")
 def node_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.view.apply_node(body, deleted=_deleted(event))
+    memo.store.apply_node(body, deleted=_deleted(event))
 
 
 @kopf.on.event("", "v1", "namespaces")
 def namespace_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.view.apply_namespace(body, deleted=_deleted(event))
+    memo.store.apply_namespace(body, deleted=_deleted(event))
 
 
 @kopf.on.event(names.GROUP, names.VERSION, names.TENANT_QUOTA_PLURAL)
 def tenant_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.view.apply_tenant(body, deleted=_deleted(event))
+    memo.store.apply_tenant(body, deleted=_deleted(event))
 
 
 @kopf.on.event(names.GROUP, names.VERSION, names.GPU_POOL_PLURAL)
 def pool_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.view.apply_pool(body, deleted=_deleted(event))
+    memo.store.apply_pool(body, deleted=_deleted(event))
 
 
 # -- the reconcile loop ---------------------------------------------------------------------------
@@ -180,7 +207,7 @@ def pool_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any)
 async def reconcile_loop(name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     """Run passes while this pool's daemon is the driver (see the module docstring)."""
     config = _config()
-    cluster: view.ClusterView = memo.view
+    cluster: store.ClusterStore = memo.store
     driver: reconciler.Reconciler = memo.reconciler
     cluster.mark_synced()  # kopf starts no daemon before the index handlers had every listing
     while not stopped:

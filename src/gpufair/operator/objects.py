@@ -84,17 +84,13 @@ def gpu_pod(
         return None
     _, gpus = requested
     meta = _meta(body)
-    spec = body.get("spec") or {}
     node = k8s_pods.node_name(body)
-    gated = any(
-        (gate or {}).get("name") == names.ADMISSION_GATE
-        for gate in spec.get("schedulingGates") or []
-    )
+    gated = k8s_pods.is_gated(body)
     created = parse_time(meta.get("creationTimestamp"))
     created_at = created if created is not None else observed_at
     if k8s_pods.is_terminal(body):
         state = snapshot.PodState.FINISHED
-    elif meta.get("deletionTimestamp"):
+    elif k8s_pods.is_deleting(body):
         state = snapshot.PodState.TERMINATING if node else snapshot.PodState.FINISHED
     elif gated:
         state = snapshot.PodState.GATED
@@ -137,7 +133,7 @@ def gpu_pod(
         admitted_at=parse_time(annotations.get(names.ADMITTED_AT_ANNOTATION)),
         checkpoint_at=parse_time(annotations.get(names.CHECKPOINT_ANNOTATION)),
         gpu_indices=indices,
-        node_selector=dict(spec.get("nodeSelector") or {}),
+        node_selector=k8s_pods.node_selector(body),
         required_terms=scheduling.required_terms(body),
     )
 

@@ -18,13 +18,14 @@ Two rules keep reclaim from oscillating (ARCHITECTURE.md §5):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.api import names
 from gpufair.core import admission, fairshare, placement, preemption, usage
-from gpufair.k8s import pods as k8s_pods
 from gpufair.k8s import scheduling
 from gpufair.operator import intents, metering, pools, snapshot, statuses
+from gpufair.state import rules
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,7 +86,7 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
 
     # 3. Per pool: capacity and fair shares; then admission over all pools at once.
     pool_views = {
-        name: pools.pool_view(pool, snap=snap, node_pool=node_pool)
+        name: pools.pool_occupancy(pool, snap=snap, node_pool=node_pool)
         for name, pool in sorted(snap.pools.items())
     }
     shares: dict[str, fairshare.PoolShares] = {}
@@ -179,26 +180,24 @@ def namespace_owners(
     """Owner of each namespace, and for each tenant the conflicts it is part of (messages).
 
     A namespace claimed by several tenants goes to one of them by the same rule every
-    component uses (:func:`gpufair.k8s.pods.tenant_of_namespace`: a listing beats a selector,
-    then the alphabetically first); all claimants get ``NamespaceConflict``.
+    component uses (:func:`gpufair.state.rules.namespace_claimants`: a listing beats a
+    selector, then the alphabetically first); all claimants get ``NamespaceConflict``.
     """
-    claims: dict[str, list[str]] = {}
+    claims: dict[str, tuple[str, ...]] = {}
     names = set(snap.namespaces)
     for tenant in snap.tenants.values():
         names |= tenant.namespaces
+    claimed_by = [
+        rules.TenantNamespaces(
+            tenant=t.name, namespaces=frozenset(t.namespaces), selector=t.namespace_selector
+        )
+        for t in snap.tenants.values()
+    ]
     for namespace in sorted(names):
-        labels = snap.namespaces[namespace].labels if namespace in snap.namespaces else {}
-        labels = k8s_pods.without_tenant_label(labels)
-        listed = [t.name for t in snap.tenants.values() if namespace in t.namespaces]
-        by_selector = [
-            t.name
-            for t in snap.tenants.values()
-            if namespace not in t.namespaces
-            and t.namespace_selector is not None
-            and namespace in snap.namespaces
-            and pools.selector_matches(t.namespace_selector, labels)
-        ]
-        claimants = sorted(listed) + sorted(by_selector)
+        known = snap.namespaces.get(namespace)
+        claimants = rules.namespace_claimants(
+            namespace, labels=known.labels if known is not None else None, tenants=claimed_by
+        )
         if claimants:
             claims[namespace] = claimants
     owners = {namespace: claimants[0] for namespace, claimants in claims.items()}
@@ -320,21 +319,19 @@ def place_pods(
             if pool not in own:
                 pool = pod.pool_hint if pod.pool_hint in own else None
         else:
-            pool = next((name for name in own if fit(name, pod)), own[0])
+            pool = rules.waiting_pool(tenant_pools=own, fits=functools.partial(fit, pod=pod))
         if pool is not None:
             result.setdefault((tenant.name, pool), []).append(pod)
     return {pair: tuple(pods) for pair, pods in result.items()}
 
 
-def _demand(pods: Sequence[snapshot.GpuPod], *, include_waiting: bool) -> int:
-    """What the tenant holds (:func:`_held`), plus what its gated pods wait for unless
-    ``include_waiting`` is false (a budget stops the tenant)."""
-    waiting = sum(pod.gpus for pod in pods if pod.state is snapshot.PodState.GATED)
-    return _held(pods) + (waiting if include_waiting else 0)
+def _gated_demand(pods: Sequence[snapshot.GpuPod]) -> int:
+    """What the tenant's gated pods wait for."""
+    return sum(pod.gpus for pod in pods if pod.state is snapshot.PodState.GATED)
 
 
 def _shares(
-    view: pools.PoolView,
+    view: pools.PoolOccupancy,
     members: Mapping[str, snapshot.Tenant],
     placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],
     *,
@@ -345,16 +342,16 @@ def _shares(
     for name, tenant in sorted(members.items()):
         entitlement = tenant.entitlement(view.pool.name)
         assert entitlement is not None
+        pods = placed.get((name, view.pool.name), ())
         claims.append(
-            fairshare.TenantClaim(
+            rules.tenant_claim(
                 tenant=name,
                 weight=tenant.weight,
                 guaranteed=entitlement.guaranteed,
                 limit=entitlement.limit,
                 lendable=entitlement.lendable,
-                demand=_demand(
-                    placed.get((name, view.pool.name), ()), include_waiting=name not in blocked
-                ),
+                held=_held(pods),
+                waiting=0 if name in blocked else _gated_demand(pods),
             )
         )
     return fairshare.compute(view.capacity, claims)
@@ -428,7 +425,7 @@ def _waiting(pod: snapshot.GpuPod, *, tenant: str, pool: str) -> admission.Waiti
 
 
 def _admit(
-    views: Mapping[str, pools.PoolView],
+    views: Mapping[str, pools.PoolOccupancy],
     *,
     placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],
     states: Mapping[str, admission.TenantState],
@@ -480,7 +477,7 @@ def _admit(
     return admitted, holds, free_sets
 
 
-def _take(view: pools.PoolView, free: dict[str, frozenset[int]], gpus: int) -> bool:
+def _take(view: pools.PoolOccupancy, free: dict[str, frozenset[int]], gpus: int) -> bool:
     """Place ``gpus`` GPUs on the best node as the extender would; False when none fits."""
     best: tuple[int, str, tuple[int, ...]] | None = None
     for name, available in sorted(free.items()):
@@ -503,7 +500,7 @@ def _take(view: pools.PoolView, free: dict[str, frozenset[int]], gpus: int) -> b
 
 
 def _reclaim(
-    view: pools.PoolView,
+    view: pools.PoolOccupancy,
     *,
     tenants: Mapping[str, snapshot.Tenant],
     placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],

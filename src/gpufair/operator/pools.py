@@ -8,35 +8,25 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from gpufair.core import topology as topo
-from gpufair.k8s import nodes as k8s_nodes
-from gpufair.k8s import selectors
 from gpufair.operator import snapshot
-
-
-def selector_matches(selector: snapshot.LabelSelector, labels: Mapping[str, str]) -> bool:
-    """LabelSelector matching; a malformed selector matches nothing."""
-    try:
-        return selectors.matches(selector, labels)
-    except selectors.SelectorError:
-        return False
+from gpufair.state import rules
 
 
 def pools_of_nodes(
     pools: Mapping[str, snapshot.Pool], nodes: Mapping[str, snapshot.Node]
 ) -> dict[str, str]:
-    """The pool of each node: the alphabetically first valid pool whose selector matches."""
+    """The pool of each node (:func:`gpufair.state.rules.pool_of_node` over the valid pools)."""
+    valid = {name: pool.selector for name, pool in pools.items() if pool.invalid is None}
     result: dict[str, str] = {}
     for node_name, node in nodes.items():
-        for pool_name in sorted(pools):
-            pool = pools[pool_name]
-            if pool.invalid is None and selector_matches(pool.selector, node.labels):
-                result[node_name] = pool_name
-                break
+        pool_name = rules.pool_of_node(valid, node.labels)
+        if pool_name is not None:
+            result[node_name] = pool_name
     return result
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class PoolView:
+class PoolOccupancy:
     """One pool's nodes with their free GPUs, and every GPU pod on them."""
 
     pool: snapshot.Pool
@@ -54,9 +44,9 @@ class PoolView:
     holders: tuple[snapshot.GpuPod, ...]
 
 
-def pool_view(
+def pool_occupancy(
     pool: snapshot.Pool, *, snap: snapshot.Snapshot, node_pool: Mapping[str, str]
-) -> PoolView:
+) -> PoolOccupancy:
     members = tuple(
         node for name, node in sorted(snap.nodes.items()) if node_pool.get(name) == pool.name
     )
@@ -72,9 +62,7 @@ def pool_view(
     allocated = 0
     for node in members:
         count = node.allocatable.get(pool.resource_name, 0)
-        node_topology = node.topology
-        if node_topology is None or len(node_topology.gpus) != count:
-            node_topology = k8s_nodes.flat_topology(count)
+        node_topology = rules.node_topology(node.topology, count)
         topologies[node.name] = node_topology
         on_node = holders_by_node.get(node.name, [])
         allocated += sum(pod.gpus for pod in on_node)
@@ -83,9 +71,12 @@ def pool_view(
         if not node.schedulable:
             continue
         capacity += count
-        taken = {gpu for gpus in held.values() for gpu in gpus}
-        free[node.name] = frozenset(node_topology.indices) - taken
-    return PoolView(
+        free[node.name] = rules.free_gpus(
+            gpus=node_topology,
+            allocatable=count,
+            held=[(pod.gpu_indices, pod.gpus) for pod in on_node],
+        ).usable
+    return PoolOccupancy(
         pool=pool,
         nodes=members,
         free=free,

@@ -1,4 +1,4 @@
-"""One reconcile pass, applied: snapshot the view, plan, then write what the plan says.
+"""One reconcile pass, applied: snapshot the store, plan, then write what the plan says.
 
 Called by the leader's reconcile loop in :mod:`.handlers`, on every change and at least every
 ``tick_seconds``. The order of writes matters for correctness across restarts:
@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from gpufair.api import names
-from gpufair.k8s import operator_io
-from gpufair.operator import intents, metrics, objects, plan, settings, view
+from gpufair.k8s import writes
+from gpufair.operator import intents, metrics, objects, plan, settings, store
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +31,13 @@ EventSink = Callable[[intents.Event], None]
 
 
 class Writer(Protocol):
-    """The API writes a pass needs (:class:`gpufair.k8s.operator_io.OperatorIO`, or a fake)."""
+    """The API writes a pass needs (:class:`gpufair.k8s.writes.ClusterWriter`, or a fake)."""
 
     async def patch_status(self, *, plural: str, name: str, status: Any) -> None: ...
 
     async def admit(self, *, namespace: str, name: str, admitted_at: str) -> bool: ...
 
-    async def evict(
-        self, *, namespace: str, name: str, uid: str
-    ) -> operator_io.EvictionOutcome: ...
+    async def evict(self, *, namespace: str, name: str, uid: str) -> writes.EvictionOutcome: ...
 
     async def label_namespace(self, *, namespace: str, tenant: str | None) -> None: ...
 
@@ -50,7 +48,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        cluster: view.ClusterView,
+        cluster: store.ClusterStore,
         writer: Writer,
         events: EventSink,
         config: settings.OperatorSettings,
@@ -192,11 +190,11 @@ class Reconciler:
         for eviction in decided.evictions:
             pod = eviction.pod
             outcome = await self.writer.evict(namespace=pod.namespace, name=pod.name, uid=pod.uid)
-            if outcome is operator_io.EvictionOutcome.EVICTED:
+            if outcome is writes.EvictionOutcome.EVICTED:
                 metrics.PREEMPTIONS.labels(eviction.tenant, eviction.pool, "Reclaim").inc()
                 logger.info("evicted %s: %s", pod.key, eviction.message)
                 continue
-            if outcome is operator_io.EvictionOutcome.GONE:
+            if outcome is writes.EvictionOutcome.GONE:
                 continue
             metrics.EVICTIONS_REFUSED.labels(eviction.tenant, eviction.pool, outcome).inc()
             self.cluster.block(pod.uid, until=decided.now + self.config.eviction_retry_seconds)

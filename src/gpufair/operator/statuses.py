@@ -188,7 +188,7 @@ def _tenant_conditions(
 
 
 def pool_status(
-    view: pools.PoolView,
+    view: pools.PoolOccupancy,
     *,
     shares: fairshare.PoolShares,
     tenant_allocated: Mapping[str, int],

@@ -13,25 +13,25 @@ from typing import Any
 
 import kopf
 
-from gpufair.operator import metrics, plan, reconciler, settings, snapshot, view, webhook
+from gpufair.operator import metrics, plan, reconciler, settings, snapshot, store, webhook
 
 logger = logging.getLogger(__name__)
 
 
 def knowledge(memo: kopf.Memo, *, namespace: str) -> webhook.Knowledge | None:
     """What the latest pass knew (``None`` before the first one), with namespace ownership as
-    the view has it now.
+    the store has it now.
 
-    Ownership comes from the live view, not from the last pass: a pod created right after its
+    Ownership comes from the live store, not from the last pass: a pod created right after its
     TenantQuota (before the next pass) must be gated, not waved through as a pod of no tenant.
-    A namespace the view has not seen yet and no tenant lists (its labels may match a tenant's
+    A namespace the store has not seen yet and no tenant lists (its labels may match a tenant's
     selector) is treated as unknown: the pod is gated and the next pass admits or releases it.
     """
     driver: reconciler.Reconciler | None = getattr(memo, "reconciler", None)
     last = driver.last if driver is not None else None
     if last is None:
         return None
-    cluster: view.ClusterView = memo.view
+    cluster: store.ClusterStore = memo.store
     owners, _ = plan.namespace_owners(
         snapshot.Snapshot(
             now=last.now,
@@ -84,7 +84,7 @@ def admit_pod(
         raise kopf.AdmissionError(forgery.message, code=403)
     if operation != "CREATE":
         return
-    cluster: view.ClusterView = memo.view
+    cluster: store.ClusterStore = memo.store
     namespace = str(body.get("metadata", {}).get("namespace") or "")
     labels = cluster.namespaces[namespace].labels if namespace in cluster.namespaces else {}
     verdict = webhook.review(

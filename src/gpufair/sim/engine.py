@@ -26,6 +26,7 @@ from gpufair.core import fairshare
 from gpufair.sim import cluster as cluster_model
 from gpufair.sim import slowdown as slowdown_model
 from gpufair.sim import trace as trace_model
+from gpufair.state import rules
 
 EPSILON = 1e-6
 """Seconds; event times closer than this are simultaneous."""
@@ -167,7 +168,7 @@ class Simulation:
         self.log: list[Event] = []
         self._finishes: list[tuple[float, int, int]] = []
         self._wakeups: list[float] = []
-        self._demand_key: tuple[int, ...] | None = None
+        self._demand_key: tuple[tuple[int, int], ...] | None = None
         self._shares: fairshare.PoolShares | None = None
 
     # -- what policies and observers read ---------------------------------------------------
@@ -178,19 +179,21 @@ class Simulation:
     @property
     def shares(self) -> fairshare.PoolShares:
         """Entitled fair shares for the current demand (``gpufair.core.fairshare``), cached."""
-        key = tuple(self.demand(name) for name in self.tenants)
+        key = tuple((self.allocated[name], self.waiting[name]) for name in self.tenants)
         if key != self._demand_key or self._shares is None:
             self._shares = fairshare.compute(
                 self.cluster.capacity,
                 [
-                    fairshare.TenantClaim(
+                    rules.tenant_claim(
                         tenant=spec.name,
                         weight=spec.weight,
                         guaranteed=spec.guaranteed,
                         limit=spec.limit,
-                        demand=demand,
+                        lendable=None,
+                        held=held,
+                        waiting=waiting,
                     )
-                    for spec, demand in zip(self.tenants.values(), key, strict=True)
+                    for spec, (held, waiting) in zip(self.tenants.values(), key, strict=True)
                 ],
             )
             self._demand_key = key

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import enum
+import functools
 import logging
 import threading
 import time
@@ -31,8 +32,8 @@ from typing import Any, TypeVar
 from gpufair.api import names
 from gpufair.core import labels as topology_labels
 from gpufair.core import topology
-from gpufair.k8s import nodes, pods, selectors
-from gpufair.state import views
+from gpufair.k8s import nodes, pods, scheduling
+from gpufair.state import rules, views
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,11 @@ class Snapshot:
     usage: Mapping[tuple[str, str], int]
     """(tenant, pool) -> GPUs held by bound and assumed pods."""
     assumed: Mapping[str, Assumption]
+    unbound: Mapping[tuple[str, str], tuple[views.PodView, ...]] = dataclasses.field(
+        default_factory=dict
+    )
+    """(tenant, pool) -> the tenant's GPU pods not bound yet (gated or pending), in the pool
+    :func:`gpufair.state.rules.waiting_pool` gives them: the demand fair shares count."""
     shape_of: Mapping[str, int] = dataclasses.field(default_factory=lambda: ShapeIndex())
     """Node name -> shape id; a name the cache does not know maps to :data:`UNKNOWN_SHAPE`."""
     shapes: Mapping[int, views.NodeView] = dataclasses.field(default_factory=dict)
@@ -87,9 +93,9 @@ class Snapshot:
     def tenant_of(self, namespace: str) -> str | None:
         if namespace in self.namespace_tenants:
             return self.namespace_tenants[namespace]
-        return pods.tenant_of_namespace(
+        return rules.namespace_owner(
             namespace,
-            namespace_labels={},
+            labels=None,
             tenants=(tenant.namespaces for tenant in self.tenants.values()),
         )
 
@@ -144,6 +150,8 @@ class ClusterCache:
         self._tenants: dict[str, views.TenantView] = {}
         self._ns_labels: dict[str, Mapping[str, str]] = {}
         self._pods: dict[str, views.PodView] = {}
+        self._unbound: set[str] = set()
+        """Pods (uid) not bound to a node yet."""
         self._assumed: dict[str, Assumption] = {}
 
         self._pods_on_node: dict[str, set[str]] = collections.defaultdict(set)
@@ -315,6 +323,10 @@ class ClusterCache:
                     if tenant is not None and count:
                         usage[(tenant, pool)] += count
                 parts["usage"] = types.MappingProxyType(dict(usage))
+            if dirty & {"pods", "tenants", "namespaces", "pool_nodes"} or "unbound" not in parts:
+                parts["unbound"] = types.MappingProxyType(
+                    self._unbound_by_pool(parts["namespace_tenants"], parts["pool_nodes"])
+                )
             if "assumed" in dirty or "assumed" not in parts:
                 parts["assumed"] = _frozen(self._assumed)
             self._snapshot = Snapshot(synced=self.synced, **parts)
@@ -417,6 +429,11 @@ class ClusterCache:
             terminal=pods.is_terminal(obj),
             problem=problem,
             confirmed=names.GPUS_CONFIRMED_ANNOTATION in pods.annotations_of(obj),
+            gated=pods.is_gated(obj),
+            deleting=pods.is_deleting(obj),
+            pool_hint=pods.bound_pool(obj),
+            node_selector=pods.node_selector(obj),
+            required_terms=scheduling.required_terms(obj),
         )
         if view.terminal:
             self._remove_pod(uid)
@@ -428,6 +445,8 @@ class ClusterCache:
         self._remove_pod(uid)
         self._pods[uid] = view
         self._dirty.add("pods")
+        if view.node is None:
+            self._unbound.add(uid)
         if view.node is not None:
             self._forget(uid)
             self._pods_on_node[view.node].add(uid)
@@ -438,6 +457,7 @@ class ClusterCache:
         view = self._pods.pop(uid, None)
         if view is None:
             return
+        self._unbound.discard(uid)
         self._dirty.add("pods")
         if view.node is not None:
             self._pods_on_node[view.node].discard(uid)
@@ -489,16 +509,12 @@ class ClusterCache:
             self._dirty.add("usage")
 
     def _pool_of(self, obj: Obj) -> str | None:
-        """The first pool (by name) whose selector matches the node; overlaps are reported by
-        the operator, this only has to be deterministic."""
-        labels = nodes.labels(obj)
-        for name in sorted(self._pools):
-            try:
-                if selectors.matches(self._pools[name].node_selector, labels):
-                    return name
-            except selectors.SelectorError as exc:
-                self._problem(Kind.GPU_POOL, name, str(exc))
-        return None
+        """The node's pool (:func:`gpufair.state.rules.pool_of_node`)."""
+        return rules.pool_of_node(
+            {name: pool.node_selector for name, pool in self._pools.items()},
+            nodes.labels(obj),
+            on_bad_selector=lambda name, message: self._problem(Kind.GPU_POOL, name, message),
+        )
 
     def _place_node(self, name: str) -> None:
         """(Re)compute the node's pool, re-account what runs on it, rebuild its view."""
@@ -551,20 +567,18 @@ class ClusterCache:
         if topo is None:
             topo = self._flat.get(allocatable)
             if topo is None:
-                topo = self._flat[allocatable] = nodes.flat_topology(allocatable)
+                topo = self._flat[allocatable] = rules.node_topology(None, allocatable)
         topo, topo_id = self._intern(topo)
-        indices = frozenset(topo.indices)
-        used: set[int] = set()
-        hidden = max(0, len(indices) - allocatable)
-        for uid in self._pods_on_node.get(name, ()):
-            pod = self._pods[uid]
-            count = pod.request(resource)
-            known = (pod.gpus or frozenset()) & indices
-            used |= known
-            hidden += max(0, count - len(known))
-        for uid in self._assumed_on_node.get(name, ()):
-            used |= self._assumed[uid].gpus
-        free = indices - used
+        held = [
+            (self._pods[uid].gpus, self._pods[uid].request(resource))
+            for uid in self._pods_on_node.get(name, ())
+        ]
+        held.extend(
+            (self._assumed[uid].gpus, len(self._assumed[uid].gpus))
+            for uid in self._assumed_on_node.get(name, ())
+        )
+        free_gpus = rules.free_gpus(gpus=topo, allocatable=allocatable, held=held)
+        free = free_gpus.indices
         bound = tuple(self._pods[uid] for uid in sorted(self._pods_on_node.get(name, ())))
         waiting = self._waiting_sizes(name, obj, bound, resource)
         previous = self._views.get(name)
@@ -576,7 +590,7 @@ class ClusterCache:
             allocatable=allocatable,
             schedulable=schedulable,
             free=free if previous is None or previous.free != free else previous.free,
-            hidden=min(hidden, len(free)),
+            hidden=free_gpus.hidden,
             problem="node has invalid gpufair topology labels" if problem else None,
             pods=bound,
             waiting=waiting,
@@ -602,10 +616,47 @@ class ClusterCache:
         sizes.update(len(self._assumed[uid].gpus) for uid in self._assumed_on_node.get(name, ()))
         return frozenset(sizes)
 
+    def _unbound_by_pool(
+        self, tenant_of: Mapping[str, str | None], pool_nodes: Mapping[str, tuple[str, ...]]
+    ) -> dict[tuple[str, str], tuple[views.PodView, ...]]:
+        """The pods not bound yet by (tenant, pool) (:func:`gpufair.state.rules.waiting_pool`,
+        a pod's ``nodeSelector`` and required affinity judged against the pool's nodes)."""
+        fits: dict[tuple[str, frozenset[tuple[str, str]], str], bool] = {}
+
+        def fit(pool: str, pod: views.PodView) -> bool:
+            terms = pod.required_terms
+            key = (pool, frozenset(pod.node_selector.items()), repr(terms) if terms else "")
+            if key not in fits:
+                fits[key] = any(
+                    scheduling.labels_admit(
+                        node_selector=pod.node_selector,
+                        terms=terms,
+                        node_name=name,
+                        labels=nodes.labels(self._node_objs[name]),
+                    )
+                    for name in pool_nodes.get(pool, ())
+                    if name in self._node_objs
+                )
+            return fits[key]
+
+        result: dict[tuple[str, str], list[views.PodView]] = {}
+        for uid in sorted(self._unbound):
+            pod = self._pods[uid]
+            tenant_name = tenant_of.get(pod.namespace)
+            tenant = self._tenants.get(tenant_name) if tenant_name is not None else None
+            if tenant is None:
+                continue
+            pool = rules.waiting_pool(
+                tenant_pools=list(tenant.pools), fits=functools.partial(fit, pod=pod)
+            )
+            if pool is not None:
+                result.setdefault((tenant.name, pool), []).append(pod)
+        return {key: tuple(pods_) for key, pods_ in result.items()}
+
     def _resolve_tenant(self, namespace: str) -> str | None:
-        return pods.tenant_of_namespace(
+        return rules.namespace_owner(
             namespace,
-            namespace_labels=self._ns_labels.get(namespace, {}),
+            labels=self._ns_labels.get(namespace),
             tenants=(tenant.namespaces for tenant in self._tenants.values()),
         )
 

@@ -16,6 +16,7 @@ from typing import Any
 import kubernetes
 
 from gpufair.api import names
+from gpufair.state import kubeconfig as gpufair_kubeconfig
 from gpufair.state import watch
 from gpufair.state.cache import Kind
 
@@ -23,19 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def load_config(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
-    """An API client from ``kubeconfig``, ``$KUBECONFIG``/``~/.kube/config`` or in-cluster."""
-    configuration = kubernetes.client.Configuration()
-    try:
-        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, client_configuration=configuration
-        )
-    except (kubernetes.config.ConfigException, FileNotFoundError, TypeError):
-        if kubeconfig:
-            raise
-        kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration
-        )
-    return kubernetes.client.ApiClient(configuration)
+    """An API client from the credentials :mod:`gpufair.state.kubeconfig` chooses
+    (``kubeconfig`` is the ``--kubeconfig`` flag)."""
+    return kubernetes.client.ApiClient(gpufair_kubeconfig.client_configuration(kubeconfig))
 
 
 class KubeClient:

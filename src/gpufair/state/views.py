@@ -15,7 +15,7 @@ import pydantic
 
 from gpufair.api import common, names, pool, quota
 from gpufair.core import policy, topology
-from gpufair.k8s import pods
+from gpufair.state import rules
 
 
 class ViewError(ValueError):
@@ -47,7 +47,7 @@ class TenantView:
     """A TenantQuota: its namespaces, its pools, and whether its hard budget is used up."""
 
     name: str
-    namespaces: pods.TenantNamespaces
+    namespaces: rules.TenantNamespaces
     pools: Mapping[str, TenantPool]
     weight: float = 1.0
     reclaim: bool = True
@@ -86,6 +86,12 @@ class NodeView:
     """Equal for nodes whose :meth:`shape` is equal (interned by the cache): every decision
     about a node depends only on its shape, so verbs judge each shape once per request."""
 
+    @property
+    def usable(self) -> frozenset[int]:
+        """The GPUs that can be handed out (:attr:`gpufair.state.rules.FreeGpus.usable`); the
+        operator's free set of the node is this one."""
+        return rules.FreeGpus(indices=self.free, hidden=self.hidden).usable
+
     def shape(self) -> tuple[object, ...]:
         """Everything a decision about this node depends on, except its name."""
         return (
@@ -119,6 +125,15 @@ class PodView:
     problem: str | None = None
     confirmed: bool = False
     """Whether the node agent confirmed the GPUs from kubelet (``gpufair.dev/gpus-confirmed``)."""
+    gated: bool = False
+    """Whether gpufair's admission gate still holds the pod (it waits for admission)."""
+    deleting: bool = False
+    """Whether its deletion was requested: it holds its GPUs, but claims no fair share."""
+    pool_hint: str | None = None
+    """The pool bind recorded (``gpufair.dev/pool``); a bound pod's only, never a waiting one's."""
+    node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    required_terms: tuple[Mapping[str, Any], ...] | None = None
+    """Its required node affinity terms (``requiredDuringSchedulingIgnoredDuringExecution``)."""
 
     @property
     def ref(self) -> str:
@@ -170,7 +185,7 @@ def tenant_view(obj: Mapping[str, Any]) -> TenantView:
     )
     return TenantView(
         name=model.name,
-        namespaces=pods.TenantNamespaces(
+        namespaces=rules.TenantNamespaces(
             tenant=model.name,
             namespaces=frozenset(spec.namespaces or ()),
             selector=spec.namespace_selector.to_wire()

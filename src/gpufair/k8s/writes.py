@@ -1,4 +1,5 @@
-"""The operator's API writes: status patches, gate removal, evictions.
+"""API writes that carry out a reconcile pass's decisions: status patches, gate removal,
+evictions.
 
 The reconciler (:mod:`gpufair.operator.reconciler`) calls these after it decided; each call is
 one request with the official ``kubernetes`` client, run in a worker thread so kopf's event loop
@@ -28,15 +29,7 @@ class EvictionOutcome(enum.StrEnum):
     ERROR = "Error"
 
 
-def load_config() -> None:
-    """In-cluster credentials when running in a pod, else ``$KUBECONFIG`` / ``~/.kube/config``."""
-    try:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-
-
-class OperatorIO:
+class ClusterWriter:
     """Writes of one operator process (one API client, shared by all calls)."""
 
     def __init__(self, api_client: Any | None = None) -> None:

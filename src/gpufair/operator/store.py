@@ -1,8 +1,8 @@
-"""The operator's in-memory view of the cluster, fed by kopf watch events.
+"""The operator's in-memory store of the cluster, fed by kopf watch events.
 
 The kopf handlers (:mod:`.handlers`) call ``apply_*`` for every event of pods, nodes,
 namespaces, TenantQuotas and GPUPools; the reconciler takes an immutable
-:class:`~.snapshot.Snapshot` per pass. The view also remembers what this process last wrote
+:class:`~.snapshot.Snapshot` per pass. The store also remembers what this process last wrote
 (usage records and conditions), because its own status writes reach it through the watch only
 later: the newer of persisted and written wins, so a pass never meters from a stale ``as_of``.
 """
@@ -21,7 +21,7 @@ from gpufair.operator import intents, objects, snapshot
 Body = Mapping[str, Any]
 
 
-class ClusterView:
+class ClusterStore:
     """Current objects by key, plus the pods that left since the last metered pass."""
 
     def __init__(self) -> None:
@@ -120,14 +120,14 @@ class ClusterView:
 
         :mod:`.handlers` calls it when the reconcile loop starts: kopf runs that daemon only
         after every indexed kind was listed and each listed object went through the index
-        handlers, which fill the view. Passes before it release no pod (``Snapshot.synced``).
+        handlers, which fill the store. Passes before it release no pod (``Snapshot.synced``).
         """
         self.synced = True
 
     # -- passes -------------------------------------------------------------------------------
 
     def take_snapshot(self, *, now: float) -> snapshot.Snapshot:
-        """An immutable picture for one pass (the view may change while it is planned)."""
+        """An immutable picture for one pass (the store may change while it is planned)."""
         for uid in [uid for uid, until in self.blocked.items() if until <= now]:
             del self.blocked[uid]
         return snapshot.Snapshot(
