@@ -25,7 +25,8 @@ import httpx
 import pytest
 
 from e2e.harness import processes, waiting
-from gpufair.demo import cluster, webhook
+from gpufair.demo import cluster
+from gpufair.standin import webhook
 
 pytestmark = pytest.mark.e2e
 

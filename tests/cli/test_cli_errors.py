@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from gpufair.demo import webhook
+from gpufair.standin import webhook
 
 USAGE, FAILURE = 2, 1
 

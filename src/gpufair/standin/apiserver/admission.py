@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 import jsonpatch
 
-from e2e.standin import errors, registry, store
+from gpufair.standin.apiserver import errors, registry, store
 
 logger = logging.getLogger("standin.admission")
 

@@ -67,7 +67,7 @@ EVENT_NOTE_LIMIT = 1024
 TERMINAL_PHASES = ("Succeeded", "Failed")
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 
-logger = logging.getLogger("gpufair.demo.scheduler")
+logger = logging.getLogger("gpufair.standin.scheduler")
 
 Json = dict[str, Any]
 
