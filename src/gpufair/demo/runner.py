@@ -34,6 +34,7 @@ import pathlib
 import queue
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -616,8 +617,8 @@ def run(options: Options, *, console: Console | None = None) -> int:
             with contextlib.suppress(Exception):
                 demo.summarize(interrupted=True)
         code = 0 if (options.keep_running and code == 0) else 130
-    except captures.CaptureError as exc:
-        console.print(f"gpufair demo: {exc}", style="red", highlight=False)
+    except captures.CaptureError as exc:  # before anything started: one line, as a bad flag
+        print(f"gpufair demo: {exc}", file=sys.stderr)
         code = 2
     except (
         SetupError,
