@@ -2,8 +2,8 @@
 
 What runs (every piece but the scheduler driver is its own process, logs in the work dir):
 
-    stand-in API server   python -m gpufair.standin.apiserver   kmock + gpufair.standin; kubelet
-                                                         emulated
+    stand-in API server   python -m gpufair.standin.apiserver
+                                                         kmock + gpufair.standin; kubelet emulated
     gpufair operator      gpufair operator --webhook-…   quotas, pools, metering, admission,
                                                          reclaim; the admission webhook (HTTPS)
     gpufair extender      gpufair extender               filter, prioritize, preempt, bind
