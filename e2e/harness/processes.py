@@ -5,8 +5,8 @@ starts them here, from the repository root by default (its scenarios read ``oper
 
 from __future__ import annotations
 
+import functools
 import pathlib
-from collections.abc import Mapping, Sequence
 
 from gpufair.standin import processes as _processes
 from gpufair.standin.processes import Component, ComponentError, free_port, gpufair_command, tail
@@ -24,25 +24,6 @@ __all__ = [
 ]
 
 
-def start(
-    argv: Sequence[str],
-    *,
-    name: str,
-    log_dir: pathlib.Path,
-    env: Mapping[str, str] | None = None,
-    ready_url: str | None = None,
-    ready_log: str | None = None,
-    ready_timeout: float = 30.0,
-    cwd: pathlib.Path | None = None,
-) -> Component:
-    """:func:`gpufair.standin.processes.start`, run from the repository root by default."""
-    return _processes.start(
-        argv,
-        name=name,
-        log_dir=log_dir,
-        env=env,
-        ready_url=ready_url,
-        ready_log=ready_log,
-        ready_timeout=ready_timeout,
-        cwd=cwd or REPO_ROOT,
-    )
+start = functools.partial(_processes.start, cwd=REPO_ROOT)
+""":func:`gpufair.standin.processes.start`, run from the repository root unless ``cwd=`` says
+otherwise."""
