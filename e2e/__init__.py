@@ -1,1 +1,1 @@
-"""End-to-end tests and their harness (a package so that ``e2e.standin`` is importable)."""
+"""End-to-end tests and their harness (a package so that ``e2e.harness`` is importable)."""

@@ -1,6 +1,6 @@
 """Fixtures of the end-to-end suite: a stand-in cluster and real component processes.
 
-Session-wide: ``apiserver`` (the stand-in, ``python -m e2e.standin`` on a free port),
+Session-wide: ``apiserver`` (the stand-in, ``python -m gpufair.standin.apiserver`` on a free port),
 ``kubeconfig`` (its file; also exported as ``KUBECONFIG``), ``kubectl`` (callable),
 ``k8s`` (the official client), ``apply_crds`` (``kubectl apply -f crds/*.yaml``).
 Per test: ``namespace`` (a fresh namespace, deleted afterwards), ``make_gpu_node`` (nodes from
@@ -36,7 +36,11 @@ from e2e.harness import nodes, processes, scenario
 
 REPO_ROOT = processes.REPO_ROOT
 pytest_plugins = ("e2e.harness.rbac_audit",)  # the RBAC proof runs after every other e2e test
-_COMPONENT_IDENTITIES = ("operator", "extender", "agent")  # e2e/standin/identity.py
+_COMPONENT_IDENTITIES = (
+    "operator",
+    "extender",
+    "agent",
+)  # gpufair.standin.apiserver.identity
 _LOGS = pytest.StashKey[dict[str, pathlib.Path]]()
 _NO_LOGS: dict[str, pathlib.Path] = {}
 _SESSION_LOGS: dict[str, pathlib.Path] = {}

@@ -19,13 +19,15 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import httpx
 import pytest
+from tests.packaging import wheel
 
-from e2e.harness import processes, waiting
-from gpufair.demo import cluster, webhook
+from e2e.harness import nodes, processes, waiting
+from gpufair.demo import cluster
+from gpufair.standin import webhook
 
 pytestmark = pytest.mark.e2e
 
@@ -34,11 +36,17 @@ class DemoProcess:
     """``gpufair demo ARGS`` with its output collected line by line as it comes."""
 
     def __init__(
-        self, *args: str, workdir: pathlib.Path, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        workdir: pathlib.Path,
+        env: dict[str, str] | None = None,
+        gpufair: Sequence[str] | None = None,
+        cwd: pathlib.Path = processes.REPO_ROOT,
     ) -> None:
+        command = list(gpufair or processes.gpufair_command())
         self.process = subprocess.Popen(
-            [*processes.gpufair_command(), "demo", "--workdir", str(workdir), *args],
-            cwd=processes.REPO_ROOT,
+            [*command, "demo", "--workdir", str(workdir), *args],
+            cwd=cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160", **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -209,3 +217,45 @@ def test_ctrl_c_stops_every_process_and_metrics_answer_while_it_runs(
     for url in urls:
         with pytest.raises(httpx.TransportError):
             httpx.get(url, timeout=2)
+
+
+def test_the_demo_runs_from_the_wheel_installed_with_the_demo_extra(
+    run_demo: list[DemoProcess],
+    demo_workdir: pathlib.Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``pip install 'gpufair[demo]'`` into a fresh venv, then ``gpufair demo`` from a directory
+    outside the checkout: the stand-in cluster starts from the installed package, the CRDs come
+    from the models, the captures from ``--topology-dir``."""
+    root = tmp_path_factory.mktemp("wheel")
+    install = wheel.install(root, f"{wheel.build(root)}[demo]")
+    outside = tmp_path_factory.mktemp("elsewhere")
+    summary_path = outside / "summary.json"
+    demo = DemoProcess(
+        "--duration",
+        "15",
+        "--no-live",
+        "--no-webhook",
+        "--topology-dir",
+        str(nodes.TOPOLOGY_DIR),
+        "--summary-json",
+        str(summary_path),
+        workdir=demo_workdir,
+        env={**wheel.clean_env(), "PYTHONUNBUFFERED": "1"},
+        gpufair=[install.gpufair],
+        cwd=outside,
+    )
+    run_demo.append(demo)
+    code = demo.wait(timeout=240)
+    assert code == 0, demo.explain()
+    assert "Traceback" not in demo.errors() + demo.output(), demo.explain()
+    summary = json.loads(summary_path.read_text())
+    assert summary["pool"]["capacity"] == sum(8 for _ in cluster.NODES)
+    scheduled = {row["tenant"]: row["scheduled"] for row in summary["tenants"]}
+    assert sorted(scheduled) == sorted(tenant.name for tenant in cluster.tenants())
+    assert all(count > 0 for count in scheduled.values()), scheduled
+    banner = (demo_workdir / "standin.log").read_text().splitlines()[0]
+    started_by = (
+        re.escape(f"start: {install.venv}/bin/python") + r"\S* -m gpufair\.standin\.apiserver "
+    )
+    assert re.search(started_by, banner), banner

@@ -53,7 +53,8 @@ def test_a_late_quota_listing_releases_no_pod_of_its_tenant(
     run_process(
         [
             sys.executable,
-            str(processes.REPO_ROOT / "e2e" / "standin"),
+            "-m",
+            "gpufair.standin.apiserver",
             "--kubeconfig",
             str(config),
             "--slow-list",

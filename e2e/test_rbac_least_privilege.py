@@ -2,13 +2,14 @@
 stand-in during this e2e run is allowed by the RBAC the Helm chart renders for it, every rule of
 that RBAC was used, and no rule has a wildcard.
 
-Each component calls the stand-in with its own kubeconfig (``e2e/standin/identity.py``), as the
-user of the chart's ServiceAccount; the stand-in records each distinct call as RBAC sees it
-(``e2e/standin/audit.py``). The checks over the record are marked ``after_e2e``: the plugin
-``e2e/harness/rbac_audit.py`` runs them after every other e2e test. A component with no
-recorded call (its tests were not selected) is skipped with that reason, and "every rule used"
-is judged only on a run of the whole e2e suite. ``docs/rbac.md`` says why each permission is
-there. Rule matching itself is unit-tested in ``tests/standin/test_rbac_matcher.py``.
+Each component calls the stand-in with its own kubeconfig
+(``gpufair.standin.apiserver.identity``), as the user of the chart's ServiceAccount; the stand-
+in records each distinct call as RBAC sees it (``gpufair.standin.apiserver.audit``). The checks
+over the record are marked ``after_e2e``: the plugin ``e2e/harness/rbac_audit.py`` runs them
+after every other e2e test. A component with no recorded call (its tests were not selected) is
+skipped with that reason, and "every rule used" is judged only on a run of the whole e2e suite.
+``docs/rbac.md`` says why each permission is there. Rule matching itself is unit-tested in
+``tests/standin/test_rbac_matcher.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 import yaml
 
 from e2e.harness import chart, processes, rbac_audit, scenario, waiting
-from e2e.standin import audit, identity, rbac
+from gpufair.standin.apiserver import audit, identity, rbac
 
 COMPONENTS = ("operator", "extender", "agent", "scheduler")
 STATIC_OPERATOR_RBAC = processes.REPO_ROOT / "operator" / "rbac.yaml"

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from e2e.harness import apps, processes
-from e2e.harness import scheduler as sched
 from e2e.harness.apiserver import StandInServer
+from gpufair.standin import scheduler as sched
 
 pytestmark = pytest.mark.e2e
 

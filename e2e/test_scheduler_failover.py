@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from e2e.harness import processes, scenario
-from e2e.standin import identity as standin_identity
 from gpufair.api import names
+from gpufair.standin.apiserver import identity as standin_identity
 
 DGX1 = "dgx1-v100-8gpu-mlx5.txt"
 LEASE_SECONDS = 1.5

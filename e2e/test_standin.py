@@ -25,7 +25,7 @@ from e2e.harness import apiserver as apiserver_mod
 from e2e.harness import apps, processes
 from e2e.harness import kubectl as kubectl_mod
 from e2e.harness.waiting import wait_for
-from e2e.standin import server as standin_server
+from gpufair.standin.apiserver import server as standin_server
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from e2e.standin import jsonpath
+from gpufair.standin.apiserver import jsonpath
 
 QUOTA: dict[str, Any] = {
     "metadata": {"name": "a", "labels": {"gpufair.dev/team": "x"}},

@@ -1,5 +1,6 @@
-"""Start the stand-in API server as a process: :mod:`gpufair.demo.standin` (shared with
-``gpufair demo``), run from this checkout. Re-exported here for the e2e suite."""
+"""Start the stand-in API server as a process (:mod:`gpufair.standin.launch`, shared with
+``gpufair demo``) the way the e2e suite needs it: auditing every call and enforcing the chart's
+RBAC."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import pathlib
 
 import yaml
 
-from e2e.harness import chart, processes
-from gpufair.demo import standin as _standin
-from gpufair.demo.standin import StandInServer
+from e2e.harness import chart
+from gpufair.standin import launch
+from gpufair.standin.launch import StandInServer
 
 __all__ = ["StandInServer", "start"]
 
@@ -22,15 +23,15 @@ _RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 
 
 def start(*, workdir: pathlib.Path, kubelet: bool = True, timeout: float = 20.0) -> StandInServer:
-    """Start ``python -m e2e.standin`` on a free port; returns once ``/readyz`` answers.
+    """Start ``python -m gpufair.standin.apiserver`` on a free port; returns once ``/readyz``
+    answers.
 
     It records every distinct call per identity in ``workdir/audit.jsonl`` (``server.audit_log``):
     the evidence ``e2e/test_rbac_least_privilege.py`` checks the chart's RBAC against. And it
     enforces the chart's RBAC (rendered by Helm's engine) on the components' calls, as a real
     API server would: a missing permission fails the e2e test that needs it, with a 403."""
-    return _standin.start(
+    return launch.start(
         workdir=workdir,
-        repo_root=processes.REPO_ROOT,
         kubelet=kubelet,
         timeout=timeout,
         audit_log=workdir / AUDIT_LOG,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from e2e.standin import identity
+from gpufair.standin.apiserver import identity
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 E2E_VALUES = {"agent": {"allocation": {"confirm": True, "proxy": True}}}

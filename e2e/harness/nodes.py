@@ -1,10 +1,6 @@
-"""GPU nodes for the stand-in cluster, topology labels from real ``nvidia-smi topo -m`` captures.
-
-A node is what a real GPU node looks like to the scheduler and the operator: ``nvidia.com/gpu`` in
-``status.capacity``/``allocatable``, a ``Ready`` condition, NVIDIA's GPU Feature Discovery labels
-(``nvidia.com/gpu.product``, ``nvidia.com/gpu.count``) and the gpufair topology labels that the
-node agent would publish, computed by the agent's own code path
-(``topology_matrix.parse`` -> ``topology.from_matrix`` -> ``labels.to_labels``).
+"""GPU nodes for the stand-in cluster by capture name: a real ``nvidia-smi topo -m`` capture in
+``../shared/data/topology`` (read by :mod:`gpufair.captures`) made into the Node object that
+:func:`gpufair.standin.nodes.gpu_node_manifest` builds for the demo too.
 """
 
 from __future__ import annotations
@@ -13,11 +9,12 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any
 
+from gpufair import captures
 from gpufair.api import names
-from gpufair.core import topology, topology_matrix
-from gpufair.demo import cluster
+from gpufair.core import topology
+from gpufair.standin import nodes
 
-TOPOLOGY_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "topology"
+TOPOLOGY_DIR = captures.default_dir()
 
 
 def capture_path(capture: str | pathlib.Path) -> pathlib.Path:
@@ -33,8 +30,7 @@ def capture_path(capture: str | pathlib.Path) -> pathlib.Path:
 
 
 def topology_of(capture: str | pathlib.Path) -> topology.NodeTopology:
-    text = capture_path(capture).read_text()
-    return topology.from_matrix(topology_matrix.parse(text))
+    return captures.load(capture_path(capture))
 
 
 def gpu_node(
@@ -50,7 +46,7 @@ def gpu_node(
     memory: str = "1024Gi",
 ) -> dict[str, Any]:
     """The Node object (a dict ready for ``create_node``) for one capture."""
-    return cluster.gpu_node_manifest(
+    return nodes.gpu_node_manifest(
         name,
         topology_of(capture),
         product=product,

@@ -1,14 +1,15 @@
-"""Subprocesses with readiness, log files, SIGTERM-then-SIGKILL and restart live in the package,
-shared with ``gpufair demo``: :mod:`gpufair.demo.processes`. Re-exported here for the e2e suite,
-with the repository root as the default working directory."""
+"""Subprocesses with readiness, log files, SIGTERM-then-SIGKILL and restart live in the stand-in
+cluster package, shared with ``gpufair demo``: :mod:`gpufair.standin.processes`. The e2e suite
+starts them here, from the repository root by default (its scenarios read ``operator/``,
+``crds/`` and ``e2e/operators/`` by relative path)."""
 
 from __future__ import annotations
 
+import functools
 import pathlib
-from collections.abc import Mapping, Sequence
 
-from gpufair.demo import processes as _processes
-from gpufair.demo.processes import Component, ComponentError, free_port, gpufair_command, tail
+from gpufair.standin import processes as _processes
+from gpufair.standin.processes import Component, ComponentError, free_port, gpufair_command, tail
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -23,25 +24,6 @@ __all__ = [
 ]
 
 
-def start(
-    argv: Sequence[str],
-    *,
-    name: str,
-    log_dir: pathlib.Path,
-    env: Mapping[str, str] | None = None,
-    ready_url: str | None = None,
-    ready_log: str | None = None,
-    ready_timeout: float = 30.0,
-    cwd: pathlib.Path | None = None,
-) -> Component:
-    """:func:`gpufair.demo.processes.start`, run from the repository root by default."""
-    return _processes.start(
-        argv,
-        name=name,
-        log_dir=log_dir,
-        env=env,
-        ready_url=ready_url,
-        ready_log=ready_log,
-        ready_timeout=ready_timeout,
-        cwd=cwd or REPO_ROOT,
-    )
+start = functools.partial(_processes.start, cwd=REPO_ROOT)
+""":func:`gpufair.standin.processes.start`, run from the repository root unless ``cwd=`` says
+otherwise."""

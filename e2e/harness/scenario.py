@@ -13,9 +13,10 @@ the operator does not register the webhook itself: the harness applies the
 operator with the certificate as ``caBundle``, so the stand-in verifies the webhook like a real
 API server would, and the operator needs no permission on webhook configurations.
 
-Each component calls the stand-in with its own identity (``e2e/standin/identity.py``): the
-operator and the extender with their kubeconfigs, the scheduler driver with the scheduler's
-token, so the RBAC proof (``e2e/test_rbac_least_privilege.py``) sees who did what.
+Each component calls the stand-in with its own identity
+(``gpufair.standin.apiserver.identity``): the operator and the extender with their kubeconfigs,
+the scheduler driver with the scheduler's token, so the RBAC proof
+(``e2e/test_rbac_least_privilege.py``) sees who did what.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ import pytest
 import yaml
 from prometheus_client import parser as prometheus_parser
 
-from e2e.harness import processes, scheduler, waiting
-from e2e.standin import identity as standin_identity
+from e2e.harness import processes, waiting
 from gpufair.api import names
-from gpufair.demo import webhook as demo_webhook
+from gpufair.standin import scheduler
+from gpufair.standin import webhook as demo_webhook
+from gpufair.standin.apiserver import identity as standin_identity
 
 POOL_LABEL = "gpufair.test/scenario-pool"
 WEBHOOK_CONFIGURATION = demo_webhook.CONFIGURATION
@@ -73,7 +75,7 @@ def unique(prefix: str) -> str:
 
 def self_signed_certificate(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     """A certificate and key for ``127.0.0.1`` (the webhook's HTTPS), made with ``openssl``
-    (:func:`gpufair.demo.webhook.self_signed_certificate`; skipped or failed without it)."""
+    (:func:`gpufair.standin.webhook.self_signed_certificate`; skipped or failed without it)."""
     if demo_webhook.openssl() is None:
         missing_tool("openssl", "no certificate for the operator's webhook")
     return demo_webhook.self_signed_certificate(directory)

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from gpufair.demo import webhook
+from gpufair.standin import webhook
 
 USAGE, FAILURE = 2, 1
 
@@ -231,6 +231,14 @@ CASES = [
         id="bench-operator-no-captures",
     ),
     case("demo --duration 0", USAGE, "--duration", id="demo-zero-duration"),
+    case(
+        "demo --topology-dir {tmp}",
+        USAGE,
+        "{tmp}",
+        "dgx-a100-8gpu-nv12-12nic-4numa.txt",
+        "--topology-dir",
+        id="demo-capture-missing",
+    ),
     # -- gpufair itself -----------------------------------------------------------------------
     case("", USAGE, "COMMAND", id="no-command"),
     case("schedule", USAGE, "schedule", id="unknown-command"),

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gpufair import captures
 from gpufair.api import names, pool, quota
 from gpufair.core import labels
 from gpufair.demo import cluster, tracker, workload
@@ -16,8 +17,7 @@ TOPOLOGY = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data
 
 def topologies() -> dict[str, Any]:
     return {
-        spec.name: cluster.load_topology(cluster.capture_path(TOPOLOGY, spec))
-        for spec in cluster.NODES
+        spec.name: captures.load(cluster.capture_path(TOPOLOGY, spec)) for spec in cluster.NODES
     }
 
 
@@ -60,7 +60,7 @@ def test_the_embedded_manifest_is_valid_for_the_crds() -> None:
 
 def test_every_demo_node_is_in_the_pool_with_its_capture_topology() -> None:
     for spec in cluster.NODES:
-        topo = cluster.load_topology(cluster.capture_path(TOPOLOGY, spec))
+        topo = captures.load(cluster.capture_path(TOPOLOGY, spec))
         node = cluster.node_object(spec, topo)
         assert node["metadata"]["labels"][cluster.POOL_LABEL] == cluster.POOL
         assert labels.from_labels(node["metadata"]["labels"]) == topo

@@ -23,9 +23,9 @@ import httpx
 import pytest
 from tests.builders import cluster, kube, tls
 
-from gpufair.demo import processes
 from gpufair.extender import app as extender_app
 from gpufair.extender import listener, settings
+from gpufair.standin import processes
 
 
 def config(**fields: Any) -> settings.ExtenderSettings:

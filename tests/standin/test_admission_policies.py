@@ -1,13 +1,15 @@
-"""The stand-in's ValidatingAdmissionPolicy evaluation (``e2e/standin/policies.py``), checked
-on the chart's own policy and on small policies for each rule of the API server's behaviour."""
+"""The stand-in's ValidatingAdmissionPolicy evaluation (``gpufair.standin.apiserver.policies``),
+checked on the chart's own policy and on small policies for each rule of the API server's
+behaviour."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from e2e.standin import errors, policies
 from tests.helm import render
+
+from gpufair.standin.apiserver import errors, policies
 
 Obj = dict[str, Any]
 

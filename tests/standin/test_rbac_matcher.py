@@ -1,14 +1,15 @@
 """The RBAC proof's own parts, so the proof can fail: the stand-in's port of the API server's
 RequestInfoResolver (method and URL -> RBAC verb, resource, namespace, name) and its port of
-the RBAC authorizer's rule and binding matching (``e2e/standin/requestinfo.py``,
-``e2e/standin/rbac.py``)."""
+the RBAC authorizer's rule and binding matching (``gpufair.standin.apiserver.requestinfo``,
+``gpufair.standin.apiserver.rbac``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from e2e.standin import audit, identity, rbac, requestinfo
+
+from gpufair.standin.apiserver import audit, identity, rbac, requestinfo
 
 Info = requestinfo.RequestInfo
 

@@ -2,10 +2,10 @@
 
 Prints p50/p99 latency of filter, prioritize and bind (and the whole pod) in-process and over
 HTTP through uvicorn, beside kube-scheduler's own budget of about 5.5 ms per pod. See
-``docs/extender.md`` for recorded figures and :mod:`gpufair.extender.bench` for the method.
+``docs/extender.md`` for recorded figures and :mod:`gpufair.bench.extender` for the method.
 
 ``gpufair bench operator``: p50/p99 of one operator planning pass (and per waiting pod) on a
-synthetic large cluster; see ``docs/operator.md`` and :mod:`gpufair.operator.bench`.
+synthetic large cluster; see ``docs/operator.md`` and :mod:`gpufair.bench.operator`.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_extender(args: argparse.Namespace) -> int:
-    from gpufair.extender import bench
+    from gpufair.bench import extender as bench
 
     if args.pods < 1:
         print("gpufair bench extender: --pods must be at least 1", file=sys.stderr)
@@ -108,7 +108,7 @@ def run_extender(args: argparse.Namespace) -> int:
 
 
 def run_operator(args: argparse.Namespace) -> int:
-    from gpufair.operator import bench
+    from gpufair.bench import operator as bench
 
     for flag, value, least in (
         ("--waiting", args.waiting, 0),

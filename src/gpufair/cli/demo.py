@@ -8,6 +8,9 @@ import importlib.util
 import pathlib
 import sys
 
+DEMO_EXTRA_MODULES = ("httpx", "kmock")
+"""What the demo extra installs and the stand-in cluster imports (`pip install 'gpufair[demo]'`)."""
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
@@ -39,7 +42,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="keep logs and the kubeconfig here (default: a temp dir, removed at the end)",
     )
     parser.add_argument(
-        "--repo", type=pathlib.Path, help="the gpufair checkout (default: found automatically)"
+        "--topology-dir",
+        type=pathlib.Path,
+        metavar="DIR",
+        help="the nvidia-smi topo -m captures of the demo's nodes (default:"
+        " ../shared/data/topology beside a checkout; an installed wheel needs this flag)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the jobs' run times")
     parser.add_argument(
@@ -70,11 +77,11 @@ def run(args: argparse.Namespace) -> int:
         print("gpufair demo: --duration must be positive", file=sys.stderr)
         return 2
 
-    missing = [name for name in ("httpx", "kmock") if importlib.util.find_spec(name) is None]
+    missing = [name for name in DEMO_EXTRA_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         print(
-            f"gpufair demo: needs the project's test extras ({', '.join(missing)} missing):"
-            " run `make demo`, or `pip install -e '.[test]'` in the checkout",
+            f"gpufair demo: needs the demo extra ({', '.join(missing)} missing):"
+            " pip install 'gpufair[demo]' (in a checkout: make demo)",
             file=sys.stderr,
         )
         return 2
@@ -87,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             live=args.live,
             keep_running=args.keep_running,
             workdir=args.workdir,
-            repo_root=args.repo,
+            topology_dir=args.topology_dir,
             seed=args.seed,
             summary_json=args.summary_json,
             webhook=args.webhook,

@@ -2,10 +2,11 @@
 tenants.
 
 Nodes are built the way the node agent would label them: each from a real
-``nvidia-smi topo -m`` capture in ``../shared/data/topology/``, parsed by
-``topology_matrix.parse`` → ``topology.from_matrix`` → ``labels.to_labels`` (the same path as
-``e2e/harness/nodes.py``). The pool and quotas are a YAML manifest, applied through the API as an
-admin would ``kubectl apply`` it; ``gpufair demo --print-manifest`` shows it.
+``nvidia-smi topo -m`` capture (``../shared/data/topology/`` beside a checkout, or
+``--topology-dir``), read by :mod:`gpufair.captures` and labelled by
+:mod:`gpufair.standin.nodes` (the same path as ``e2e/harness/nodes.py``). The pool and
+quotas are a YAML manifest, applied through the API as an admin would ``kubectl apply`` it;
+``gpufair demo --print-manifest`` shows it.
 
 The fleet mixes NVLink shapes on purpose: two NVSwitch machines (one island of 8), a DGX-1
 (hybrid cube-mesh: two islands of 4) and two PCIe-only machines (no island at all), so where a
@@ -21,9 +22,10 @@ from typing import Any
 
 import yaml
 
+from gpufair import captures
 from gpufair.api import names
-from gpufair.core import labels as topology_labels
-from gpufair.core import topology, topology_matrix
+from gpufair.core import topology
+from gpufair.standin import nodes
 
 POOL = "demo"
 POOL_LABEL = "demo.gpufair.dev/pool"
@@ -145,16 +147,13 @@ def tenants() -> list[Tenant]:
     return found
 
 
-def load_topology(capture: pathlib.Path) -> topology.NodeTopology:
-    return topology.from_matrix(topology_matrix.parse(capture.read_text()))
-
-
 def capture_path(topology_dir: pathlib.Path, spec: NodeSpec) -> pathlib.Path:
     path = topology_dir / spec.capture
     if not path.is_file():
-        raise FileNotFoundError(
+        raise captures.CaptureError(
             f"topology capture {spec.capture} not found in {topology_dir} (the demo reads real"
-            " nvidia-smi topo -m outputs from ../shared/data/topology beside the repository)"
+            " nvidia-smi topo -m outputs: ../shared/data/topology beside a checkout, or the"
+            " directory given with --topology-dir)"
         )
     return path
 
@@ -163,76 +162,12 @@ def node_object(
     spec: NodeSpec, topo: topology.NodeTopology, *, extra_labels: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The demo's Node for ``spec``, in the demo pool."""
-    return gpu_node_manifest(
+    return nodes.gpu_node_manifest(
         spec.name,
         topo,
         product=spec.product,
         labels={POOL_LABEL: POOL, **(extra_labels or {})},
     )
-
-
-def gpu_node_manifest(
-    name: str,
-    topo: topology.NodeTopology,
-    *,
-    product: str,
-    labels: Mapping[str, str] | None = None,
-    allocatable_gpus: int | None = None,
-    resource: str = names.DEFAULT_GPU_RESOURCE,
-    unschedulable: bool = False,
-    cpu: str = "128",
-    memory: str = "1024Gi",
-) -> dict[str, Any]:
-    """A GPU Node object as the kubelet, GPU Feature Discovery and the gpufair agent leave it.
-
-    The demo and the end-to-end harness both build their nodes here.
-    """
-    count = len(topo.gpus)
-    node_labels = {
-        "kubernetes.io/hostname": name,
-        "kubernetes.io/os": "linux",
-        "nvidia.com/gpu.present": "true",
-        "nvidia.com/gpu.product": product,
-        "nvidia.com/gpu.count": str(count),
-        **topology_labels.to_labels(topo),
-        **(labels or {}),
-    }
-    allocatable_count = count if allocatable_gpus is None else allocatable_gpus
-    resources = {"cpu": cpu, "memory": memory, "pods": "110"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": node_labels},
-        "spec": {"unschedulable": True} if unschedulable else {},
-        "status": {
-            "capacity": {**resources, resource: str(count)},
-            "allocatable": {**resources, resource: str(allocatable_count)},
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "KubeletReady",
-                    "message": "kubelet is posting ready status",
-                }
-            ],
-            "addresses": [
-                {"type": "Hostname", "address": name},
-                {"type": "InternalIP", "address": "127.0.0.1"},
-            ],
-            "nodeInfo": {
-                "architecture": "amd64",
-                "kubeletVersion": "v1.36.0",
-                "operatingSystem": "linux",
-                "osImage": "gpufair stand-in node",
-                "containerRuntimeVersion": "containerd://1.7.0",
-                "kernelVersion": "6.1.0",
-                "kubeProxyVersion": "v1.36.0",
-                "bootID": f"boot-{name}",
-                "machineID": f"machine-{name}",
-                "systemUUID": f"uuid-{name}",
-            },
-        },
-    }
 
 
 def describe_islands(topo: topology.NodeTopology) -> str:

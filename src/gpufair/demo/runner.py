@@ -2,7 +2,8 @@
 
 What runs (every piece but the scheduler driver is its own process, logs in the work dir):
 
-    stand-in API server   python <repo>/e2e/standin      (kmock + e2e/standin; kubelet emulated)
+    stand-in API server   python -m gpufair.standin.apiserver
+                                                         kmock + gpufair.standin; kubelet emulated
     gpufair operator      gpufair operator --webhook-…   quotas, pools, metering, admission,
                                                          reclaim; the admission webhook (HTTPS)
     gpufair extender      gpufair extender               filter, prioritize, preempt, bind
@@ -13,7 +14,7 @@ What runs (every piece but the scheduler driver is its own process, logs in the 
 
 The demo creates pods as a user would (no scheduler name, no gate): the operator's real
 admission webhook, served over HTTPS with a certificate made by ``openssl``
-(:mod:`gpufair.demo.webhook`, shared with the e2e scenarios), sends them to gpufair's scheduler
+(:mod:`gpufair.standin.webhook`, shared with the e2e scenarios), sends them to gpufair's scheduler
 behind the admission gate. Without ``openssl`` (or with ``--no-webhook``) the operator runs with
 ``--dev`` (no webhook) and the demo creates its pods as the webhook would leave them.
 Ctrl-C (or SIGTERM) stops everything: the driver thread, then the operator and the extender,
@@ -33,6 +34,7 @@ import pathlib
 import queue
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -45,20 +47,11 @@ from prometheus_client import parser as prometheus_parser
 from rich.console import Console
 from rich.live import Live
 
-from gpufair.api import names
+from gpufair import captures
+from gpufair.api import crdgen, names
 from gpufair.core import topology
-from gpufair.demo import (
-    cluster,
-    kube,
-    processes,
-    repo,
-    scheduler,
-    standin,
-    tracker,
-    view,
-    webhook,
-    workload,
-)
+from gpufair.demo import cluster, tracker, view, workload
+from gpufair.standin import kube, launch, processes, scheduler, webhook
 
 logger = logging.getLogger("gpufair.demo")
 
@@ -74,7 +67,9 @@ class Options:
     live: bool = True
     keep_running: bool = False
     workdir: pathlib.Path | None = None
-    repo_root: pathlib.Path | None = None
+    topology_dir: pathlib.Path | None = None
+    """The ``nvidia-smi topo -m`` captures of the demo's nodes (default: ``../shared/data/topology``
+    beside a checkout, see :func:`gpufair.captures.default_dir`)."""
     seed: int = 7
     summary_json: pathlib.Path | None = None
     tick: float = 1.0
@@ -93,7 +88,7 @@ class SetupError(RuntimeError):
 
 @dataclasses.dataclass
 class _Cluster:
-    standin: standin.StandInServer
+    standin: launch.StandInServer
     api: kube.Api
     operator_metrics: str
     extender_url: str
@@ -127,16 +122,9 @@ class Demo:
     # ------------------------------------------------------------------ setup
 
     def setup(self) -> None:
-        root = self.options.repo_root or repo.find_root()
-        if not repo.is_root(root):
-            raise repo.NotACheckoutError(
-                f"{root} is not a gpufair checkout (no {repo.STANDIN_MAIN})"
-            )
-        topology_dir = repo.topology_dir(root)
+        topology_dir = self.options.topology_dir or captures.default_dir()
         for spec in cluster.NODES:
-            self.topologies[spec.name] = cluster.load_topology(
-                cluster.capture_path(topology_dir, spec)
-            )
+            self.topologies[spec.name] = captures.load(cluster.capture_path(topology_dir, spec))
         if self.options.workdir is not None:
             self.workdir = self.options.workdir.resolve()
             self.workdir.mkdir(parents=True, exist_ok=True)
@@ -147,11 +135,11 @@ class Demo:
         say = self._say
         say(f"[bold]gpufair demo[/] — work dir {self.workdir} (every process logs there)")
 
-        server = standin.start(workdir=self.workdir, repo_root=root, quiet=True)
+        server = launch.start(workdir=self.workdir, quiet=True)
         self.components.append(server.component)
         api = kube.Api(server.url)
         say(f"  stand-in API server  {server.url}   KUBECONFIG={server.kubeconfig}")
-        self._apply(api, root)
+        self._apply(api)
         env = {**server.env(), "GPUFAIR_STATUS_INTERVAL_SECONDS": "2"}
         extender_port, metrics_port = processes.free_port(), processes.free_port()
         admission_args = self._admission_arguments()
@@ -162,7 +150,7 @@ class Demo:
             ["extender", "--host", "127.0.0.1", "--port", str(extender_port)],
             env=env,
             ready_url=f"{extender_url}/readyz",
-            cwd=root,
+            cwd=self.workdir,
         )
         self._start(
             "operator",
@@ -178,9 +166,9 @@ class Demo:
             ],
             # Every demo component calls the stand-in as its admin, so the webhook must let
             # that user write gpufair's annotations (bind's gpufair.dev/gpus, ...).
-            env={**env, "GPUFAIR_TRUSTED_USERS": json.dumps([standin.ADMIN_USER])},
+            env={**env, "GPUFAIR_TRUSTED_USERS": json.dumps([launch.ADMIN_USER])},
             ready_url=operator_metrics,
-            cwd=root,
+            cwd=self.workdir,
         )
         self.cluster = _Cluster(server, api, operator_metrics, extender_url)
         if self.admission is AdmissionMode.WEBHOOK:
@@ -260,8 +248,8 @@ class Demo:
             component.start()
         return component
 
-    def _apply(self, api: kube.Api, root: pathlib.Path) -> None:
-        crds = api.apply_crds(root / repo.CRDS)
+    def _apply(self, api: kube.Api) -> None:
+        crds = api.create_crds(crdgen.definitions())
         api.wait_served(kube.POOLS_PATH)
         api.wait_served(kube.QUOTAS_PATH)
         for tenant in self.tenants:
@@ -631,8 +619,8 @@ def run(options: Options, *, console: Console | None = None) -> int:
             with contextlib.suppress(Exception):
                 demo.summarize(interrupted=True)
         code = 0 if (options.keep_running and code == 0) else 130
-    except repo.NotACheckoutError as exc:
-        console.print(f"gpufair demo: {exc}", style="red", highlight=False)
+    except captures.CaptureError as exc:  # before anything started: one line, as a bad flag
+        print(f"gpufair demo: {exc}", file=sys.stderr)
         code = 2
     except (
         SetupError,

@@ -6,8 +6,7 @@
 - :mod:`~gpufair.extender.verbs`: the decisions on a cache snapshot, asking ``gpufair.core``;
 - :mod:`~gpufair.extender.binder`: bind's choose-and-assume under a node lock, then API writes;
 - :mod:`~gpufair.extender.runtime`, :mod:`~gpufair.extender.settings`,
-  :mod:`~gpufair.extender.metrics`: what routes share, ``GPUFAIR_*`` settings, Prometheus;
-- :mod:`~gpufair.extender.bench`: ``gpufair bench extender``.
+  :mod:`~gpufair.extender.metrics`: what routes share, ``GPUFAIR_*`` settings, Prometheus.
 
 ``docs/extender.md`` describes the behaviour, the reasons users read and the measured cost.
 """

@@ -17,7 +17,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from e2e.standin import requestinfo
+from gpufair.standin.apiserver import requestinfo
 
 ALL = "*"
 

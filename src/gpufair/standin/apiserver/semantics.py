@@ -24,8 +24,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from e2e.standin import errors, registry
 from gpufair.k8s import pods as k8s_pods
+from gpufair.standin.apiserver import errors, registry
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as k8s.io/apimachinery/pkg/util/rand

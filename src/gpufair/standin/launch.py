@@ -1,31 +1,30 @@
-"""Start the stand-in Kubernetes API server (``e2e/standin``) as a separate localhost process.
+"""Start the stand-in Kubernetes API server (:mod:`gpufair.standin.apiserver`) as a separate
+localhost process: ``python -m gpufair.standin.apiserver``, with the interpreter running this
+code, so it works from a checkout and from an installed wheel (``gpufair[demo]``) alike.
 
-The stand-in (kmock's emulator plus the layer in ``e2e/standin``, see ``docs/e2e.md``) lives in
-the repository, not in the installed package, so it is started by path from a checkout:
-``python <repo>/e2e/standin``. ``gpufair demo`` and the e2e suite (``e2e/harness/apiserver.py``
-re-exports this module) both start it here::
+``gpufair demo`` and the e2e suite (``e2e/harness/apiserver.py`` adds the chart's RBAC) both
+start it here::
 
-    server = standin.start(workdir=pathlib.Path("/tmp/demo"), repo_root=repo.find_root())
+    server = launch.start(workdir=pathlib.Path("/tmp/demo"))
     server.url, server.kubeconfig   # http://127.0.0.1:PORT, a kubeconfig file
     server.env()                    # {"KUBECONFIG": ...} for subprocesses (the admin)
-    server.env("operator")          # the same as the operator's identity (e2e/standin/identity.py)
+    server.env("operator")          # the same as the operator's identity (apiserver/identity.py)
     server.stop()
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 import sys
 import time
 
-from gpufair.demo import processes
+from gpufair.standin import processes
 
 ADMIN = "admin"
 """The identity of the admin's kubeconfig (the others are named after the components)."""
 ADMIN_USER = "kubernetes-admin"
-"""The username the stand-in gives the admin's token (``e2e/standin/identity.py``)."""
+"""The username the stand-in gives the admin's token (``gpufair/standin/apiserver/identity.py``)."""
 
 
 @dataclasses.dataclass
@@ -59,14 +58,14 @@ class StandInServer:
 def start(
     *,
     workdir: pathlib.Path,
-    repo_root: pathlib.Path,
     kubelet: bool = True,
     quiet: bool = False,
     timeout: float = 20.0,
     audit_log: pathlib.Path | None = None,
     rbac: pathlib.Path | None = None,
 ) -> StandInServer:
-    """Start ``python -m e2e.standin`` on a free port; returns once ``/readyz`` answers.
+    """Start ``python -m gpufair.standin.apiserver`` on a free port; returns once ``/readyz``
+    answers.
     With ``audit_log`` the stand-in records there who made which call; with ``rbac`` (YAML of
     roles and bindings) it refuses the components' calls they do not allow."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +75,7 @@ def start(
     argv = [
         sys.executable,
         "-m",
-        "e2e.standin",
+        "gpufair.standin.apiserver",
         "--port",
         "0",
         "--url-file",
@@ -96,10 +95,8 @@ def start(
         argv,
         name="standin",
         log_dir=workdir,
-        env={"PYTHONPATH": _pythonpath(repo_root)},
         ready_log=r"standin: serving on ",
         ready_timeout=timeout,
-        cwd=repo_root,
     )
     try:  # whatever interrupts the start (Ctrl-C included) leaves no process behind
         component.start()
@@ -115,9 +112,3 @@ def start(
         component.stop()
         raise
     return StandInServer(component=component, url=url, kubeconfig=kubeconfig, audit_log=audit_log)
-
-
-def _pythonpath(repo_root: pathlib.Path) -> str:
-    existing = os.environ.get("PYTHONPATH")
-    root = str(repo_root)
-    return f"{root}{os.pathsep}{existing}" if existing else root

@@ -38,7 +38,7 @@ from typing import Any
 import aiohttp
 import jsonpatch
 
-from e2e.standin import errors, identity, policies, registry, store
+from gpufair.standin.apiserver import errors, identity, policies, registry, store
 
 logger = logging.getLogger("standin.admission")
 

@@ -36,10 +36,10 @@ from typing import Any, Literal
 
 import uvicorn
 
-import gpufair
+from gpufair import captures
 from gpufair.api import extender_wire as wire
 from gpufair.api import names
-from gpufair.core import labels, placement, topology, topology_matrix
+from gpufair.core import labels, placement, topology
 from gpufair.extender import app as extender_app
 from gpufair.extender import handlers, runtime, settings
 from gpufair.k8s import pods
@@ -56,31 +56,6 @@ OCCUPANCY = 0.7
 
 TENANTS = 4
 VERBS = ("filter", "prioritize", "bind")
-
-
-def default_topology_dir() -> pathlib.Path:
-    """``../shared/data/topology`` beside the project checkout (found from the source tree of
-    an editable install, else from the working directory)."""
-    relative = pathlib.Path("shared") / "data" / "topology"
-    beside_source = pathlib.Path(gpufair.__file__).resolve().parents[3] / relative
-    if beside_source.is_dir():
-        return beside_source
-    return pathlib.Path.cwd().resolve().parent / relative
-
-
-def load_topologies(directory: pathlib.Path) -> dict[str, topology.NodeTopology]:
-    """Every 8-GPU NVIDIA capture in ``directory`` that parses, by file stem."""
-    found: dict[str, topology.NodeTopology] = {}
-    for path in sorted(directory.glob("*.txt")):
-        try:
-            parsed = topology.from_matrix(topology_matrix.parse(path.read_text()))
-        except (topology_matrix.TopologyParseError, ValueError):
-            continue
-        if len(parsed.gpus) == 8:
-            found[path.stem] = parsed
-    if not found:
-        raise FileNotFoundError(f"no 8-GPU nvidia-smi topo -m captures in {directory}")
-    return found
 
 
 Event = tuple[str, Any, str] | None
@@ -548,7 +523,7 @@ def run(
 ) -> dict[str, Any]:
     """Measure every node count in-process and over HTTP; the report as a JSON-able dict."""
     stack = stack or HttpStack()
-    topologies = load_topologies(topology_dir or default_topology_dir())
+    topologies = captures.load_dir(topology_dir or captures.default_dir())
     report: dict[str, Any] = {
         "budget_ms_per_pod": round(BUDGET_MS_PER_POD, 2),
         "budget_source": "kube-scheduler upstream CI: 180 pods/s with extended resources on "

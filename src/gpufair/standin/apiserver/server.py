@@ -35,7 +35,7 @@ import aiohttp.web
 import attrs
 import kmock
 
-from e2e.standin import (
+from gpufair.standin.apiserver import (
     admission,
     audit,
     discovery,
@@ -79,7 +79,7 @@ class StandIn(kmock.KubernetesEmulator):
     slow_lists: Mapping[str, float] = attrs.field(factory=dict)
     """Seconds to hold back each LIST (not watch) of these plurals: a slow initial listing."""
     audit_log: pathlib.Path | None = None
-    """Append each distinct call (who, and what as RBAC sees it) here (:mod:`e2e.standin.audit`)."""
+    """Append each distinct call (who, and what as RBAC sees it) here (:mod:`.audit`)."""
     authorizer: rbac.Authorizer | None = None
     """Refuse the components' calls these roles and bindings do not allow (403)."""
 

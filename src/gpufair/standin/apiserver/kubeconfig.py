@@ -3,7 +3,7 @@
 ``PATH`` (the one ``--kubeconfig PATH`` names) is the cluster admin's; beside it,
 ``PATH.<identity>`` for each gpufair component (``PATH.operator``, ``PATH.extender``,
 ``PATH.agent``, ``PATH.scheduler``), each with that identity's bearer token, so the stand-in
-knows who calls (:mod:`e2e.standin.identity`) as a real API server does.
+knows who calls (:mod:`gpufair.standin.apiserver.identity`) as a real API server does.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pathlib
 
 import yaml
 
-from e2e.standin import identity
+from gpufair.standin.apiserver import identity
 
 CONTEXT = "gpufair-standin"
 

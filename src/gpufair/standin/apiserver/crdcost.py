@@ -7,7 +7,7 @@ Invalid when one is over ``StaticEstimatedCostLimit`` or their total is over
 installs passed every e2e test. :func:`refuse_over_budget` applies the same estimate
 (:mod:`gpufair.api.celcost`, which follows the API server's) and answers the same ``Status``:
 message and ``details.causes`` (kubectl prints the causes, one ``* field: message`` a line).
-:meth:`e2e.standin.registry.Registry.register_crd` calls it before serving a CRD.
+:meth:`gpufair.standin.apiserver.registry.Registry.register_crd` calls it before serving a CRD.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from e2e.standin import errors
 from gpufair.api import celcost
+from gpufair.standin.apiserver import errors
 
 _GROUP = "apiextensions.k8s.io"
 _KIND = "CustomResourceDefinition"

@@ -1,4 +1,4 @@
-"""The few Kubernetes API calls the demo makes itself, as plain JSON over HTTP.
+"""The few Kubernetes API calls a client of the stand-in (the demo) makes, as plain JSON over HTTP.
 
 The demo is an admin and a workload at once: it applies CRDs, namespaces, nodes, the pool and
 the quotas, submits pods, and plays the kubelet's last step (a job finishing). Everything else
@@ -8,13 +8,11 @@ server needs no credentials, so plain ``httpx`` against its URL is all it takes.
 
 from __future__ import annotations
 
-import pathlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
-import yaml
 
 from gpufair.api import names
 
@@ -58,14 +56,13 @@ class Api:
         if answer.status_code != 404:
             self._check("DELETE", path, answer)
 
-    def apply_crds(self, directory: pathlib.Path) -> list[str]:
-        """Create every CRD of ``directory/*.yaml``; returns their names."""
+    def create_crds(self, definitions: Iterable[Json]) -> list[str]:
+        """Create every CRD of ``definitions`` (``gpufair.api.crdgen.definitions()``: the same
+        objects ``crds/`` holds, so no checkout is needed); returns their names."""
         created = []
-        for path in sorted(directory.glob("*.yaml")):
-            for doc in yaml.safe_load_all(path.read_text()):
-                if doc and doc.get("kind") == "CustomResourceDefinition":
-                    self.create(CRD_PATH, doc)
-                    created.append(str(doc["metadata"]["name"]))
+        for crd in definitions:
+            self.create(CRD_PATH, crd)
+            created.append(str(crd["metadata"]["name"]))
         return created
 
     def wait_served(self, path: str, *, timeout: float = 20.0) -> None:

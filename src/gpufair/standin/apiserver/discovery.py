@@ -21,7 +21,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from e2e.standin import jsonpath, registry
+from gpufair.standin.apiserver import jsonpath, registry
 
 SERVER_VERSION = {
     "major": "1",

@@ -22,7 +22,7 @@ from typing import Any
 
 import kmock
 
-from e2e.standin import crdcost
+from gpufair.standin.apiserver import crdcost
 
 # Aggregated or distribution-specific APIs in kmock's K3s snapshot that a plain kube-apiserver
 # does not serve; kubectl would otherwise resolve ``kubectl get nodes`` ambiguously.

@@ -24,7 +24,7 @@ from typing import Any
 
 import kmock
 
-from e2e.standin import registry
+from gpufair.standin.apiserver import registry
 
 ObjectKey = tuple[str | None, str]  # (namespace, name)
 

@@ -1,7 +1,7 @@
 """The stand-in's authentication and request record: who called what, as RBAC sees it.
 
-Every request is authenticated (:mod:`e2e.standin.identity`; an unknown token gets 401 as on a
-real API server), resolved to its RBAC attributes (:mod:`e2e.standin.requestinfo`) and, when the
+Every request is authenticated (:mod:`.identity`; an unknown token gets 401 as on a
+real API server), resolved to its RBAC attributes (:mod:`.requestinfo`) and, when the
 stand-in runs with ``--audit-log PATH``, each distinct (user, verb, group, resource,
 subresource, namespace, name) is appended to PATH as one JSON line as it is first seen. The
 e2e suite reads the file at its end (``e2e/test_rbac_least_privilege.py``) to prove each
@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from e2e.standin import errors, identity, rbac, requestinfo
+from gpufair.standin.apiserver import errors, identity, rbac, requestinfo
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -42,8 +42,7 @@ talks to the extender exactly as ``ARCHITECTURE.md`` §6 says kube-scheduler doe
 Everything else kube-scheduler does (scoring plugins, inter-pod affinity, volume binding,
 backoff timers, PDB-aware victim choice) is out of scope and documented in ``docs/e2e.md``.
 Plain synchronous ``httpx``: call :meth:`SchedulerDriver.schedule_pending` from a test, or
-:meth:`SchedulerDriver.run` in a thread from the demo. ``e2e/harness/scheduler.py`` re-exports
-this module for the e2e suite.
+:meth:`SchedulerDriver.run` in a thread from the demo; the e2e suite imports it directly.
 """
 
 from __future__ import annotations
@@ -70,7 +69,7 @@ EVENT_NOTE_LIMIT = 1024
 TERMINAL_PHASES = ("Succeeded", "Failed")
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 
-logger = logging.getLogger("gpufair.demo.scheduler")
+logger = logging.getLogger("gpufair.standin.scheduler")
 
 Json = dict[str, Any]
 

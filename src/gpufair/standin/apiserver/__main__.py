@@ -1,9 +1,8 @@
 """Run the stand-in API server as its own process.
 
-    python -m e2e.standin [--host 127.0.0.1] [--port 0] [--kubeconfig PATH] [--url-file PATH]
-                          [--no-kubelet] [--quiet] [--slow-list PLURAL=SECONDS ...]
-                          [--audit-log PATH] [--rbac PATH]
-    python e2e/standin ...            (the same, by path, from any directory)
+    python -m gpufair.standin.apiserver [--host 127.0.0.1] [--port 0] [--kubeconfig PATH]
+        [--url-file PATH] [--no-kubelet] [--quiet] [--slow-list PLURAL=SECONDS ...]
+        [--audit-log PATH] [--rbac PATH]
 
 With ``--port 0`` (the default) the OS picks a free port. When listening, the server writes
 its URL to ``--url-file`` and kubeconfigs to ``--kubeconfig`` (the admin's, and one per gpufair
@@ -14,22 +13,17 @@ listener closes. Request lines go to stderr (``--quiet`` keeps only warnings).
 
 from __future__ import annotations
 
-import os
-import sys
-
-if not __package__:  # run by path: the repository root, not this folder, goes on sys.path
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import argparse
 import asyncio
 import logging
 import pathlib
 import signal
+import sys
 
 import kmock
 import yaml
 
-from e2e.standin import kubeconfig, rbac, server
+from gpufair.standin.apiserver import kubeconfig, rbac, server
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

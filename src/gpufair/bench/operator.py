@@ -1,16 +1,15 @@
-"""``gpufair bench operator``: the cost of one planning pass (:func:`.plan.plan`) on a large
-synthetic cluster.
+"""``gpufair bench operator``: the cost of one planning pass
+(:func:`gpufair.operator.plan.plan`) on a large synthetic cluster.
 
-Called by :mod:`gpufair.cli.bench`. Builds a :class:`~.snapshot.Snapshot` of 8-GPU nodes whose
-topologies are the real 8-GPU machines in ``../shared/data/topology/`` (parsed with the node
-agent's parser and published as its labels), spread over several pools; tenants with quotas in
-two pools each; the cluster filled to about 70 % with bound pods of 1, 2, 4 and 8 GPUs on
-buddy-aligned GPU sets; and a queue of gated pods (no node, no pool annotation, so the planner
-has to find each one's pool from its ``nodeSelector``). Then it times ``plan.plan`` over
+Called by :mod:`gpufair.cli.bench`. Builds a :class:`~gpufair.operator.snapshot.Snapshot` of
+8-GPU nodes whose topologies are the real 8-GPU machines in ``../shared/data/topology/`` (parsed
+with the node agent's parser and published as its labels), spread over several pools; tenants
+with quotas in two pools each; the cluster filled to about 70 % with bound pods of 1, 2, 4 and 8
+GPUs on buddy-aligned GPU sets; and a queue of gated pods (no node, no pool annotation, so the
+planner has to find each one's pool from its ``nodeSelector``). Then it times ``plan.plan`` over
 repeated passes of the same snapshot. Recorded figures are in ``docs/operator.md``.
 
-The topology loader repeats :mod:`gpufair.extender.bench`'s (the layers keep the operator from
-importing the extender).
+The captures are read by :mod:`gpufair.captures`, as for the extender's benchmark.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import gpufair
-from gpufair.core import labels, topology, topology_matrix
+from gpufair import captures
+from gpufair.core import labels, topology
 from gpufair.operator import plan, snapshot
 
 GPUS_PER_NODE = 8
@@ -38,31 +37,6 @@ NOW = 1_000_000.0
 HALF_LIFE = 7 * 24 * 3600.0
 SIZES = (1, 1, 1, 1, 1, 2, 2, 4, 4, 8)
 """Pod sizes drawn uniformly: half single-GPU, a tenth whole-node (as the extender benchmark)."""
-
-
-def default_topology_dir() -> pathlib.Path:
-    """``../shared/data/topology`` beside the project checkout (found from the source tree of
-    an editable install, else from the working directory)."""
-    relative = pathlib.Path("shared") / "data" / "topology"
-    beside_source = pathlib.Path(gpufair.__file__).resolve().parents[3] / relative
-    if beside_source.is_dir():
-        return beside_source
-    return pathlib.Path.cwd().resolve().parent / relative
-
-
-def load_topologies(directory: pathlib.Path) -> dict[str, topology.NodeTopology]:
-    """Every 8-GPU NVIDIA capture in ``directory`` that parses, by file stem."""
-    found: dict[str, topology.NodeTopology] = {}
-    for path in sorted(directory.glob("*.txt")):
-        try:
-            parsed = topology.from_matrix(topology_matrix.parse(path.read_text()))
-        except (topology_matrix.TopologyParseError, ValueError):
-            continue
-        if len(parsed.gpus) == GPUS_PER_NODE:
-            found[path.stem] = parsed
-    if not found:
-        raise FileNotFoundError(f"no 8-GPU nvidia-smi topo -m captures in {directory}")
-    return found
 
 
 def _pool_name(index: int) -> str:
@@ -226,7 +200,7 @@ def run(
     seed: int = 1,
 ) -> dict[str, Any]:
     """Time ``passes`` planning passes (after one warm-up) per node count; a JSON-able report."""
-    shapes_by_name = load_topologies(topology_dir or default_topology_dir())
+    shapes_by_name = captures.load_dir(topology_dir or captures.default_dir())
     shapes = list(shapes_by_name.values())
     runs: list[dict[str, Any]] = []
     for nodes in node_counts:

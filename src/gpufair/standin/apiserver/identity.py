@@ -1,7 +1,7 @@
 """Who is calling: the stand-in authenticates every request by its bearer token, as a real API
 server does with ``--token-auth-file`` or service-account tokens.
 
-Each gpufair component runs in e2e with its own kubeconfig (see :mod:`e2e.standin.kubeconfig`)
+Each gpufair component runs in e2e with its own kubeconfig (see :mod:`.kubeconfig`)
 whose token maps here to the user the Helm chart's ServiceAccount for that component would be
 (``system:serviceaccount:<release namespace>:<account>``, the chart installed as release
 ``gpufair`` in ``gpufair-system``). The test harness and kubectl are the cluster admin. The

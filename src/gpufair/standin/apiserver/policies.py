@@ -30,7 +30,7 @@ from typing import Any
 
 import celpy
 
-from e2e.standin import admission, errors, registry, store
+from gpufair.standin.apiserver import admission, errors, registry, store
 
 logger = logging.getLogger("standin.policies")
 
