@@ -144,8 +144,12 @@ def test_a_pod_gated_in_a_namespace_of_no_tenant_is_released(
         what="the gate removed from the pod of a namespace without tenant",
     )
     assert released["spec"].get("nodeName") is None
-    reasons = {e.get("reason") for e in scenario.events_of(k8s, namespace, "stray")}
-    assert "Released" in reasons
+    # The operator records the event after it acted (decide, act, record): wait for it too.
+    scenario.settle(
+        lambda: "Released" in {e.get("reason") for e in scenario.events_of(k8s, namespace, "stray")},
+        timeout=30,
+        what="a Released event on the pod",
+    )
 
     # The extender then says why it cannot place it (the readable reason of FailedScheduling).
     with stack.driver([namespace]) as driver:
