@@ -145,8 +145,9 @@ def test_a_pod_gated_in_a_namespace_of_no_tenant_is_released(
     )
     assert released["spec"].get("nodeName") is None
     # The operator records the event after it acted (decide, act, record): wait for it too.
+    name = "stray"
     scenario.settle(
-        lambda: "Released" in {e.get("reason") for e in scenario.events_of(k8s, namespace, "stray")},
+        lambda: "Released" in {e.get("reason") for e in scenario.events_of(k8s, namespace, name)},
         timeout=30,
         what="a Released event on the pod",
     )
