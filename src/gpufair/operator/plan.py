@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.api import names
 from gpufair.core import admission, fairshare, placement, preemption, usage
-from gpufair.k8s import scheduling
 from gpufair.operator import intents, metering, pools, snapshot, statuses
 from gpufair.state import rules
 
@@ -288,23 +287,10 @@ def place_pods(
     of a scan of every node per pod and pool.
     """
     members = pool_members(snap.nodes, node_pool)
-    fits: dict[tuple[str, frozenset[tuple[str, str]], str], bool] = {}
+    fits = rules.PoolFit(lambda pool: ((node.name, node.labels) for node in members.get(pool, ())))
 
     def fit(pool_name: str, pod: snapshot.GpuPod) -> bool:
-        terms = pod.required_terms
-        key = (pool_name, frozenset(pod.node_selector.items()), repr(terms) if terms else "")
-        answer = fits.get(key)
-        if answer is None:
-            answer = fits[key] = any(
-                scheduling.labels_admit(
-                    node_selector=pod.node_selector,
-                    terms=terms,
-                    node_name=node.name,
-                    labels=node.labels,
-                )
-                for node in members.get(pool_name, ())
-            )
-        return answer
+        return fits(pool_name, node_selector=pod.node_selector, terms=pod.required_terms)
 
     result: dict[tuple[str, str], list[snapshot.GpuPod]] = {}
     for pod in snap.pods:

@@ -621,23 +621,16 @@ class ClusterCache:
     ) -> dict[tuple[str, str], tuple[views.PodView, ...]]:
         """The pods not bound yet by (tenant, pool) (:func:`gpufair.state.rules.waiting_pool`,
         a pod's ``nodeSelector`` and required affinity judged against the pool's nodes)."""
-        fits: dict[tuple[str, frozenset[tuple[str, str]], str], bool] = {}
+        fits = rules.PoolFit(
+            lambda pool: (
+                (name, nodes.labels(self._node_objs[name]))
+                for name in pool_nodes.get(pool, ())
+                if name in self._node_objs
+            )
+        )
 
         def fit(pool: str, pod: views.PodView) -> bool:
-            terms = pod.required_terms
-            key = (pool, frozenset(pod.node_selector.items()), repr(terms) if terms else "")
-            if key not in fits:
-                fits[key] = any(
-                    scheduling.labels_admit(
-                        node_selector=pod.node_selector,
-                        terms=terms,
-                        node_name=name,
-                        labels=nodes.labels(self._node_objs[name]),
-                    )
-                    for name in pool_nodes.get(pool, ())
-                    if name in self._node_objs
-                )
-            return fits[key]
+            return fits(pool, node_selector=pod.node_selector, terms=pod.required_terms)
 
         result: dict[tuple[str, str], list[views.PodView]] = {}
         for uid in sorted(self._unbound):

@@ -8,7 +8,7 @@ apart (``tests/state/test_one_model.py`` checks that they agree on one cluster):
 - which pool a node belongs to (:func:`pool_of_node`);
 - who owns a namespace, and who else claims it (:func:`namespace_claimants`);
 - which GPUs of a node are free (:func:`node_topology`, :func:`free_gpus`);
-- which pool a pod that waits for admission belongs to (:func:`waiting_pool`);
+- which pool a pod that waits for admission belongs to (:func:`waiting_pool`, :class:`PoolFit`);
 - a tenant's claim in a pool, the input of fair shares (:func:`tenant_claim`).
 
 LabelSelector matching itself is :func:`gpufair.k8s.selectors.matches`; kubeconfig loading is
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from gpufair.core import fairshare, topology
-from gpufair.k8s import nodes, pods, selectors
+from gpufair.k8s import nodes, pods, scheduling, selectors
 
 Selector = Mapping[str, Any] | None
 
@@ -149,6 +149,39 @@ def free_gpus(
         hidden += max(0, count - len(known))
     free = indices - used
     return FreeGpus(indices=free, hidden=min(hidden, len(free)))
+
+
+NodeLabels = tuple[str, Mapping[str, str]]
+"""A node's name and labels: what a pod's ``nodeSelector`` and required affinity judge."""
+
+
+class PoolFit:
+    """Whether some node of a pool admits a pod's ``nodeSelector`` and required node affinity
+    (taints aside), remembered per (pool, selector, affinity) for one pass: a job's pods share
+    their selector, so a pool's nodes are scanned once per distinct selector, not once per pod.
+    """
+
+    def __init__(self, pool_nodes: Callable[[str], Iterable[NodeLabels]]) -> None:
+        self._pool_nodes = pool_nodes
+        self._answers: dict[tuple[str, frozenset[tuple[str, str]], str], bool] = {}
+
+    def __call__(
+        self,
+        pool: str,
+        *,
+        node_selector: Mapping[str, str],
+        terms: Sequence[Mapping[str, Any]] | None,
+    ) -> bool:
+        key = (pool, frozenset(node_selector.items()), repr(terms) if terms else "")
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answers[key] = any(
+                scheduling.labels_admit(
+                    node_selector=node_selector, terms=terms, node_name=name, labels=labels
+                )
+                for name, labels in self._pool_nodes(pool)
+            )
+        return answer
 
 
 def waiting_pool(*, tenant_pools: Sequence[str], fits: Callable[[str], bool]) -> str | None:
