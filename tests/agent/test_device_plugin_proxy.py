@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.agent import fake_nvidia_plugin, fake_nvml, kubelet_standin
 
 from gpufair.agent import allocations, deviceplugin
 from gpufair.core import allocation, topology_matrix
+from gpufair.standin import devicemanager, fake_nvml, nvidia_plugin
 
 RESOURCE = "nvidia.com/gpu"
 CAPTURE = "topology/dgx1-v100-8gpu-mlx5.txt"  # NVLink islands (0,1,2,3) and (4,5,6,7)
@@ -29,12 +29,12 @@ class Node:
 
     def __init__(self, root: pathlib.Path, capture: pathlib.Path) -> None:
         self.root = root
-        self.kubelet = kubelet_standin.DeviceManager(root / "kubelet")
+        self.kubelet = devicemanager.DeviceManager(root / "kubelet")
         self.kubelet.start()
         self.pending: dict[str, frozenset[int]] = {}
         self.fail_reads = False
         machine = fake_nvml.machine_from_capture(topology_matrix.parse(capture.read_text()))
-        self.nvidia = fake_nvidia_plugin.FakeNvidiaPlugin(
+        self.nvidia = nvidia_plugin.FakeNvidiaPlugin(
             fake_nvml.FakeNvml(machine), sysfs=root / "sys"
         )
         self.proxy = deviceplugin.Proxy(
@@ -64,7 +64,7 @@ class Node:
         return frozenset(self.nvidia.index_of[device] for device in ids)
 
     def admit(self, name: str, count: int, **kwargs: object) -> frozenset[int]:
-        container = kubelet_standin.Container("team-a", name, f"uid-{name}", "main")
+        container = devicemanager.Container("team-a", name, f"uid-{name}", "main")
         got = self.kubelet.admit(container, resource=RESOURCE, count=count, **kwargs)  # type: ignore[arg-type]
         return self.indices(got)
 
@@ -158,7 +158,7 @@ def test_after_a_kubelet_restart_the_proxy_registers_again(node: Node) -> None:
     assert node.proxy.registered.wait(10), "the proxy did not register after kubelet restarted"
     assert deviceplugin.REGISTRATIONS._value.get() == registrations + 1
     node.kubelet.wait_for_devices(RESOURCE, 8)
-    container = kubelet_standin.Container("team-a", "train", "uid-train", "main")
+    container = devicemanager.Container("team-a", "train", "uid-train", "main")
     answer = node.kubelet.restart_container(container)
     visible = answer.container_responses[0].envs["NVIDIA_VISIBLE_DEVICES"]
     assert node.indices(frozenset(visible.split(","))) == {4, 5, 6, 7}
@@ -197,7 +197,7 @@ def test_containers_get_exactly_gpufairs_sets_and_no_gpu_goes_to_two_pods(
         live[name] = got
         if finish[number] and live:
             gone = sorted(live)[0]
-            node.kubelet.remove(kubelet_standin.Container("team-a", gone, f"uid-{gone}", "main"))
+            node.kubelet.remove(devicemanager.Container("team-a", gone, f"uid-{gone}", "main"))
             del live[gone]
         held = [gpu for gpus in live.values() for gpu in gpus]
         assert len(held) == len(set(held)), "a GPU went to two pods"

@@ -9,12 +9,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
-from tests.agent import kubelet_standin
 
 from gpufair.agent import podresources
 from gpufair.api import names
 from gpufair.core import allocation
 from gpufair.k8s import pods
+from gpufair.standin import devicemanager
 
 RESOURCE = "nvidia.com/gpu"
 UUIDS = {index: f"GPU-{index:04d}" for index in range(8)}
@@ -53,17 +53,17 @@ def pod(name: str, *, chosen: str | None, confirmed: str | None = None) -> dict[
 
 
 @pytest.fixture
-def kubelet() -> Iterator[tuple[kubelet_standin.DeviceManager, pathlib.Path]]:
+def kubelet() -> Iterator[tuple[devicemanager.DeviceManager, pathlib.Path]]:
     root = pathlib.Path(tempfile.mkdtemp(prefix="gf15-", dir="/tmp"))
-    manager = kubelet_standin.DeviceManager(root / "device-plugins")
+    manager = devicemanager.DeviceManager(root / "device-plugins")
     manager.serve_pod_resources(root / "pod-resources.sock")
     yield manager, root / "pod-resources.sock"
     manager.stop()
     shutil.rmtree(root, ignore_errors=True)
 
 
-def hold(manager: kubelet_standin.DeviceManager, name: str, indices: set[int]) -> None:
-    container = kubelet_standin.Container("team-a", name, f"uid-{name}", "main")
+def hold(manager: devicemanager.DeviceManager, name: str, indices: set[int]) -> None:
+    container = devicemanager.Container("team-a", name, f"uid-{name}", "main")
     manager.checkpoint[container] = (RESOURCE, frozenset(UUIDS[i] for i in indices))
 
 
@@ -78,7 +78,7 @@ def hold(manager: kubelet_standin.DeviceManager, name: str, indices: set[int]) -
     ],
 )
 def test_reconcile_writes_what_kubelet_allocated(
-    kubelet: tuple[kubelet_standin.DeviceManager, pathlib.Path],
+    kubelet: tuple[devicemanager.DeviceManager, pathlib.Path],
     chosen: str | None,
     confirmed: str | None,
     held: set[int],
