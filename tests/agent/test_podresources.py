@@ -111,3 +111,26 @@ def test_reconcile_writes_what_kubelet_allocated(
     assert podresources.MISMATCHES.labels(node="gpu-1")._value.get() == before + events
     assert names.GPUS_CONFIRMED_ANNOTATION not in api.pods[1]["metadata"]["annotations"]
     assert reconciler.reconcile_once()[0].written is False, "a second pass changes nothing"
+
+
+def test_a_pod_whose_containers_share_its_gpus_is_confirmed_with_their_union(
+    kubelet: tuple[devicemanager.DeviceManager, pathlib.Path],
+) -> None:
+    manager, socket = kubelet
+    for container, indices in (("learner", {4, 5}), ("actor", {6}), ("logger", set())):
+        manager.checkpoint[devicemanager.Container("team-a", "split", "uid-split", container)] = (
+            RESOURCE,
+            frozenset(UUIDS[i] for i in indices),
+        )
+    api = FakePodApi([pod("split", chosen="4,5,6")])
+    reconciler = podresources.Reconciler(
+        api=api,
+        node="gpu-1",
+        resource=RESOURCE,
+        device_ids=UUIDS,
+        list_pod_resources=podresources.pod_resources_lister(str(socket)),
+    )
+    [outcome] = reconciler.reconcile_once()
+    assert outcome.check.verdict is allocation.Verdict.CONFIRMED
+    assert pods.confirmed_gpus(api.pods[0]) == {4, 5, 6}
+    assert api.events == []

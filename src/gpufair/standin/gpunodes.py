@@ -34,12 +34,13 @@ import sys
 import tempfile
 import threading
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import prometheus_client
 
 from gpufair.agent import allocations, podresources, publisher
+from gpufair.agent.kubeletapi.podresources.v1 import api_pb2 as pr
 from gpufair.api import names
 from gpufair.core import labels, topology_matrix
 from gpufair.k8s import pods
@@ -102,19 +103,9 @@ class GpuNode:
         self.nvidia.stop()
         self.kubelet.stop()
 
-
-def container_gpus(pod: Mapping[str, Any], resource: str = RESOURCE) -> list[tuple[str, int]]:
-    """The pod's app containers that need ``resource``, in spec order, with their amounts."""
-    found = []
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        resources = container.get("resources") or {}
-        amount = (resources.get("limits") or {}).get(resource) or (
-            resources.get("requests") or {}
-        ).get(resource)
-        count = int(pods.parse_quantity(amount)) if amount is not None else 0
-        if count > 0:
-            found.append((str(container.get("name")), count))
-    return found
+    def kubelet_pod_resources(self) -> Callable[[], pr.ListPodResourcesResponse]:
+        """A ``List`` call on this node's PodResources socket (what the reconciler reads)."""
+        return podresources.pod_resources_lister(str(self._root / "pr.sock"))
 
 
 class Kubelet:
@@ -148,7 +139,7 @@ class Kubelet:
         admitted: list[devicemanager.Container] = []
         self.admitted[pods.uid(pod)] = (node_name, admitted)
         try:
-            requests = container_gpus(pod)
+            requests = pods.container_requests(pod, RESOURCE)
         except pods.PodError as error:
             logger.warning("%s: %s", pods.ref(pod), error)
             return
