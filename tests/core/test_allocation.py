@@ -168,3 +168,36 @@ def test_split_cuts_binds_set_in_admission_order(
 def test_split_refuses_shares_that_do_not_add_up(shares: list[int]) -> None:
     with pytest.raises(ValueError, match="do not add up"):
         allocation.split(ids(0, 1, 2, 3), shares)
+
+
+@st.composite
+def split_pods(draw: st.DrawFn) -> tuple[frozenset[str], list[int]]:
+    """A set of bind's and its containers' shares (a composition of its size)."""
+    chosen = draw(st.sets(st.sampled_from(GPU), min_size=1))
+    shares: list[int] = []
+    left = len(chosen)
+    while left:
+        share = draw(st.integers(min_value=1, max_value=left))
+        shares.append(share)
+        left -= share
+    return frozenset(chosen), shares
+
+
+@given(split_pods())
+def test_containers_admitted_in_order_get_exactly_binds_set(
+    pod_and_shares: tuple[frozenset[str], list[int]],
+) -> None:
+    chosen, shares = pod_and_shares
+    candidate = allocation.Candidate(
+        pod="team-a/split", devices=chosen, parts=allocation.split(chosen, shares)
+    )
+    held: set[str] = set()
+    for share in shares:
+        answer = allocation.prefer(
+            [candidate], available=sorted(set(GPU) - held), must_include=[], size=share
+        )
+        assert answer.outcome is allocation.Outcome.GPUFAIR
+        assert len(answer.devices) == share
+        assert not held & set(answer.devices), "a GPU given to two containers"
+        held |= set(answer.devices)
+    assert held == chosen
