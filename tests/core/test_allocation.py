@@ -201,3 +201,19 @@ def test_containers_admitted_in_order_get_exactly_binds_set(
         assert not held & set(answer.devices), "a GPU given to two containers"
         held |= set(answer.devices)
     assert held == chosen
+
+
+@pytest.mark.parametrize(
+    ("waiting", "size", "shares", "blocked"),
+    [
+        pytest.param({2}, 2, (), True, id="same-size"),
+        pytest.param({2}, 4, (2, 2), True, id="a-share-of-a-waiting-size"),
+        pytest.param({4}, 4, (2, 2), False, id="split-pods-are-never-asked-whole"),
+        pytest.param({1, 3}, 4, (), False, id="shares-of-other-sizes"),
+        pytest.param({2}, 2, (2,), True, id="one-container-is-its-size"),
+    ],
+)
+def test_bind_counts_the_sizes_kubelet_will_ask_for(
+    waiting: set[int], size: int, shares: tuple[int, ...], blocked: bool
+) -> None:
+    assert allocation.blocks_bind(unconfirmed_sizes=waiting, size=size, shares=shares) is blocked

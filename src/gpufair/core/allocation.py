@@ -13,9 +13,8 @@ A pod whose GPUs several containers request is admitted container by container: 
 for each container's share separately. Its candidate then carries ``parts`` (:func:`split`):
 bind's set cut in the containers' admission order, lowest devices first, and each request is
 answered with the pod's first part that still fits, so its containers together get exactly
-bind's set. Bind's rule counts pods by their total size, so a part may have the size of
-another unconfirmed pod on the node: that request is then ambiguous and gets NVIDIA's
-preference (the reconciler corrects the books and reports the mismatch).
+bind's set. Bind's rule counts such a pod by its parts' sizes (:func:`request_sizes`), so no
+part shares its size with another unconfirmed pod on the node.
 
 Device IDs are opaque strings here (NVIDIA's plugin uses GPU UUIDs, or indices with
 ``DEVICE_ID_STRATEGY=index``); the agent maps them to GPU indices.
@@ -117,14 +116,21 @@ def prefer(
     return Preference(Outcome.GPUFAIR, devices=tuple(sorted(part)), pod=chosen.pod)
 
 
-def blocks_bind(*, unconfirmed_sizes: Iterable[int], size: int) -> bool:
-    """Whether a node already has an unconfirmed gpufair pod of ``size`` GPUs.
+def request_sizes(size: int, shares: Sequence[int] = ()) -> frozenset[int]:
+    """The sizes kubelet will ask the proxy for: one request per GPU container, so the shares
+    of a pod whose GPUs several containers request, else the pod's size."""
+    return frozenset(shares) if len(shares) > 1 else frozenset({size})
 
-    Bind refuses such a node for now (filter says why): a second pod of the same size would
-    make the proxy's answer ambiguous. The node is free for it again once kubelet allocated
-    the first and the agent confirmed it.
+
+def blocks_bind(*, unconfirmed_sizes: Iterable[int], size: int, shares: Sequence[int] = ()) -> bool:
+    """Whether a node already has an unconfirmed gpufair pod that kubelet will ask for a size
+    this pod's containers will ask for too (:func:`request_sizes` on both sides).
+
+    Bind refuses such a node for now (filter says why): the second pod would make the proxy's
+    answer ambiguous. The node is free for it again once kubelet allocated the first and the
+    agent confirmed it.
     """
-    return size in set(unconfirmed_sizes)
+    return not request_sizes(size, shares).isdisjoint(unconfirmed_sizes)
 
 
 class Verdict(enum.StrEnum):

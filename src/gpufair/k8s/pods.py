@@ -136,6 +136,17 @@ def container_requests(
     return found
 
 
+def request_shares(pod: PodDict, resources: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """Per resource that several app containers request: their amounts in spec order (kubelet
+    asks the device plugin once per container). Raises :class:`PodError`."""
+    shares = {}
+    for resource in resources:
+        amounts = tuple(amount for _, amount in container_requests(pod, resource))
+        if len(amounts) > 1:
+            shares[resource] = amounts
+    return shares
+
+
 def gpu_request_any(pod: PodDict, resources: Iterable[str]) -> tuple[str, int] | None:
     """The first of ``resources`` the pod requests, with the amount; ``None`` when it asks none."""
     for resource in resources:
