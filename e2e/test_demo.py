@@ -2,11 +2,12 @@
 operator and extender, schedules a burst of pods of three tenants and prints a summary.
 
 The demo needs no fixture of this suite (it starts its own stand-in); the tests check what a
-user sees — every tenant gets pods scheduled, no GPU is held twice, every pod the demo created
-as a user (no scheduler name, no gate) came back gated by the operator's real webhook,
-``/metrics`` of both components answer while it runs — and that Ctrl-C stops it cleanly, leaving
-no process behind. The Ctrl-C run has no ``openssl`` on its ``PATH``: the demo falls back to
-``operator --dev`` with a one-line note.
+user sees — every tenant gets pods scheduled, no GPU is held twice, the node agents confirm
+what kubelet allocated and it is bind's choice, every pod the demo created as a user (no
+scheduler name, no gate) came back gated by the operator's real webhook, ``/metrics`` of both
+components answer while it runs — and that Ctrl-C stops it cleanly, leaving no process behind.
+The Ctrl-C run has no ``openssl`` on its ``PATH``: the demo falls back to ``operator --dev``
+with a one-line note.
 """
 
 from __future__ import annotations
@@ -160,6 +161,14 @@ def test_the_demo_schedules_every_tenant_and_exits_cleanly(
         assert row["gpu_seconds_seen"] > 0, row
     assert summary["double_allocations"] == [], summary["double_allocations"]
     assert summary["pool"]["capacity"] == sum(8 for _ in cluster.NODES)
+    # Every GPU node runs kubelet's device-manager stand-in behind the agent's proxy, and the
+    # agent's reconciler confirms what kubelet allocated: the GPUs bind chose, every time.
+    allocations = summary["allocations"]
+    assert allocations["confirmed"] > 0, allocations
+    assert allocations["confirmed"] <= allocations["bound"], allocations
+    assert allocations["corrected"] == 0, (allocations, demo.explain())
+    assert sum(row["confirmed"] for row in rows.values()) == allocations["confirmed"]
+    assert re.search(r"Allocations confirmed by kubelet: [1-9]\d* of \d+ bound pods", output)
     for tenant in rows:  # the summary table names every tenant
         assert re.search(rf"^\s*{tenant}\s+\d", output, re.MULTILINE), output
 

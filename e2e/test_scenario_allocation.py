@@ -3,7 +3,7 @@
 The stand-in cluster's API server and the real extender, driven as kube-scheduler drives it,
 bind pods on a DGX-1 node (real capture) with the choice in the Binding's annotations. The
 node side runs in this process over real gRPC on unix sockets: the kubelet device-manager
-stand-in (``tests/agent/kubelet_standin.py``), the agent's device-plugin proxy and PodResources
+stand-in (``tests/agent/devicemanager.py``), the agent's device-plugin proxy and PodResources
 reconciler (``gpufair.agent.allocations``, talking to the stand-in API server with the real
 Kubernetes client), and a fake NVIDIA plugin on the fake NVML of the same capture. What is not
 covered: the stand-in API server's own fake kubelet still marks pods Running by itself; kubelet
@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from tests.agent import fake_nvidia_plugin, fake_nvml, kubelet_standin
 
 from e2e.harness import nodes, scenario
 from gpufair.agent import allocations, podresources
 from gpufair.api import names
 from gpufair.core import topology_matrix
 from gpufair.k8s import pods
+from gpufair.standin import devicemanager, fake_nvml, nvidia_plugin
 
 DGX1 = "dgx1-v100-8gpu-mlx5.txt"
 RESOURCE = names.DEFAULT_GPU_RESOURCE
@@ -36,11 +36,11 @@ class NodeSide:
     """kubelet's device manager, the agent's proxy and reconciler, NVIDIA's plugin."""
 
     def __init__(self, root: pathlib.Path, *, node: str, capture: pathlib.Path, core: Any):
-        self.kubelet = kubelet_standin.DeviceManager(root / "dp")
+        self.kubelet = devicemanager.DeviceManager(root / "dp")
         self.kubelet.start()
         self.kubelet.serve_pod_resources(root / "pr.sock")
         machine = fake_nvml.machine_from_capture(topology_matrix.parse(capture.read_text()))
-        self.nvidia = fake_nvidia_plugin.FakeNvidiaPlugin(
+        self.nvidia = nvidia_plugin.FakeNvidiaPlugin(
             fake_nvml.FakeNvml(machine), sysfs=root / "sys"
         )
         self.agent = allocations.Allocations(
@@ -70,7 +70,7 @@ class NodeSide:
         )
 
     def admit(self, pod: dict[str, Any], count: int) -> frozenset[int]:
-        container = kubelet_standin.Container(
+        container = devicemanager.Container(
             pods.namespace(pod), pods.name(pod), pods.uid(pod), "main"
         )
         got = self.kubelet.admit(container, resource=RESOURCE, count=count)
@@ -142,7 +142,7 @@ def test_a_four_gpu_pod_gets_the_island_the_extender_chose_and_a_mismatch_is_cor
             # Forced mismatch: kubelet gives "single" another GPU after a restart of the pod
             # (as it would without the proxy); the reconciler corrects and reports it.
             before = podresources.MISMATCHES.labels(node=node)._value.get()
-            container = kubelet_standin.Container(namespace, "single", pods.uid(single), "main")
+            container = devicemanager.Container(namespace, "single", pods.uid(single), "main")
             other = next(iter(sorted(set(range(8)) - chosen - scenario.gpu_indices(single))))
             side.kubelet.checkpoint[container] = (RESOURCE, frozenset({side.nvidia.uuids[other]}))
             side.reconciler.reconcile_once()

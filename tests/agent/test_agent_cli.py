@@ -10,10 +10,10 @@ import threading
 
 import pynvml
 import pytest
-from tests.agent import fake_nvml
 
 from gpufair import cli
 from gpufair.core import labels, topology, topology_matrix
+from gpufair.standin import fake_nvml
 
 H200 = "hgx-h200-8gpu-nv18-10nic.txt"
 AMD = "amd-rocm-showtopo-archer2-4x-mi210-xgmi.txt"

@@ -1,7 +1,7 @@
 """The device-plugin proxy over real gRPC on unix sockets, between kubelet and NVIDIA's plugin.
 
-kubelet is :mod:`tests.agent.kubelet_standin` (its device manager's documented behaviour);
-NVIDIA's plugin is :mod:`tests.agent.fake_nvidia_plugin` on the fake NVML of a real DGX-1 capture,
+kubelet is :mod:`gpufair.standin.devicemanager` (its device manager's documented behaviour);
+NVIDIA's plugin is :mod:`gpufair.standin.nvidia_plugin` on the fake NVML of a real DGX-1 capture,
 which prefers the lowest indices, so every test can tell whose preference kubelet followed.
 """
 
@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.agent import fake_nvidia_plugin, fake_nvml, kubelet_standin
 
 from gpufair.agent import allocations, deviceplugin
 from gpufair.core import allocation, topology_matrix
+from gpufair.standin import devicemanager, fake_nvml, nvidia_plugin
 
 RESOURCE = "nvidia.com/gpu"
 CAPTURE = "topology/dgx1-v100-8gpu-mlx5.txt"  # NVLink islands (0,1,2,3) and (4,5,6,7)
@@ -29,12 +29,14 @@ class Node:
 
     def __init__(self, root: pathlib.Path, capture: pathlib.Path) -> None:
         self.root = root
-        self.kubelet = kubelet_standin.DeviceManager(root / "kubelet")
+        self.kubelet = devicemanager.DeviceManager(root / "kubelet")
         self.kubelet.start()
         self.pending: dict[str, frozenset[int]] = {}
+        self.shares: dict[str, list[int]] = {}
+        """Per pending pod whose GPUs several containers request: their amounts, in order."""
         self.fail_reads = False
         machine = fake_nvml.machine_from_capture(topology_matrix.parse(capture.read_text()))
-        self.nvidia = fake_nvidia_plugin.FakeNvidiaPlugin(
+        self.nvidia = nvidia_plugin.FakeNvidiaPlugin(
             fake_nvml.FakeNvml(machine), sysfs=root / "sys"
         )
         self.proxy = deviceplugin.Proxy(
@@ -53,7 +55,13 @@ class Node:
         if self.fail_reads:
             raise RuntimeError("the API server is unreachable")
         return [
-            allocation.Candidate(pod=name, devices=self.ids(indices))
+            allocation.Candidate(
+                pod=name,
+                devices=self.ids(indices),
+                parts=allocation.split(self.ids(indices), self.shares[name])
+                if name in self.shares
+                else (),
+            )
             for name, indices in self.pending.items()
         ]
 
@@ -63,8 +71,10 @@ class Node:
     def indices(self, ids: frozenset[str]) -> frozenset[int]:
         return frozenset(self.nvidia.index_of[device] for device in ids)
 
-    def admit(self, name: str, count: int, **kwargs: object) -> frozenset[int]:
-        container = kubelet_standin.Container("team-a", name, f"uid-{name}", "main")
+    def admit(
+        self, name: str, count: int, container_name: str = "main", **kwargs: object
+    ) -> frozenset[int]:
+        container = devicemanager.Container("team-a", name, f"uid-{name}", container_name)
         got = self.kubelet.admit(container, resource=RESOURCE, count=count, **kwargs)  # type: ignore[arg-type]
         return self.indices(got)
 
@@ -87,6 +97,7 @@ def node(shared_data: pathlib.Path) -> Iterator[Node]:
 def fresh_books(node: Node) -> None:
     node.kubelet.checkpoint.clear()
     node.pending.clear()
+    node.shares.clear()
     node.fail_reads = False
 
 
@@ -111,6 +122,33 @@ def test_otherwise_kubelet_gets_nvidias_preference(
     calls = node.nvidia.preference_calls
     assert node.admit("web", count) == expected
     assert node.nvidia.preference_calls == calls + 1
+
+
+@pytest.mark.parametrize(
+    ("shares", "chosen", "expected"),
+    [
+        pytest.param([2, 2], {4, 5, 6, 7}, [{4, 5}, {6, 7}], id="two-halves-of-an-island"),
+        pytest.param([1, 3], {4, 5, 6, 7}, [{4}, {5, 6, 7}], id="uneven-shares"),
+        pytest.param([1, 1, 2], {0, 1, 2, 3}, [{0}, {1}, {2, 3}], id="three-containers"),
+    ],
+)
+def test_containers_of_one_pod_share_out_exactly_gpufairs_set(
+    node: Node, shares: list[int], chosen: set[int], expected: list[set[int]]
+) -> None:
+    node.pending["team-a/split"] = frozenset(chosen)
+    node.shares["team-a/split"] = shares
+    got = [node.admit("split", count, container_name=f"c{i}") for i, count in enumerate(shares)]
+    assert got == expected
+    assert frozenset().union(*got) == chosen
+
+
+def test_a_container_share_of_another_unconfirmed_pods_size_is_ambiguous(node: Node) -> None:
+    """Bind counts pods by their total size: a 2-GPU pod may wait beside a 2+2 pod. Its share's
+    request is then ambiguous and gets NVIDIA's preference (the reconciler reports it)."""
+    node.pending["team-a/split"] = frozenset({4, 5, 6, 7})
+    node.shares["team-a/split"] = [2, 2]
+    node.pending["team-a/pair"] = frozenset({2, 3})
+    assert node.admit("split", 2, container_name="c0") == {0, 1}
 
 
 def test_a_failing_pod_lookup_never_fails_the_call(node: Node) -> None:
@@ -158,7 +196,7 @@ def test_after_a_kubelet_restart_the_proxy_registers_again(node: Node) -> None:
     assert node.proxy.registered.wait(10), "the proxy did not register after kubelet restarted"
     assert deviceplugin.REGISTRATIONS._value.get() == registrations + 1
     node.kubelet.wait_for_devices(RESOURCE, 8)
-    container = kubelet_standin.Container("team-a", "train", "uid-train", "main")
+    container = devicemanager.Container("team-a", "train", "uid-train", "main")
     answer = node.kubelet.restart_container(container)
     visible = answer.container_responses[0].envs["NVIDIA_VISIBLE_DEVICES"]
     assert node.indices(frozenset(visible.split(","))) == {4, 5, 6, 7}
@@ -197,7 +235,7 @@ def test_containers_get_exactly_gpufairs_sets_and_no_gpu_goes_to_two_pods(
         live[name] = got
         if finish[number] and live:
             gone = sorted(live)[0]
-            node.kubelet.remove(kubelet_standin.Container("team-a", gone, f"uid-{gone}", "main"))
+            node.kubelet.remove(devicemanager.Container("team-a", gone, f"uid-{gone}", "main"))
             del live[gone]
         held = [gpu for gpus in live.values() for gpu in gpus]
         assert len(held) == len(set(held)), "a GPU went to two pods"
@@ -211,7 +249,20 @@ def test_the_agent_offers_only_unconfirmed_live_pods_with_bind_choices() -> None
             "status": {"phase": phase},
         }
 
+    def containers(*amounts: int, init: bool = False) -> dict[str, object]:
+        listed = [
+            {"name": f"c{i}", "resources": {"limits": {RESOURCE: str(amount)}}}
+            for i, amount in enumerate(amounts)
+        ]
+        return {"initContainers" if init else "containers": listed}
+
+    split = on_node("split", {"gpufair.dev/gpus": "0,1,2,3"})
+    split["spec"] = containers(3, 1)
+    with_init = on_node("with-init", {"gpufair.dev/gpus": "6,7"})
+    with_init["spec"] = {**containers(2), **containers(1, init=True)}
     node_pods = [
+        split,
+        with_init,
         on_node("waiting", {"gpufair.dev/gpus": "4,5"}),
         on_node("confirmed", {"gpufair.dev/gpus": "0,1", "gpufair.dev/gpus-confirmed": "0,1"}),
         on_node("finished", {"gpufair.dev/gpus": "2"}, phase="Succeeded"),
@@ -237,5 +288,10 @@ def test_the_agent_offers_only_unconfirmed_live_pods_with_bind_choices() -> None
         ids={index: f"GPU-{index}" for index in range(8)},
     )
     assert wiring.candidates() == [
-        allocation.Candidate(pod="team-a/waiting", devices=frozenset({"GPU-4", "GPU-5"}))
+        allocation.Candidate(
+            pod="team-a/split",
+            devices=frozenset({"GPU-0", "GPU-1", "GPU-2", "GPU-3"}),
+            parts=(frozenset({"GPU-0", "GPU-1", "GPU-2"}), frozenset({"GPU-3"})),
+        ),
+        allocation.Candidate(pod="team-a/waiting", devices=frozenset({"GPU-4", "GPU-5"})),
     ]

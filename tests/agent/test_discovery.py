@@ -6,10 +6,10 @@ import pathlib
 
 import pynvml
 import pytest
-from tests.agent import fake_nvml
 
 from gpufair.agent import discovery, smi
 from gpufair.core import topology_matrix
+from gpufair.standin import fake_nvml
 
 TEXT = "\tGPU0\tGPU1\tNUMA Affinity\nGPU0\t X \tNV4\t0\nGPU1\tNV4\t X \t0\n"
 NO_LIBRARY = fake_nvml.FakeNvml(None, init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)

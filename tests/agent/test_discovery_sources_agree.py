@@ -12,10 +12,10 @@ import pathlib
 
 import pynvml
 import pytest
-from tests.agent import fake_nvml
 
 from gpufair.agent import discovery, nvml_topology
 from gpufair.core import labels, topology_matrix
+from gpufair.standin import fake_nvml
 
 AMD_CAPTURE = "amd-rocm-showtopo-archer2-4x-mi210-xgmi.txt"
 

@@ -6,10 +6,10 @@ import pathlib
 
 import pynvml
 import pytest
-from tests.agent import fake_nvml
 
 from gpufair.agent import nvml_reader
 from gpufair.core import topology_matrix
+from gpufair.standin import fake_nvml
 
 TWO_NV2 = (
     "\tGPU0\tGPU1\tCPU Affinity\tNUMA Affinity\nGPU0\t X \tNV2\t0-7\t0\nGPU1\tNV2\t X \t8-15\t1\n"

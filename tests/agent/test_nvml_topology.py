@@ -9,11 +9,11 @@ from collections.abc import Sequence
 import hypothesis
 import pytest
 from hypothesis import strategies as st
-from tests.agent import fake_nvml
 
 from gpufair.agent import nvml_reader
 from gpufair.agent import nvml_topology as nt
 from gpufair.core import topology, topology_matrix
+from gpufair.standin import fake_nvml
 
 LinkLevel = topology.LinkLevel
 Kind = nt.NvLinkDeviceType

@@ -9,12 +9,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
-from tests.agent import kubelet_standin
 
 from gpufair.agent import podresources
 from gpufair.api import names
 from gpufair.core import allocation
 from gpufair.k8s import pods
+from gpufair.standin import devicemanager
 
 RESOURCE = "nvidia.com/gpu"
 UUIDS = {index: f"GPU-{index:04d}" for index in range(8)}
@@ -53,17 +53,17 @@ def pod(name: str, *, chosen: str | None, confirmed: str | None = None) -> dict[
 
 
 @pytest.fixture
-def kubelet() -> Iterator[tuple[kubelet_standin.DeviceManager, pathlib.Path]]:
+def kubelet() -> Iterator[tuple[devicemanager.DeviceManager, pathlib.Path]]:
     root = pathlib.Path(tempfile.mkdtemp(prefix="gf15-", dir="/tmp"))
-    manager = kubelet_standin.DeviceManager(root / "device-plugins")
+    manager = devicemanager.DeviceManager(root / "device-plugins")
     manager.serve_pod_resources(root / "pod-resources.sock")
     yield manager, root / "pod-resources.sock"
     manager.stop()
     shutil.rmtree(root, ignore_errors=True)
 
 
-def hold(manager: kubelet_standin.DeviceManager, name: str, indices: set[int]) -> None:
-    container = kubelet_standin.Container("team-a", name, f"uid-{name}", "main")
+def hold(manager: devicemanager.DeviceManager, name: str, indices: set[int]) -> None:
+    container = devicemanager.Container("team-a", name, f"uid-{name}", "main")
     manager.checkpoint[container] = (RESOURCE, frozenset(UUIDS[i] for i in indices))
 
 
@@ -78,7 +78,7 @@ def hold(manager: kubelet_standin.DeviceManager, name: str, indices: set[int]) -
     ],
 )
 def test_reconcile_writes_what_kubelet_allocated(
-    kubelet: tuple[kubelet_standin.DeviceManager, pathlib.Path],
+    kubelet: tuple[devicemanager.DeviceManager, pathlib.Path],
     chosen: str | None,
     confirmed: str | None,
     held: set[int],
@@ -111,3 +111,26 @@ def test_reconcile_writes_what_kubelet_allocated(
     assert podresources.MISMATCHES.labels(node="gpu-1")._value.get() == before + events
     assert names.GPUS_CONFIRMED_ANNOTATION not in api.pods[1]["metadata"]["annotations"]
     assert reconciler.reconcile_once()[0].written is False, "a second pass changes nothing"
+
+
+def test_a_pod_whose_containers_share_its_gpus_is_confirmed_with_their_union(
+    kubelet: tuple[devicemanager.DeviceManager, pathlib.Path],
+) -> None:
+    manager, socket = kubelet
+    for container, indices in (("learner", {4, 5}), ("actor", {6}), ("logger", set())):
+        manager.checkpoint[devicemanager.Container("team-a", "split", "uid-split", container)] = (
+            RESOURCE,
+            frozenset(UUIDS[i] for i in indices),
+        )
+    api = FakePodApi([pod("split", chosen="4,5,6")])
+    reconciler = podresources.Reconciler(
+        api=api,
+        node="gpu-1",
+        resource=RESOURCE,
+        device_ids=UUIDS,
+        list_pod_resources=podresources.pod_resources_lister(str(socket)),
+    )
+    [outcome] = reconciler.reconcile_once()
+    assert outcome.check.verdict is allocation.Verdict.CONFIRMED
+    assert pods.confirmed_gpus(api.pods[0]) == {4, 5, 6}
+    assert api.events == []

@@ -27,10 +27,13 @@ def pod(
     uid: str = "u",
     node: str | None = None,
     gpus: str | None = None,
+    confirmed: str | None = None,
     phase: str = "Pending",
 ) -> dict[str, Any]:
     namespace, name = key.split("/")
     annotations = {names.GPUS_ANNOTATION: gpus} if gpus else {}
+    if confirmed:
+        annotations[names.GPUS_CONFIRMED_ANNOTATION] = confirmed
     return {
         "metadata": {"namespace": namespace, "name": name, "uid": uid, "annotations": annotations},
         "spec": {"nodeName": node} if node else {},
@@ -152,8 +155,8 @@ def test_placement_quality_counts_multi_gpu_pods_on_one_island(
     single = t.submitted(job(gpus=1), name="research-y", uid="v", now=0.0)
     t.observe(
         [
-            pod(multi.key, uid="u", node=node, gpus=gpus, phase="Running"),
-            pod(single.key, uid="v", node="pcie-4090", gpus="7", phase="Running"),
+            pod(multi.key, uid="u", node=node, gpus=gpus, confirmed=gpus, phase="Running"),
+            pod(single.key, uid="v", node="pcie-4090", gpus="7", confirmed="7", phase="Running"),
         ],
         now=1.0,
     )
@@ -203,3 +206,27 @@ def test_the_gpus_kubelet_confirmed_replace_binds_choice() -> None:
     confirmed["metadata"]["annotations"][names.GPUS_CONFIRMED_ANNOTATION] = "2,3"
     t.observe([confirmed], now=2.0)
     assert record.gpu_indices == (2, 3)
+
+
+def test_placement_quality_counts_what_kubelet_allocated_not_what_bind_chose() -> None:
+    t = new_tracker()
+    kept = t.submitted(job(gpus=4), name="research-a", uid="a", now=0.0)
+    moved = t.submitted(job(gpus=4), name="research-b", uid="b", now=0.0)
+    pending = t.submitted(job(gpus=4), name="research-c", uid="c", now=0.0)
+    t.observe(
+        [
+            # bind chose a cube half of the DGX-1 and kubelet allocated it
+            pod(kept.key, uid="a", node="dgx1-v100", gpus="0,1,2,3", confirmed="3,2,1,0"),
+            # bind chose the other half; kubelet allocated across the halves
+            pod(moved.key, uid="b", node="dgx1-v100", gpus="4,5,6,7", confirmed="2,3,4,5"),
+            # bound, not confirmed yet: no placement counted either way
+            pod(pending.key, uid="c", node="dgx-a100", gpus="0,1,2,3"),
+        ],
+        now=1.0,
+    )
+    figures = {f.tenant: f for f in t.figures(now=1.0)}["research"]
+    assert (figures.bound, figures.confirmed, figures.corrected) == (3, 2, 1)
+    assert (figures.multi_gpu_placed, figures.multi_gpu_one_island) == (2, 1)
+    assert figures.placement_quality == 0.5
+    assert moved.corrected
+    assert not kept.corrected

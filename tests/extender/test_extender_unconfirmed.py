@@ -59,3 +59,44 @@ def test_one_unconfirmed_pod_per_size(
     else:
         assert result["NodeNames"] == []
         assert result["FailedNodes"] == {"gpu": verbs.waiting_reason(size)}
+
+
+def gpu_containers(*shares: int) -> list[dict[str, Any]]:
+    return [kube.container(f"c{i}", gpus=share) for i, share in enumerate(shares)]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "passes"),
+    [
+        pytest.param((2, 2), (2,), False, id="a-share-the-size-of-the-new-pod"),
+        pytest.param((2,), (2, 2), False, id="a-new-share-the-size-of-a-waiting-pod"),
+        pytest.param((1, 3), (4,), True, id="a-split-pod-is-never-asked-whole"),
+        pytest.param((4,), (1, 3), True, id="shares-of-other-sizes"),
+        pytest.param((2, 2), (2, 2), False, id="two-split-pods-of-one-share-size"),
+    ],
+)
+def test_multi_container_pods_count_by_their_containers_requests(
+    first: tuple[int, ...], second: tuple[int, ...], passes: bool
+) -> None:
+    """kubelet asks the proxy once per GPU container, so the sizes that must not collide are
+    the containers' requests."""
+    state = cluster.cluster(
+        pools=[kube.pool("h100")],
+        quotas=[kube.quota("team-a", pools={"h100": (8, 16)})],
+        nodes=[kube.node("gpu", kube.dgx1(), extra_labels=PROXY)],
+        pods=[
+            kube.pod(
+                "first",
+                gpus=sum(first),
+                node="gpu",
+                bound=list(range(sum(first))),
+                containers=gpu_containers(*first),
+            )
+        ],
+    )
+    result = filter_on(
+        state, kube.pod("second", gpus=sum(second), containers=gpu_containers(*second))
+    )
+    assert (result["NodeNames"] == ["gpu"]) is passes, result
+    if not passes:
+        assert result["FailedNodes"] == {"gpu": verbs.waiting_reason(sum(second), second)}

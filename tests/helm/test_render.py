@@ -1,6 +1,6 @@
 """The chart rendered and linted by Helm's own engine, every object valid for Kubernetes 1.36.
 
-Four value sets a user installs with (:data:`VALUE_SETS`). For each: ``helm lint --strict
+Five value sets a user installs with (:data:`VALUE_SETS`). For each: ``helm lint --strict
 --kube-version v1.36.0`` finds nothing above info; the render holds the objects that set is
 for and none it turns off; every rendered object passes :func:`tests.helm.validation.problems`
 (built-in kinds against Kubernetes 1.36's strict schemas, custom kinds against their CRDs).
@@ -34,6 +34,10 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "tls": {"secretName": PROVIDED_TLS_SECRET, "caBundle": PROVIDED_CA_BUNDLE},
         },
     },
+    "allocation": {
+        "agent": {"allocation": {"proxy": True}},
+        "serviceMonitor": {"enabled": True},
+    },
     "agent-only": {
         "operator": {"enabled": False},
         "webhook": {"enabled": False},
@@ -51,6 +55,7 @@ EXPECTED_KINDS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "monitoring": ({"ServiceMonitor", "PrometheusRule", "ConfigMap"}, set()),
     "provided-tls": ({"MutatingWebhookConfiguration"}, {"Certificate", "Issuer"}),
+    "allocation": ({"DaemonSet", "Service", "ServiceMonitor"}, set()),
     "agent-only": (
         {"DaemonSet", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"},
         {"StatefulSet", "Deployment", "MutatingWebhookConfiguration", "ConfigMap", "Service"},

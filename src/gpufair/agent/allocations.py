@@ -72,7 +72,16 @@ class Allocations:
             device_ids=self.ids,
             chosen=pods.chosen_gpus,
             confirmed=is_confirmed,
+            shares=self.shares,
         )
+
+    def shares(self, pod: Mapping[str, Any]) -> list[int]:
+        """The pod's GPU amounts per app container, in kubelet's admission order; GPUs in
+        init containers make them unknown (kubelet may hand those on to app containers)."""
+        resource = self.options.resource
+        if pods.container_requests(pod, resource, init=True):
+            raise ValueError(f"{pods.ref(pod)} requests {resource} in an init container")
+        return [amount for _, amount in pods.container_requests(pod, resource)]
 
     def start(self) -> None:
         if self.options.proxy:

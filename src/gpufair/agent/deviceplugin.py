@@ -265,14 +265,22 @@ def _forward(context: grpc.ServicerContext, call: Callable[..., Any], request: A
         raise  # unreachable: abort raises
 
 
+Shares = Callable[[Mapping[str, Any]], Sequence[int]]
+"""The GPU amounts of a pod's containers in kubelet's admission order (empty: not known)."""
+
+
 def candidates_from_pods(
     pods: Sequence[Mapping[str, Any]],
     *,
     device_ids: Mapping[int, str],
     chosen: Callable[[Mapping[str, Any]], frozenset[int] | None],
     confirmed: Callable[[Mapping[str, Any]], bool],
+    shares: Shares = lambda _pod: (),
 ) -> list[allocation.Candidate]:
-    """The node's unconfirmed gpufair pods, their chosen GPU indices as device IDs."""
+    """The node's unconfirmed gpufair pods, their chosen GPU indices as device IDs; a pod whose
+    GPUs several containers request carries its set cut into their shares
+    (:func:`gpufair.core.allocation.split`). A pod whose shares cannot be read, or do not add
+    up to its set (GPUs in init containers, say), is no candidate: NVIDIA's preference."""
     found = []
     for pod in pods:
         phase = (pod.get("status") or {}).get("phase")
@@ -280,15 +288,24 @@ def candidates_from_pods(
             continue
         try:
             indices = chosen(pod)
+            amounts = list(shares(pod))
         except ValueError:
             continue
         if not indices or not all(index in device_ids for index in indices):
+            continue
+        devices = frozenset(device_ids[index] for index in indices)
+        try:
+            parts = allocation.split(devices, amounts) if len(amounts) > 1 else ()
+        except ValueError:
+            continue
+        if len(amounts) == 1 and amounts[0] != len(devices):
             continue
         metadata = pod.get("metadata") or {}
         found.append(
             allocation.Candidate(
                 pod=f"{metadata.get('namespace')}/{metadata.get('name')}",
-                devices=frozenset(device_ids[index] for index in indices),
+                devices=devices,
+                parts=parts,
             )
         )
     return found

@@ -63,7 +63,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--policy",
         default="gpufair,default,quota",
-        help="comma-separated policies to compare (default: gpufair,default,quota)",
+        help="comma-separated policies to compare: gpufair, gpufair-without-proxy (gpufair "
+        "picks the machine, NVIDIA's allocator the GPUs), default, quota "
+        "(default: gpufair,default,quota)",
     )
     parser.add_argument(
         "-o", "--output", type=pathlib.Path, default=pathlib.Path("sim-out"), help="report folder"

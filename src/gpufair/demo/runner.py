@@ -7,6 +7,11 @@ What runs (every piece but the scheduler driver is its own process, logs in the 
     gpufair operator      gpufair operator --webhook-…   quotas, pools, metering, admission,
                                                          reclaim; the admission webhook (HTTPS)
     gpufair extender      gpufair extender               filter, prioritize, preempt, bind
+    GPU nodes             python -m gpufair.standin.gpunodes
+                                                         per node: kubelet's device manager,
+                                                         NVIDIA's plugin (fake NVML), the agent's
+                                                         device-plugin proxy and PodResources
+                                                         reconciler (gpufair.dev/gpus-confirmed)
     scheduler driver      a thread of this process       kube-scheduler's calls to the extender
     this process          the admin and the workload     applies CRDs, nodes, pool, quotas;
                                                          submits pods; finishes them after their
@@ -51,7 +56,7 @@ from gpufair import captures
 from gpufair.api import crdgen, names
 from gpufair.core import topology
 from gpufair.demo import cluster, tracker, view, workload
-from gpufair.standin import kube, launch, processes, scheduler, webhook
+from gpufair.standin import gpunodes, kube, launch, processes, scheduler, webhook
 
 logger = logging.getLogger("gpufair.demo")
 
@@ -140,6 +145,7 @@ class Demo:
         api = kube.Api(server.url)
         say(f"  stand-in API server  {server.url}   KUBECONFIG={server.kubeconfig}")
         self._apply(api)
+        self._start_gpu_nodes(server, topology_dir)
         env = {**server.env(), "GPUFAIR_STATUS_INTERVAL_SECONDS": "2"}
         extender_port, metrics_port = processes.free_port(), processes.free_port()
         admission_args = self._admission_arguments()
@@ -188,6 +194,30 @@ class Demo:
             self._wait_pool_status(api, timeout=60.0)
         self.tracker = tracker.Tracker(tenants=self.tenants, topologies=self.topologies)
         self._start_driver(server.url, extender_url)
+
+    def _start_gpu_nodes(self, server: launch.StandInServer, topology_dir: pathlib.Path) -> None:
+        """kubelet's device manager, NVIDIA's plugin and the agent's proxy and reconciler for
+        every node, in one process (:mod:`gpufair.standin.gpunodes`), as the agent."""
+        assert self.workdir is not None
+        argv = [sys.executable, "-m", "gpufair.standin.gpunodes", "--api-url", server.url]
+        for spec in cluster.NODES:
+            argv.append(f"--node={spec.name}={cluster.capture_path(topology_dir, spec)}")
+        component = processes.prepare(
+            argv,
+            name="gpunodes",
+            log_dir=self.workdir,
+            env=server.env("agent"),
+            ready_log=gpunodes.READY_LINE,
+            ready_timeout=60.0,
+            cwd=self.workdir,
+        )
+        self.components.append(component)
+        with self.console.status("starting the GPU nodes' kubelet device managers and agents"):
+            component.start()
+        self._say(
+            "  GPU nodes            kubelet's device manager, NVIDIA's plugin and the agent's"
+            " device-plugin proxy and PodResources reconciler per node (gpunodes.log)"
+        )
 
     def _admission_arguments(self) -> list[str]:
         """The operator's flags: its webhook over HTTPS, or ``--dev`` when that cannot be."""
@@ -512,9 +542,12 @@ class Demo:
             highlight=False,
         )
         self.console.print(self._admission_line(), highlight=False)
+        allocations = view.allocations_line(frame.figures)
+        self.console.print(allocations[0].upper() + allocations[1:], highlight=False)
         self.console.print(
             "GPU-seconds: the operator's metered usage (TenantQuota status); wait: pod created"
-            " to bound; one island: multi-GPU pods whose GPUs share one NVLink island;"
+            " to bound; one island: multi-GPU pods whose GPUs, as kubelet allocated them"
+            " (gpufair.dev/gpus-confirmed), share one NVLink island;"
             " preemptions: pods evicted (the operator's gpufair_preemptions_total).",
             style="dim",
         )
@@ -529,6 +562,11 @@ class Demo:
                     "pods_gated_by_webhook": self.gated_by_webhook,
                 },
                 "pool": dict(frame.pool),
+                "allocations": {
+                    "bound": sum(row.bound for row in rows),
+                    "confirmed": sum(row.confirmed for row in rows),
+                    "corrected": sum(row.corrected for row in rows),
+                },
                 "tenants": [dataclasses.asdict(row) for row in rows],
             }
             self.options.summary_json.write_text(json.dumps(document, indent=2, default=str))

@@ -4,8 +4,11 @@ The runner feeds it the pods it lists from the API and the bind times the schedu
 reports; the tracker decides which pods finished their simulated run (the runner then marks them
 ``Succeeded``), notices pods that vanished while running (evicted by the operator's reclaim, or
 deleted by the driver's preemption: the job is resubmitted, as a Job controller would), and
-computes waits, GPU-seconds and placement quality. Time is passed in (monotonic seconds since
-the burst started); nothing here does I/O.
+computes waits, GPU-seconds and placement quality. Placement quality counts what kubelet
+allocated, read from ``gpufair.dev/gpus-confirmed`` (the node agent's PodResources reconciler,
+run for the demo's nodes by :mod:`gpufair.standin.gpunodes`), not what bind chose; a pod whose
+confirmed GPUs differ from bind's ``gpufair.dev/gpus`` counts as corrected. Time is passed in
+(monotonic seconds since the burst started); nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ class PodRecord:
     bound_at: float | None = None
     node: str | None = None
     gpu_indices: tuple[int, ...] = ()
+    """The pod's GPUs: kubelet's (confirmed) once known, bind's choice until then."""
+    chosen: tuple[int, ...] = ()
+    """Bind's choice (``gpufair.dev/gpus``)."""
+    confirmed: tuple[int, ...] | None = None
+    """What kubelet allocated (``gpufair.dev/gpus-confirmed``); None until the agent says."""
     running_since: float | None = None
     ended_at: float | None = None
     state: State = State.WAITING
@@ -48,6 +56,11 @@ class PodRecord:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def corrected(self) -> bool:
+        """kubelet allocated other GPUs than bind chose (the agent corrected the books)."""
+        return self.confirmed is not None and set(self.confirmed) != set(self.chosen)
 
     def gpu_seconds(self, now: float) -> float:
         if self.bound_at is None:
@@ -72,7 +85,15 @@ class TenantFigures:
     wait_p50: float | None
     wait_p95: float | None
     multi_gpu_placed: int
+    """Multi-GPU pods whose allocation kubelet confirmed."""
     multi_gpu_one_island: int
+    """Of those, the pods whose confirmed GPUs share one NVLink island."""
+    bound: int = 0
+    """Pods bound to a node (with GPUs chosen by bind)."""
+    confirmed: int = 0
+    """Of those, pods whose allocation the node agent confirmed from kubelet."""
+    corrected: int = 0
+    """Of those, pods kubelet gave other GPUs than bind chose."""
 
     @property
     def scheduled(self) -> int:
@@ -80,7 +101,8 @@ class TenantFigures:
 
     @property
     def placement_quality(self) -> float | None:
-        """Share of the multi-GPU pods placed on one NVLink island (None: none placed)."""
+        """Share of the multi-GPU pods whose confirmed GPUs share one NVLink island
+        (None: no multi-GPU allocation confirmed yet)."""
         if not self.multi_gpu_placed:
             return None
         return self.multi_gpu_one_island / self.multi_gpu_placed
@@ -152,10 +174,16 @@ class Tracker:
         if node:
             record.node = node
         notes = (pod.get("metadata") or {}).get("annotations") or {}
+        chosen = notes.get(names.GPUS_ANNOTATION)
         confirmed = notes.get(names.GPUS_CONFIRMED_ANNOTATION)
-        indices = confirmed or notes.get(names.GPUS_ANNOTATION)
-        if indices and (confirmed or not record.gpu_indices):  # kubelet's GPUs win over bind's
-            record.gpu_indices = tuple(int(part) for part in str(indices).split(",") if part)
+        if chosen:
+            record.chosen = _indices(chosen)
+        if confirmed:
+            record.confirmed = _indices(confirmed)
+        if record.confirmed is not None:  # kubelet's GPUs win over bind's
+            record.gpu_indices = record.confirmed
+        elif record.chosen:
+            record.gpu_indices = record.chosen
         phase = status.get("phase")
         if phase == "Running" and record.running_since is None:
             record.running_since = now
@@ -191,12 +219,15 @@ class Tracker:
         mine = [record for record in self.records.values() if record.job.tenant == tenant]
         count = {state: sum(1 for r in mine if r.state is state) for state in State}
         waits = sorted(r.bound_at - r.created_at for r in mine if r.bound_at is not None)
-        placed = [r for r in mine if r.job.gpus > 1 and r.node and r.gpu_indices]
+        bound = [r for r in mine if r.node and r.chosen]
+        confirmed = [r for r in bound if r.confirmed is not None]
+        placed = [r for r in confirmed if r.job.gpus > 1]
         one_island = sum(
             1
             for r in placed
             if r.node in self.topologies
-            and cluster.on_one_island(self.topologies[r.node], r.gpu_indices)
+            and r.confirmed is not None
+            and cluster.on_one_island(self.topologies[r.node], r.confirmed)
         )
         return TenantFigures(
             tenant=tenant,
@@ -212,6 +243,9 @@ class Tracker:
             wait_p95=percentile(waits, 0.95),
             multi_gpu_placed=len(placed),
             multi_gpu_one_island=one_island,
+            bound=len(bound),
+            confirmed=len(confirmed),
+            corrected=sum(1 for r in confirmed if r.corrected),
         )
 
     def node_usage(self) -> dict[str, list[str | None]]:
@@ -240,6 +274,10 @@ class Tracker:
                 if other != record.key:
                     clashes.append(f"{record.node} GPU {index}: {other} and {record.key}")
         return clashes
+
+
+def _indices(text: str) -> tuple[int, ...]:
+    return tuple(sorted(int(part) for part in str(text).split(",") if part.strip()))
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:

@@ -163,9 +163,11 @@ class Live:
             tenant_table(frame),
             pool_line(frame),
             node_map(frame, tenants),
+            Text(allocations_line(frame.figures)),
             Text(
                 "allocated (red: above fair share), guaranteed, fair share, borrowed, waiting:"
-                " the operator's TenantQuota status; the rest: the demo's pods",
+                " the operator's TenantQuota status; the rest: the demo's pods; one island: of"
+                " the multi-GPU pods whose GPUs kubelet allocated (confirmed)",
                 style="dim",
             ),
         )
@@ -187,6 +189,7 @@ def plain_lines(frame: Frame) -> list[str]:
             f"  preempted {figure.preempted:>2}"
             f"  one island {_share(figure.placement_quality)}"
         )
+    lines.append(f"[{frame.elapsed:5.1f}s] {allocations_line(frame.figures)}")
     pool = frame.pool
     lines.append(
         f"[{frame.elapsed:5.1f}s] pool {pool.get('name', 'demo')}: capacity"
@@ -194,6 +197,17 @@ def plain_lines(frame: Frame) -> list[str]:
         f" {_num(pool.get('free'))}; jobs submitted {frame.jobs_submitted}/{frame.jobs_total}"
     )
     return lines
+
+
+def allocations_line(figures: Sequence[tracker.TenantFigures]) -> str:
+    """How many bound pods the node agents confirmed from kubelet, and how many they corrected."""
+    bound = sum(figure.bound for figure in figures)
+    confirmed = sum(figure.confirmed for figure in figures)
+    corrected = sum(figure.corrected for figure in figures)
+    return (
+        f"allocations confirmed by kubelet: {confirmed} of {bound} bound pods,"
+        f" {corrected} corrected (kubelet allocated other GPUs than bind chose)"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +228,9 @@ class SummaryRow:
     multi_gpu_one_island: int
     placement_quality: float | None
     operator_preemptions: int
+    bound: int = 0
+    confirmed: int = 0
+    corrected: int = 0
 
 
 def summary_rows(frame: Frame) -> list[SummaryRow]:
@@ -240,6 +257,9 @@ def summary_rows(frame: Frame) -> list[SummaryRow]:
                 multi_gpu_one_island=figure.multi_gpu_one_island,
                 placement_quality=figure.placement_quality,
                 operator_preemptions=frame.preemptions.get(figure.tenant, 0),
+                bound=figure.bound,
+                confirmed=figure.confirmed,
+                corrected=figure.corrected,
             )
         )
     return rows

@@ -45,6 +45,8 @@ class PodAsk:
     namespace: str
     name: str
     requests: Mapping[str, int]
+    shares: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    """Per resource several containers request: their amounts (``k8s.pods.request_shares``)."""
 
     @property
     def ref(self) -> str:
@@ -55,10 +57,15 @@ def read_pod(pod: pods.PodDict) -> PodAsk:
     """The pod's GPU facts; raises :class:`CannotJudgeError` when they are unreadable."""
     try:
         requests = pods.extended_requests(pod)
+        shares = pods.request_shares(pod, requests)
     except pods.PodError as exc:
         raise CannotJudgeError(f"cannot judge pod: {exc}") from None
     return PodAsk(
-        uid=pods.uid(pod), namespace=pods.namespace(pod), name=pods.name(pod), requests=requests
+        uid=pods.uid(pod),
+        namespace=pods.namespace(pod),
+        name=pods.name(pod),
+        requests=requests,
+        shares=shares,
     )
 
 
@@ -271,18 +278,28 @@ class Judge:
             return closed
         pool = self.snapshot.pools[node.pool]
         count = self.count(pool)
-        if allocation.blocks_bind(unconfirmed_sizes=node.waiting, size=count):
-            return Verdict(reason=waiting_reason(count))
+        shares = self.ask.shares.get(pool.resource, ())
+        if allocation.blocks_bind(unconfirmed_sizes=node.waiting, size=count, shares=shares):
+            return Verdict(reason=waiting_reason(count, shares))
         found = self.placer.choose(node, count=count, pool=pool)
         if isinstance(found, placement.NoFit):
             return Verdict(reason=found.reason)
         return Verdict(choice=found)
 
 
-def waiting_reason(count: int) -> str:
+def waiting_reason(count: int, shares: Sequence[int] = ()) -> str:
+    """Why filter refuses a node while a request of the same size waits there unconfirmed."""
+    if len(shares) > 1:
+        sizes = ", ".join(str(size) for size in sorted(allocation.request_sizes(count, shares)))
+        what = (
+            "a pod bound here with a request the size of one of this pod's per-container "
+            f"requests ({sizes} GPUs)"
+        )
+    else:
+        what = f"a {count}-GPU pod bound here"
     return (
-        f"a {count}-GPU pod bound here is not yet confirmed by the node agent "
-        "(one unconfirmed pod per size and node; retried once kubelet has allocated it)"
+        f"{what} is not yet confirmed by the node agent "
+        "(one unconfirmed request per size and node; retried once kubelet has allocated it)"
     )
 
 

@@ -110,6 +110,43 @@ def gpu_request(pod: PodDict, resource: str = names.DEFAULT_GPU_RESOURCE) -> int
     return int(total)
 
 
+def container_requests(
+    pod: PodDict, resource: str = names.DEFAULT_GPU_RESOURCE, *, init: bool = False
+) -> list[tuple[str, int]]:
+    """The app containers (``init``: the init containers) that request ``resource``, in spec
+    order, which is kubelet's admission order, with their amounts.
+
+    kubelet allocates devices container by container; the device-plugin proxy and the demo's
+    kubelet stand-in both follow this order. Raises :class:`PodError` for an unreadable or
+    fractional amount.
+    """
+    spec = pod.get("spec") or {}
+    found = []
+    for container in spec.get("initContainers" if init else "containers") or []:
+        try:
+            amount = _container_amount(container, resource)
+        except PodError as exc:
+            raise PodError(f"pod {ref(pod)}: {resource}: {exc}") from None
+        if amount.denominator != 1:
+            raise PodError(
+                f"pod {ref(pod)} requests {float(amount):g} {resource}: not a whole number"
+            )
+        if amount > 0:
+            found.append((str(container.get("name") or ""), int(amount)))
+    return found
+
+
+def request_shares(pod: PodDict, resources: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """Per resource that several app containers request: their amounts in spec order (kubelet
+    asks the device plugin once per container). Raises :class:`PodError`."""
+    shares = {}
+    for resource in resources:
+        amounts = tuple(amount for _, amount in container_requests(pod, resource))
+        if len(amounts) > 1:
+            shares[resource] = amounts
+    return shares
+
+
 def gpu_request_any(pod: PodDict, resources: Iterable[str]) -> tuple[str, int] | None:
     """The first of ``resources`` the pod requests, with the amount; ``None`` when it asks none."""
     for resource in resources:

@@ -15,7 +15,7 @@ import dataclasses
 import functools
 from collections.abc import Iterable, Iterator, Sequence
 
-from gpufair.core import topology
+from gpufair.core import topology, topology_matrix
 
 
 class AllocationError(RuntimeError):
@@ -28,6 +28,9 @@ class MachineType:
 
     name: str
     topology: topology.NodeTopology
+    matrix: topology_matrix.TopologyMatrix | None = None
+    """The capture it was read from (NVLink counts, PCIe levels): NVIDIA's preference
+    (:mod:`gpufair.sim.nvidia_preference`) scores pairs by them."""
 
     @property
     def size(self) -> int:

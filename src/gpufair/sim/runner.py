@@ -16,7 +16,16 @@ from collections.abc import Callable, Sequence
 
 from gpufair.core import policy as core_policy
 from gpufair.core import topology, topology_matrix
-from gpufair.sim import baselines, cluster, engine, gpufair_policy, metrics, placers, slowdown
+from gpufair.sim import (
+    baselines,
+    cluster,
+    engine,
+    gpufair_policy,
+    metrics,
+    nvidia_preference,
+    placers,
+    slowdown,
+)
 from gpufair.sim import trace as trace_model
 
 DEFAULT_TOPOLOGIES = ("dgx1-v100-8gpu-mlx5", "pcie-8x-quadro-rtx6000-pix-pxb")
@@ -26,6 +35,9 @@ PCIe switches, half the cluster each."""
 
 class PolicyName(enum.StrEnum):
     GPUFAIR = "gpufair"
+    GPUFAIR_WITHOUT_PROXY = "gpufair-without-proxy"
+    """gpufair picks the machine; kubelet and NVIDIA's preference pick the GPUs there
+    (:mod:`gpufair.sim.nvidia_preference`)."""
     DEFAULT = "default"
     QUOTA = "quota"
 
@@ -55,7 +67,9 @@ def load_machine_types(folder: pathlib.Path, names: Sequence[str]) -> list[clust
             parsed = topology_matrix.parse(path.read_text())
         except topology_matrix.TopologyParseError as error:
             raise TopologyError(f"{path}: {error}") from error
-        types.append(cluster.MachineType(name=name, topology=topology.from_matrix(parsed)))
+        types.append(
+            cluster.MachineType(name=name, topology=topology.from_matrix(parsed), matrix=parsed)
+        )
     return types
 
 
@@ -88,8 +102,13 @@ class Scenario:
             return baselines.Default(placer=blind)
         if name is PolicyName.QUOTA:
             return baselines.Quota(placer=blind, reclaim_interval=self.reclaim_interval)
+        aware = (
+            nvidia_preference.GpusByNvidia
+            if name is PolicyName.GPUFAIR_WITHOUT_PROXY
+            else placers.TopologyAware
+        )
         return gpufair_policy.Gpufair(
-            placer=placers.TopologyAware(mode=self.placement_mode, rule=self.topology_rule),
+            placer=aware(mode=self.placement_mode, rule=self.topology_rule),
             half_life=self.half_life,
             reclaim_interval=self.reclaim_interval,
         )

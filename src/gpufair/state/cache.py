@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from gpufair.api import names
+from gpufair.core import allocation, topology
 from gpufair.core import labels as topology_labels
-from gpufair.core import topology
 from gpufair.k8s import nodes, pods, scheduling
 from gpufair.state import rules, views
 
@@ -403,8 +403,10 @@ class ClusterCache:
 
     def _upsert_pod(self, uid: str, obj: Obj) -> None:
         problem: str | None = None
+        shares: dict[str, tuple[int, ...]] = {}
         try:
             requests = pods.extended_requests(obj)
+            shares = pods.request_shares(obj, requests)
         except pods.PodError as exc:
             requests, problem = {}, str(exc)
         if not requests and problem is None:
@@ -420,6 +422,7 @@ class ClusterCache:
             namespace=pods.namespace(obj),
             name=pods.name(obj),
             requests=requests,
+            shares=shares,
             node=pods.node_name(obj),
             gpus=gpus,
             priority=pods.priority(obj),
@@ -610,10 +613,16 @@ class ClusterCache:
         node_labels = (obj.get("metadata") or {}).get("labels") or {}
         if node_labels.get(topology_labels.PROXY_LABEL) != "true":
             return frozenset()
-        sizes = {
-            pod.request(resource) for pod in bound if pod.gpus is not None and not pod.confirmed
-        }
-        sizes.update(len(self._assumed[uid].gpus) for uid in self._assumed_on_node.get(name, ()))
+        sizes: set[int] = set()
+        for pod in bound:
+            if pod.gpus is not None and not pod.confirmed:
+                sizes |= allocation.request_sizes(
+                    pod.request(resource), pod.shares.get(resource, ())
+                )
+        for uid in self._assumed_on_node.get(name, ()):
+            pending = self._pods.get(uid)
+            shares = pending.shares.get(resource, ()) if pending is not None else ()
+            sizes |= allocation.request_sizes(len(self._assumed[uid].gpus), shares)
         return frozenset(sizes)
 
     def _unbound_by_pool(

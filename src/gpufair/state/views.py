@@ -114,6 +114,9 @@ class PodView:
     name: str
     requests: Mapping[str, int]
     """Whole amounts of every domain-prefixed (extended) resource the pod requests."""
+    shares: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    """Per resource several app containers request: their amounts, in kubelet's admission
+    order (``k8s.pods.request_shares``); the device-plugin proxy answers each separately."""
     node: str | None = None
     gpus: frozenset[int] | None = None
     """The indices recorded in ``gpufair.dev/gpus``; ``None`` when unrecorded."""

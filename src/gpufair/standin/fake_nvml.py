@@ -154,7 +154,7 @@ def machine_from_capture(
         if level in NVML_ANCESTOR:
             return NVML_ANCESTOR[level]
         same_node = matrix.numa[i] is not None and matrix.numa[i] == matrix.numa[j]
-        return pynvml.NVML_TOPOLOGY_NODE if same_node else pynvml.NVML_TOPOLOGY_SYSTEM
+        return int(pynvml.NVML_TOPOLOGY_NODE if same_node else pynvml.NVML_TOPOLOGY_SYSTEM)
 
     return Machine(
         pci=pci,
@@ -262,9 +262,9 @@ class FakeNvml:
     def nvmlDeviceGetNvLinkState(self, handle: _Handle, link: int) -> int:  # noqa: N802
         machine = self._machine()
         if len(machine.links[self._gpu(handle.index)]) <= link < machine.max_links:
-            return pynvml.NVML_FEATURE_DISABLED  # a link this GPU has, not connected
+            return int(pynvml.NVML_FEATURE_DISABLED)  # a link this GPU has, not connected
         self._link(handle, link)
-        return pynvml.NVML_FEATURE_ENABLED
+        return int(pynvml.NVML_FEATURE_ENABLED)
 
     def nvmlDeviceGetNvLinkRemotePciInfo(self, handle: _Handle, link: int) -> _PciInfo:  # noqa: N802
         found = self._link(handle, link)

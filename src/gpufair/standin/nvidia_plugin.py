@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from concurrent import futures
 
 import grpc
-from tests.agent import fake_nvml
 
 from gpufair.agent import nvml_reader, nvml_topology
 from gpufair.agent.kubeletapi.deviceplugin.v1beta1 import api_pb2 as dp
 from gpufair.agent.kubeletapi.deviceplugin.v1beta1 import api_pb2_grpc as dp_grpc
 from gpufair.core import topology
+from gpufair.standin import fake_nvml
 
 RESOURCE = "nvidia.com/gpu"
 

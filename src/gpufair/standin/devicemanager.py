@@ -277,6 +277,31 @@ class DeviceManager(dp_grpc.RegistrationServicer, pr_grpc.PodResourcesListerServ
 
     # -- PodResources v1 -----------------------------------------------------------------------
 
+    def GetAllocatableResources(  # noqa: N802
+        self, request: pr.AllocatableResourcesRequest, context: grpc.ServicerContext
+    ) -> pr.AllocatableResourcesResponse:
+        with self._lock:
+            healthy = {resource: sorted(ids) for resource, ids in self.healthy.items()}
+        return pr.AllocatableResourcesResponse(
+            devices=[
+                pr.ContainerDevices(resource_name=resource, device_ids=ids)
+                for resource, ids in sorted(healthy.items())
+            ]
+        )
+
+    def Get(  # noqa: N802
+        self, request: pr.GetPodResourcesRequest, context: grpc.ServicerContext
+    ) -> pr.GetPodResourcesResponse:
+        listed = self.List(pr.ListPodResourcesRequest(), context)
+        for pod in listed.pod_resources:
+            if (pod.namespace, pod.name) == (request.pod_namespace, request.pod_name):
+                return pr.GetPodResourcesResponse(pod_resources=pod)
+        context.abort(
+            grpc.StatusCode.NOT_FOUND,
+            f"pod {request.pod_namespace}/{request.pod_name} not found",
+        )
+        raise AssertionError("unreachable: abort raises")
+
     def List(  # noqa: N802
         self, request: pr.ListPodResourcesRequest, context: grpc.ServicerContext
     ) -> pr.ListPodResourcesResponse:
