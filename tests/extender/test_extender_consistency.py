@@ -198,3 +198,20 @@ def test_a_cache_silent_past_its_bound_is_not_ready_until_the_watch_hears_again(
     state.heard(cache.Kind.POD)  # a bookmark arrives: recovered without a restart
     assert client.get("/readyz").status_code == 200
     assert client.post("/filter", json=filter_body).json()["NodeNames"] == ["n1"]
+
+
+class UnreachableWriter(cluster.FakeWriter):
+    def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+
+def test_a_bind_while_the_api_server_is_unreachable_is_an_error_not_a_500() -> None:
+    """Found by e2e/test_faults_extender.py: reading the pod raised through the route."""
+    pod = kube.pod("p", gpus=1)
+    state = cluster.cluster(nodes=[kube.node("n1", kube.dgx1())], pods=[pod])
+    answer = client_for(state, UnreachableWriter(state, [pod])).post(
+        "/bind", json=bind_args(pod, "n1")
+    )
+    assert answer.status_code == 200
+    assert "Connection refused" in answer.json()["Error"]
+    assert state.snapshot().assumed == {}

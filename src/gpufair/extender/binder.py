@@ -59,7 +59,12 @@ _CONFLICT_RETRIES = 3
 def _read(args: extender_wire.ExtenderBindingArgs, writer: PodWriter) -> Mapping[str, Any]:
     """The pod as the API server has it now (never the cache's copy: bind checks what the pod
     asks for against the node, and a stale copy could hide a selector or a binding)."""
-    pod = writer.read_pod(args.pod_namespace, args.pod_name)
+    try:
+        pod = writer.read_pod(args.pod_namespace, args.pod_name)
+    except Exception as exc:  # API server unreachable or refusing: kube-scheduler retries
+        raise BindError(
+            f"reading pod {args.pod_namespace}/{args.pod_name}: {type(exc).__name__}: {exc}"
+        ) from exc
     if pod is None:
         raise BindError(f"pod {args.pod_namespace}/{args.pod_name} not found")
     if args.pod_uid and pods.uid(pod) and pods.uid(pod) != args.pod_uid:
@@ -104,14 +109,14 @@ def refusal(
 def _ask(
     args: extender_wire.ExtenderBindingArgs, state: cache.ClusterCache, writer: PodWriter
 ) -> verbs.PodAsk:
+    snapshot = state.snapshot()
+    if not snapshot.synced:  # answered before any API call: a stale cache answers at once
+        raise BindError(snapshot.not_ready or verbs.NOT_SYNCED)
     pod = _read(args, writer)
     try:
         ask = verbs.read_pod(pod)
     except verbs.CannotJudgeError as exc:
         raise BindError(str(exc)) from None
-    snapshot = state.snapshot()
-    if not snapshot.synced:
-        raise BindError(snapshot.not_ready or verbs.NOT_SYNCED)
     managed = verbs.gpu_resources(snapshot)
     reason = refusal(pod, node_name=args.node, node=state.node_object(args.node), managed=managed)
     if reason is not None:
