@@ -65,6 +65,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds between BOOKMARK events on watches that allow them (default 60, as the"
         " real server's watch cache)",
     )
+    parser.add_argument(
+        "--watch-events",
+        type=int,
+        default=20_000,
+        help="events kept per resource for watches that resume; older versions get 410 Gone",
+    )
     return parser.parse_args(argv)
 
 
@@ -91,6 +97,7 @@ async def serve(args: argparse.Namespace) -> None:
         audit_log=args.audit_log,
         authorizer=authorizer,
         bookmark_seconds=args.bookmark_seconds,
+        watch_events=args.watch_events,
     )
     async with standin, kmock.Server(standin, host=args.host, port=args.port or None) as listener:
         url = f"http://{listener.host}:{listener.port}"
