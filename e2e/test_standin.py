@@ -400,6 +400,29 @@ async def test_watch_from_a_compacted_version_is_410() -> None:
         standin.stop_watches()
 
 
+async def test_a_watch_that_allows_bookmarks_gets_them_while_quiet() -> None:
+    """As the real server's watch cache does (about once a minute there): a quiet watch sends
+    BOOKMARK events at the version it has reached, so a client can tell it from a dead one;
+    a watch that did not ask gets none."""
+    async with (
+        standin_server.StandIn(bookmark_seconds=0.2) as standin,
+        kmock.Server(standin) as srv,
+    ):
+        url = "/api/v1/namespaces/default/configmaps"
+        answer = await srv.client.post(url, json={"metadata": {"name": "cm"}})
+        version = (await answer.json())["metadata"]["resourceVersion"]
+        params = {"watch": "1", "resourceVersion": version, "timeoutSeconds": "1"}
+        answer = await srv.client.get(url, params={**params, "allowWatchBookmarks": "true"})
+        lines = [json.loads(line) for line in (await answer.read()).splitlines() if line]
+        assert len(lines) >= 2
+        assert {event["type"] for event in lines} == {"BOOKMARK"}
+        assert {e["object"]["metadata"]["resourceVersion"] for e in lines} == {version}
+        assert lines[0]["object"]["kind"] == "ConfigMap"
+        answer = await srv.client.get(url, params=params)
+        assert (await answer.read()).strip() == b""
+        standin.stop_watches()
+
+
 # ------------------------------------------------------------------ discovery and kubectl
 
 

@@ -24,11 +24,11 @@ def cluster(
     pools: Iterable[Mapping[str, Any]] | None = None,
     namespaces: Iterable[Mapping[str, Any]] = (),
     clock: Callable[[], float] | None = None,
-    assume_ttl_seconds: float = 60.0,
+    staleness_seconds: float | None = None,
 ) -> cache.ClusterCache:
     """A cache that has listed every kind once (as after start-up or a restart)."""
     state = cache.ClusterCache(
-        assume_ttl_seconds=assume_ttl_seconds, **({"clock": clock} if clock else {})
+        staleness_seconds=staleness_seconds, **({"clock": clock} if clock else {})
     )
     state.replace(cache.Kind.GPU_POOL, pools if pools is not None else [kube.pool()])
     state.replace(

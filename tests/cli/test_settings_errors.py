@@ -113,7 +113,7 @@ def test_an_invalid_operator_setting_is_one_usage_error_naming_it(
 @pytest.mark.parametrize(
     ("variable", "value", "names"),
     [
-        pytest.param("GPUFAIR_ASSUME_TTL_SECONDS", "0", ["--assume-ttl"], id="zero-ttl"),
+        pytest.param("GPUFAIR_STALENESS_SECONDS", "0", ["--staleness-bound"], id="zero-staleness"),
         pytest.param(
             "GPUFAIR_WATCH_TIMEOUT_SECONDS", "x", ["(GPUFAIR_WATCH_TIMEOUT_SECONDS)"], id="no-flag"
         ),

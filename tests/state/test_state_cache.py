@@ -118,11 +118,11 @@ def test_assumed_gpus_are_taken_until_confirmed() -> None:
     assert snapshot.used("team-a", "h100") == 2
 
 
-def test_unconfirmed_assumptions_expire() -> None:
+def test_an_assumption_outlives_any_watch_silence() -> None:
+    """Issue 13 item 5: a bind's GPUs stay taken however long the watch is silent (its read
+    timeout is 330 s); only the pod bound, gone, or the bind forgetting them gives them back."""
     clock = Clock()
-    state = cluster.cluster(
-        nodes=[kube.node("n1", kube.dgx1())], clock=clock, assume_ttl_seconds=30
-    )
+    state = cluster.cluster(nodes=[kube.node("n1", kube.dgx1())], clock=clock)
     state.assume(
         uid="u1",
         namespace="team-a",
@@ -131,12 +131,41 @@ def test_unconfirmed_assumptions_expire() -> None:
         gpus=frozenset({0, 1}),
         resource="nvidia.com/gpu",
     )
-    clock.now += 29
+    for silence in (61, 331, 3600):
+        clock.now += silence
+        snapshot = state.snapshot()
+        assert snapshot.nodes["n1"].free == frozenset(range(2, 8))
+        assert snapshot.used("team-a", "h100") == 2
+        with pytest.raises(cache.AssumeConflictError):
+            state.assume(
+                uid="u2",
+                namespace="team-a",
+                name="second",
+                node="n1",
+                gpus=frozenset({0, 1}),
+                resource="nvidia.com/gpu",
+            )
+    state.forget("u1")
+    assert state.snapshot().nodes["n1"].free == frozenset(range(8))
+
+
+def test_an_assumption_ends_when_a_relist_shows_the_pod_gone() -> None:
+    pod = kube.pod("new", gpus=2)
+    state = cluster.cluster(nodes=[kube.node("n1", kube.dgx1())], pods=[pod])
+    state.assume(
+        uid=pod["metadata"]["uid"],
+        namespace="team-a",
+        name="new",
+        node="n1",
+        gpus=frozenset({0, 1}),
+        resource="nvidia.com/gpu",
+    )
+    state.replace(cache.Kind.POD, [pod])  # still pending: the binding may not be listed yet
     assert state.snapshot().nodes["n1"].free == frozenset(range(2, 8))
-    clock.now += 2
+    state.replace(cache.Kind.POD, [])
     snapshot = state.snapshot()
+    assert snapshot.assumed == {}
     assert snapshot.nodes["n1"].free == frozenset(range(8))
-    assert snapshot.used("team-a", "h100") == 0
 
 
 def test_assuming_taken_gpus_is_a_conflict() -> None:

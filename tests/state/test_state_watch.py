@@ -94,3 +94,28 @@ def test_stop_waits_for_blocked_threads_at_most_its_timeout_in_all(monkeypatch: 
     assert watcher.stopped
     assert len(waited) == len(cache.Kind)
     assert sum(waited) == 1.0
+
+
+def test_bookmarks_and_ended_watches_count_as_hearing_from_the_api_server() -> None:
+    """A quiet watch is not a stale one: bookmarks (and a watch the server ended itself) keep
+    the cache fresh; only silence past the bound makes it stale."""
+    clock = [1000.0]
+    state = cache.ClusterCache(
+        required_kinds=[cache.Kind.NODE], staleness_seconds=10, clock=lambda: clock[0]
+    )
+
+    def bookmark_later() -> Iterator[tuple[str, dict[str, Any]]]:
+        clock[0] += 9
+        yield "BOOKMARK", {"metadata": {"resourceVersion": "150"}}
+        clock[0] += 9
+
+    source = ScriptedSource(lists=[[kube.node("n1")]], sessions=[bookmark_later()])
+    watcher = watch.Watcher(state, source, kinds=[cache.Kind.NODE])
+    with contextlib.suppress(watch.GoneError):
+        watcher.sync(cache.Kind.NODE)
+    assert state.silence() == {cache.Kind.NODE: 0.0}
+    assert not state.stale()
+    clock[0] += 10.5
+    assert state.stale()
+    assert "stale" in (state.not_ready() or "")
+    assert not state.snapshot().synced

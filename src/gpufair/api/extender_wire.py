@@ -44,7 +44,41 @@ def _check_pod(value: dict[str, Any]) -> dict[str, Any]:
     spec = value.get("spec")
     if spec is not None and not isinstance(spec, dict):
         raise ValueError("Pod 'spec' is not an object")
+    _check_resources_shape(spec or {})
     return value
+
+
+def _check_resources_shape(spec: dict[str, Any]) -> None:
+    """The parts of a pod spec gpufair reads its GPU requests from have the API's shape (lists
+    of objects, objects of quantities), so a hostile body gets a 400 naming the field."""
+    for key in ("containers", "initContainers"):
+        containers = spec.get(key)
+        if containers is None:
+            continue
+        if not isinstance(containers, list):
+            raise ValueError(f"Pod 'spec.{key}' is not a list")
+        for index, container in enumerate(containers):
+            where = f"spec.{key}[{index}]"
+            if not isinstance(container, dict):
+                raise ValueError(f"Pod '{where}' is not an object")
+            resources = container.get("resources")
+            if resources is None:
+                continue
+            if not isinstance(resources, dict):
+                raise ValueError(f"Pod '{where}.resources' is not an object")
+            for part in ("requests", "limits"):
+                _check_quantities(resources.get(part), f"{where}.resources.{part}")
+    _check_quantities(spec.get("overhead"), "spec.overhead")
+
+
+def _check_quantities(value: Any, where: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise ValueError(f"Pod '{where}' is not an object")
+    for name, amount in value.items():
+        if isinstance(amount, bool) or not isinstance(amount, str | int | float):
+            raise ValueError(f"Pod '{where}.{name}' is not a quantity")
 
 
 def _check_node(value: dict[str, Any]) -> dict[str, Any]:

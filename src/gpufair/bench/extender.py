@@ -202,7 +202,7 @@ def build_cluster(
     """A synced cache of ``node_count`` nodes filled to :data:`OCCUPANCY` by real placement."""
     rng = random.Random(seed)
     shapes = list(topologies.values())
-    state = cache.ClusterCache(assume_ttl_seconds=300)
+    state = cache.ClusterCache()
     state.replace(
         cache.Kind.GPU_POOL,
         [

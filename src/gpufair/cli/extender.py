@@ -21,7 +21,7 @@ _FLAGS = {
     "extender_host": "--host",
     "extender_port": "--port",
     "kubeconfig": "--kubeconfig",
-    "assume_ttl_seconds": "--assume-ttl",
+    "staleness_seconds": "--staleness-bound",
     "log_level": "--log-level",
     "probe_host": "--probe-host",
     "probe_port": "--probe-port",
@@ -64,10 +64,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)"
     )
     parser.add_argument(
-        "--assume-ttl",
+        "--staleness-bound",
         type=float,
-        dest="assume_ttl_seconds",
-        help="seconds a bind's GPUs stay taken without the watch confirming it (default 60)",
+        dest="staleness_seconds",
+        help="seconds a watch may hear nothing from the API server before the extender stops"
+        " being ready and answers every verb with an Error (default 90)",
     )
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, help="debug, info, warning or error (default info)"

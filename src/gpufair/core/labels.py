@@ -104,6 +104,8 @@ def from_labels(labels: Mapping[str, str]) -> topo.NodeTopology | None:
     if count_text is None:
         raise LabelError(GPU_COUNT_LABEL, None, "missing, it says how many GPUs the node has")
     count = _number(GPU_COUNT_LABEL, count_text)
+    if count > topo.MAX_GPUS:
+        raise LabelError(GPU_COUNT_LABEL, count_text, f"more than {topo.MAX_GPUS} GPUs on a node")
     attributes: dict[int, dict[Attribute, int]] = {index: {} for index in range(count)}
     for key, value in sorted(owned.items()):
         match = _GPU_KEY.fullmatch(key)

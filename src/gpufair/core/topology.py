@@ -19,6 +19,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gpufair.core import topology_matrix
 
+MAX_GPUS = 1024
+"""The most GPUs one node can have in gpufair's model (time-sliced replicas included): a node
+label or an allocatable count beyond it is an error to report, not a loop over a billion GPUs."""
+MAX_LINKED_GPUS = 32
+"""The most GPUs a link matrix (``nvidia-smi topo -m``, NVML) may describe: deriving NVLink
+islands finds maximum cliques, exponential in the worst case (seconds at 36 GPUs, minutes at
+48), and no machine links more GPUs than this pairwise."""
+
 
 class LinkLevel(enum.IntEnum):
     """How two GPUs are connected, best first; values order from best (0) to worst.
@@ -138,6 +146,8 @@ def from_link_matrix(
     peer, no ``PIX`` peer) gets ``None``. Ids are numbered 0.. by lowest member index.
     """
     count = len(levels)
+    if count > MAX_LINKED_GPUS:
+        raise ValueError(f"a link matrix of {count} GPUs (gpufair reads at most {MAX_LINKED_GPUS})")
     if len(numa) != count:
         raise ValueError(f"{len(numa)} NUMA ids for {count} GPUs")
     for i, row in enumerate(levels):

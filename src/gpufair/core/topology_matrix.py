@@ -83,6 +83,12 @@ def parse(text: str) -> TopologyMatrix:
     lines = [_ANSI.sub("", line) for line in text.splitlines()]
     header = _parse_header(lines)
     gpu_count = sum(1 for device in header.devices if _GPU_NAME.fullmatch(device))
+    if gpu_count > topology.MAX_LINKED_GPUS:
+        raise TopologyParseError(
+            header.line,
+            f"the header names {gpu_count} GPUs; gpufair reads matrices of at most "
+            f"{topology.MAX_LINKED_GPUS}",
+        )
     others = set(header.devices[gpu_count:])
     levels: list[tuple[LinkLevel, ...]] = []
     nvlinks: list[tuple[int, ...]] = []

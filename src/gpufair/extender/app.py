@@ -42,7 +42,7 @@ def create_app(
 ) -> fastapi.FastAPI:
     """The app; ``state``/``writer``/``source`` replace the API server connection when given."""
     config = config or settings.get_settings()
-    state = state or cache.ClusterCache(assume_ttl_seconds=config.assume_ttl_seconds)
+    state = state or cache.ClusterCache(staleness_seconds=config.staleness_seconds)
     if source is None and writer is None and config.watch:
         from gpufair.state import kube  # the kubernetes client only where it is used
 
@@ -66,7 +66,7 @@ def create_app(
         writer=writer,
         watcher=watcher,
     )
-    rt.metrics.registry.register(metrics.CacheCollector(rt.cache_facts))
+    rt.metrics.registry.register(metrics.CacheCollector(rt.cache_facts, rt.cache_silence))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: fastapi.FastAPI) -> AsyncIterator[None]:

@@ -2,8 +2,9 @@
 
 kube-scheduler skips prioritize when only one node passed filter, so bind never relies on an
 earlier verb: it chooses the GPU set itself from the node's current free GPUs. Deciding and
-acting are separate steps: under the node's lock the GPUs are chosen and assumed in the cache
-(so two concurrent binds to one node never get the same GPU), then, outside the lock, the
+acting are separate steps: under the tenant's lock and the node's lock the GPUs are chosen and
+assumed in the cache (so two concurrent binds to one node never get the same GPU, and binds of
+one tenant never pass its limit together), then, outside the locks, the
 ``pods/binding`` is created through :class:`PodWriter` with the choice in the Binding's own
 ``metadata.annotations``: the API server copies them onto the pod together with ``nodeName``
 in one write (``setPodHostAndAnnotations``), so no pod is ever bound without its GPUs recorded
@@ -58,7 +59,12 @@ _CONFLICT_RETRIES = 3
 def _read(args: extender_wire.ExtenderBindingArgs, writer: PodWriter) -> Mapping[str, Any]:
     """The pod as the API server has it now (never the cache's copy: bind checks what the pod
     asks for against the node, and a stale copy could hide a selector or a binding)."""
-    pod = writer.read_pod(args.pod_namespace, args.pod_name)
+    try:
+        pod = writer.read_pod(args.pod_namespace, args.pod_name)
+    except Exception as exc:  # API server unreachable or refusing: kube-scheduler retries
+        raise BindError(
+            f"reading pod {args.pod_namespace}/{args.pod_name}: {type(exc).__name__}: {exc}"
+        ) from exc
     if pod is None:
         raise BindError(f"pod {args.pod_namespace}/{args.pod_name} not found")
     if args.pod_uid and pods.uid(pod) and pods.uid(pod) != args.pod_uid:
@@ -103,14 +109,14 @@ def refusal(
 def _ask(
     args: extender_wire.ExtenderBindingArgs, state: cache.ClusterCache, writer: PodWriter
 ) -> verbs.PodAsk:
+    snapshot = state.snapshot()
+    if not snapshot.synced:  # answered before any API call: a stale cache answers at once
+        raise BindError(snapshot.not_ready or verbs.NOT_SYNCED)
     pod = _read(args, writer)
     try:
         ask = verbs.read_pod(pod)
     except verbs.CannotJudgeError as exc:
         raise BindError(str(exc)) from None
-    snapshot = state.snapshot()
-    if not snapshot.synced:
-        raise BindError(verbs.NOT_SYNCED)
     managed = verbs.gpu_resources(snapshot)
     reason = refusal(pod, node_name=args.node, node=state.node_object(args.node), managed=managed)
     if reason is not None:
@@ -125,7 +131,24 @@ def choose_and_assume(
     state: cache.ClusterCache,
     placer: verbs.Placer,
 ) -> Bound:
-    """Under the node's lock: pick the GPU set on the node's current free GPUs and assume it."""
+    """Under the tenant's lock, then the node's: pick the GPU set on the node's current free
+    GPUs and assume it. The tenant's lock makes the limit check and the assumption one step:
+    two binds of a tenant to different nodes would otherwise both check the limit on the usage
+    before either assumed, and together exceed it."""
+    tenant = state.snapshot().tenant_of(ask.namespace)
+    if tenant is None:  # no limit to keep; the verdict gives the reason
+        return _choose_and_assume(ask=ask, node_name=node_name, state=state, placer=placer)
+    with state.tenant_lock(tenant):
+        return _choose_and_assume(ask=ask, node_name=node_name, state=state, placer=placer)
+
+
+def _choose_and_assume(
+    *,
+    ask: verbs.PodAsk,
+    node_name: str,
+    state: cache.ClusterCache,
+    placer: verbs.Placer,
+) -> Bound:
     for _ in range(_CONFLICT_RETRIES):
         snapshot = state.snapshot()
         judge = verbs.Judge(snapshot, ask, placer)

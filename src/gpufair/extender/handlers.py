@@ -38,7 +38,7 @@ def filter_nodes(rt: Runtime, args: wire.ExtenderArgs) -> wire.ExtenderFilterRes
     snapshot = rt.cache.snapshot()
     if not snapshot.synced:
         rt.metrics.errors.labels("filter", "not_synced").inc()
-        return wire.ExtenderFilterResult(error=verbs.NOT_SYNCED)
+        return wire.ExtenderFilterResult(error=snapshot.not_ready or verbs.NOT_SYNCED)
     if not verbs.wants_gpus(ask, snapshot):
         return _pass_all(args)
     outcome = verbs.filter_nodes(rt.placer.judge(snapshot, ask), args.candidate_names())

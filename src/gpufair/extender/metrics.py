@@ -8,7 +8,7 @@ level of every GPU set it binds, and the state of its cache.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import prometheus_client
 import prometheus_client.core
@@ -72,17 +72,35 @@ class Metrics:
 class CacheCollector(prometheus_client.registry.Collector):
     """Gauges read from the cache at scrape time."""
 
-    def __init__(self, facts: Callable[[], dict[str, float]]) -> None:
+    def __init__(
+        self,
+        facts: Callable[[], dict[str, float]],
+        silence: Callable[[], Mapping[str, float]] = dict,
+    ) -> None:
         self._facts = facts
+        self._silence = silence
 
     def collect(self) -> list[prometheus_client.core.GaugeMetricFamily]:
         facts = self._facts()
+        silent = prometheus_client.core.GaugeMetricFamily(
+            "gpufair_extender_cache_silence_seconds",
+            "Seconds since each watched kind last heard from the API server (event, bookmark,"
+            " list); past the staleness bound the extender is not ready.",
+            labels=("kind",),
+        )
+        for kind, seconds in sorted(self._silence().items()):
+            silent.add_metric((kind,), seconds)
+        return [silent, *self._gauges(facts)]
+
+    @staticmethod
+    def _gauges(facts: dict[str, float]) -> list[prometheus_client.core.GaugeMetricFamily]:
         return [
             prometheus_client.core.GaugeMetricFamily(
                 f"gpufair_extender_cache_{name}", help_text, value=facts.get(name, 0.0)
             )
             for name, help_text in (
                 ("synced", "1 once every watched kind has been listed."),
+                ("stale", "1 while some kind has heard nothing for longer than the bound."),
                 ("nodes", "Nodes in the cache."),
                 ("gpu_pods", "GPU pods in the cache (bound or pending)."),
                 ("assumed", "Binds whose GPUs are assumed, not yet confirmed by the watch."),

@@ -39,12 +39,18 @@ class Runtime:
     def cache_facts(self) -> dict[str, float]:
         snapshot = self.cache.snapshot()
         return {
-            "synced": 1.0 if snapshot.synced else 0.0,
+            "synced": 1.0 if self.cache.synced else 0.0,
+            "stale": 1.0 if self.cache.stale() else 0.0,
             "nodes": float(len(snapshot.nodes)),
             "gpu_pods": float(self.cache.pod_count()),
             "assumed": float(len(snapshot.assumed)),
             "problems": float(len(self.cache.problems)),
         }
+
+    def cache_silence(self) -> dict[str, float]:
+        """Seconds since each kind last heard from the API server (never: a very large number,
+        as Prometheus has no infinity in a gauge worth alerting on)."""
+        return {str(kind): min(s, 1e9) for kind, s in self.cache.silence().items()}
 
 
 async def get_runtime(request: fastapi.Request) -> Runtime:

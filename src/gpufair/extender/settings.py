@@ -53,11 +53,12 @@ class ExtenderSettings(pydantic_settings.BaseSettings):
         description="Allow plain HTTP on a non-loopback address (anyone who reaches the port can"
         " bind pods): only for tests and trusted networks.",
     )
-    assume_ttl_seconds: float = pydantic.Field(
-        default=60.0,
+    staleness_seconds: float = pydantic.Field(
+        default=90.0,
         gt=0,
-        description="How long GPUs chosen by bind stay taken without the watch confirming the "
-        "binding; a lost bind gives them back after this.",
+        description="How long a watched kind may hear nothing from the API server (no event,"
+        " no bookmark: one comes about every 60 s) before the cache counts as stale: /readyz"
+        " answers 503 and the verbs answer an Error until the watch hears again.",
     )
     watch_timeout_seconds: int = pydantic.Field(
         default=300,

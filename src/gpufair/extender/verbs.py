@@ -27,7 +27,7 @@ from gpufair.core import admission, allocation, fairshare, placement, preemption
 from gpufair.k8s import pods
 from gpufair.state import cache, rules, views
 
-NOT_SYNCED = "gpufair extender cache has not synced with the API server yet"
+NOT_SYNCED = cache.NOT_SYNCED
 UNKNOWN_NODE = "node not (yet) in gpufair's cache"
 NO_POOL = "node is in no GPUPool"
 NOT_SCHEDULABLE = "node is cordoned or not ready"

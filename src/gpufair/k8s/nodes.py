@@ -40,6 +40,10 @@ def allocatable_gpus(node: NodeDict, resource: str = names.DEFAULT_GPU_RESOURCE)
         raise NodeError(f"node {name(node)}: allocatable {resource}: {exc}") from None
     if amount.denominator != 1 or amount < 0:
         raise NodeError(f"node {name(node)}: allocatable {resource} {float(amount):g} is not whole")
+    if amount > topology.MAX_GPUS:
+        raise NodeError(
+            f"node {name(node)}: allocatable {resource} {amount} is more than {topology.MAX_GPUS}"
+        )
     return int(amount)
 
 

@@ -8,6 +8,7 @@ both components read a pod the same way. Pure functions; nothing here talks to t
 from __future__ import annotations
 
 import fractions
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,6 +26,9 @@ _QUANTITY = re.compile(
     r"^(?P<number>[+-]?(?:\d+\.?\d*|\.\d+))"
     r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$"
 )
+_MAX_QUANTITY_LENGTH = 64
+"""Longer than any quantity the API server accepts (it keeps them within int64)."""
+_MAX_EXPONENT = 30
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
     "n": fractions.Fraction(1, 10**9),
@@ -46,9 +50,13 @@ def parse_quantity(value: object) -> fractions.Fraction:
     if isinstance(value, int):
         return fractions.Fraction(value)
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PodError(f"quantity {value!r} is not a finite number")
         return fractions.Fraction(str(value))
     if not isinstance(value, str):
         raise PodError(f"quantity {value!r} is not a string")
+    if len(value) > _MAX_QUANTITY_LENGTH:
+        raise PodError(f"quantity {value[:20]!r}... is longer than {_MAX_QUANTITY_LENGTH}")
     match = _QUANTITY.match(value.strip())
     if match is None:
         raise PodError(f"quantity {value!r} is not a Kubernetes quantity")
@@ -59,7 +67,10 @@ def parse_quantity(value: object) -> fractions.Fraction:
     if suffix in _DECIMAL:
         return number * _DECIMAL[suffix]
     if suffix:
-        return number * fractions.Fraction(10) ** int(suffix[1:])
+        exponent = int(suffix[1:])
+        if abs(exponent) > _MAX_EXPONENT:  # 10**huge would take forever to compute
+            raise PodError(f"quantity {value!r} is out of range")
+        return number * fractions.Fraction(10) ** exponent
     return number
 
 

@@ -63,11 +63,15 @@ def start(
     timeout: float = 20.0,
     audit_log: pathlib.Path | None = None,
     rbac: pathlib.Path | None = None,
+    bookmark_seconds: float | None = None,
+    watch_events: int | None = None,
 ) -> StandInServer:
     """Start ``python -m gpufair.standin.apiserver`` on a free port; returns once ``/readyz``
     answers.
     With ``audit_log`` the stand-in records there who made which call; with ``rbac`` (YAML of
-    roles and bindings) it refuses the components' calls they do not allow."""
+    roles and bindings) it refuses the components' calls they do not allow. ``bookmark_seconds``
+    and ``watch_events``: how often quiet watches get a BOOKMARK, how many events per resource a
+    watch can resume from (fault tests make both small)."""
     workdir.mkdir(parents=True, exist_ok=True)
     url_file = workdir / "standin.url"
     kubeconfig = workdir / "kubeconfig"
@@ -91,6 +95,10 @@ def start(
         argv += ["--audit-log", str(audit_log)]
     if rbac is not None:
         argv += ["--rbac", str(rbac)]
+    if bookmark_seconds is not None:
+        argv += ["--bookmark-seconds", str(bookmark_seconds)]
+    if watch_events is not None:
+        argv += ["--watch-events", str(watch_events)]
     component = processes.prepare(
         argv,
         name="standin",

@@ -7,9 +7,16 @@ from the pods bound to each node and their ``gpufair.dev/gpus`` annotations, so 
 extender rebuilds the same picture from one list of each kind.
 
 Bind decisions that the API server has not confirmed yet are *assumed* (:meth:`assume`): their
-GPUs count as taken until the pod shows up bound in the watch, or until the assumption expires
-(the bind failed somewhere we did not see). kube-scheduler has no reserve/unreserve call for
-extenders, so this expiry is the only way a lost bind gives its GPUs back.
+GPUs count as taken until the pod shows up bound in the watch, the pod is gone (deleted, or
+missing from a re-list), or bind itself forgets them because its write failed. Never on a
+timer: a watch may stay silent for minutes (its read timeout is 330 s), and forgetting a
+successful bind before the watch delivers it would hand its GPUs out twice. Binds of one tenant
+decide and assume under the tenant's lock (:meth:`tenant_lock`), so the limit a bind checks
+already counts every other bind of that tenant.
+
+The cache knows how current it is: every list, watch event and bookmark is *heard*
+(:meth:`heard`); once some kind has heard nothing for longer than the staleness bound, the
+cache is not ready (:meth:`not_ready`) and snapshots say so, until the watch hears again.
 
 Indexes kept up to date on every event, so a verb never rescans the cluster: per node its
 free GPU set (:class:`~gpufair.state.views.NodeView`), per pool its member nodes, per
@@ -64,7 +71,6 @@ class Assumption:
     node: str
     gpus: frozenset[int]
     resource: str
-    expires_at: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +78,7 @@ class Snapshot:
     """An immutable picture of the cluster for one decision."""
 
     synced: bool
+    """Every kind has been listed and none is stale: verbs may answer from this picture."""
     nodes: Mapping[str, views.NodeView]
     pools: Mapping[str, views.PoolView]
     pool_nodes: Mapping[str, tuple[str, ...]]
@@ -80,6 +87,8 @@ class Snapshot:
     usage: Mapping[tuple[str, str], int]
     """(tenant, pool) -> GPUs held by bound and assumed pods."""
     assumed: Mapping[str, Assumption]
+    not_ready: str | None = None
+    """Why verbs must not answer from this picture (not synced yet, or stale), or ``None``."""
     unbound: Mapping[tuple[str, str], tuple[views.PodView, ...]] = dataclasses.field(
         default_factory=dict
     )
@@ -101,6 +110,18 @@ class Snapshot:
 
     def used(self, tenant: str, pool: str) -> int:
         return self.usage.get((tenant, pool), 0)
+
+
+NOT_SYNCED = "gpufair extender cache has not synced with the API server yet"
+
+
+def stale_reason(bound: float | None) -> str:
+    """The answer while the cache is stale (the same text every time: kube-scheduler groups
+    reasons by text)."""
+    return (
+        f"gpufair extender cache is stale: nothing heard from the API server for over {bound:g} s"
+        " (watch broken or API server unreachable)"
+    )
 
 
 UNKNOWN_SHAPE = -2
@@ -129,16 +150,21 @@ class ClusterCache:
     def __init__(
         self,
         *,
-        assume_ttl_seconds: float = 60.0,
+        staleness_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         required_kinds: Iterable[Kind] = tuple(Kind),
     ) -> None:
+        """``staleness_seconds``: how long a kind may hear nothing from the API server before
+        the cache stops being ready (``None``: never stale, for caches fed by hand)."""
         self._clock = clock
-        self._ttl = assume_ttl_seconds
+        self._staleness = staleness_seconds
         self._required = frozenset(required_kinds)
         self._lock = threading.RLock()
         self._node_locks: dict[str, threading.Lock] = {}
+        self._tenant_locks: dict[str, threading.Lock] = {}
         self._synced: set[Kind] = set()
+        self._heard: dict[Kind, float] = {}
+        self._stale = False
 
         self._node_objs: dict[str, Obj] = {}
         self._parsed: dict[
@@ -195,17 +221,42 @@ class ClusterCache:
             for obj in fresh:
                 self._upsert(kind, obj)
             self._synced.add(kind)
+            self._heard[kind] = self._clock()
             self._dirty.add("synced")
 
     def mark_synced(self, kind: Kind) -> None:
         with self._lock:
             self._synced.add(kind)
+            self._heard[kind] = self._clock()
             self._dirty.add("synced")
+
+    def heard(self, kind: Kind) -> None:
+        """The API server just spoke about ``kind`` (an event, a bookmark, a watch it ended)."""
+        self._heard[kind] = self._clock()  # one dict store: atomic, no lock needed
 
     @property
     def synced(self) -> bool:
         """Every required kind has been listed at least once."""
         return self._required <= self._synced
+
+    def silence(self) -> dict[Kind, float]:
+        """Seconds since each required kind last heard from the API server (``inf``: never)."""
+        now = self._clock()
+        return {kind: now - self._heard.get(kind, -float("inf")) for kind in self._required}
+
+    def stale(self) -> bool:
+        """Some required kind has heard nothing for longer than the staleness bound."""
+        if self._staleness is None or not self.synced:
+            return False
+        return max(self.silence().values(), default=0.0) > self._staleness
+
+    def not_ready(self) -> str | None:
+        """Why verbs must not answer from the cache (``/readyz`` says it too), or ``None``."""
+        if not self.synced:
+            return NOT_SYNCED
+        if self.stale():
+            return stale_reason(self._staleness)
+        return None
 
     # -- assumptions -------------------------------------------------------------------------
 
@@ -217,10 +268,19 @@ class ClusterCache:
                 lock = self._node_locks[node] = threading.Lock()
             return lock
 
+    def tenant_lock(self, tenant: str) -> threading.Lock:
+        """The lock a bind holds on its tenant from reading the tenant's usage until its GPUs
+        are assumed, so a limit is checked against every other bind of the tenant (taken
+        before any node lock)."""
+        with self._lock:
+            lock = self._tenant_locks.get(tenant)
+            if lock is None:
+                lock = self._tenant_locks[tenant] = threading.Lock()
+            return lock
+
     def node(self, name: str) -> views.NodeView | None:
         """The node's current view (assumptions included), without building a snapshot."""
         with self._lock:
-            self._expire()
             return self._views.get(name)
 
     def node_object(self, name: str) -> Obj | None:
@@ -247,10 +307,9 @@ class ClusterCache:
         gpus: frozenset[int],
         resource: str,
     ) -> Assumption:
-        """Count ``gpus`` on ``node`` as taken by the pod until the watch confirms the bind or
-        the assumption expires. Raises :class:`AssumeConflictError` if one of them is not free."""
+        """Count ``gpus`` on ``node`` as taken by the pod until the watch shows it bound or gone,
+        or bind forgets them. Raises :class:`AssumeConflictError` if one of them is not free."""
         with self._lock:
-            self._expire()
             view = self._views.get(node)
             if view is None:
                 raise AssumeConflictError(f"node {node} is not in the cache")
@@ -270,7 +329,6 @@ class ClusterCache:
                 node=node,
                 gpus=gpus,
                 resource=resource,
-                expires_at=self._clock() + self._ttl,
             )
             self._assumed[uid] = assumption
             self._assumed_on_node[node].add(uid)
@@ -289,7 +347,10 @@ class ClusterCache:
     def snapshot(self) -> Snapshot:
         """An immutable picture; the same object as last time when nothing changed."""
         with self._lock:
-            self._expire()
+            stale = self.stale()
+            if stale != self._stale:
+                self._stale = stale
+                self._dirty.add("synced")
             if self._snapshot is not None and not self._dirty:
                 return self._snapshot
             parts = self._frozen_parts
@@ -329,7 +390,8 @@ class ClusterCache:
                 )
             if "assumed" in dirty or "assumed" not in parts:
                 parts["assumed"] = _frozen(self._assumed)
-            self._snapshot = Snapshot(synced=self.synced, **parts)
+            not_ready = self.not_ready()
+            self._snapshot = Snapshot(synced=not_ready is None, not_ready=not_ready, **parts)
             dirty.clear()
             return self._snapshot
 
@@ -476,14 +538,6 @@ class ClusterCache:
             self._unaccount(uid)
         self._rebuild_node(assumption.node)
         self._dirty.add("assumed")
-
-    def _expire(self) -> None:
-        if not self._assumed:
-            return
-        now = self._clock()
-        for uid in [uid for uid, a in self._assumed.items() if a.expires_at <= now]:
-            log.info("assumed bind of pod %s expired unconfirmed", uid)
-            self._forget(uid)
 
     def _resource_of(self, node: str) -> str:
         pool = self._node_pool.get(node)

@@ -4,6 +4,11 @@ One daemon thread per kind: list (replacing everything the cache held of that ki
 watch from the list's resourceVersion, resuming after each server-side timeout. An expired
 version (HTTP 410) or any error (disconnect, API server restart) leads to a fresh list, after a
 short pause for errors, so the cache converges to the API server's state without a restart.
+
+Every event, bookmark (watches ask for them: the API server sends one about once a minute on
+a quiet watch) and cleanly ended watch tells the cache it *heard* from the API server, so a
+watch that went silent (the API server unreachable, a connection stuck) shows up as staleness
+(:meth:`gpufair.state.cache.ClusterCache.stale`) rather than as a quiet cluster.
 """
 
 from __future__ import annotations
@@ -115,11 +120,13 @@ class Watcher:
                 if self._stop.is_set():
                     return
                 events += 1
+                self._cache.heard(kind)
                 version = _version(obj, version)
                 if event in ("ADDED", "MODIFIED"):
                     self._cache.upsert(kind, obj)
                 elif event == "DELETED":
                     self._cache.delete(kind, obj)
+            self._cache.heard(kind)  # the server ended the watch itself: it is there
             if not events and time.monotonic() - started < _QUICK_END_SECONDS:
                 # A server that ends empty watches at once would make this loop spin.
                 self._stop.wait(self._backoff)

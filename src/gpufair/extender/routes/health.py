@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers), ``/readyz`` (the cache has synced) and ``/metrics``."""
+"""``/healthz`` (the process answers), ``/readyz`` (the cache has synced and is not stale) and
+``/metrics``."""
 
 from __future__ import annotations
 
@@ -17,13 +18,10 @@ async def healthz() -> fastapi.Response:
 
 @router.get("/readyz")
 async def readyz(rt: RuntimeDep) -> fastapi.Response:
-    if rt.cache.synced:
+    reason = rt.cache.not_ready()
+    if reason is None:
         return fastapi.Response(content="ok\n", media_type="text/plain")
-    return fastapi.Response(
-        content="cache has not synced with the API server yet\n",
-        status_code=503,
-        media_type="text/plain",
-    )
+    return fastapi.Response(content=f"{reason}\n", status_code=503, media_type="text/plain")
 
 
 @router.get("/metrics")

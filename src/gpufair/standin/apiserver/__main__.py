@@ -58,6 +58,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="YAML of Roles, ClusterRoles and bindings (e.g. the rendered chart): refuse the"
         " components' calls they do not allow with 403, as a real API server does",
     )
+    parser.add_argument(
+        "--bookmark-seconds",
+        type=float,
+        default=60.0,
+        help="seconds between BOOKMARK events on watches that allow them (default 60, as the"
+        " real server's watch cache)",
+    )
+    parser.add_argument(
+        "--watch-events",
+        type=int,
+        default=20_000,
+        help="events kept per resource for watches that resume; older versions get 410 Gone",
+    )
     return parser.parse_args(argv)
 
 
@@ -83,6 +96,8 @@ async def serve(args: argparse.Namespace) -> None:
         slow_lists=dict(args.slow_list),
         audit_log=args.audit_log,
         authorizer=authorizer,
+        bookmark_seconds=args.bookmark_seconds,
+        watch_events=args.watch_events,
     )
     async with standin, kmock.Server(standin, host=args.host, port=args.port or None) as listener:
         url = f"http://{listener.host}:{listener.port}"

@@ -25,6 +25,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import pathlib
 import re
 import time
@@ -82,6 +83,9 @@ class StandIn(kmock.KubernetesEmulator):
     """Append each distinct call (who, and what as RBAC sees it) here (:mod:`.audit`)."""
     authorizer: rbac.Authorizer | None = None
     """Refuse the components' calls these roles and bindings do not allow (403)."""
+    bookmark_seconds: float = 60.0
+    """How often a watch that asked for bookmarks (``allowWatchBookmarks``) gets one: the real
+    server's watch cache sends one about every minute, so a quiet watch is not a dead one."""
 
     _registry: registry.Registry = attrs.field(init=False)
     _store: store.Store = attrs.field(init=False)
@@ -371,11 +375,13 @@ class StandIn(kmock.KubernetesEmulator):
             except ValueError as exc:
                 raise errors.bad_request(f"invalid resourceVersion {since!r}") from exc
 
+        bookmarks = raw.query.get("allowWatchBookmarks", "") in _TRUE
         response = aiohttp.web.StreamResponse(status=200)
         response.content_type = _JSON
         response.enable_chunked_encoding()
         await response.prepare(raw)
         deadline = time.monotonic() + timeout
+        next_bookmark = time.monotonic() + self.bookmark_seconds if bookmarks else math.inf
         try:
             if position < log.compacted:
                 await _write_event(response, _expired(position))
@@ -388,6 +394,9 @@ class StandIn(kmock.KubernetesEmulator):
                     shown = _visible(event, accept, in_scope)
                     if shown is not None:
                         await _write_event(response, shown)
+                if time.monotonic() >= next_bookmark:
+                    await _write_event(response, _bookmark(spec, position))
+                    next_bookmark = time.monotonic() + self.bookmark_seconds
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or raw.transport is None or raw.transport.is_closing():
                     break
@@ -396,7 +405,7 @@ class StandIn(kmock.KubernetesEmulator):
                 await _wait_any(
                     self._store.changed(spec),
                     self._stopping.wait(),
-                    timeout=min(remaining, _WATCH_TICK),
+                    timeout=max(0.0, min(remaining, _WATCH_TICK, next_bookmark - time.monotonic())),
                 )
                 if position < log.compacted:
                     await _write_event(response, _expired(position))
@@ -958,6 +967,18 @@ def _decode(body: bytes, *, content_type: str, empty: Any = None) -> Any:
 def _sort_key(obj: Mapping[str, Any]) -> tuple[str, str]:
     metadata = obj.get("metadata") or {}
     return (metadata.get("namespace") or "", metadata.get("name") or "")
+
+
+def _bookmark(spec: registry.ResourceSpec, position: int) -> dict[str, Any]:
+    """A BOOKMARK event: the watch is alive and has sent everything up to ``position``."""
+    return {
+        "type": "BOOKMARK",
+        "object": {
+            "kind": spec.kind,
+            "apiVersion": spec.api_version,
+            "metadata": {"resourceVersion": str(position)},
+        },
+    }
 
 
 def _expired(position: int) -> dict[str, Any]:
