@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from gpufair.api import extender_wire as wire
-from gpufair.extender import binder, verbs
+from gpufair.extender import binder, runtime, verbs
 from gpufair.extender.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -134,3 +134,7 @@ def bind(rt: Runtime, args: wire.ExtenderBindingArgs) -> wire.ExtenderBindingRes
         bound.numa,
     )
     return wire.ExtenderBindingResult(error="")
+
+
+VERBS = runtime.Verbs(filter_nodes=filter_nodes, prioritize=prioritize, preempt=preempt, bind=bind)
+"""The extender's answers (the routes call them through ``Runtime.verbs``)."""

@@ -168,9 +168,10 @@ class Judge:
         self.placer = placer
         self._pools: dict[str, Verdict | None] = {}
         self._shapes: dict[int, Verdict] = {}
-        self.grouped: tuple[Sequence[str], Sequence[int], dict[int, Verdict]] | None = None
-        """The last candidates :func:`_group` saw, their shape ids and verdicts (prioritize
-        usually gets exactly the nodes filter passed: every one, when all fit)."""
+        self.grouped: list[tuple[Sequence[str], Sequence[int], dict[int, Verdict]]] = []
+        """Names lists seen for this pod (filter's candidates, then those it passed), each with
+        its shape ids and their verdicts: prioritize usually gets exactly the nodes filter
+        passed, and then looks none of them up again."""
 
     def count(self, pool: views.PoolView) -> int:
         return self.ask.requests.get(pool.resource, 0)
@@ -306,14 +307,23 @@ def _group(judge: Judge, candidates: Sequence[str]) -> tuple[Sequence[int], dict
     snapshot = judge.snapshot
     if not candidates:
         return (), {}
-    last = judge.grouped
-    if last is not None and last[0] == candidates:  # names decoded from JSON are cached
-        return last[1], last[2]  # objects, so this compares by identity, without hashing
+    for seen, ids, verdicts in judge.grouped:
+        # The decoders hand out the very list (or its strings) seen before, so this compares
+        # by identity, without hashing.
+        if seen is candidates or seen == candidates:
+            return ids, verdicts
     found = operator.itemgetter(*candidates)(snapshot.shape_of)
-    ids: Sequence[int] = found if len(candidates) > 1 else (found,)
+    ids = found if len(candidates) > 1 else (found,)
     verdicts = judge.verdicts(set(ids))
-    judge.grouped = (candidates, ids, verdicts)
+    _remember(judge, candidates, ids, verdicts)
     return ids, verdicts
+
+
+def _remember(
+    judge: Judge, names: Sequence[str], ids: Sequence[int], verdicts: dict[int, Verdict]
+) -> None:
+    del judge.grouped[:-1]
+    judge.grouped.append((names, ids, verdicts))
 
 
 def _members(
@@ -334,7 +344,15 @@ def filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
     fits = set(itertools.compress(verdicts, map(_CHOICE, verdicts.values())))
     if len(fits) == len(verdicts):
         return FilterOutcome(passed=list(candidates), failed={}, unresolvable={})
-    passed = list(itertools.compress(candidates, map(fits.__contains__, ids)))
+    mask = list(map(fits.__contains__, ids))
+    passed = list(itertools.compress(candidates, mask))
+    if passed:
+        _remember(
+            judge,
+            passed,
+            list(itertools.compress(ids, mask)),
+            {shape: verdicts[shape] for shape in fits},
+        )
     failed: dict[str, str] = {}
     unresolvable: dict[str, str] = {}
     for shape_id, hosts in _members(ids, candidates, {shape: shape for shape in verdicts}).items():

@@ -10,7 +10,6 @@ import fastapi
 import starlette.concurrency
 
 from gpufair.api import extender_wire
-from gpufair.extender import handlers
 from gpufair.extender.routes import wire
 
 router = fastapi.APIRouter(tags=["verbs"], route_class=wire.VerbRoute)
@@ -21,5 +20,5 @@ async def bind(request: fastapi.Request) -> fastapi.Response:
     rt = wire.runtime_of(request)
     with rt.timed("bind"):
         args = await wire.decode(request, extender_wire.ExtenderBindingArgs, verb="bind", rt=rt)
-        result = await starlette.concurrency.run_in_threadpool(handlers.bind, rt, args)
+        result = await starlette.concurrency.run_in_threadpool(rt.verbs.bind, rt, args)
         return wire.answer(extender_wire.encode(result))
