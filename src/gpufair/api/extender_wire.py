@@ -13,7 +13,7 @@ answers with :func:`encode`. The end-to-end scheduler driver uses the same model
 direction, as kube-scheduler does.
 
 ``filter`` and ``prioritize`` carry thousands of node names per call, so their bodies take a
-faster road (:func:`decode_args`, :func:`encode_filter_result`): msgspec decodes and writes the
+faster road (:class:`ArgsCodec`): msgspec decodes and writes the
 name lists in C without a Python step per name, and the result is the same pydantic model built
 without validating each name again. Whatever that road does not accept (a malformed body, full
 ``Nodes``) is decoded by :func:`decode`, so errors and answers are the same on both roads.
@@ -21,7 +21,6 @@ without validating each name again. Whatever that road does not accept (a malfor
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -263,8 +262,13 @@ def encode(answer: pydantic.BaseModel) -> bytes:
     return answer.model_dump_json(by_alias=True).encode()
 
 
-_PLAIN_NAMES = re.compile(r"[A-Za-z0-9._:-]*")
-"""Characters that need no JSON escaping; every valid node name (a DNS subdomain) has only these."""
+_PLAIN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
+
+
+def _plain(text: str) -> bool:
+    """Whether ``text`` has only characters JSON writes as they are; every valid node name (a
+    DNS subdomain) has only these. C-level: an ASCII check and a byte table, no regex."""
+    return text.isascii() and not text.encode().translate(None, _PLAIN_BYTES)
 
 
 def encode_priorities(scores: Mapping[int, Sequence[str]]) -> bytes:
@@ -278,7 +282,7 @@ def encode_priorities(scores: Mapping[int, Sequence[str]]) -> bytes:
         if not 0 <= score <= MAX_EXTENDER_PRIORITY:
             raise ValueError(f"score {score} is outside 0..{MAX_EXTENDER_PRIORITY}")
     groups = [(score, hosts) for score, hosts in scores.items() if hosts]
-    if not all(_PLAIN_NAMES.fullmatch("".join(hosts)) for _, hosts in groups):
+    if not all(_plain("".join(hosts)) for _, hosts in groups):
         return pydantic_core.to_json(
             [{"Host": host, "Score": score} for score, hosts in groups for host in hosts]
         )
@@ -301,48 +305,50 @@ _ENVELOPE = msgspec.json.Decoder(_ArgsEnvelope)
 _NAMES = msgspec.json.Decoder(list[str] | None)
 _ENCODE = msgspec.json.Encoder()
 
-KnownNames = tuple[bytes, list[str]]
-"""A JSON list of names and the list it decodes to (see :func:`decode_args`)."""
 
+class ArgsCodec:
+    """Decodes ``ExtenderArgs`` and writes filter answers, the fast way for names lists.
 
-def decode_args(body: bytes, *, known: KnownNames | None = None) -> ExtenderArgs:
-    """:func:`decode` for ``ExtenderArgs``, fast for the ``nodeCacheCapable`` form.
-
-    ``known`` is a names list whose JSON is known already: when the body's ``NodeNames`` are
-    exactly those bytes (prioritize gets the names filter answered, written by
-    :func:`encode_filter_result`), that list is the answer and the names are not decoded again.
-    A body this road does not take (malformed, or with full ``Nodes``) goes through
-    :func:`decode`: the same model, or the same :class:`WireFormatError`.
+    kube-scheduler sends prioritize the names filter passed, as it got them: the codec keeps
+    the names of the last filter answer it wrote, and when a body's ``NodeNames`` are exactly
+    those bytes it hands out that list instead of decoding the names again. Everything else
+    goes through msgspec (names decoded in C), and what that road does not take (a malformed
+    body, full ``Nodes``) through :func:`decode`: the same model, or the same
+    :class:`WireFormatError`. Safe to share between threads (the memo is replaced whole).
     """
-    try:
-        envelope = _ENVELOPE.decode(body)
-        pod = _check_pod(envelope.Pod)
-        if bytes(envelope.Nodes) != b"null":
+
+    def __init__(self) -> None:
+        self._answered: tuple[bytes, list[str]] | None = None
+
+    def decode(self, body: bytes) -> ExtenderArgs:
+        try:
+            envelope = _ENVELOPE.decode(body)
+            pod = _check_pod(envelope.Pod)
+            if bytes(envelope.Nodes) != b"null":
+                return decode(ExtenderArgs, body)
+            raw = bytes(envelope.NodeNames)
+            known = self._answered
+            names = known[1] if known is not None and raw == known[0] else _NAMES.decode(raw)
+        except (msgspec.DecodeError, ValueError):
             return decode(ExtenderArgs, body)
-        raw = bytes(envelope.NodeNames)
-        names = known[1] if known is not None and raw == known[0] else _NAMES.decode(raw)
-    except (msgspec.DecodeError, ValueError):
-        return decode(ExtenderArgs, body)
-    return ExtenderArgs.model_construct(pod=pod, nodes=None, node_names=names)
+        return ExtenderArgs.model_construct(pod=pod, nodes=None, node_names=names)
 
-
-def encode_filter_result(result: ExtenderFilterResult) -> tuple[bytes, KnownNames | None]:
-    """:func:`encode` for a filter answer, and its ``NodeNames`` as JSON with the list (for
-    :func:`decode_args` of the prioritize call that follows); ``None`` when it has none."""
-    if result.nodes is not None or result.node_names is None:
-        return encode(result), None
-    names = _ENCODE.encode(result.node_names)
-    body = b"".join(
-        (
-            b'{"Nodes":null,"NodeNames":',
-            names,
-            b',"FailedNodes":',
-            _ENCODE.encode(result.failed_nodes),
-            b',"FailedAndUnresolvableNodes":',
-            _ENCODE.encode(result.failed_and_unresolvable_nodes),
-            b',"Error":',
-            _ENCODE.encode(result.error),
-            b"}",
+    def encode_filter_result(self, result: ExtenderFilterResult) -> bytes:
+        """:func:`encode` for a filter answer, remembering its names."""
+        if result.nodes is not None or result.node_names is None:
+            return encode(result)
+        names = _ENCODE.encode(result.node_names)
+        self._answered = (names, result.node_names)
+        return b"".join(
+            (
+                b'{"Nodes":null,"NodeNames":',
+                names,
+                b',"FailedNodes":',
+                _ENCODE.encode(result.failed_nodes),
+                b',"FailedAndUnresolvableNodes":',
+                _ENCODE.encode(result.failed_and_unresolvable_nodes),
+                b',"Error":',
+                _ENCODE.encode(result.error),
+                b"}",
+            )
         )
-    )
-    return body, (names, result.node_names)

@@ -51,8 +51,22 @@ class PodAsk:
         return f"{self.namespace}/{self.name}"
 
 
+_last_read: list[tuple[pods.PodDict, PodAsk]] = []
+"""The last pod read and what it asks: filter and prioritize get the same pod, one after the
+other, and comparing it is cheaper than reading its quantities again."""
+
+
 def read_pod(pod: pods.PodDict) -> PodAsk:
     """The pod's GPU facts; raises :class:`CannotJudgeError` when they are unreadable."""
+    last = _last_read[-1] if _last_read else None
+    if last is not None and (last[0] is pod or last[0] == pod):
+        return last[1]
+    ask = _read_pod(pod)
+    _last_read[:] = [(pod, ask)]
+    return ask
+
+
+def _read_pod(pod: pods.PodDict) -> PodAsk:
     try:
         requests = pods.extended_requests(pod)
     except pods.PodError as exc:
@@ -332,8 +346,8 @@ def _members(
     """The candidates of each group, in input order, in one C-level pass (``groups``: the
     group of every shape in ``ids``)."""
     members: dict[int, list[str]] = {group: [] for group in set(groups.values())}
-    appenders = {shape_id: members[group].append for shape_id, group in groups.items()}
-    collections.deque(map(operator.call, map(appenders.__getitem__, ids), candidates), maxlen=0)
+    lists = {shape_id: members[group] for shape_id, group in groups.items()}
+    collections.deque(map(list.append, map(lists.__getitem__, ids), candidates), maxlen=0)
     return members
 
 
@@ -353,15 +367,27 @@ def filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
             list(itertools.compress(ids, mask)),
             {shape: verdicts[shape] for shape in fits},
         )
-    failed: dict[str, str] = {}
-    unresolvable: dict[str, str] = {}
-    for shape_id, hosts in _members(ids, candidates, {shape: shape for shape in verdicts}).items():
-        verdict = verdicts[shape_id]
-        if not verdict.fits:
-            (unresolvable if verdict.unresolvable else failed).update(
-                dict.fromkeys(hosts, verdict.reason)
-            )
+    reasons = {shape: verdict.reason for shape, verdict in verdicts.items() if not verdict.fits}
+    hard = {shape for shape, verdict in verdicts.items() if verdict.unresolvable}
+    failed = _reasons(candidates, ids, reasons, reasons.keys() - hard)
+    unresolvable = _reasons(candidates, ids, reasons, hard) if hard else {}
     return FilterOutcome(passed=passed, failed=failed, unresolvable=unresolvable)
+
+
+def _reasons(
+    candidates: Sequence[str], ids: Sequence[int], reasons: Mapping[int, str], shapes: set[int]
+) -> dict[str, str]:
+    """Candidate -> reason for the candidates whose shape is in ``shapes`` (C-level passes)."""
+    if not shapes:
+        return {}
+    mask = list(map(shapes.__contains__, ids))
+    return dict(
+        zip(
+            itertools.compress(candidates, mask),
+            map(reasons.__getitem__, itertools.compress(ids, mask)),
+            strict=True,
+        )
+    )
 
 
 def prioritize(judge: Judge, candidates: Sequence[str]) -> dict[int, list[str]]:

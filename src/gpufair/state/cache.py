@@ -297,7 +297,9 @@ class ClusterCache:
             if "nodes" in dirty or "nodes" not in parts:
                 parts["nodes"] = _frozen(self._views)
                 parts["shape_of"] = ShapeIndex(self._shape_of)
-                parts["shapes"] = _frozen(self._shape_nodes)
+                # Not copied: an id, once given, always names the same shape, and any view of
+                # a shape serves every decision about it; ids only get added.
+                parts["shapes"] = types.MappingProxyType(self._shape_nodes)
             if "pools" in dirty or "pools" not in parts:
                 parts["pools"] = _frozen(self._pools)
             if "pool_nodes" in dirty or "pool_nodes" not in parts:

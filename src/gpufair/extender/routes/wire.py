@@ -60,8 +60,7 @@ def runtime_of(request: fastapi.Request) -> runtime.Runtime:
 _last_decoded: dict[type[pydantic.BaseModel], tuple[bytes, pydantic.BaseModel]] = {}
 """Per wire type, the last body decoded and its (frozen) model."""
 
-_answered_names: list[extender_wire.KnownNames] = []
-"""The ``NodeNames`` of the last filter answer, as written and as the list they decode to."""
+_args = extender_wire.ArgsCodec()
 
 
 async def decode(
@@ -73,7 +72,7 @@ async def decode(
     (the same pod, the same names), so a body equal to the last one of its type is not parsed
     again: at 5,000 nodes that is a 50 kB comparison instead of a 50 kB parse. Otherwise its
     names are usually those filter answered, which are not decoded again either
-    (:func:`gpufair.api.extender_wire.decode_args`).
+    (:class:`gpufair.api.extender_wire.ArgsCodec`).
     """
     body = await request.body()
     last = _last_decoded.get(model)
@@ -81,8 +80,7 @@ async def decode(
         return cast(_Model, last[1])
     try:
         if model is extender_wire.ExtenderArgs:
-            known = _answered_names[-1] if _answered_names else None
-            decoded = cast(_Model, extender_wire.decode_args(body, known=known))
+            decoded = cast(_Model, _args.decode(body))
         else:
             decoded = extender_wire.decode(model, body)
     except extender_wire.WireFormatError as exc:
@@ -100,10 +98,7 @@ def answer(body: bytes) -> fastapi.Response:
 
 def answer_filter(result: extender_wire.ExtenderFilterResult) -> fastapi.Response:
     """The filter answer; its names are remembered for decoding the prioritize call."""
-    body, names = extender_wire.encode_filter_result(result)
-    if names is not None:
-        _answered_names[:] = [names]
-    return answer(body)
+    return answer(_args.encode_filter_result(result))
 
 
 def bad_request_handler(_: fastapi.Request, exc: Exception) -> fastapi.Response:
