@@ -114,6 +114,7 @@ def preempt(rt: Runtime, args: wire.ExtenderPreemptionArgs) -> wire.ExtenderPree
 
 def bind(rt: Runtime, args: wire.ExtenderBindingArgs) -> wire.ExtenderBindingResult:
     """Choose the GPUs, record them on the pod, create the binding (blocking API calls)."""
+    rt.placer.release(args.pod_uid)
     if rt.writer is None:
         rt.metrics.errors.labels("bind", "no_client").inc()
         return wire.ExtenderBindingResult(error="gpufair extender has no API client")

@@ -158,6 +158,14 @@ class Placer:
                 found = self._tables[key] = {}
             return found
 
+    def release(self, uid: str) -> None:
+        """The pod's scheduling cycle is over (it is being bound): forget the judge kept for
+        its prioritize, so that its snapshot does not outlive the cycle (while a snapshot
+        lives, the cache copies its node maps before changing them)."""
+        last = self._last_judge
+        if last is not None and last.ask.uid == uid:
+            self._last_judge = None
+
     def judge(self, snapshot: cache.Snapshot, ask: PodAsk) -> Judge:
         """A :class:`Judge` for the pod on this snapshot: the last one when both are the same.
 
