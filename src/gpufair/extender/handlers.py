@@ -42,9 +42,12 @@ def filter_nodes(rt: Runtime, args: wire.ExtenderArgs) -> wire.ExtenderFilterRes
     if not verbs.wants_gpus(ask, snapshot):
         return _pass_all(args)
     outcome = verbs.filter_nodes(rt.placer.judge(snapshot, ask), args.candidate_names())
-    rt.metrics.node_verdicts.labels("passed").inc(len(outcome.passed))
-    rt.metrics.node_verdicts.labels("failed").inc(len(outcome.failed))
-    rt.metrics.node_verdicts.labels("unresolvable").inc(len(outcome.unresolvable))
+    counted = rt.metrics.filtered
+    counted.passed.inc(len(outcome.passed))
+    if outcome.failed:
+        counted.failed.inc(len(outcome.failed))
+    if outcome.unresolvable:
+        counted.unresolvable.inc(len(outcome.unresolvable))
     if args.names_only or args.nodes is None:
         return wire.ExtenderFilterResult(
             node_names=outcome.passed,

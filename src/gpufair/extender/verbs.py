@@ -265,13 +265,14 @@ class Judge:
             tuple((p.name, p.resource, p.mode, p.rule) for p in pools.values()),
         )
         table = self.placer.table(key)
-        for shape_id in list(itertools.filterfalse(table.__contains__, shape_ids)):
+        wanted = shape_ids if isinstance(shape_ids, set) else set(shape_ids)
+        for shape_id in wanted - table.keys():
             table[shape_id] = (
                 _UNKNOWN
                 if shape_id == cache.UNKNOWN_SHAPE
                 else self._judge(snapshot.shapes[shape_id])
             )
-        return dict(zip(shape_ids, map(table.__getitem__, shape_ids), strict=True))
+        return {shape_id: table[shape_id] for shape_id in wanted}
 
     def verdict_for(self, node: views.NodeView) -> Verdict:
         """The verdict for this view of a node (bind passes the node's newest view)."""
