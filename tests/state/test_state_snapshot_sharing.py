@@ -33,9 +33,15 @@ steps = st.lists(
 
 
 def picture(snapshot: cache.Snapshot) -> dict[str, Any]:
-    """What a verb reads of the nodes, as plain values."""
+    """What a verb reads of the nodes, as plain values (``shapes`` gives *a* node of the shape,
+    not necessarily this one: only the shape counts)."""
     return {
-        name: (view.free, view.shape_id, snapshot.shape_of[name], snapshot.shapes[view.shape_id])
+        name: (
+            view.free,
+            view.shape_id,
+            snapshot.shape_of[name],
+            snapshot.shapes[view.shape_id].shape(),
+        )
         for name, view in snapshot.nodes.items()
     }
 
