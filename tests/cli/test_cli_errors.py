@@ -223,6 +223,8 @@ CASES = [
         id="simulate-trace-outside-the-shared-data",
     ),
     case("bench extender --pods 0", USAGE, "--pods", id="bench-extender-no-pods"),
+    case("bench extender --runs 0", USAGE, "--runs", id="bench-extender-no-runs"),
+    case("bench extender --memory 100", USAGE, "--memory", id="bench-extender-memory-one-count"),
     case("bench operator --nodes 0", USAGE, "--nodes", id="bench-operator-no-nodes"),
     case(
         "bench operator --nodes 8 --topology-dir {tmp}",

@@ -21,6 +21,12 @@ def test_bench_extender_reports_every_verb_in_process_and_over_http(
             "40,80",
             "--pods",
             "5",
+            "--runs",
+            "2",
+            "--every-node",
+            "40",
+            "--memory",
+            "50,300",
             "--topology-dir",
             str(shared_data / "topology"),
             "-o",
@@ -30,14 +36,23 @@ def test_bench_extender_reports_every_verb_in_process_and_over_http(
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["budget_ms_per_pod"] == pytest.approx(1000 / 180, abs=0.01)
-    assert [run["nodes"] for run in report["runs"]] == [40, 80]
+    assert report["runs_per_figure"] == 2
+    assert [(run["nodes"], run["candidates"]) for run in report["runs"]] == [
+        (40, "nodes with enough free GPUs by count"),
+        (80, "nodes with enough free GPUs by count"),
+        (40, "every node"),
+    ]
     assert "hgx-h200-8gpu-nv18-10nic" in report["topologies"]
     for run in report["runs"]:
         assert 0.5 < run["occupancy"] <= 0.8
-        for path in ("in_process", "http"):
+        for path in ("in_process", "http", "null_http"):
             for verb in ("filter", "prioritize", "bind", "pod"):
                 figures = run[path][verb]
                 assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+        assert run["null_ratio"]["p50_ms"] > 0
+    memory = report["memory"]
+    assert (memory["nodes"], memory["gpu_pods"]) == (50, 300)
+    assert memory["before_building_mb"] < memory["rss_mb"] <= memory["peak_rss_mb"]
 
 
 def test_bench_table_names_the_budget(
@@ -52,6 +67,12 @@ def test_bench_table_names_the_budget(
                 "30",
                 "--pods",
                 "3",
+                "--runs",
+                "1",
+                "--every-node",
+                "none",
+                "--memory",
+                "none",
                 "--topology-dir",
                 str(shared_data / "topology"),
             ]
@@ -62,6 +83,8 @@ def test_bench_table_names_the_budget(
     assert "5.56 ms per pod" in out
     assert "in-process" in out
     assert "http" in out
+    assert "null" in out
+    assert "HTTP per pod / null" in out
 
 
 @pytest.mark.parametrize("nodes", ["", "ten", "0,5"])

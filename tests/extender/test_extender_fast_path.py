@@ -186,3 +186,27 @@ def test_a_body_repeated_for_another_verb_is_decoded_as_that_verb() -> None:
 
 def kube_json(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize("verb", ["filter", "prioritize"])
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        pytest.param('"free"', "ExtenderArgs: NodeNames: Input should be a valid array", id="text"),
+        pytest.param(
+            '["free", 7]', "ExtenderArgs: NodeNames[1]: Input should be a valid string", id="num"
+        ),
+    ],
+)
+def test_malformed_names_get_400_naming_the_field_after_a_filter_answer(
+    verb: str, names: str, message: str
+) -> None:
+    """The names are decoded by msgspec, or not at all when they are filter's last answer;
+    a bad list still gets pydantic's specific message, never a stack trace."""
+    client = client_for(fresh_state())
+    pod = kube.pod(gpus=2)
+    assert client.post("/filter", json=args(pod)).status_code == 200
+    bad = b'{"Pod":' + kube_json(pod) + b',"Nodes":null,"NodeNames":' + names.encode() + b"}"
+    response = client.post(f"/{verb}", content=bad)
+    assert response.status_code == 400
+    assert response.text.strip() == message

@@ -221,3 +221,72 @@ def test_malformed_bodies_name_the_field(
 ) -> None:
     with pytest.raises(wire.WireFormatError, match=re.escape(message)):
         wire.decode(model, payload)
+
+
+# -- the fast road for names lists (ArgsCodec) ----------------------------------------------------
+
+ARGS_BODIES = [
+    pytest.param(body({"Pod": kube.pod(), "Nodes": None, "NodeNames": ["n1", "n2"]}), id="names"),
+    pytest.param(b'{"Pod":' + body(kube.pod()) + b',"NodeNames":["n1"]}', id="go-compact"),
+    pytest.param(
+        body({"Pod": kube.pod(), "Nodes": {"metadata": {}, "items": [kube.node("n1")]}}),
+        id="full-nodes",
+    ),
+    pytest.param(body({"Pod": kube.pod(), "NodeNames": None}), id="names-null"),
+    pytest.param(body({"Pod": kube.pod()}), id="names-absent"),
+    pytest.param(body({"Pod": kube.pod(), "NodeNames": ["n1"], "Future": [1]}), id="unknown-key"),
+    pytest.param(body({"pod": kube.pod(), "NodeNames": ["n1"]}), id="field-name-not-alias"),
+    pytest.param(b"", id="empty"),
+    pytest.param(b"{not json", id="not-json"),
+    pytest.param(b"[1, 2]", id="a-list"),
+    pytest.param(b'{"NodeNames": []}', id="no-pod"),
+    pytest.param(b'{"Pod": null, "NodeNames": []}', id="null-pod"),
+    pytest.param(body({"Pod": kube.pod(), "NodeNames": "n1"}), id="names-not-list"),
+    pytest.param(body({"Pod": kube.pod(), "NodeNames": ["n1", 2]}), id="a-name-not-text"),
+    pytest.param(body({"Pod": {"spec": {}}, "NodeNames": []}), id="pod-without-metadata"),
+    pytest.param(
+        body({"Pod": {"metadata": {"name": "x"}}, "NodeNames": []}), id="pod-without-namespace"
+    ),
+    pytest.param(
+        body({"Pod": kube.pod(), "Nodes": {"items": [{"metadata": {}}]}}), id="node-without-name"
+    ),
+]
+
+
+def outcome(decode: Any, payload: bytes) -> tuple[str, Any]:
+    try:
+        return "ok", decode(payload).model_dump()
+    except wire.WireFormatError as exc:
+        return "error", str(exc)
+
+
+@pytest.mark.parametrize("payload", ARGS_BODIES)
+def test_the_codec_decodes_as_the_models_do_and_refuses_with_the_same_message(
+    payload: bytes,
+) -> None:
+    """msgspec takes the usual bodies; anything else gets pydantic's answer, errors included."""
+    expected = outcome(lambda raw: wire.decode(wire.ExtenderArgs, raw), payload)
+    assert outcome(wire.ArgsCodec().decode, payload) == expected
+
+
+def test_prioritize_names_equal_to_the_last_filter_answer_are_that_very_list() -> None:
+    codec = wire.ArgsCodec()
+    answer = codec.encode_filter_result(
+        wire.ExtenderFilterResult(
+            node_names=["n1", "n3"], failed_nodes={"n2": "3 free GPUs, 4 requested"}
+        )
+    )
+    assert json.loads(answer) == {
+        "Nodes": None,
+        "NodeNames": ["n1", "n3"],
+        "FailedNodes": {"n2": "3 free GPUs, 4 requested"},
+        "FailedAndUnresolvableNodes": None,
+        "Error": "",
+    }
+    passed = json.loads(answer)["NodeNames"]
+    go_body = b'{"Pod":' + body(kube.pod()) + b',"Nodes":null,"NodeNames":["n1","n3"]}'
+    args = codec.decode(go_body)
+    assert args.node_names == passed
+    assert args.node_names is codec.decode(go_body).node_names  # not decoded again
+    other = codec.decode(go_body.replace(b'"n3"', b'"n4"'))
+    assert other.node_names == ["n1", "n4"]

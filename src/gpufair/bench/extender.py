@@ -16,12 +16,19 @@ extended resources on 5,000 nodes, i.e. about 5.5 ms per pod for the whole sched
 The API writes of bind go to an in-memory stand-in (the API server's latency is not the
 extender's), whose watch thread confirms each binding to the cache as a real watch would.
 Over HTTP the extender runs in its own (forked) process, as it does beside kube-scheduler.
+
+Beside it, in the same run, a *null extender* is timed: the same app, routes, HTTP stack and
+decoding, answering every node passes (score 0, bind ``{"Error": ""}``), sent the very request
+bodies the extender got. It is the floor of the wire format; the report gives the ratio. Every
+figure is the median over ``runs`` runs, each on a freshly built cluster. A separate process
+measures the extender's memory (RSS) with a large cache (:func:`measure_rss`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import itertools
 import json
 import multiprocessing
 import os
@@ -41,7 +48,7 @@ from gpufair.api import extender_wire as wire
 from gpufair.api import names
 from gpufair.core import labels, placement, topology
 from gpufair.extender import app as extender_app
-from gpufair.extender import handlers, runtime, settings
+from gpufair.extender import runtime, settings
 from gpufair.k8s import pods
 from gpufair.state import cache
 
@@ -56,6 +63,10 @@ OCCUPANCY = 0.7
 
 TENANTS = 4
 VERBS = ("filter", "prioritize", "bind")
+
+RSS_NODES = 10_000
+RSS_PODS = 80_000
+"""The cache size at which :func:`measure_rss` reads the extender's memory by default."""
 
 
 Event = tuple[str, Any, str] | None
@@ -196,12 +207,8 @@ class Cluster:
     occupancy: float
 
 
-def build_cluster(
-    node_count: int, topologies: Mapping[str, topology.NodeTopology], *, seed: int
-) -> Cluster:
-    """A synced cache of ``node_count`` nodes filled to :data:`OCCUPANCY` by real placement."""
-    rng = random.Random(seed)
-    shapes = list(topologies.values())
+def _pool_and_tenants() -> cache.ClusterCache:
+    """A synced cache with the benchmark's pool and tenants, and no node yet."""
     state = cache.ClusterCache()
     state.replace(
         cache.Kind.GPU_POOL,
@@ -227,6 +234,16 @@ def build_cluster(
         ],
     )
     state.replace(cache.Kind.NAMESPACE, [])
+    return state
+
+
+def build_cluster(
+    node_count: int, topologies: Mapping[str, topology.NodeTopology], *, seed: int
+) -> Cluster:
+    """A synced cache of ``node_count`` nodes filled to :data:`OCCUPANCY` by real placement."""
+    rng = random.Random(seed)
+    shapes = list(topologies.values())
+    state = _pool_and_tenants()
     nodes = [_node(f"node-{i:05d}", shapes[i % len(shapes)]) for i in range(node_count)]
     state.replace(cache.Kind.NODE, nodes)
     free = {n["metadata"]["name"]: frozenset(range(8)) for n in nodes}
@@ -291,13 +308,14 @@ Call = Callable[[str, bytes], bytes]
 
 
 def _in_process(rt: runtime.Runtime) -> Call:
+    codec = wire.ArgsCodec()  # the routes' decoding and encoding
+
     def call(verb: str, body: bytes) -> bytes:
         if verb == "filter":
-            return wire.encode(handlers.filter_nodes(rt, wire.decode(wire.ExtenderArgs, body)))
+            return codec.encode_filter_result(rt.verbs.filter_nodes(rt, codec.decode(body)))
         if verb == "prioritize":
-            args = wire.decode(wire.ExtenderArgs, body)
-            return wire.encode_priorities(handlers.prioritize(rt, args))
-        return wire.encode(handlers.bind(rt, wire.decode(wire.ExtenderBindingArgs, body)))
+            return wire.encode_priorities(rt.verbs.prioritize(rt, codec.decode(body)))
+        return wire.encode(rt.verbs.bind(rt, wire.decode(wire.ExtenderBindingArgs, body)))
 
     return call
 
@@ -313,6 +331,7 @@ def _schedule(
     every_node: bool,
     cpu_clock: Callable[[], float] = time.thread_time,
     cpu_per_call: bool = True,
+    record: list[tuple[bytes, bytes, bytes]] | None = None,
 ) -> Timings:
     """Schedule pods one by one as kube-scheduler does: filter (the nodes its own filters
     passed, or ``every_node``), prioritize (the nodes the extender passed), bind to the best.
@@ -324,6 +343,7 @@ def _schedule(
     thread's clock) it is read around each call; otherwise (over HTTP: the server process, all
     its threads) once around the whole run, so it includes what the extender does between
     calls (applying watch events). Before each pod the extender has applied every earlier event.
+    ``record`` collects the bodies of every measured pod (for :func:`_replay`).
     """
     timings = Timings()
     cpu = 0.0
@@ -347,21 +367,19 @@ def _schedule(
         candidates = view.node_names if every_node else view.feasible(gpus)
         if not candidates:
             continue
-        pod_json = json.dumps(pod)
-        filter_body = (
-            f'{{"Pod":{pod_json},"Nodes":null,"NodeNames":{json.dumps(candidates)}}}'.encode()
-        )
-        raw, filter_took = timed("filter", filter_body)
+        pod_json = _go_json(pod)
+        filter_body = f'{{"Pod":{pod_json},"Nodes":null,"NodeNames":{_go_json(candidates)}}}'
+        raw, filter_took = timed("filter", filter_body.encode())
         passed = json.loads(raw)["NodeNames"] or []
         if not passed:
             timings.add("filter", filter_took)
             continue
-        prioritize_body = f'{{"Pod":{pod_json},"Nodes":null,"NodeNames":{json.dumps(passed)}}}'
+        prioritize_body = f'{{"Pod":{pod_json},"Nodes":null,"NodeNames":{_go_json(passed)}}}'
         raw, prioritize_took = timed("prioritize", prioritize_body.encode())
         scores = json.loads(raw)
         best = max(scores, key=lambda entry: entry["Score"])["Host"]
         meta = pod["metadata"]
-        bind_body = json.dumps(
+        bind_body = _go_json(
             {
                 "PodName": meta["name"],
                 "PodNamespace": meta["namespace"],
@@ -373,6 +391,8 @@ def _schedule(
         error = json.loads(raw)["Error"]
         if error:
             raise RuntimeError(f"bind of {meta['name']} to {best} failed: {error}")
+        if record is not None:
+            record.append((filter_body.encode(), prioritize_body.encode(), bind_body))
         measured += 1
         timings.add("filter", filter_took)
         timings.add("prioritize", prioritize_took)
@@ -385,6 +405,57 @@ def _schedule(
         cpu = cpu_clock() - run_started
     timings.cpu_ms_per_pod = cpu * 1000 / measured if measured else None
     return timings
+
+
+def _go_json(value: Any) -> str:
+    """JSON as Go's ``encoding/json`` writes it (no spaces), as kube-scheduler sends it."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _replay(
+    call: Call, bodies: Sequence[tuple[bytes, bytes, bytes]], cpu_clock: Callable[[], float]
+) -> Timings:
+    """Send the recorded bodies of every pod again, in order (the null extender's run)."""
+    timings = Timings()
+    started = cpu_clock()
+    for pod_bodies in bodies:
+        took = 0.0
+        for verb, body in zip(VERBS, pod_bodies, strict=True):
+            began = time.perf_counter()
+            call(verb, body)
+            elapsed = time.perf_counter() - began
+            timings.add(verb, elapsed)
+            took += elapsed
+        timings.add("pod", took)
+    if bodies:
+        timings.cpu_ms_per_pod = (cpu_clock() - started) * 1000 / len(bodies)
+    return timings
+
+
+def _pass_all(_: runtime.Runtime, args: wire.ExtenderArgs) -> wire.ExtenderFilterResult:
+    return wire.ExtenderFilterResult(
+        node_names=args.node_names, failed_nodes={}, failed_and_unresolvable_nodes={}
+    )
+
+
+def _zero(_: runtime.Runtime, args: wire.ExtenderArgs) -> dict[int, list[str]]:
+    return {0: args.candidate_names()}
+
+
+def _no_victims(
+    _: runtime.Runtime, args: wire.ExtenderPreemptionArgs
+) -> wire.ExtenderPreemptionResult:
+    return wire.ExtenderPreemptionResult(node_name_to_meta_victims=args.proposals())
+
+
+def _bound_nowhere(_: runtime.Runtime, __: wire.ExtenderBindingArgs) -> wire.ExtenderBindingResult:
+    return wire.ExtenderBindingResult(error="")
+
+
+NULL_VERBS = runtime.Verbs(
+    filter_nodes=_pass_all, prioritize=_zero, preempt=_no_victims, bind=_bound_nowhere
+)
+"""The null extender: every node passes and scores 0, bind answers success without writing."""
 
 
 def _process_cpu_clock(pid: int) -> Callable[[], float]:
@@ -406,9 +477,10 @@ def _free_port() -> int:
         return port
 
 
-def _serve(app: Any, api: _Api, port: int, ready: Any, stack: HttpStack) -> None:
+def _serve(app: Any, api: _Api | None, port: int, ready: Any, stack: HttpStack) -> None:
     """The extender's own process: uvicorn serving the app built before the fork."""
-    api.start()
+    if api is not None:
+        api.start()
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -481,7 +553,7 @@ class _Client:
 
 
 def _over_http(
-    app: Any, api: _Api, stack: HttpStack
+    app: Any, api: _Api | None, stack: HttpStack
 ) -> tuple[Call, Callable[[], None], Callable[[], float]]:
     """Serve ``app`` from a forked process (the scheduler and the extender are separate
     processes, and one process would make client and server fight over one GIL)."""
@@ -489,8 +561,9 @@ def _over_http(
     port = _free_port()
     ready = context.Event()
     process = context.Process(target=_serve, args=(app, api, port, ready, stack), daemon=True)
-    api.stop()  # the child starts its own watch thread
-    api.events.join()
+    if api is not None:
+        api.stop()  # the child starts its own watch thread
+        api.events.join()
     process.start()
     if not ready.wait(20):
         process.kill()
@@ -512,16 +585,101 @@ def _over_http(
     return call, stop, _process_cpu_clock(process.pid)
 
 
+def _one_run(
+    count: int,
+    topologies: Mapping[str, topology.NodeTopology],
+    *,
+    pods_per_run: int,
+    seed: int,
+    every_node: bool,
+    stack: HttpStack,
+) -> dict[str, Any]:
+    """One run at ``count`` nodes: in-process, over HTTP, and the null extender over HTTP."""
+    context = multiprocessing.get_context("fork")
+    cluster = build_cluster(count, topologies, seed=seed)
+    node_names = sorted(cluster.state.snapshot().nodes)
+    view = _SchedulerView(cluster, node_names)
+    events = context.JoinableQueue()
+    api = _Api(cluster, events)
+    api.start()
+    app = extender_app.create_app(
+        settings.ExtenderSettings(watch=False), state=cluster.state, writer=api
+    )
+    rt: runtime.Runtime = app.state.runtime
+    extender_app.freeze_heap()  # what the app does once its watches have synced
+    rng = random.Random(seed)
+    local = _in_process(rt)
+    common: dict[str, Any] = {"rng": rng, "every_node": every_node}
+    # Warm-up: fills the placement memo as a long-running extender's would be.
+    _schedule(local, view, events, pods_to_schedule=50, first_number=10**6, **common)
+    in_process = _schedule(
+        local, view, events, pods_to_schedule=pods_per_run, first_number=2 * 10**6, **common
+    )
+    events.join()
+    snapshot = cluster.state.snapshot()
+    bodies: list[tuple[bytes, bytes, bytes]] = []
+    remote, stop, server_cpu = _over_http(app, api, stack)
+    try:
+        _schedule(remote, view, events, pods_to_schedule=20, first_number=3 * 10**6, **common)
+        over_http = _schedule(
+            remote,
+            view,
+            events,
+            pods_to_schedule=pods_per_run,
+            first_number=4 * 10**6,
+            cpu_clock=server_cpu,
+            cpu_per_call=False,
+            record=bodies,
+            **common,
+        )
+    finally:
+        stop()
+    null_app = extender_app.create_app(
+        settings.ExtenderSettings(watch=False), state=cluster.state, answers=NULL_VERBS
+    )
+    null, stop, null_cpu = _over_http(null_app, None, stack)
+    try:
+        _replay(null, bodies[:20], null_cpu)
+        null_http = _replay(null, bodies, null_cpu)
+    finally:
+        stop()
+    return {
+        "gpus": 8 * count,
+        "occupancy": round(cluster.occupancy, 3),
+        "distinct_node_shapes": len({v.shape_id for v in snapshot.nodes.values()}),
+        "in_process": in_process.summary(),
+        "http": over_http.summary(),
+        "null_http": null_http.summary(),
+    }
+
+
+def _median(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Each figure of the summaries (``Timings.summary``) as its median over the runs."""
+    out: dict[str, Any] = {}
+    for key, value in summaries[0].items():
+        if isinstance(value, Mapping):
+            out[key] = _median([summary[key] for summary in summaries])
+        elif value is None:
+            out[key] = None
+        else:
+            out[key] = round(statistics.median(summary[key] for summary in summaries), 3)
+    return out
+
+
 def run(
     node_counts: Sequence[int],
     *,
     pods_per_run: int = 200,
+    runs: int = 5,
     topology_dir: pathlib.Path | None = None,
     seed: int = 1,
-    every_node: bool = False,
+    every_node: Sequence[int] = (),
     stack: HttpStack | None = None,
+    rss: tuple[int, int] | None = (RSS_NODES, RSS_PODS),
 ) -> dict[str, Any]:
-    """Measure every node count in-process and over HTTP; the report as a JSON-able dict."""
+    """Measure every node count in-process, over HTTP and against the null extender (and with
+    every node sent to filter at the counts in ``every_node``); each figure is the median of
+    ``runs`` runs. ``rss``: (nodes, GPU pods) of the memory measurement, ``None`` to skip it."""
     stack = stack or HttpStack()
     topologies = captures.load_dir(topology_dir or captures.default_dir())
     report: dict[str, Any] = {
@@ -530,77 +688,117 @@ def run(
         "5,000 nodes",
         "topologies": sorted(topologies),
         "pods_per_run": pods_per_run,
-        "candidates": "every node" if every_node else "nodes with enough free GPUs by count",
+        "runs_per_figure": runs,
         "http_stack": stack.resolved(),
         "runs": [],
     }
-    context = multiprocessing.get_context("fork")
-    for count in node_counts:
-        cluster = build_cluster(count, topologies, seed=seed)
-        node_names = sorted(cluster.state.snapshot().nodes)
-        view = _SchedulerView(cluster, node_names)
-        events = context.JoinableQueue()
-        api = _Api(cluster, events)
-        api.start()
-        app = extender_app.create_app(
-            settings.ExtenderSettings(watch=False), state=cluster.state, writer=api
-        )
-        rt: runtime.Runtime = app.state.runtime
-        extender_app.freeze_heap()  # what the app does once its watches have synced
-        rng = random.Random(seed)
-        local = _in_process(rt)
-        common: dict[str, Any] = {"rng": rng, "every_node": every_node}
-        # Warm-up: fills the placement memo as a long-running extender's would be.
-        _schedule(local, view, events, pods_to_schedule=50, first_number=10**6, **common)
-        in_process = _schedule(
-            local, view, events, pods_to_schedule=pods_per_run, first_number=2 * 10**6, **common
-        )
-        events.join()
-        snapshot = cluster.state.snapshot()
-        remote, stop, server_cpu = _over_http(app, api, stack)
-        try:
-            _schedule(remote, view, events, pods_to_schedule=20, first_number=3 * 10**6, **common)
-            over_http = _schedule(
-                remote,
-                view,
-                events,
-                pods_to_schedule=pods_per_run,
-                first_number=4 * 10**6,
-                cpu_clock=server_cpu,
-                cpu_per_call=False,
-                **common,
+    plan = [(count, False) for count in node_counts]
+    plan += [(count, True) for count in every_node]
+    for count, all_nodes in plan:
+        results = [
+            _one_run(
+                count,
+                topologies,
+                pods_per_run=pods_per_run,
+                seed=seed + number,
+                every_node=all_nodes,
+                stack=stack,
             )
-        finally:
-            stop()
-        report["runs"].append(
-            {
-                "nodes": count,
-                "gpus": 8 * count,
-                "occupancy": round(cluster.occupancy, 3),
-                "distinct_node_shapes": len({v.shape_id for v in snapshot.nodes.values()}),
-                "in_process": in_process.summary(),
-                "http": over_http.summary(),
-            }
-        )
+            for number in range(runs)
+        ]
+        row = {
+            "nodes": count,
+            "candidates": "every node" if all_nodes else "nodes with enough free GPUs by count",
+            **_median(results),
+        }
+        row["null_ratio"] = {
+            figure: round(row["http"]["pod"][figure] / row["null_http"]["pod"][figure], 2)
+            for figure in ("p50_ms", "p99_ms")
+        }
+        report["runs"].append(row)
+    if rss is not None:
+        report["memory"] = measure_rss(*rss, topology_dir=topology_dir)
     return report
+
+
+def measure_rss(
+    node_count: int, pod_count: int, *, topology_dir: pathlib.Path | None = None
+) -> dict[str, Any]:
+    """The extender's resident memory with ``node_count`` nodes and ``pod_count`` bound GPU pods
+    in its cache (one GPU each, spread over the nodes), measured in a fresh process: after the
+    lists are applied and the heap frozen (what stays) and at its peak (the lists included)."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(
+        target=_rss_child, args=(child, node_count, pod_count, topology_dir), daemon=True
+    )
+    process.start()
+    figures: dict[str, Any] = parent.recv()
+    process.join(30)
+    return figures
+
+
+def _memory_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MB, from ``/proc`` (Linux)."""
+    fields = dict(
+        line.split(":", 1) for line in pathlib.Path("/proc/self/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _rss_child(
+    pipe: Any, node_count: int, pod_count: int, topology_dir: pathlib.Path | None
+) -> None:
+    started, _ = _memory_mb()
+    shapes = list(captures.load_dir(topology_dir or captures.default_dir()).values())
+    state = _pool_and_tenants()
+    names_ = [f"node-{i:05d}" for i in range(node_count)]
+    state.replace(
+        cache.Kind.NODE, [_node(name, shapes[i % len(shapes)]) for i, name in enumerate(names_)]
+    )
+    pods_ = [
+        _bound(_pod(number, 1, number % TENANTS), names_[node], [gpu])
+        for number, (gpu, node) in zip(
+            range(pod_count), itertools.product(range(8), range(node_count)), strict=False
+        )
+    ]
+    state.replace(cache.Kind.POD, pods_)
+    del pods_
+    app = extender_app.create_app(settings.ExtenderSettings(watch=False), state=state)
+    extender_app.freeze_heap()
+    rt: runtime.Runtime = app.state.runtime
+    args = wire.ExtenderArgs(pod=_pod(0, 1, 0), node_names=names_)
+    rt.verbs.filter_nodes(rt, args)
+    rt.verbs.prioritize(rt, args)
+    current, peak = _memory_mb()
+    pipe.send(
+        {
+            "nodes": node_count,
+            "gpu_pods": state.pod_count(),
+            "rss_mb": round(current, 1),
+            "peak_rss_mb": round(peak, 1),
+            "before_building_mb": round(started, 1),
+        }
+    )
 
 
 def render(report: Mapping[str, Any]) -> str:
     """The report as an aligned table."""
     budget = report["budget_ms_per_pod"]
     lines = [
-        f"gpufair extender benchmark: {report['pods_per_run']} pods per run, topologies: "
-        f"{', '.join(report['topologies'])}",
-        f"budget: {budget} ms per pod ({report['budget_source']})",
-        f"filter candidates: {report['candidates']}; HTTP: {report['http_stack']}",
+        f"gpufair extender benchmark: {report['pods_per_run']} pods per run, median of "
+        f"{report['runs_per_figure']} runs; topologies: {', '.join(report['topologies'])}",
+        f"budget: {budget} ms per pod ({report['budget_source']}); HTTP: {report['http_stack']}",
         "wall-clock p50/p99 per call; CPU/pod: the extender's CPU time per pod (mean; in-process"
-        " its calls, over HTTP its whole process), which other jobs on the machine do not inflate",
+        " its calls, over HTTP its whole process), which other jobs on the machine do not inflate;"
+        " null: the same HTTP stack and decoding answering every node passes, sent the same"
+        " bodies (the floor of the wire format)",
         "",
         f"{'nodes':>6} {'path':<11} {'filter':>13} {'prioritize':>13} {'bind':>13} "
         f"{'per pod':>13} {'of budget':>9} {'CPU/pod':>9} {'of budget':>9}",
     ]
     for run_ in report["runs"]:
-        for path in ("in_process", "http"):
+        for path in ("in_process", "http", "null_http"):
             figures = run_[path]
 
             def cell(verb: str, figures: Mapping[str, Any] = figures) -> str:
@@ -609,12 +807,21 @@ def render(report: Mapping[str, Any]) -> str:
             cpu = figures.get("cpu_ms_per_pod")
             cpu_cells = f"{cpu:>6.2f} ms {cpu / budget:>9.0%}" if cpu is not None else ""
             lines.append(
-                f"{run_['nodes']:>6} {path.replace('_', '-'):<11} {cell('filter'):>13} "
-                f"{cell('prioritize'):>13} {cell('bind'):>13} {cell('pod'):>13} "
-                f"{figures['pod']['p50_ms'] / budget:>9.0%} {cpu_cells}"
+                f"{run_['nodes']:>6} {path.replace('_http', '').replace('_', '-'):<11} "
+                f"{cell('filter'):>13} {cell('prioritize'):>13} {cell('bind'):>13} "
+                f"{cell('pod'):>13} {figures['pod']['p50_ms'] / budget:>9.0%} {cpu_cells}"
             )
+        ratio = run_["null_ratio"]
         lines.append(
-            f"{'':>6} occupancy {run_['occupancy']:.0%}, "
-            f"{run_['distinct_node_shapes']} distinct node shapes (all ms)"
+            f"{'':>6} candidates: {run_['candidates']}; occupancy {run_['occupancy']:.0%}, "
+            f"{run_['distinct_node_shapes']} distinct node shapes; HTTP per pod / null: "
+            f"p50 {ratio['p50_ms']:.2f}x, p99 {ratio['p99_ms']:.2f}x"
+        )
+    memory = report.get("memory")
+    if memory is not None:
+        lines.append(
+            f"memory: {memory['rss_mb']:.0f} MB resident with {memory['nodes']} nodes and "
+            f"{memory['gpu_pods']} GPU pods cached (peak {memory['peak_rss_mb']:.0f} MB while "
+            f"applying the lists; {memory['before_building_mb']:.0f} MB before building)"
         )
     return "\n".join(lines)

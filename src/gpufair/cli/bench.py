@@ -28,6 +28,10 @@ def _counts(text: str) -> list[int]:
     return counts
 
 
+def _counts_or_none(text: str) -> list[int]:
+    return [] if text.strip().lower() == "none" else _counts(text)
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("bench", help="run a benchmark", description=__doc__)
     targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
@@ -35,9 +39,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "extender", help="extender verb latency on a synthetic cluster", description=__doc__
     )
     extender.add_argument(
-        "--nodes", type=_counts, default=[1000, 5000], help="node counts, e.g. 1000,5000"
+        "--nodes",
+        type=_counts,
+        default=[1000, 5000, 10000],
+        help="node counts (default 1000,5000,10000)",
     )
     extender.add_argument("--pods", type=int, default=200, help="measured pods per run (200)")
+    extender.add_argument(
+        "--runs", type=int, default=5, help="runs per figure; the median is shown (5)"
+    )
     extender.add_argument(
         "--topology-dir",
         type=pathlib.Path,
@@ -46,8 +56,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     extender.add_argument("--seed", type=int, default=1, help="random seed (1)")
     extender.add_argument(
         "--every-node",
-        action="store_true",
-        help="send filter every node, not only those kube-scheduler's own resource check passes",
+        type=_counts_or_none,
+        default=[5000],
+        metavar="NODES",
+        help="node counts at which filter is also sent every node, not only those "
+        "kube-scheduler's own resource check passes (default 5000; 'none' for none)",
+    )
+    extender.add_argument(
+        "--memory",
+        type=_counts_or_none,
+        default=[10000, 80000],
+        metavar="NODES,PODS",
+        help="nodes and GPU pods in the cache when measuring the extender's resident memory "
+        "(default 10000,80000; 'none' to skip)",
     )
     extender.add_argument(
         "--http",
@@ -88,17 +109,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run_extender(args: argparse.Namespace) -> int:
     from gpufair.bench import extender as bench
 
-    if args.pods < 1:
-        print("gpufair bench extender: --pods must be at least 1", file=sys.stderr)
+    for flag, value in (("--pods", args.pods), ("--runs", args.runs)):
+        if value < 1:
+            print(f"gpufair bench extender: {flag} must be at least 1", file=sys.stderr)
+            return 2
+    if args.memory and len(args.memory) != 2:
+        print("gpufair bench extender: --memory takes NODES,PODS", file=sys.stderr)
         return 2
     try:
         report = bench.run(
             args.nodes,
             pods_per_run=args.pods,
+            runs=args.runs,
             topology_dir=args.topology_dir,
             seed=args.seed,
             every_node=args.every_node,
             stack=bench.HttpStack(http=args.http, loop=args.loop),
+            rss=(args.memory[0], args.memory[1]) if args.memory else None,
         )
     except FileNotFoundError as exc:
         print(f"gpufair bench extender: {exc}", file=sys.stderr)

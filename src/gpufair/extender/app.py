@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import fastapi
 
-from gpufair.extender import binder, metrics, runtime, settings, verbs
+from gpufair.extender import binder, handlers, metrics, runtime, settings, verbs
 from gpufair.extender.routes import ROUTERS, wire
 from gpufair.state import cache, watch
 
@@ -39,8 +39,10 @@ def create_app(
     state: cache.ClusterCache | None = None,
     writer: binder.PodWriter | None = None,
     source: watch.Source | None = None,
+    answers: runtime.Verbs = handlers.VERBS,
 ) -> fastapi.FastAPI:
-    """The app; ``state``/``writer``/``source`` replace the API server connection when given."""
+    """The app; ``state``/``writer``/``source`` replace the API server connection when given,
+    ``answers`` the verbs' answers (the benchmark's null extender)."""
     config = config or settings.get_settings()
     state = state or cache.ClusterCache(staleness_seconds=config.staleness_seconds)
     if source is None and writer is None and config.watch:
@@ -63,6 +65,7 @@ def create_app(
         cache=state,
         placer=verbs.Placer(),
         metrics=metrics.Metrics(),
+        verbs=answers,
         writer=writer,
         watcher=watcher,
     )

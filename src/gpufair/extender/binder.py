@@ -162,6 +162,7 @@ def _choose_and_assume(
             assert node.pool is not None
             pool = snapshot.pools[node.pool]
             gpus = frozenset(verdict.choice.gpus)
+            del judge, snapshot  # a live snapshot makes the cache copy its node maps to assume
             try:
                 state.assume(
                     uid=ask.uid,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from gpufair.api import extender_wire as wire
-from gpufair.extender import binder, verbs
+from gpufair.extender import binder, runtime, verbs
 from gpufair.extender.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,12 @@ def filter_nodes(rt: Runtime, args: wire.ExtenderArgs) -> wire.ExtenderFilterRes
     if not verbs.wants_gpus(ask, snapshot):
         return _pass_all(args)
     outcome = verbs.filter_nodes(rt.placer.judge(snapshot, ask), args.candidate_names())
-    rt.metrics.node_verdicts.labels("passed").inc(len(outcome.passed))
-    rt.metrics.node_verdicts.labels("failed").inc(len(outcome.failed))
-    rt.metrics.node_verdicts.labels("unresolvable").inc(len(outcome.unresolvable))
+    counted = rt.metrics.filtered
+    counted.passed.inc(len(outcome.passed))
+    if outcome.failed:
+        counted.failed.inc(len(outcome.failed))
+    if outcome.unresolvable:
+        counted.unresolvable.inc(len(outcome.unresolvable))
     if args.names_only or args.nodes is None:
         return wire.ExtenderFilterResult(
             node_names=outcome.passed,
@@ -114,6 +117,7 @@ def preempt(rt: Runtime, args: wire.ExtenderPreemptionArgs) -> wire.ExtenderPree
 
 def bind(rt: Runtime, args: wire.ExtenderBindingArgs) -> wire.ExtenderBindingResult:
     """Choose the GPUs, record them on the pod, create the binding (blocking API calls)."""
+    rt.placer.release(args.pod_uid)
     if rt.writer is None:
         rt.metrics.errors.labels("bind", "no_client").inc()
         return wire.ExtenderBindingResult(error="gpufair extender has no API client")
@@ -134,3 +138,7 @@ def bind(rt: Runtime, args: wire.ExtenderBindingArgs) -> wire.ExtenderBindingRes
         bound.numa,
     )
     return wire.ExtenderBindingResult(error="")
+
+
+VERBS = runtime.Verbs(filter_nodes=filter_nodes, prioritize=prioritize, preempt=preempt, bind=bind)
+"""The extender's answers (the routes call them through ``Runtime.verbs``)."""

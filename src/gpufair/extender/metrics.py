@@ -8,6 +8,7 @@ level of every GPU set it binds, and the state of its cache.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 
 import prometheus_client
@@ -30,6 +31,16 @@ LATENCY_BUCKETS = (
     5.0,
 )
 """Seconds; kube-scheduler's default extender timeout is 5 s, the budget per pod ~5.5 ms."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterCounts:
+    """The three children of ``gpufair_extender_filter_nodes``, looked up once (filter counts
+    into them on every call)."""
+
+    passed: prometheus_client.Counter
+    failed: prometheus_client.Counter
+    unresolvable: prometheus_client.Counter
 
 
 class Metrics:
@@ -61,6 +72,11 @@ class Metrics:
             "GPU sets bound, by pool and worst link inside the set (NVLINK best, SYS worst).",
             ("pool", "level"),
             registry=self.registry,
+        )
+        self.filtered = FilterCounts(
+            passed=self.node_verdicts.labels("passed"),
+            failed=self.node_verdicts.labels("failed"),
+            unresolvable=self.node_verdicts.labels("unresolvable"),
         )
         self.victims_removed = prometheus_client.Counter(
             "gpufair_extender_preempt_victims_removed",

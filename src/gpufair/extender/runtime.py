@@ -1,7 +1,10 @@
-"""What the routes share: the cache, the memoised placer, the API writer, the metrics.
+"""What the routes share: the cache, the memoised placer, the API writer, the metrics, and
+the functions that answer the verbs.
 
 One :class:`Runtime` per app, kept in ``app.state.runtime`` and handed to routes by the
-:func:`get_runtime` dependency (``RuntimeDep``).
+:func:`get_runtime` dependency (``RuntimeDep``). The verb functions are part of it so that the
+benchmark can serve a *null extender* (every node passes) through the very same routes,
+decoding and encoding: the floor the wire format sets.
 """
 
 from __future__ import annotations
@@ -14,8 +17,20 @@ from typing import Annotated
 
 import fastapi
 
+from gpufair.api import extender_wire as wire
 from gpufair.extender import binder, metrics, verbs
 from gpufair.state import cache, watch
+
+
+@dataclasses.dataclass(frozen=True)
+class Verbs:
+    """What answers each verb, from decoded request to answer
+    (:data:`gpufair.extender.handlers.VERBS` in the extender)."""
+
+    filter_nodes: Callable[[Runtime, wire.ExtenderArgs], wire.ExtenderFilterResult]
+    prioritize: Callable[[Runtime, wire.ExtenderArgs], dict[int, list[str]]]
+    preempt: Callable[[Runtime, wire.ExtenderPreemptionArgs], wire.ExtenderPreemptionResult]
+    bind: Callable[[Runtime, wire.ExtenderBindingArgs], wire.ExtenderBindingResult]
 
 
 @dataclasses.dataclass
@@ -23,6 +38,7 @@ class Runtime:
     cache: cache.ClusterCache
     placer: verbs.Placer
     metrics: metrics.Metrics
+    verbs: Verbs
     writer: binder.PodWriter | None = None
     watcher: watch.Watcher | None = None
     wall_clock: Callable[[], float] = time.time

@@ -53,8 +53,22 @@ class PodAsk:
         return f"{self.namespace}/{self.name}"
 
 
+_last_read: list[tuple[pods.PodDict, PodAsk]] = []
+"""The last pod read and what it asks: filter and prioritize get the same pod, one after the
+other, and comparing it is cheaper than reading its quantities again."""
+
+
 def read_pod(pod: pods.PodDict) -> PodAsk:
     """The pod's GPU facts; raises :class:`CannotJudgeError` when they are unreadable."""
+    last = _last_read[-1] if _last_read else None
+    if last is not None and (last[0] is pod or last[0] == pod):
+        return last[1]
+    ask = _read_pod(pod)
+    _last_read[:] = [(pod, ask)]
+    return ask
+
+
+def _read_pod(pod: pods.PodDict) -> PodAsk:
     try:
         requests = pods.extended_requests(pod)
         shares = pods.request_shares(pod, requests)
@@ -151,6 +165,14 @@ class Placer:
                 found = self._tables[key] = {}
             return found
 
+    def release(self, uid: str) -> None:
+        """The pod's scheduling cycle is over (it is being bound): forget the judge kept for
+        its prioritize, so that its snapshot does not outlive the cycle (while a snapshot
+        lives, the cache copies its node maps before changing them)."""
+        last = self._last_judge
+        if last is not None and last.ask.uid == uid:
+            self._last_judge = None
+
     def judge(self, snapshot: cache.Snapshot, ask: PodAsk) -> Judge:
         """A :class:`Judge` for the pod on this snapshot: the last one when both are the same.
 
@@ -175,9 +197,10 @@ class Judge:
         self.placer = placer
         self._pools: dict[str, Verdict | None] = {}
         self._shapes: dict[int, Verdict] = {}
-        self.grouped: tuple[Sequence[str], Sequence[int], dict[int, Verdict]] | None = None
-        """The last candidates :func:`_group` saw, their shape ids and verdicts (prioritize
-        usually gets exactly the nodes filter passed: every one, when all fit)."""
+        self.grouped: list[tuple[Sequence[str], Sequence[int], dict[int, Verdict]]] = []
+        """Names lists seen for this pod (filter's candidates, then those it passed), each with
+        its shape ids and their verdicts: prioritize usually gets exactly the nodes filter
+        passed, and then looks none of them up again."""
 
     def count(self, pool: views.PoolView) -> int:
         return self.ask.requests.get(pool.resource, 0)
@@ -249,13 +272,14 @@ class Judge:
             tuple((p.name, p.resource, p.mode, p.rule) for p in pools.values()),
         )
         table = self.placer.table(key)
-        for shape_id in list(itertools.filterfalse(table.__contains__, shape_ids)):
+        wanted = shape_ids if isinstance(shape_ids, set) else set(shape_ids)
+        for shape_id in wanted - table.keys():
             table[shape_id] = (
                 _UNKNOWN
                 if shape_id == cache.UNKNOWN_SHAPE
                 else self._judge(snapshot.shapes[shape_id])
             )
-        return dict(zip(shape_ids, map(table.__getitem__, shape_ids), strict=True))
+        return {shape_id: table[shape_id] for shape_id in wanted}
 
     def verdict_for(self, node: views.NodeView) -> Verdict:
         """The verdict for this view of a node (bind passes the node's newest view)."""
@@ -323,14 +347,23 @@ def _group(judge: Judge, candidates: Sequence[str]) -> tuple[Sequence[int], dict
     snapshot = judge.snapshot
     if not candidates:
         return (), {}
-    last = judge.grouped
-    if last is not None and last[0] == candidates:  # names decoded from JSON are cached
-        return last[1], last[2]  # objects, so this compares by identity, without hashing
+    for seen, ids, verdicts in judge.grouped:
+        # The decoders hand out the very list (or its strings) seen before, so this compares
+        # by identity, without hashing.
+        if seen is candidates or seen == candidates:
+            return ids, verdicts
     found = operator.itemgetter(*candidates)(snapshot.shape_of)
-    ids: Sequence[int] = found if len(candidates) > 1 else (found,)
+    ids = found if len(candidates) > 1 else (found,)
     verdicts = judge.verdicts(set(ids))
-    judge.grouped = (candidates, ids, verdicts)
+    _remember(judge, candidates, ids, verdicts)
     return ids, verdicts
+
+
+def _remember(
+    judge: Judge, names: Sequence[str], ids: Sequence[int], verdicts: dict[int, Verdict]
+) -> None:
+    del judge.grouped[:-1]
+    judge.grouped.append((names, ids, verdicts))
 
 
 def _members(
@@ -339,8 +372,8 @@ def _members(
     """The candidates of each group, in input order, in one C-level pass (``groups``: the
     group of every shape in ``ids``)."""
     members: dict[int, list[str]] = {group: [] for group in set(groups.values())}
-    appenders = {shape_id: members[group].append for shape_id, group in groups.items()}
-    collections.deque(map(operator.call, map(appenders.__getitem__, ids), candidates), maxlen=0)
+    lists = {shape_id: members[group] for shape_id, group in groups.items()}
+    collections.deque(map(list.append, map(lists.__getitem__, ids), candidates), maxlen=0)
     return members
 
 
@@ -351,16 +384,36 @@ def filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
     fits = set(itertools.compress(verdicts, map(_CHOICE, verdicts.values())))
     if len(fits) == len(verdicts):
         return FilterOutcome(passed=list(candidates), failed={}, unresolvable={})
-    passed = list(itertools.compress(candidates, map(fits.__contains__, ids)))
-    failed: dict[str, str] = {}
-    unresolvable: dict[str, str] = {}
-    for shape_id, hosts in _members(ids, candidates, {shape: shape for shape in verdicts}).items():
-        verdict = verdicts[shape_id]
-        if not verdict.fits:
-            (unresolvable if verdict.unresolvable else failed).update(
-                dict.fromkeys(hosts, verdict.reason)
-            )
+    mask = list(map(fits.__contains__, ids))
+    passed = list(itertools.compress(candidates, mask))
+    if passed:
+        _remember(
+            judge,
+            passed,
+            list(itertools.compress(ids, mask)),
+            {shape: verdicts[shape] for shape in fits},
+        )
+    reasons = {shape: verdict.reason for shape, verdict in verdicts.items() if not verdict.fits}
+    hard = {shape for shape, verdict in verdicts.items() if verdict.unresolvable}
+    failed = _reasons(candidates, ids, reasons, reasons.keys() - hard)
+    unresolvable = _reasons(candidates, ids, reasons, hard) if hard else {}
     return FilterOutcome(passed=passed, failed=failed, unresolvable=unresolvable)
+
+
+def _reasons(
+    candidates: Sequence[str], ids: Sequence[int], reasons: Mapping[int, str], shapes: set[int]
+) -> dict[str, str]:
+    """Candidate -> reason for the candidates whose shape is in ``shapes`` (C-level passes)."""
+    if not shapes:
+        return {}
+    mask = list(map(shapes.__contains__, ids))
+    return dict(
+        zip(
+            itertools.compress(candidates, mask),
+            map(reasons.__getitem__, itertools.compress(ids, mask)),
+            strict=True,
+        )
+    )
 
 
 def prioritize(judge: Judge, candidates: Sequence[str]) -> dict[int, list[str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fastapi
 
 from gpufair.api import extender_wire
-from gpufair.extender import handlers
 from gpufair.extender.routes import wire
 
 router = fastapi.APIRouter(tags=["verbs"], route_class=wire.VerbRoute)
@@ -18,4 +17,4 @@ async def preempt(request: fastapi.Request) -> fastapi.Response:
         args = await wire.decode(
             request, extender_wire.ExtenderPreemptionArgs, verb="preempt", rt=rt
         )
-        return wire.answer(extender_wire.encode(handlers.preempt(rt, args)))
+        return wire.answer(extender_wire.encode(rt.verbs.preempt(rt, args)))

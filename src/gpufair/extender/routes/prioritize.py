@@ -5,7 +5,6 @@ from __future__ import annotations
 import fastapi
 
 from gpufair.api import extender_wire
-from gpufair.extender import handlers
 from gpufair.extender.routes import wire
 
 router = fastapi.APIRouter(tags=["verbs"], route_class=wire.VerbRoute)
@@ -16,4 +15,4 @@ async def prioritize(request: fastapi.Request) -> fastapi.Response:
     rt = wire.runtime_of(request)
     with rt.timed("prioritize"):
         args = await wire.decode(request, extender_wire.ExtenderArgs, verb="prioritize", rt=rt)
-        return wire.answer(extender_wire.encode_priorities(handlers.prioritize(rt, args)))
+        return wire.answer(extender_wire.encode_priorities(rt.verbs.prioritize(rt, args)))
