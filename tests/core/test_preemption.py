@@ -81,6 +81,14 @@ def b_holds_both_islands(**starts: float) -> tuple[preemption.RunningPod, ...]:
     )
 
 
+def overcommitted_pool_a_holds_48() -> tuple[preemption.RunningPod, ...]:
+    """64 GPUs, guarantees of 48 each (rationed to 32 each): a holds 48, b holds 16."""
+    return tuple(
+        running_pod(f"{owner}{i}").tenant(owner).node(f"n{i}").gpus(*range(8)).started(i).obj()
+        for i, owner in enumerate("aaaaaabb")
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     scene: Scene
@@ -196,9 +204,9 @@ CASES = [
                 b_holds_both_islands(),
             ),
             wants(4),
-            None,
+            ("b1",),
         ),
-        id="never-below-victim-guarantee",
+        id="rationed-guarantee-protects-only-the-rationed-share",
     ),
     pytest.param(
         Case(
@@ -245,6 +253,18 @@ CASES = [
             ("b2",),
         ),
         id="node-with-least-lost-work",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").guaranteed(48).demand(48), tenant("b").guaranteed(48).demand(40)),
+                overcommitted_pool_a_holds_48(),
+                nodes={f"n{i}": topo_builders.nvswitch8() for i in range(8)},
+            ),
+            wants(8, owner="b"),
+            ("a5",),
+        ),
+        id="rationed-pool-restores-the-share",
     ),
 ]
 
