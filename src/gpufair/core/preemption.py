@@ -13,8 +13,8 @@ The rules that keep reclaim from oscillating:
 * the preemptor's tenant may reclaim only while the pod keeps it within its fair share
   (``allocated + requested <= share``), so a tenant never preempts its way above its share;
 * a victim's tenant is never pushed below ``max(fair share, guarantee)``, only its share in a
-  rationed pool (:meth:`fairshare.PoolShares.protected`), so no tenant that lost pods can win them back by
-  preemption under the same demands: after a reclaim, every tenant involved is where the
+  rationed pool (:meth:`fairshare.PoolShares.protected`), so no tenant that lost pods can win
+  them back by preemption under the same demands: after a reclaim, every tenant involved is where the
   other cannot take from it (no A-evicts-B-evicts-A);
 * victims must make the pod fit *on one node, topology included* (``placement.choose`` on the
   freed GPUs); the set is then pruned so that every victim is needed: no pointless eviction;
