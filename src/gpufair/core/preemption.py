@@ -14,8 +14,8 @@ The rules that keep reclaim from oscillating:
   (``allocated + requested <= share``), so a tenant never preempts its way above its share;
 * a victim's tenant is never pushed below ``max(fair share, guarantee)``, only its share in a
   rationed pool (:meth:`fairshare.PoolShares.protected`), so no tenant that lost pods can win
-  them back by preemption under the same demands: after a reclaim, every tenant involved is where the
-  other cannot take from it (no A-evicts-B-evicts-A);
+  them back by preemption under the same demands: after a reclaim, every tenant involved is
+  where the other cannot take from it (no A-evicts-B-evicts-A);
 * victims must make the pod fit *on one node, topology included* (``placement.choose`` on the
   freed GPUs); the set is then pruned so that every victim is needed: no pointless eviction;
 * pods that ran less than their tenant's ``minRuntimeSeconds`` are protected;
