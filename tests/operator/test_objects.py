@@ -110,3 +110,44 @@ def test_pool_status_is_valid_against_the_model() -> None:
     wire = objects.pool_status(decided.pools[b.POOL])
     assert (wire["capacity"], wire["free"], wire["nodes"]) == (8, 8, 1)
     assert {c["type"] for c in wire["conditions"]} >= {"Ready", "NoNodes", "TopologyMissing"}
+
+
+def test_a_pod_carries_what_node_filters_judge() -> None:
+    body = pod_json(
+        spec__containers=[
+            {
+                "name": "c",
+                "resources": {
+                    "limits": {"nvidia.com/gpu": "2"},
+                    "requests": {"cpu": "1500m", "memory": "1Gi"},
+                },
+            }
+        ],
+        spec__tolerations=[{"key": "dedicated", "operator": "Exists"}, "junk"],
+    )
+    pod = objects.gpu_pod(body, resources=["nvidia.com/gpu"], observed_at=50.0)
+    assert pod is not None
+    assert (pod.cpu_millis, pod.memory_bytes) == (1500, 1024**3)
+    assert pod.tolerations == ({"key": "dedicated", "operator": "Exists"},)
+
+
+@pytest.mark.parametrize(
+    ("allocatable", "cpu", "memory"),
+    [
+        pytest.param({"cpu": "7500m", "memory": "64Gi"}, 7500, 64 * 1024**3, id="reported"),
+        pytest.param({}, None, None, id="not-reported"),
+        pytest.param({"cpu": "lots", "memory": "-1"}, None, 0, id="unreadable-or-negative"),
+    ],
+)
+def test_a_node_carries_taints_and_room(
+    allocatable: dict[str, str], cpu: int | None, memory: int | None
+) -> None:
+    node = objects.node(
+        {
+            "metadata": {"name": "n1"},
+            "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]},
+            "status": {"allocatable": allocatable},
+        }
+    )
+    assert node.taints == ({"key": "k", "effect": "NoSchedule"},)
+    assert (node.cpu_millis, node.memory_bytes) == (cpu, memory)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -135,7 +136,35 @@ def gpu_pod(
         gpu_indices=indices,
         node_selector=k8s_pods.node_selector(body),
         required_terms=scheduling.required_terms(body),
+        tolerations=_mappings((body.get("spec") or {}).get("tolerations")),
+        cpu_millis=_amount(body, "cpu", scale=1000),
+        memory_bytes=_amount(body, "memory", scale=1),
     )
+
+
+def _mappings(value: object) -> tuple[Mapping[str, Any], ...]:
+    """The mappings of a list field (tolerations, taints); anything else in it is skipped."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value if isinstance(item, Mapping))
+
+
+def _amount(body: Body, resource: str, *, scale: int) -> int:
+    """The pod's request of ``resource`` times ``scale``, rounded up (0 when unreadable)."""
+    try:
+        return max(0, math.ceil(k8s_pods.resource_request(body, resource) * scale))
+    except k8s_pods.PodError:
+        return 0
+
+
+def _quantity(value: object, *, scale: int) -> int | None:
+    """An allocatable quantity times ``scale``, rounded down (``None`` when absent or bad)."""
+    if value is None:
+        return None
+    try:
+        return max(0, math.floor(k8s_pods.parse_quantity(value) * scale))
+    except k8s_pods.PodError:
+        return None
 
 
 def _bound_time(body: Body) -> float | None:
@@ -169,12 +198,16 @@ def node(body: Body) -> snapshot.Node:
         node_topology = k8s_nodes.gpu_topology(body)
     except k8s_nodes.NodeError:
         node_topology = None
+    reported = (body.get("status") or {}).get("allocatable") or {}
     return snapshot.Node(
         name=k8s_nodes.name(body),
         labels=dict(k8s_nodes.labels(body)),
         allocatable=allocatable,
         schedulable=k8s_nodes.is_schedulable(body),
         topology=node_topology,
+        taints=_mappings((body.get("spec") or {}).get("taints")),
+        cpu_millis=_quantity(reported.get("cpu"), scale=1000),
+        memory_bytes=_quantity(reported.get("memory"), scale=1),
     )
 
 

@@ -7,6 +7,7 @@ import collections
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from gpufair.core import preemption
 from gpufair.core import topology as topo
 from gpufair.operator import snapshot
 from gpufair.state import rules
@@ -42,6 +43,9 @@ class PoolOccupancy:
     """Pods on the pool's nodes that are terminating (evictions or deletions in progress)."""
     missing_topology: tuple[str, ...]
     holders: tuple[snapshot.GpuPod, ...]
+    spare: Mapping[str, preemption.Room | None] = dataclasses.field(default_factory=dict)
+    """CPU and memory of each node not requested by the GPU pods on it (``None``: the node
+    does not report them). Pods without GPUs are not watched, so this is an upper bound."""
 
 
 def pool_occupancy(
@@ -91,6 +95,16 @@ def pool_occupancy(
             if node.topology is None and node.allocatable.get(pool.resource_name, 0) > 0
         ),
         holders=holders,
+        spare={node.name: _spare(node, holders_by_node.get(node.name, [])) for node in members},
+    )
+
+
+def _spare(node: snapshot.Node, on_node: Sequence[snapshot.GpuPod]) -> preemption.Room | None:
+    if node.cpu_millis is None or node.memory_bytes is None:
+        return None
+    return preemption.Room(
+        cpu_millis=node.cpu_millis - sum(pod.cpu_millis for pod in on_node),
+        memory_bytes=node.memory_bytes - sum(pod.memory_bytes for pod in on_node),
     )
 
 

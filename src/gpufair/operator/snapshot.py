@@ -57,6 +57,10 @@ class GpuPod:
     node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
     required_terms: tuple[Mapping[str, Any], ...] | None = None
     """The ``nodeSelectorTerms`` of the pod's required node affinity (``None``: none)."""
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    """CPU and memory the pod requests (what kube-scheduler needs free on its node)."""
 
     @property
     def key(self) -> str:
@@ -81,6 +85,10 @@ class Node:
     schedulable: bool = True
     """False when cordoned or not Ready."""
     topology: topology.NodeTopology | None = None
+    taints: tuple[Mapping[str, Any], ...] = ()
+    cpu_millis: int | None = None
+    memory_bytes: int | None = None
+    """Allocatable CPU and memory (``None``: not reported, not checked)."""
 
 
 LabelSelector = Mapping[str, Any]
