@@ -137,6 +137,7 @@ def gpu_pod(
         node_selector=k8s_pods.node_selector(body),
         required_terms=scheduling.required_terms(body),
         tolerations=_mappings((body.get("spec") or {}).get("tolerations")),
+        deleting_at=parse_time(meta.get("deletionTimestamp")),
         cpu_millis=_amount(body, "cpu", scale=1000),
         memory_bytes=_amount(body, "memory", scale=1),
     )
@@ -206,6 +207,7 @@ def node(body: Body) -> snapshot.Node:
         schedulable=k8s_nodes.is_schedulable(body),
         topology=node_topology,
         taints=_mappings((body.get("spec") or {}).get("taints")),
+        reachable=k8s_nodes.is_reachable(body),
         cpu_millis=_quantity(reported.get("cpu"), scale=1000),
         memory_bytes=_quantity(reported.get("memory"), scale=1),
     )

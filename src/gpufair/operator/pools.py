@@ -40,7 +40,8 @@ class PoolOccupancy:
     capacity: int
     allocated: int
     in_flight: int
-    """Pods on the pool's nodes that are terminating (evictions or deletions in progress)."""
+    """Pods on the pool's nodes that are terminating (evictions or deletions in progress), not
+    counting stuck ones (:func:`leaving`)."""
     missing_topology: tuple[str, ...]
     holders: tuple[snapshot.GpuPod, ...]
     spare: Mapping[str, preemption.Room | None] = dataclasses.field(default_factory=dict)
@@ -88,7 +89,9 @@ def pool_occupancy(
         topologies=topologies,
         capacity=capacity,
         allocated=allocated,
-        in_flight=sum(1 for pod in holders if pod.state is snapshot.PodState.TERMINATING),
+        in_flight=sum(
+            1 for pod in holders if leaving(pod, snap.nodes.get(pod.node or ""), snap.now)
+        ),
         missing_topology=tuple(
             node.name
             for node in members
@@ -106,6 +109,26 @@ def _spare(node: snapshot.Node, on_node: Sequence[snapshot.GpuPod]) -> preemptio
         cpu_millis=node.cpu_millis - sum(pod.cpu_millis for pod in on_node),
         memory_bytes=node.memory_bytes - sum(pod.memory_bytes for pod in on_node),
     )
+
+
+STUCK_AFTER_SECONDS = 60.0
+"""How long past the end of its grace period a terminating pod is still expected to go."""
+
+
+def leaving(pod: snapshot.GpuPod, node: snapshot.Node | None, now: float) -> bool:
+    """Whether a pod's termination is in progress, so the GPUs it frees are spoken for and no
+    new reclaim should start in its pool (ARCHITECTURE.md §5).
+
+    A terminating pod on a NotReady or unreachable node, or more than
+    :data:`STUCK_AFTER_SECONDS` past its grace period, is stuck, not leaving: its kubelet is
+    not acting on the deletion, and waiting for it would stop reclaim in the pool for good
+    (issue 13 item 2). It still holds its GPUs (they are not counted free).
+    """
+    if pod.state is not snapshot.PodState.TERMINATING:
+        return False
+    if node is not None and not node.reachable:
+        return False
+    return pod.deleting_at is None or now <= pod.deleting_at + STUCK_AFTER_SECONDS
 
 
 def _held_indices(

@@ -58,6 +58,8 @@ class GpuPod:
     required_terms: tuple[Mapping[str, Any], ...] | None = None
     """The ``nodeSelectorTerms`` of the pod's required node affinity (``None``: none)."""
     tolerations: tuple[Mapping[str, Any], ...] = ()
+    deleting_at: float | None = None
+    """``metadata.deletionTimestamp``: when the pod's grace period ends."""
     cpu_millis: int = 0
     memory_bytes: int = 0
     """CPU and memory the pod requests (what kube-scheduler needs free on its node)."""
@@ -86,6 +88,8 @@ class Node:
     """False when cordoned or not Ready."""
     topology: topology.NodeTopology | None = None
     taints: tuple[Mapping[str, Any], ...] = ()
+    reachable: bool = True
+    """Ready and not tainted unreachable: its kubelet acts on deletions."""
     cpu_millis: int | None = None
     memory_bytes: int | None = None
     """Allocatable CPU and memory (``None``: not reported, not checked)."""
