@@ -30,7 +30,8 @@ from gpufair.state import rules
 @dataclasses.dataclass(frozen=True, slots=True)
 class Plan:
     """Everything one pass decided; :mod:`.reconciler` applies it in this order: statuses,
-    gate removals, evictions, events, metrics."""
+    gate removals, evictions, events, metrics. ``events`` are those of status transitions;
+    the ``Admitted`` and ``Preempted`` events are the reconciler's, once the act succeeded."""
 
     now: float
     tenants: Mapping[str, intents.TenantStatus]
@@ -149,8 +150,6 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
             now=now,
         )
         events.extend(pool_events)
-    events.extend(statuses.admission_events(admissions))
-    events.extend(statuses.eviction_events(evictions))
     events.extend(statuses.release_events(releases))
 
     return Plan(
