@@ -36,6 +36,9 @@ ADMITTED_AT_ANNOTATION: Final = f"{GROUP}/admitted-at"
 """RFC 3339 time the operator removed the admission gate (queue wait = this - creation)."""
 CHECKPOINT_ANNOTATION: Final = f"{GROUP}/last-checkpoint"
 """RFC 3339 time of the pod's newest checkpoint; preemption prefers victims that lose least."""
+ADMISSION_TOKEN_ANNOTATION: Final = f"{GROUP}/admission-token"
+"""Written by the admission webhook on pods of ``onLimit: Reject`` tenants it accepted: the next
+reconcile pass that sees the pod takes over counting it from the webhook's ledger."""
 GPUFAIR_ONLY_ANNOTATIONS: Final = (
     GPUS_ANNOTATION,
     NUMA_ANNOTATION,

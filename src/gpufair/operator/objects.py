@@ -138,6 +138,7 @@ def gpu_pod(
         required_terms=scheduling.required_terms(body),
         tolerations=_mappings((body.get("spec") or {}).get("tolerations")),
         deleting_at=parse_time(meta.get("deletionTimestamp")),
+        admission_token=annotations.get(names.ADMISSION_TOKEN_ANNOTATION),
         cpu_millis=_amount(body, "cpu", scale=1000),
         memory_bytes=_amount(body, "memory", scale=1),
     )

@@ -25,7 +25,18 @@ from typing import Any, Protocol
 
 from gpufair.api import names
 from gpufair.k8s import writes
-from gpufair.operator import intents, metrics, objects, plan, settings, statuses, store
+from gpufair.operator import (
+    intents,
+    metrics,
+    objects,
+    plan,
+    pools,
+    settings,
+    snapshot,
+    statuses,
+    store,
+    webhook,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +73,9 @@ class Reconciler:
         self.events = events
         self.config = config
         self.last: plan.Plan | None = None
+        self.published: tuple[plan.Plan, webhook.PassFacts] | None = None
+        """The last pass and what the webhook needs of it, replaced in one assignment (the
+        webhook reads both from its own threads)."""
         self._lock = asyncio.Lock()
         self._written: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
         """Each status last written (usage left out) and when."""
@@ -78,9 +92,8 @@ class Reconciler:
 
     async def _run(self, *, now: float) -> plan.Plan:
         with metrics.RECONCILE_DURATION.time():
-            decided = plan.plan(
-                self.cluster.take_snapshot(now=now), half_life=self.config.half_life_seconds
-            )
+            snap = self.cluster.take_snapshot(now=now)
+            decided = plan.plan(snap, half_life=self.config.half_life_seconds)
             written = await self._write_statuses(decided)
             if written:
                 self.cluster.metered(up_to=decided.now)
@@ -93,6 +106,7 @@ class Reconciler:
             record_metrics(decided, previous=self.last)
             await self._label_namespaces(decided)  # last: nothing else in the pass waits on it
         self.last = decided
+        self.published = publication(snap, decided)
         return decided
 
     async def _write_statuses(self, decided: plan.Plan) -> bool:
@@ -275,6 +289,16 @@ class Reconciler:
             )
         for uid in [uid for uid in self._told if uid not in decided.holds]:
             del self._told[uid]
+
+
+def publication(snap: snapshot.Snapshot, decided: plan.Plan) -> tuple[plan.Plan, webhook.PassFacts]:
+    """A pass as the webhook reads it (:attr:`Reconciler.published`)."""
+    return decided, webhook.pass_facts(
+        snap.pods,
+        pod_pools=decided.pod_pools,
+        nodes=snap.nodes,
+        node_pool=pools.pools_of_nodes(snap.pools, snap.nodes),
+    )
 
 
 def _victim_sets(evictions: Sequence[intents.Eviction]) -> list[list[intents.Eviction]]:

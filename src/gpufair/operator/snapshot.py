@@ -58,6 +58,8 @@ class GpuPod:
     required_terms: tuple[Mapping[str, Any], ...] | None = None
     """The ``nodeSelectorTerms`` of the pod's required node affinity (``None``: none)."""
     tolerations: tuple[Mapping[str, Any], ...] = ()
+    admission_token: str | None = None
+    """``gpufair.dev/admission-token``: the webhook counted this pod until a pass saw it."""
     deleting_at: float | None = None
     """``metadata.deletionTimestamp``: when the pod's grace period ends."""
     cpu_millis: int = 0
