@@ -151,3 +151,28 @@ def test_a_node_carries_taints_and_room(
     )
     assert node.taints == ({"key": "k", "effect": "NoSchedule"},)
     assert (node.cpu_millis, node.memory_bytes) == (cpu, memory)
+
+
+@pytest.mark.parametrize(
+    ("condition", "since"),
+    [
+        pytest.param(
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"},
+            T0_SECONDS,
+            id="unschedulable",
+        ),
+        pytest.param(
+            {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"},
+            None,
+            id="gated-is-not-unschedulable",
+        ),
+        pytest.param({"type": "Ready", "status": "False"}, None, id="other-condition"),
+    ],
+)
+def test_a_pod_says_since_when_it_is_unschedulable(
+    condition: dict[str, str], since: float | None
+) -> None:
+    body = pod_json(status__conditions=[{**condition, "lastTransitionTime": T0}])
+    pod = objects.gpu_pod(body, resources=["nvidia.com/gpu"], observed_at=50.0)
+    assert pod is not None
+    assert pod.unschedulable_since == since

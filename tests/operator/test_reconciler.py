@@ -23,6 +23,7 @@ class FakeWriter:
     admitted: list[str] = dataclasses.field(default_factory=list)
     evicted: list[str] = dataclasses.field(default_factory=list)
     labels: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    nudged: list[str] = dataclasses.field(default_factory=list)
 
     async def patch_status(self, *, plural: str, name: str, status: Any) -> None:
         if self.fail_status:
@@ -45,6 +46,9 @@ class FakeWriter:
 
     async def label_namespace(self, *, namespace: str, tenant: str | None) -> None:
         self.labels[namespace] = tenant
+
+    async def nudge(self, *, namespace: str, name: str, at: str) -> None:
+        self.nudged.append(f"{namespace}/{name}")
 
 
 def loaded_view(
@@ -275,3 +279,28 @@ async def test_a_victim_set_that_would_all_go_is_evicted_then_reported() -> None
     assert [e.target.name for e in events if e.reason == "Preempted"] == [
         v.split("/")[1] for v in victims
     ]
+
+
+async def test_an_unschedulable_pod_is_retried_when_its_tenant_has_room_again() -> None:
+    """Issue 13 item 8: kube-scheduler does not watch TenantQuotas; when the limit that made
+    the extender reject the pod rises, the operator updates the pod once (kube-scheduler
+    retries a pod that changed) instead of leaving it to the 5-minute flush."""
+    held = [b.pod(f"a/h{i}").bound("n1", at=0.0, indices=[i]).build() for i in range(2)]
+    rejected = dataclasses.replace(b.pod("a/p").gpus(2).pending().build(), unschedulable_since=50.0)
+    never_tried = b.pod("a/q").gpus(2).pending().build()
+    cluster = loaded_view(
+        *held, rejected, never_tried, tenants=[b.tenant("a").pool(limit=2).build()]
+    )
+    writer = FakeWriter()
+    driver, _ = make(cluster, writer)
+
+    await driver.run_once(now=100.0)
+    await driver.run_once(now=105.0)
+    assert writer.nudged == [], "nothing changed: nothing to retry"
+
+    cluster.tenants = {"a": b.tenant("a").pool(limit=4).build()}
+    await driver.run_once(now=110.0)
+    assert writer.nudged == ["a/p"]
+
+    await driver.run_once(now=115.0)
+    assert writer.nudged == ["a/p"], "one update per change, not per pass"

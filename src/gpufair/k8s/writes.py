@@ -71,6 +71,16 @@ class ClusterWriter:
             raise
         return True
 
+    async def nudge(self, *, namespace: str, name: str, at: str) -> None:
+        """Update the pod (``gpufair.dev/retry-at``) so that kube-scheduler, which retries an
+        unschedulable pod when the pod changes, tries it again. A pod gone meanwhile is fine."""
+        body = {"metadata": {"annotations": {names.RETRY_ANNOTATION: at}}}
+        try:
+            await asyncio.to_thread(self._core.patch_namespaced_pod, name, namespace, body)
+        except kubernetes.client.ApiException as error:
+            if error.status != 404:
+                raise
+
     async def label_namespace(self, *, namespace: str, tenant: str | None) -> None:
         """Set (or, for ``None``, remove) the namespace's ``gpufair.dev/tenant`` label."""
         body = {"metadata": {"labels": {names.TENANT_LABEL: tenant}}}

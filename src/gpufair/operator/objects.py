@@ -139,6 +139,7 @@ def gpu_pod(
         tolerations=_mappings((body.get("spec") or {}).get("tolerations")),
         deleting_at=parse_time(meta.get("deletionTimestamp")),
         admission_token=annotations.get(names.ADMISSION_TOKEN_ANNOTATION),
+        unschedulable_since=None if node else _unschedulable_since(body),
         cpu_millis=_amount(body, "cpu", scale=1000),
         memory_bytes=_amount(body, "memory", scale=1),
     )
@@ -167,6 +168,19 @@ def _quantity(value: object, *, scale: int) -> int | None:
         return max(0, math.floor(k8s_pods.parse_quantity(value) * scale))
     except k8s_pods.PodError:
         return None
+
+
+def _unschedulable_since(body: Body) -> float | None:
+    """When kube-scheduler last found no node for the pod (``PodScheduled`` ``False`` with
+    reason ``Unschedulable``), or ``None``."""
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            return parse_time(condition.get("lastTransitionTime")) or 0.0
+    return None
 
 
 def _bound_time(body: Body) -> float | None:

@@ -9,7 +9,8 @@ Called by the leader's reconcile loop in :mod:`.handlers`, on every change and a
    whose namespace belongs to no tenant;
 3. evictions, each victim set all or nothing after a dry run of every eviction in it (a 429
    from a disruption budget parks the victim for ``eviction_retry_seconds``);
-4. events and metrics (those of admissions and evictions right after each act succeeded,
+4. updates of unschedulable pods whose tenant has room again (:mod:`.retries`);
+5. events and metrics (those of admissions and evictions right after each act succeeded,
    once per pod however often a pass repeats the act).
 
 Failures of single writes are logged and counted, never raised: the next pass recomputes from
@@ -31,6 +32,7 @@ from gpufair.operator import (
     objects,
     plan,
     pools,
+    retries,
     settings,
     snapshot,
     statuses,
@@ -55,6 +57,8 @@ class Writer(Protocol):
     ) -> writes.EvictionOutcome: ...
 
     async def label_namespace(self, *, namespace: str, tenant: str | None) -> None: ...
+
+    async def nudge(self, *, namespace: str, name: str, at: str) -> None: ...
 
 
 class Reconciler:
@@ -81,6 +85,8 @@ class Reconciler:
         """Each status last written (usage left out) and when."""
         self._told: dict[str, str] = {}
         """The hold message last posted on each waiting pod (one event per change of reason)."""
+        self._rooms: dict[tuple[str, str], retries.Room] = {}
+        """Each (tenant, pool)'s room after the last pass (:mod:`.retries`)."""
         self._reported: set[tuple[str, str]] = set()
         """(act, pod uid) of admissions and evictions already reported: a pass repeating an
         act the watch has not shown yet (after an outage) reports it no second time."""
@@ -100,6 +106,7 @@ class Reconciler:
             await self._admit(decided)
             await self._release(decided)
             await self._evict(decided)
+            await self._retry_unschedulable(decided)
             for event in decided.events:
                 self.events(event)
             self._tell_why_pods_wait(decided)
@@ -187,6 +194,28 @@ class Reconciler:
                 admitted.tenant,
                 admitted.waited,
             )
+
+    async def _retry_unschedulable(self, decided: plan.Plan) -> None:
+        """Update the unschedulable pods whose tenant's room in their pool grew (a limit
+        raised, a budget reopened, GPUs freed): kube-scheduler tries them again now instead of
+        at its periodic flush."""
+        rooms = retries.rooms(decided)
+        chosen = retries.to_retry(
+            self.cluster.pods.values(),
+            pod_pools=decided.pod_pools,
+            before=self._rooms,
+            now=rooms,
+        )
+        self._rooms = rooms
+        stamp = objects.format_time(decided.now)
+        for pod in chosen:
+            try:
+                await self.writer.nudge(namespace=pod.namespace, name=pod.name, at=stamp)
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(stage="retry").inc()
+                logger.exception("asking kube-scheduler to retry %s failed", pod.key)
+                continue
+            logger.info("asked kube-scheduler to retry %s: its tenant has room again", pod.key)
 
     def _first_report(self, act: str, uid: str) -> bool:
         """Whether ``act`` on the pod is reported now (not before); forgets departed pods."""

@@ -58,6 +58,8 @@ class GpuPod:
     required_terms: tuple[Mapping[str, Any], ...] | None = None
     """The ``nodeSelectorTerms`` of the pod's required node affinity (``None``: none)."""
     tolerations: tuple[Mapping[str, Any], ...] = ()
+    unschedulable_since: float | None = None
+    """When kube-scheduler last marked the pod unschedulable (``PodScheduled=False``)."""
     admission_token: str | None = None
     """``gpufair.dev/admission-token``: the webhook counted this pod until a pass saw it."""
     deleting_at: float | None = None
