@@ -254,6 +254,14 @@ def validation_message(error: pydantic.ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _whole(value: object, *, default: int) -> int:
+    """A whole number written by someone else (a generation, a persisted condition's), or
+    ``default`` when it is none: a hostile status must not stop the operator."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return default
+    return value
+
+
 def _conditions(status: Mapping[str, Any]) -> tuple[snapshot.Condition, ...]:
     result = []
     for raw in status.get("conditions") or []:
@@ -266,7 +274,7 @@ def _conditions(status: Mapping[str, Any]) -> tuple[snapshot.Condition, ...]:
                 reason=str(raw.get("reason", "")),
                 message=str(raw.get("message", "")),
                 last_transition=parse_time(raw.get("lastTransitionTime")) or 0.0,
-                observed_generation=int(raw.get("observedGeneration") or 0),
+                observed_generation=_whole(raw.get("observedGeneration"), default=0),
             )
         )
     return tuple(result)
@@ -279,7 +287,7 @@ def tenant(body: Body) -> snapshot.Tenant:
     status = body.get("status") or {}
     base = snapshot.Tenant(
         name=name,
-        generation=int(meta.get("generation") or 1),
+        generation=_whole(meta.get("generation"), default=1),
         created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
         conditions=_conditions(status),
     )
@@ -287,6 +295,9 @@ def tenant(body: Body) -> snapshot.Tenant:
         spec = quota.TenantQuotaSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as error:
         return dataclasses.replace(base, invalid=validation_message(error))
+    absurd = _absurd_amount(spec)
+    if absurd is not None:
+        return dataclasses.replace(base, invalid=absurd)
     budget = (
         snapshot.Budget(
             gpu_hours=spec.budget.gpu_hours,
@@ -315,6 +326,36 @@ def tenant(body: Body) -> snapshot.Tenant:
         budget=budget,
         usage=persisted_usage(status),
     )
+
+
+MAX_GPUS = 10**9
+"""More GPUs than any cluster has: a larger guarantee, limit or lendable amount is a mistake."""
+MAX_SECONDS = 10**12
+"""About 30,000 years: a longer minimum runtime is a mistake."""
+
+
+def _absurd_amount(spec: quota.TenantQuotaSpec) -> str | None:
+    """Why a schema-valid spec still cannot be used: an amount beyond any real cluster (it
+    would overflow the arithmetic of fair shares and usage), or ``None``."""
+    for index, entry in enumerate(spec.pools):
+        for field in ("guaranteed", "limit", "lendable"):
+            amount = getattr(entry, field)
+            if amount is not None and amount > MAX_GPUS:
+                return (
+                    f"spec.pools[{index}].{field}: {_short(amount)} GPUs is more than any"
+                    f" cluster has (at most {MAX_GPUS})"
+                )
+    if spec.preemption.min_runtime_seconds > MAX_SECONDS:
+        return (
+            f"spec.preemption.minRuntimeSeconds: {_short(spec.preemption.min_runtime_seconds)}"
+            f" is longer than {MAX_SECONDS} seconds"
+        )
+    return None
+
+
+def _short(amount: int) -> str:
+    text = str(amount)
+    return text if len(text) <= 24 else f"{text[:6]}...({len(text)} digits)"
 
 
 def persisted_usage(status: Mapping[str, Any]) -> dict[str, usage.Usage]:
@@ -346,7 +387,7 @@ def gpu_pool(body: Body) -> snapshot.Pool:
     meta = _meta(body)
     base = snapshot.Pool(
         name=str(meta.get("name", "")),
-        generation=int(meta.get("generation") or 1),
+        generation=_whole(meta.get("generation"), default=1),
         conditions=_conditions(body.get("status") or {}),
     )
     try:
