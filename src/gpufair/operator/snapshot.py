@@ -153,9 +153,20 @@ class Tenant:
     """Persisted usage per pool name (amounts valid at each record's ``as_of``)."""
     conditions: tuple[Condition, ...] = ()
     """Conditions as persisted, to detect transitions (one event each)."""
+    _by_pool: Mapping[str, TenantPool] = dataclasses.field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        by_pool: dict[str, TenantPool] = {}
+        for entry in self.pools:
+            by_pool.setdefault(entry.pool, entry)
+        object.__setattr__(self, "_by_pool", by_pool)
 
     def entitlement(self, pool: str) -> TenantPool | None:
-        return next((p for p in self.pools if p.pool == pool), None)
+        """The tenant's entry for ``pool`` (the first, if listed twice), in constant time: a
+        pass asks for every (tenant, pool) pair, and a tenant may list thousands of pools."""
+        return self._by_pool.get(pool)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
