@@ -69,7 +69,8 @@ _LEDGER_LOCK = threading.Lock()
 
 
 def ledger_of(memo: kopf.Memo) -> webhook.Ledger:
-    """The process's webhook ledger (made on first use)."""
+    """The process's webhook ledger: the one the operator's startup put in its memo (made here
+    on first use only where no startup ran, as in tests that call the handler directly)."""
     with _LEDGER_LOCK:
         found: webhook.Ledger | None = getattr(memo, "ledger", None)
         if found is None:
