@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -291,6 +292,9 @@ def tenant(body: Body) -> snapshot.Tenant:
         created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
         conditions=_conditions(status),
     )
+    misnamed = _bad_name(name)
+    if misnamed is not None:
+        return dataclasses.replace(base, invalid=misnamed)
     try:
         spec = quota.TenantQuotaSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as error:
@@ -353,6 +357,14 @@ def _absurd_amount(spec: quota.TenantQuotaSpec) -> str | None:
     return None
 
 
+def _bad_name(name: str) -> str | None:
+    """Why ``metadata.name`` cannot be used (statuses name tenants and pools by it), or
+    ``None``. An API server allows only DNS subdomains; anything else came from elsewhere."""
+    if len(name) <= 253 and re.fullmatch(api_common.DNS_SUBDOMAIN_PATTERN, name):
+        return None
+    return f"metadata.name {name[:64]!r} is not a DNS subdomain (lowercase a-z, 0-9, '-', '.')"
+
+
 def _short(amount: int) -> str:
     text = str(amount)
     return text if len(text) <= 24 else f"{text[:6]}...({len(text)} digits)"
@@ -390,6 +402,9 @@ def gpu_pool(body: Body) -> snapshot.Pool:
         generation=_whole(meta.get("generation"), default=1),
         conditions=_conditions(body.get("status") or {}),
     )
+    misnamed = _bad_name(base.name)
+    if misnamed is not None:
+        return dataclasses.replace(base, invalid=misnamed)
     try:
         spec = pool.GPUPoolSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as error:

@@ -31,7 +31,8 @@ from gpufair.state import rules
 class Plan:
     """Everything one pass decided; :mod:`.reconciler` applies it in this order: statuses,
     gate removals, evictions, events, metrics. ``events`` are those of status transitions;
-    the ``Admitted`` and ``Preempted`` events are the reconciler's, once the act succeeded."""
+    the ``Admitted``, ``Released`` and eviction events are the reconciler's, once the act
+    succeeded."""
 
     now: float
     tenants: Mapping[str, intents.TenantStatus]
@@ -150,7 +151,6 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
             now=now,
         )
         events.extend(pool_events)
-    events.extend(statuses.release_events(releases))
 
     return Plan(
         now=now,

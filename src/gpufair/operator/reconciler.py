@@ -238,6 +238,10 @@ class Reconciler:
                 metrics.RECONCILE_ERRORS.labels(stage="release").inc()
                 logger.exception("removing the admission gate of %s failed", pod.key)
                 continue
+            if not self._first_report("release", pod.uid):
+                continue
+            for event in statuses.release_events([released]):
+                self.events(event)
             logger.info("released %s: %s", pod.key, released.message)
 
     async def _label_namespaces(self, decided: plan.Plan) -> None:
