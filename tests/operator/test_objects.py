@@ -176,3 +176,24 @@ def test_a_pod_says_since_when_it_is_unschedulable(
     pod = objects.gpu_pod(body, resources=["nvidia.com/gpu"], observed_at=50.0)
     assert pod is not None
     assert pod.unschedulable_since == since
+
+
+def test_the_store_keeps_what_pods_without_gpus_request_on_their_nodes() -> None:
+    from gpufair.operator import store
+
+    cluster = store.ClusterStore()
+    cpu_pod = {
+        "metadata": {"name": "web", "namespace": "x", "uid": "u-web"},
+        "spec": {
+            "nodeName": "n1",
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}],
+        },
+        "status": {"phase": "Running"},
+    }
+    cluster.apply_pod(cpu_pod, deleted=False, now=1.0)
+    assert cluster.take_snapshot(now=2.0).other_requests == {"n1": (2000, 1024**3)}
+    cluster.apply_pod({**cpu_pod, "status": {"phase": "Succeeded"}}, deleted=False, now=3.0)
+    assert cluster.take_snapshot(now=4.0).other_requests == {}
+    cluster.apply_pod(cpu_pod, deleted=False, now=5.0)
+    cluster.apply_pod(cpu_pod, deleted=True, now=6.0)
+    assert cluster.take_snapshot(now=7.0).other_requests == {}

@@ -5,7 +5,7 @@ two per node); tenant ``b`` waits for 4 GPUs. Without constraints the victim is 
 tie between equally cheap nodes goes to the first name); each case below makes ``n1`` unusable
 for the waiting pod in one way kube-scheduler's filters would, and the victim must then be on
 ``n2``: its ``nodeSelector``, its required node affinity, a taint it does not tolerate, or
-too little CPU or memory left on ``n1`` even after the eviction.
+too little CPU or memory left on ``n1`` even after the eviction (pods without GPUs included).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class Case:
     """Fields of the waiting pod (its selector, affinity, tolerations, CPU and memory)."""
     n1: dict[str, Any] = dataclasses.field(default_factory=dict)
     borrower_cpu_on_n1: int = 1_000
+    others_on_n1: tuple[int, int] = (0, 0)
+    """CPU and memory requested on ``n1`` by pods without GPUs."""
     want: str | None = "n2"
     """The node of the victim, or None for no eviction."""
 
@@ -70,6 +72,10 @@ CASES = [
         id="eviction-frees-enough-cpu",
     ),
     pytest.param(Case(waiting={"memory_bytes": 600 * GIB}, want=None), id="no-node-has-memory"),
+    pytest.param(
+        Case(waiting={"cpu_millis": 8_000}, others_on_n1=(60_000, 0)),
+        id="pods-without-gpus-take-the-cpu",
+    ),
     pytest.param(Case(waiting={"node_selector": {"zone": "c"}}, want=None), id="no-node-matches"),
 ]
 
@@ -87,14 +93,14 @@ def test_reclaim_evicts_only_where_the_waiting_pod_fits(case: Case) -> None:
         for half in (0, 1)
     ]
     waiting = b.pod("b/w").gpus(4).created(10.0).spec(**case.waiting).build()
+    snap = b.snap(
+        now=100.0,
+        nodes=nodes,
+        tenants=[b.tenant("a").pool().build(), b.tenant("b").pool().build()],
+        pods=[*borrowers, waiting],
+    )
     decided = plan.plan(
-        b.snap(
-            now=100.0,
-            nodes=nodes,
-            tenants=[b.tenant("a").pool().build(), b.tenant("b").pool().build()],
-            pods=[*borrowers, waiting],
-        ),
-        half_life=3600.0,
+        dataclasses.replace(snap, other_requests={"n1": case.others_on_n1}), half_life=3600.0
     )
     on = {eviction.pod.node for eviction in decided.evictions}
     assert len(decided.evictions) == (0 if case.want is None else 1)

@@ -146,6 +146,20 @@ def gpu_pod(
     )
 
 
+def holds_a_node(body: Body) -> bool:
+    """Bound to a node and not finished: the pod's requests take room on the node."""
+    return bool(k8s_pods.node_name(body)) and not k8s_pods.is_terminal(body)
+
+
+def node_requests(body: Body) -> tuple[str, int, int]:
+    """(node, CPU millicores, memory bytes) a bound pod requests."""
+    return (
+        k8s_pods.node_name(body) or "",
+        _amount(body, "cpu", scale=1000),
+        _amount(body, "memory", scale=1),
+    )
+
+
 def _mappings(value: object) -> tuple[Mapping[str, Any], ...]:
     """The mappings of a list field (tolerations, taints); anything else in it is skipped."""
     if not isinstance(value, list):

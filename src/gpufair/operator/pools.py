@@ -45,8 +45,8 @@ class PoolOccupancy:
     missing_topology: tuple[str, ...]
     holders: tuple[snapshot.GpuPod, ...]
     spare: Mapping[str, preemption.Room | None] = dataclasses.field(default_factory=dict)
-    """CPU and memory of each node not requested by the GPU pods on it (``None``: the node
-    does not report them). Pods without GPUs are not watched, so this is an upper bound."""
+    """CPU and memory of each node not requested by the pods bound to it (``None``: the node
+    does not report them)."""
 
 
 def pool_occupancy(
@@ -98,16 +98,26 @@ def pool_occupancy(
             if node.topology is None and node.allocatable.get(pool.resource_name, 0) > 0
         ),
         holders=holders,
-        spare={node.name: _spare(node, holders_by_node.get(node.name, [])) for node in members},
+        spare={
+            node.name: _spare(
+                node,
+                holders_by_node.get(node.name, []),
+                snap.other_requests.get(node.name, (0, 0)),
+            )
+            for node in members
+        },
     )
 
 
-def _spare(node: snapshot.Node, on_node: Sequence[snapshot.GpuPod]) -> preemption.Room | None:
+def _spare(
+    node: snapshot.Node, on_node: Sequence[snapshot.GpuPod], others: tuple[int, int]
+) -> preemption.Room | None:
+    """The node's CPU and memory not requested by the pods on it (GPU pods and ``others``)."""
     if node.cpu_millis is None or node.memory_bytes is None:
         return None
     return preemption.Room(
-        cpu_millis=node.cpu_millis - sum(pod.cpu_millis for pod in on_node),
-        memory_bytes=node.memory_bytes - sum(pod.memory_bytes for pod in on_node),
+        cpu_millis=node.cpu_millis - others[0] - sum(pod.cpu_millis for pod in on_node),
+        memory_bytes=node.memory_bytes - others[1] - sum(pod.memory_bytes for pod in on_node),
     )
 
 

@@ -209,3 +209,5 @@ class Snapshot:
     namespaces: Mapping[str, Namespace]
     blocked: frozenset[str] = frozenset()
     synced: bool = False
+    other_requests: Mapping[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    """CPU millicores and memory bytes requested on each node by bound pods without GPUs."""
