@@ -6,6 +6,9 @@ nodes, pool, quotas and namespaces:
 
 - limits: ``onLimit: Queue`` keeps an over-limit pod behind the gate with a ``Waiting`` event
   that says why; ``onLimit: Reject`` has the webhook deny it at creation;
+- a burst of pods created at once under ``onLimit: Reject`` (as a Job's pods arrive): the
+  webhook counts what it accepted since the operator's last pass, so only the limit's worth
+  is accepted and the rest is denied at creation (issue 13 item 10);
 - a pod the webhook gated in a namespace that belongs to no tenant is released (regression);
 - weighted fair admission under contention (weights 1 and 3, both queueing a whole pool):
   the GPUs bound converge to the weighted shares and stay there;
@@ -42,6 +45,52 @@ def _waiting_message(k8s: Any, namespace: str, name: str) -> str | None:
         if e.get("reason") == "Waiting"
     ]
     return messages[-1] if messages else None
+
+
+def test_a_burst_under_reject_is_accepted_up_to_the_limit_only(
+    stack: scenario.Stack,
+    k8s: Any,
+    namespace: str,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    import concurrent.futures
+
+    import kubernetes
+
+    pool, tenant, node = scenario.unique("burst"), scenario.unique("tenant"), scenario.unique("n")
+    limit, burst = 2, 6
+    make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
+    cleanup.apply(scenario.pool_manifest(pool))
+    cleanup.apply(
+        scenario.quota_manifest(
+            tenant,
+            namespaces=[namespace],
+            pools=[{"name": pool, "limit": limit}],
+            on_limit="Reject",
+        )
+    )
+    scenario.wait_known(k8s, tenant)
+    scenario.wait_passes(stack, 1)
+
+    def create(index: int) -> int:
+        try:
+            scenario.submit(k8s, namespace, f"burst-{index}", 1)
+        except kubernetes.client.ApiException as error:
+            return int(error.status)
+        return 201
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=burst) as pool_of_threads:
+        answers = sorted(pool_of_threads.map(create, range(burst)))
+    assert answers == [201] * limit + [403] * (burst - limit)
+    assert len(scenario.pods(k8s, namespace)) == limit
+    with stack.driver([namespace]) as driver:
+        scenario.settle(
+            lambda: len(scenario.running_on_nodes(k8s, [namespace])) == limit,
+            timeout=30,
+            what="the accepted pods run",
+            driver=driver,
+        )
 
 
 @pytest.mark.parametrize("on_limit", ["Queue", "Reject"])

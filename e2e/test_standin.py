@@ -727,6 +727,72 @@ def test_eviction_deletes_the_pod_unless_a_budget_forbids(
     assert exc.value.status == 429
 
 
+@pytest.mark.parametrize("where", ["query", "body"])
+def test_a_dry_run_eviction_answers_like_the_eviction_and_changes_nothing(
+    k8s: Clients, namespace: str, make_gpu_node: Any, where: str
+) -> None:
+    make_gpu_node("e2e-dry-evict-node", "hgx-h200-8gpu-nv18-10nic.txt")
+    for name in ("a", "b"):
+        k8s.core.create_namespaced_pod(
+            namespace, pod_body(name, labels={"app": "train"}, nodeName="e2e-dry-evict-node")
+        )
+    k8s.policy.create_namespaced_pod_disruption_budget(
+        namespace,
+        {
+            "metadata": {"name": "keep-one"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "train"}}},
+        },
+    )
+
+    def evict(name: str, *, dry: bool) -> None:
+        body: dict[str, Any] = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name},
+        }
+        extra: dict[str, Any] = {}
+        if dry and where == "body":
+            body["deleteOptions"] = {"dryRun": ["All"]}
+        elif dry:
+            extra["dry_run"] = "All"
+        k8s.core.create_namespaced_pod_eviction(
+            name, namespace, body, _preload_content=False, **extra
+        )
+
+    def names() -> list[str]:
+        return sorted(p.metadata.name for p in k8s.core.list_namespaced_pod(namespace).items)
+
+    evict("a", dry=True)
+    evict("b", dry=True)
+    assert names() == ["a", "b"], "a dry run evicts nothing"
+    evict("a", dry=False)
+    with pytest.raises(ApiException) as exc:
+        evict("b", dry=True)
+    assert exc.value.status == 429, "the dry run is refused by the budget as the eviction is"
+    assert names() == ["b"]
+
+
+def test_a_pod_under_two_budgets_cannot_be_evicted(
+    k8s: Clients, namespace: str, make_gpu_node: Any
+) -> None:
+    make_gpu_node("e2e-two-pdb-node", "hgx-h200-8gpu-nv18-10nic.txt")
+    k8s.core.create_namespaced_pod(
+        namespace, pod_body("a", labels={"app": "train"}, nodeName="e2e-two-pdb-node")
+    )
+    for budget in ("one", "two"):
+        k8s.policy.create_namespaced_pod_disruption_budget(
+            namespace,
+            {
+                "metadata": {"name": budget},
+                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "train"}}},
+            },
+        )
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "a"}}
+    with pytest.raises(ApiException) as exc:
+        k8s.core.create_namespaced_pod_eviction("a", namespace, eviction, _preload_content=False)
+    assert exc.value.status == 500
+
+
 def test_events_and_leases(k8s: Clients, namespace: str) -> None:
     k8s.core.create_namespaced_event(
         namespace,

@@ -128,6 +128,13 @@ class PodBuilder:
     _started: float | None = None
     _indices: frozenset[int] | None = None
     _priority: int = 0
+    _fields: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def spec(self, **fields: Any) -> Self:
+        """Set :class:`snapshot.GpuPod` fields directly (``node_selector``, ``tolerations``,
+        ``required_terms``, ``cpu_millis``, ``memory_bytes``...)."""
+        self._fields.update(fields)
+        return self
 
     def gpus(self, count: int) -> Self:
         self._gpus = count
@@ -166,6 +173,7 @@ class PodBuilder:
             started_at=self._started,
             gpu_indices=self._indices,
             priority=self._priority,
+            **self._fields,
         )
 
 

@@ -181,12 +181,23 @@ def test_per_tenant_helpers(
     assert pool.reclaimable("b", allocated) == reclaimable
 
 
-def test_guarantee_protects_above_a_rationed_share() -> None:
+def test_a_rationed_pool_protects_only_the_share() -> None:
+    """Guarantees in demand above the capacity cannot all be kept: each is cut to its rationed
+    share, and a tenant holding its whole guarantee must give the excess back (issue 13 item 7:
+    otherwise the rationed share of the other tenant is never restored)."""
     pool = shares(10, tenant("a").guaranteed(8).demand(8), tenant("b").guaranteed(8).demand(8))
+    assert pool.rationed
     assert pool.share("a") == 5.0
-    assert pool.protected("a") == 8.0
-    assert pool.reclaimable("a", 8) == 0
+    assert pool.protected("a") == 5.0
+    assert pool.reclaimable("a", 8) == 3
     assert pool.share("nobody") == 0.0
+
+
+def test_a_guarantee_protects_above_the_share_when_not_rationed() -> None:
+    pool = shares(10, tenant("a").guaranteed(6).demand(4), tenant("b").demand(8))
+    assert not pool.rationed
+    assert pool.share("a") == 4.0
+    assert pool.protected("a") == 6.0
 
 
 # --- properties -------------------------------------------------------------------------

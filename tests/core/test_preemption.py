@@ -81,6 +81,14 @@ def b_holds_both_islands(**starts: float) -> tuple[preemption.RunningPod, ...]:
     )
 
 
+def overcommitted_pool_a_holds_48() -> tuple[preemption.RunningPod, ...]:
+    """64 GPUs, guarantees of 48 each (rationed to 32 each): a holds 48, b holds 16."""
+    return tuple(
+        running_pod(f"{owner}{i}").tenant(owner).node(f"n{i}").gpus(*range(8)).started(i).obj()
+        for i, owner in enumerate("aaaaaabb")
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     scene: Scene
@@ -196,9 +204,9 @@ CASES = [
                 b_holds_both_islands(),
             ),
             wants(4),
-            None,
+            ("b1",),
         ),
-        id="never-below-victim-guarantee",
+        id="rationed-guarantee-protects-only-the-rationed-share",
     ),
     pytest.param(
         Case(
@@ -245,6 +253,18 @@ CASES = [
             ("b2",),
         ),
         id="node-with-least-lost-work",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").guaranteed(48).demand(48), tenant("b").guaranteed(48).demand(40)),
+                overcommitted_pool_a_holds_48(),
+                nodes={f"n{i}": topo_builders.nvswitch8() for i in range(8)},
+            ),
+            wants(8, owner="b"),
+            ("a5",),
+        ),
+        id="rationed-pool-restores-the-share",
     ),
 ]
 
@@ -443,3 +463,42 @@ def test_preemption_invariants(
     after, requeued = apply(scene, preemptor, found)
     for again in requeued:
         assert after.victims(again, rule=rule) is None
+
+
+@pytest.mark.parametrize(
+    ("spare_cpu", "victim_cpu", "needs_cpu", "want"),
+    [
+        pytest.param(None, 0, 64_000, ("b4",), id="room-not-reported-not-checked"),
+        pytest.param(0, 8_000, 8_000, ("b4",), id="victim-frees-the-cpu"),
+        pytest.param(0, 4_000, 8_000, ("b3", "b4"), id="two-victims-free-the-cpu"),
+        pytest.param(0, 1_000, 8_000, None, id="no-set-frees-enough-cpu"),
+    ],
+)
+def test_victims_free_the_cpu_the_preemptor_needs(
+    spare_cpu: int | None, victim_cpu: int, needs_cpu: int, want: tuple[str, ...] | None
+) -> None:
+    """Freed GPUs are not enough: the preemptor's CPU and memory must fit too (issue 13 item 1)."""
+    running = tuple(
+        running_pod(f"b{i}").tenant("b").gpus(2 * i - 2, 2 * i - 1).started(100 * i).obj()
+        for i in range(1, 5)
+    )
+    running = tuple(dataclasses.replace(pod, cpu_millis=victim_cpu) for pod in running)
+    scene = Scene((tenant("a").demand(8), tenant("b").demand(8)), running)
+    nodes = {
+        name: dataclasses.replace(
+            state,
+            spare=None if spare_cpu is None else preemption.Room(spare_cpu, 1 << 40),
+        )
+        for name, state in scene.node_gpus().items()
+    }
+    found = preemption.choose_victims(
+        preemptor=wants(2),
+        running=running,
+        nodes=nodes,
+        shares=scene.shares(),
+        allocated=scene.allocated(),
+        policies=scene.policies(),
+        now=NOW,
+        needs=preemption.Room(cpu_millis=needs_cpu),
+    )
+    assert (None if found is None else tuple(sorted(p.uid for p in found.pods))) == want

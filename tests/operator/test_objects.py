@@ -110,3 +110,90 @@ def test_pool_status_is_valid_against_the_model() -> None:
     wire = objects.pool_status(decided.pools[b.POOL])
     assert (wire["capacity"], wire["free"], wire["nodes"]) == (8, 8, 1)
     assert {c["type"] for c in wire["conditions"]} >= {"Ready", "NoNodes", "TopologyMissing"}
+
+
+def test_a_pod_carries_what_node_filters_judge() -> None:
+    body = pod_json(
+        spec__containers=[
+            {
+                "name": "c",
+                "resources": {
+                    "limits": {"nvidia.com/gpu": "2"},
+                    "requests": {"cpu": "1500m", "memory": "1Gi"},
+                },
+            }
+        ],
+        spec__tolerations=[{"key": "dedicated", "operator": "Exists"}, "junk"],
+    )
+    pod = objects.gpu_pod(body, resources=["nvidia.com/gpu"], observed_at=50.0)
+    assert pod is not None
+    assert (pod.cpu_millis, pod.memory_bytes) == (1500, 1024**3)
+    assert pod.tolerations == ({"key": "dedicated", "operator": "Exists"},)
+
+
+@pytest.mark.parametrize(
+    ("allocatable", "cpu", "memory"),
+    [
+        pytest.param({"cpu": "7500m", "memory": "64Gi"}, 7500, 64 * 1024**3, id="reported"),
+        pytest.param({}, None, None, id="not-reported"),
+        pytest.param({"cpu": "lots", "memory": "-1"}, None, 0, id="unreadable-or-negative"),
+    ],
+)
+def test_a_node_carries_taints_and_room(
+    allocatable: dict[str, str], cpu: int | None, memory: int | None
+) -> None:
+    node = objects.node(
+        {
+            "metadata": {"name": "n1"},
+            "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]},
+            "status": {"allocatable": allocatable},
+        }
+    )
+    assert node.taints == ({"key": "k", "effect": "NoSchedule"},)
+    assert (node.cpu_millis, node.memory_bytes) == (cpu, memory)
+
+
+@pytest.mark.parametrize(
+    ("condition", "since"),
+    [
+        pytest.param(
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"},
+            T0_SECONDS,
+            id="unschedulable",
+        ),
+        pytest.param(
+            {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"},
+            None,
+            id="gated-is-not-unschedulable",
+        ),
+        pytest.param({"type": "Ready", "status": "False"}, None, id="other-condition"),
+    ],
+)
+def test_a_pod_says_since_when_it_is_unschedulable(
+    condition: dict[str, str], since: float | None
+) -> None:
+    body = pod_json(status__conditions=[{**condition, "lastTransitionTime": T0}])
+    pod = objects.gpu_pod(body, resources=["nvidia.com/gpu"], observed_at=50.0)
+    assert pod is not None
+    assert pod.unschedulable_since == since
+
+
+def test_the_store_keeps_what_pods_without_gpus_request_on_their_nodes() -> None:
+    from gpufair.operator import store
+
+    cluster = store.ClusterStore()
+    cpu_pod = {
+        "metadata": {"name": "web", "namespace": "x", "uid": "u-web"},
+        "spec": {
+            "nodeName": "n1",
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}],
+        },
+        "status": {"phase": "Running"},
+    }
+    cluster.apply_pod(cpu_pod, deleted=False, now=1.0)
+    assert cluster.take_snapshot(now=2.0).other_requests == {"n1": (2000, 1024**3)}
+    cluster.apply_pod({**cpu_pod, "status": {"phase": "Succeeded"}}, deleted=False, now=3.0)
+    assert cluster.take_snapshot(now=4.0).other_requests == {}
+    cluster.apply_pod(cpu_pod, deleted=False, now=5.0)
+    cluster.apply_pod(cpu_pod, deleted=True, now=6.0)
+    assert cluster.take_snapshot(now=7.0).other_requests == {}

@@ -15,11 +15,15 @@ from gpufair.operator import intents, metrics, reconciler, settings, snapshot, s
 @dataclasses.dataclass
 class FakeWriter:
     eviction_answer: writes.EvictionOutcome = writes.EvictionOutcome.EVICTED
+    refuse: frozenset[str] = frozenset()
+    """Pods (``namespace/name``) whose eviction a disruption budget refuses."""
+    fail_admit: bool = False
     fail_status: bool = False
     statuses: list[tuple[str, str, Any]] = dataclasses.field(default_factory=list)
     admitted: list[str] = dataclasses.field(default_factory=list)
     evicted: list[str] = dataclasses.field(default_factory=list)
     labels: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    nudged: list[str] = dataclasses.field(default_factory=list)
 
     async def patch_status(self, *, plural: str, name: str, status: Any) -> None:
         if self.fail_status:
@@ -27,15 +31,24 @@ class FakeWriter:
         self.statuses.append((plural, name, status))
 
     async def admit(self, *, namespace: str, name: str, admitted_at: str) -> bool:
+        if self.fail_admit:
+            raise RuntimeError("API server unavailable")
         self.admitted.append(f"{namespace}/{name}")
         return True
 
-    async def evict(self, *, namespace: str, name: str, uid: str) -> writes.EvictionOutcome:
-        self.evicted.append(f"{namespace}/{name}")
+    async def evict(
+        self, *, namespace: str, name: str, uid: str, dry_run: bool = False
+    ) -> writes.EvictionOutcome:
+        self.evicted.append(f"{namespace}/{name}{' (dry run)' if dry_run else ''}")
+        if f"{namespace}/{name}" in self.refuse:
+            return writes.EvictionOutcome.DISRUPTION_BUDGET
         return self.eviction_answer
 
     async def label_namespace(self, *, namespace: str, tenant: str | None) -> None:
         self.labels[namespace] = tenant
+
+    async def nudge(self, *, namespace: str, name: str, at: str) -> None:
+        self.nudged.append(f"{namespace}/{name}")
 
 
 def loaded_view(
@@ -199,3 +212,95 @@ async def test_a_pod_gated_in_a_namespace_of_no_tenant_is_released_once_and_not_
     cluster.pods[stray.uid] = dataclasses.replace(stray, state=snapshot.PodState.PENDING)
     again = await driver.run_once(now=20.0)
     assert again.releases == (), "released pods are not released again"
+
+
+def _admissions_total(tenant: str) -> float:
+    sample = metrics.REGISTRY.get_sample_value(
+        "gpufair_admissions_total", {"tenant": tenant, "pool": b.POOL}
+    )
+    return sample or 0.0
+
+
+async def test_an_admission_repeated_after_an_outage_is_reported_once() -> None:
+    """Issue 13 item 12: the watch has not shown the gate removal yet (the API server was
+    down), so passes admit the pod again; it gets one Admitted event and counts once."""
+    waiting = b.pod("c/p").gpus(2).build()
+    cluster = loaded_view(waiting, tenants=[b.tenant("c").build()])
+    writer = FakeWriter(fail_admit=True)
+    driver, events = make(cluster, writer)
+    before = _admissions_total("c")
+
+    await driver.run_once(now=100.0)  # the write fails: nothing happened, nothing is reported
+    assert [e for e in events if e.reason == "Admitted"] == []
+    writer.fail_admit = False
+    for now in (105.0, 110.0, 115.0):  # the store still shows the pod gated
+        await driver.run_once(now=now)
+
+    assert writer.admitted == ["c/p"] * 3
+    assert len([e for e in events if e.reason == "Admitted"]) == 1
+    assert _admissions_total("c") - before == 1
+
+
+def _two_victims() -> tuple[store.ClusterStore, list[snapshot.GpuPod]]:
+    """Tenant a holds all 8 GPUs in 1-GPU pods; b's 2-GPU pod needs two of them evicted."""
+    held = [b.pod(f"a/p{i}").bound("n1", at=float(i), indices=[i]).build() for i in range(8)]
+    return loaded_view(*held, b.pod("b/w").gpus(2).created(1.0).build()), held
+
+
+async def test_a_victim_set_is_evicted_all_or_nothing() -> None:
+    """Issue 13 item 3: of victims [v0, v1], v1 refused by its budget: v0 is not evicted, no
+    Preempted event is posted, v1 is parked."""
+    cluster, _ = _two_victims()
+    probe = FakeWriter()
+    decided = await make(cluster, probe)[0].run_once(now=100.0)
+    victims = [e.pod.key for e in decided.evictions]
+    assert len(victims) == 2
+
+    cluster, _ = _two_victims()
+    writer = FakeWriter(refuse=frozenset(victims[1:]))
+    driver, events = make(cluster, writer)
+    decided = await driver.run_once(now=100.0)
+
+    assert [e.pod.key for e in decided.evictions] == victims
+    assert [name for name in writer.evicted if "dry run" not in name] == []
+    assert not [e for e in events if e.reason in ("Preempted", "ReclaimedFrom", "Reclaiming")]
+    assert [e.reason for e in events if e.reason == "EvictionRefused"] == ["EvictionRefused"]
+    assert set(cluster.blocked) == {decided.evictions[1].pod.uid}
+
+
+async def test_a_victim_set_that_would_all_go_is_evicted_then_reported() -> None:
+    cluster, _ = _two_victims()
+    writer = FakeWriter()
+    driver, events = make(cluster, writer)
+    decided = await driver.run_once(now=100.0)
+
+    victims = [e.pod.key for e in decided.evictions]
+    assert writer.evicted == [f"{v} (dry run)" for v in victims] + victims
+    assert [e.target.name for e in events if e.reason == "Preempted"] == [
+        v.split("/")[1] for v in victims
+    ]
+
+
+async def test_an_unschedulable_pod_is_retried_when_its_tenant_has_room_again() -> None:
+    """Issue 13 item 8: kube-scheduler does not watch TenantQuotas; when the limit that made
+    the extender reject the pod rises, the operator updates the pod once (kube-scheduler
+    retries a pod that changed) instead of leaving it to the 5-minute flush."""
+    held = [b.pod(f"a/h{i}").bound("n1", at=0.0, indices=[i]).build() for i in range(2)]
+    rejected = dataclasses.replace(b.pod("a/p").gpus(2).pending().build(), unschedulable_since=50.0)
+    never_tried = b.pod("a/q").gpus(2).pending().build()
+    cluster = loaded_view(
+        *held, rejected, never_tried, tenants=[b.tenant("a").pool(limit=2).build()]
+    )
+    writer = FakeWriter()
+    driver, _ = make(cluster, writer)
+
+    await driver.run_once(now=100.0)
+    await driver.run_once(now=105.0)
+    assert writer.nudged == [], "nothing changed: nothing to retry"
+
+    cluster.tenants = {"a": b.tenant("a").pool(limit=4).build()}
+    await driver.run_once(now=110.0)
+    assert writer.nudged == ["a/p"]
+
+    await driver.run_once(now=115.0)
+    assert writer.nudged == ["a/p"], "one update per change, not per pass"

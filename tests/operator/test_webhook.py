@@ -128,6 +128,14 @@ def test_deny_only_when_the_policy_says_reject(
         assert "onLimit: Reject" in verdict.message
 
 
+def passed(cluster: Any, now: float = 10.0) -> Any:
+    """A pass over the store, published as the reconciler publishes it for the webhook."""
+    from gpufair.operator import plan, reconciler
+
+    snap = cluster.take_snapshot(now=now)
+    return reconciler.publication(snap, plan.plan(snap, half_life=3600.0))
+
+
 def test_the_kopf_handler_patches_the_pod_or_denies_it() -> None:
     """Before the first pass: gated. After a pass that saw the tenant at its limit: denied."""
     import types
@@ -135,7 +143,7 @@ def test_the_kopf_handler_patches_the_pod_or_denies_it() -> None:
     import kopf
     from tests.builders import operator as b
 
-    from gpufair.operator import plan, store, webhook_handlers
+    from gpufair.operator import store, webhook_handlers
 
     memo = kopf.Memo()
     memo.store = store.ClusterStore()
@@ -160,8 +168,7 @@ def test_the_kopf_handler_patches_the_pod_or_denies_it() -> None:
     memo.store.pods = {
         p.uid: p for p in (b.pod(f"team-a/p{i}").bound("n1", indices=[i]).build() for i in range(8))
     }
-    last = plan.plan(memo.store.take_snapshot(now=10.0), half_life=3600.0)
-    memo.reconciler = types.SimpleNamespace(last=last)
+    memo.reconciler = types.SimpleNamespace(published=passed(memo.store))
     with pytest.raises(kopf.AdmissionError, match="tenant a at limit 8/8 GPUs in pool h100"):
         webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=2)), patch=kopf.Patch(), memo=memo)
 
@@ -173,16 +180,14 @@ def test_a_pod_created_right_after_its_quota_is_gated_before_the_next_pass() -> 
     import kopf
     from tests.builders import operator as b
 
-    from gpufair.operator import plan, snapshot, store, webhook_handlers
+    from gpufair.operator import snapshot, store, webhook_handlers
 
     memo = kopf.Memo()
     memo.store = store.ClusterStore()
     memo.store.nodes = {"n1": b.node("n1")}
     memo.store.pools = {b.POOL: b.gpu_pool()}
     memo.store.namespaces = {"team-a": snapshot.Namespace(name="team-a")}
-    memo.reconciler = types.SimpleNamespace(
-        last=plan.plan(memo.store.take_snapshot(now=10.0), half_life=3600.0)
-    )
+    memo.reconciler = types.SimpleNamespace(published=passed(memo.store))
     skipped = kopf.Patch()
     webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=1)), patch=skipped, memo=memo)
     assert skipped == {}, "no tenant owns team-a yet: not gpufair's pod"
@@ -198,13 +203,125 @@ def test_a_pod_of_a_namespace_the_view_has_not_seen_is_gated() -> None:
 
     import kopf
 
-    from gpufair.operator import plan, store, webhook_handlers
+    from gpufair.operator import store, webhook_handlers
 
     memo = kopf.Memo()
     memo.store = store.ClusterStore()
-    memo.reconciler = types.SimpleNamespace(
-        last=plan.plan(memo.store.take_snapshot(now=10.0), half_life=3600.0)
-    )
+    memo.reconciler = types.SimpleNamespace(published=passed(memo.store))
     patch = kopf.Patch()
     webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=1)), patch=patch, memo=memo)
     assert patch["spec"]["schedulingGates"] == [{"name": names.ADMISSION_GATE}]
+
+
+def _reject_tenant_memo(*, limit: int) -> Any:
+    import kopf
+    from tests.builders import operator as b
+
+    from gpufair.operator import store
+
+    memo = kopf.Memo()
+    memo.store = store.ClusterStore()
+    memo.store.nodes = {"n1": b.node("n1")}
+    memo.store.pools = {b.POOL: b.gpu_pool()}
+    memo.store.tenants = {
+        "a": b.tenant("a")
+        .namespaces("team-a")
+        .pool(limit=limit)
+        .on_limit(policy.OnLimit.REJECT)
+        .build()
+    }
+    return memo
+
+
+def test_a_burst_of_concurrent_reviews_cannot_pass_a_reject_limit_together() -> None:
+    """Issue 13 item 10: limit 2, holding 0, eight 1-GPU pods reviewed at once from eight
+    threads (as a Job's pods arrive): exactly two are accepted; once a pass has seen those
+    two (gated, with their tokens), the pass counts them and the ledger forgets them."""
+    import dataclasses
+    import threading
+    import types
+
+    import kopf
+    from tests.builders import operator as b
+
+    from gpufair.operator import webhook_handlers
+
+    memo = _reject_tenant_memo(limit=2)
+    memo.reconciler = types.SimpleNamespace(published=passed(memo.store))
+    start = threading.Barrier(8)
+    outcomes: list[kopf.Patch | str] = []
+
+    def create() -> None:
+        patch = kopf.Patch()
+        start.wait()
+        try:
+            webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=1)), patch=patch, memo=memo)
+        except kopf.AdmissionError as error:
+            outcomes.append(str(error))
+        else:
+            outcomes.append(patch)
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    accepted = [o for o in outcomes if isinstance(o, kopf.Patch)]
+    denied = [o for o in outcomes if isinstance(o, str)]
+    assert (len(accepted), len(denied)) == (2, 6)
+    assert all("limit" in message for message in denied)
+    tokens = [p["metadata"]["annotations"][names.ADMISSION_TOKEN_ANNOTATION] for p in accepted]
+
+    seen = [
+        dataclasses.replace(b.pod(f"team-a/q{i}").build(), admission_token=token)
+        for i, token in enumerate(tokens)
+    ]
+    memo.store.pods = {pod.uid: pod for pod in seen}
+    memo.reconciler = types.SimpleNamespace(published=passed(memo.store, now=20.0))
+    assert webhook_handlers.ledger_of(memo).pending(seen=frozenset(tokens), now=20.0) == {}
+    with pytest.raises(kopf.AdmissionError, match="at limit 2/2"):
+        webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=1)), patch=kopf.Patch(), memo=memo)
+
+
+def test_a_reject_pods_limit_is_that_of_the_pool_its_affinity_picks() -> None:
+    """Issue 13 item 9 at the webhook: the pod's pool comes from its required affinity, as the
+    pass will queue it, not from the tenant's first pool."""
+    import types
+
+    import kopf
+    from tests.builders import operator as b
+
+    from gpufair.operator import webhook_handlers
+
+    memo = _reject_tenant_memo(limit=0)
+    memo.store.nodes = {"a1": b.node("a1", pool="a100"), "h1": b.node("h1", pool="h100")}
+    memo.store.pools = {"a100": b.gpu_pool("a100"), "h100": b.gpu_pool("h100")}
+    memo.store.tenants = {
+        "a": b.tenant("a")
+        .namespaces("team-a")
+        .pool("a100", limit=0)
+        .pool("h100", limit=8)
+        .on_limit(policy.OnLimit.REJECT)
+        .build()
+    }
+    memo.reconciler = types.SimpleNamespace(published=passed(memo.store))
+    body = pod_body(gpus=4)
+    body["spec"]["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": b.POOL_LABEL, "operator": "In", "values": ["h100"]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    patch = kopf.Patch()
+    webhook_handlers.admit_pod(body=kopf.Body(body), patch=patch, memo=memo)
+    assert patch["spec"]["schedulingGates"] == [{"name": names.ADMISSION_GATE}]
+    with pytest.raises(kopf.AdmissionError, match="pool a100"):
+        webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=4)), patch=kopf.Patch(), memo=memo)

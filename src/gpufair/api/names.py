@@ -36,6 +36,13 @@ ADMITTED_AT_ANNOTATION: Final = f"{GROUP}/admitted-at"
 """RFC 3339 time the operator removed the admission gate (queue wait = this - creation)."""
 CHECKPOINT_ANNOTATION: Final = f"{GROUP}/last-checkpoint"
 """RFC 3339 time of the pod's newest checkpoint; preemption prefers victims that lose least."""
+ADMISSION_TOKEN_ANNOTATION: Final = f"{GROUP}/admission-token"
+"""Written by the admission webhook on pods of ``onLimit: Reject`` tenants it accepted: the next
+reconcile pass that sees the pod takes over counting it from the webhook's ledger."""
+RETRY_ANNOTATION: Final = f"{GROUP}/retry-at"
+"""RFC 3339 time the operator last updated a pod the extender had rejected, because the cause
+(its tenant's limit or budget, or the pool's free GPUs) changed for the better: kube-scheduler
+retries an unschedulable pod on an update of the pod, not on a TenantQuota change."""
 GPUFAIR_ONLY_ANNOTATIONS: Final = (
     GPUS_ANNOTATION,
     NUMA_ANNOTATION,

@@ -113,7 +113,12 @@ class PoolShares:
         return missing if missing > TOLERANCE else 0.0
 
     def protected(self, tenant: str) -> float:
-        """The allocation preemption may never push the tenant below: max(share, guarantee)."""
+        """The allocation preemption may never push the tenant below: max(share, guarantee),
+        or only the share while the pool is :attr:`rationed` (the guarantees in demand exceed
+        the capacity, so they cannot all be kept: each is cut to its rationed share, and a
+        tenant holding more than that must give the excess back to the others)."""
+        if self.rationed:
+            return self.share(tenant)
         return max(self.share(tenant), float(self.guaranteed.get(tenant, 0)))
 
     def reclaimable(self, tenant: str, allocated: int) -> int:

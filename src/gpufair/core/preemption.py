@@ -12,10 +12,10 @@ The rules that keep reclaim from oscillating:
 
 * the preemptor's tenant may reclaim only while the pod keeps it within its fair share
   (``allocated + requested <= share``), so a tenant never preempts its way above its share;
-* a victim's tenant is never pushed below ``max(fair share, guarantee)``
-  (:meth:`fairshare.PoolShares.protected`), so no tenant that lost pods can win them back by
-  preemption under the same demands: after a reclaim, every tenant involved is where the
-  other cannot take from it (no A-evicts-B-evicts-A);
+* a victim's tenant is never pushed below ``max(fair share, guarantee)``, only its share in a
+  rationed pool (:meth:`fairshare.PoolShares.protected`), so no tenant that lost pods can win
+  them back by preemption under the same demands: after a reclaim, every tenant involved is
+  where the other cannot take from it (no A-evicts-B-evicts-A);
 * victims must make the pod fit *on one node, topology included* (``placement.choose`` on the
   freed GPUs); the set is then pruned so that every victim is needed: no pointless eviction;
 * pods that ran less than their tenant's ``minRuntimeSeconds`` are protected;
@@ -47,6 +47,9 @@ class RunningPod:
     checkpoint_at: float | None = None
     name: str = ""
     """``namespace/name``, only for messages."""
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    """CPU and memory the pod requests: what its eviction frees besides its GPUs."""
 
     def lost_work(self, now: float) -> float:
         """Seconds of work an eviction now throws away."""
@@ -68,11 +71,32 @@ class Policy:
 
 
 @dataclasses.dataclass(frozen=True)
+class Room:
+    """CPU (millicores) and memory (bytes): a pod's request, or what a node has spare."""
+
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+
+    def holds(self, need: Room) -> bool:
+        return self.cpu_millis >= need.cpu_millis and self.memory_bytes >= need.memory_bytes
+
+    def plus(self, pods: Iterable[RunningPod]) -> Room:
+        """The room once ``pods`` are gone."""
+        pods = list(pods)
+        return Room(
+            cpu_millis=self.cpu_millis + sum(pod.cpu_millis for pod in pods),
+            memory_bytes=self.memory_bytes + sum(pod.memory_bytes for pod in pods),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class NodeGPUs:
-    """A node's topology and the GPUs free on it now."""
+    """A node's topology, the GPUs free on it now and, when known, its spare CPU and memory
+    (``None``: not checked)."""
 
     topology: topology.NodeTopology
     free: frozenset[int]
+    spare: Room | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,18 +123,23 @@ def choose_victims(
     now: float,
     mode: policy.PlacementMode = policy.PlacementMode.PACK,
     rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
+    needs: Room = Room(),
 ) -> Victims | None:
     """The cheapest allowed victims on one node of the pool that let ``preemptor`` run, or None.
 
-    ``nodes`` are the pool's schedulable nodes, ``running`` the pods bound in it, ``shares`` and
-    ``allocated`` (GPUs per tenant in this pool, bound and admitted) describe the same instant.
+    ``nodes`` are the pool's schedulable nodes *the preemptor may use* (its node selector,
+    required affinity and tolerations admit them: :func:`gpufair.state.rules.node_admits`),
+    ``running`` the pods bound in the pool, ``shares`` and ``allocated`` (GPUs per tenant in
+    this pool, bound and admitted) describe the same instant; ``needs`` is the preemptor's CPU
+    and memory, checked against each node's ``spare`` plus what the victims free.
     ``None`` when the tenant may not reclaim, would end above its share, the pod already fits
     somewhere, or no allowed set of victims makes room. Inputs are not changed.
     """
     if not may_reclaim(preemptor=preemptor, shares=shares, allocated=allocated, policies=policies):
         return None
     if any(
-        isinstance(_fit(state, set(), preemptor.gpus, mode, rule), placement.Choice)
+        _has_room(state, (), needs)
+        and isinstance(_fit(state, set(), preemptor.gpus, mode, rule), placement.Choice)
         for state in nodes.values()
     ):
         return None
@@ -148,6 +177,7 @@ def choose_victims(
             rule=rule,
             now=now,
             bound=None if best is None else _subset_cost(best[1].pods, now),
+            needs=needs,
         )
         if found is None:
             continue
@@ -243,8 +273,10 @@ def _victims_on_node(
     rule: policy.TopologyRule,
     now: float,
     bound: tuple[object, ...] | None = None,
+    needs: Room = Room(),
 ) -> Victims | None:
-    """The cheapest allowed set of pods on the node whose eviction lets the preemptor fit.
+    """The cheapest allowed set of pods on the node whose eviction lets the preemptor fit
+    (GPUs, topology included, and CPU and memory).
 
     ``bound`` is the cost of the best set found on another node: dearer sets are not tried.
     """
@@ -258,12 +290,15 @@ def _victims_on_node(
             rule=rule,
             now=now,
             bound=bound,
+            needs=needs,
         )
     else:
-        pods = _greedy(state, candidates, budget=budget, count=count, mode=mode, rule=rule)
+        pods = _greedy(
+            state, candidates, budget=budget, count=count, mode=mode, rule=rule, needs=needs
+        )
     if pods is None:
         return None
-    pods = _prune(state, pods, count, mode, rule)
+    pods = _prune(state, pods, count, mode, rule, needs)
     choice = _fit(state, {gpu for pod in pods for gpu in pod.gpus}, count, mode, rule)
     assert isinstance(choice, placement.Choice)
     return Victims(node=node_name, pods=tuple(pods), choice=choice)
@@ -279,13 +314,14 @@ def _cheapest_subset(
     rule: policy.TopologyRule,
     now: float,
     bound: tuple[object, ...] | None,
+    needs: Room,
 ) -> list[RunningPod] | None:
     """Try every subset, cheapest-known first as the bar: the greedy set seeds it, and subsets
     dearer than the bar (or than ``bound``) are not placed at all."""
     best: tuple[tuple[object, ...], list[RunningPod]] | None = None
-    seed = _greedy(state, candidates, budget=budget, count=count, mode=mode, rule=rule)
+    seed = _greedy(state, candidates, budget=budget, count=count, mode=mode, rule=rule, needs=needs)
     if seed is not None:
-        seed = _prune(state, seed, count, mode, rule)
+        seed = _prune(state, seed, count, mode, rule, needs)
         best = (_subset_cost(seed, now), seed)
     costs = [(pod.priority, pod.lost_work(now), len(pod.gpus)) for pod in candidates]
     missing = count - len(state.free)
@@ -298,7 +334,7 @@ def _cheapest_subset(
             if (best is not None and key >= best[0]) or (bound is not None and key > bound):
                 continue
             subset = [candidates[i] for i in picks]
-            if not _within(subset, budget):
+            if not _within(subset, budget) or not _has_room(state, subset, needs):
                 continue
             freed = {gpu for pod in subset for gpu in pod.gpus}
             if isinstance(_fit(state, freed, count, mode, rule), placement.Choice):
@@ -314,6 +350,7 @@ def _greedy(
     count: int,
     mode: policy.PlacementMode,
     rule: policy.TopologyRule,
+    needs: Room,
 ) -> list[RunningPod] | None:
     left = dict(budget)
     taken: list[RunningPod] = []
@@ -324,7 +361,9 @@ def _greedy(
         left[pod.tenant] -= len(pod.gpus)
         taken.append(pod)
         freed.update(pod.gpus)
-        if isinstance(_fit(state, freed, count, mode, rule), placement.Choice):
+        if _has_room(state, taken, needs) and isinstance(
+            _fit(state, freed, count, mode, rule), placement.Choice
+        ):
             return taken
     return None
 
@@ -343,13 +382,16 @@ def _prune(
     count: int,
     mode: policy.PlacementMode,
     rule: policy.TopologyRule,
+    needs: Room = Room(),
 ) -> list[RunningPod]:
     """Drop victims the fit does not need, the most expensive first (``pods`` cheapest first)."""
     kept = list(pods)
     for pod in reversed(pods):
         trial = [other for other in kept if other.uid != pod.uid]
         freed = {gpu for other in trial for gpu in other.gpus}
-        if isinstance(_fit(state, freed, count, mode, rule), placement.Choice):
+        if _has_room(state, trial, needs) and isinstance(
+            _fit(state, freed, count, mode, rule), placement.Choice
+        ):
             kept = trial
     return kept
 
@@ -364,6 +406,11 @@ def _fit(
     known = frozenset(state.topology.indices)
     free = (state.free | frozenset(freed)) & known
     return placement.choose(state.topology, free=free, count=count, mode=mode, rule=rule)
+
+
+def _has_room(state: NodeGPUs, victims: Iterable[RunningPod], needs: Room) -> bool:
+    """Whether the node has the CPU and memory the preemptor needs once ``victims`` are gone."""
+    return state.spare is None or state.spare.plus(victims).holds(needs)
 
 
 def _old_enough(pod: RunningPod, policies: Mapping[str, Policy], now: float) -> bool:

@@ -64,6 +64,17 @@ def is_ready(node: NodeDict) -> bool:
     return True
 
 
+def is_reachable(node: NodeDict) -> bool:
+    """Ready, and without the node controller's ``unreachable``/``not-ready`` taints: its
+    kubelet can be expected to act on a pod's deletion."""
+    if not is_ready(node):
+        return False
+    return not any(
+        taint.get("key") in ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
+        for taint in (node.get("spec") or {}).get("taints") or []
+    )
+
+
 def is_schedulable(node: NodeDict) -> bool:
     """New pods may land here: not cordoned, ready, and no ``NoSchedule``/``NoExecute`` taint
     for an unreachable or not-ready node. Its GPUs count towards pool capacity."""

@@ -87,13 +87,13 @@ def _container_amount(container: Mapping[str, Any], resource: str) -> fractions.
     return fractions.Fraction(0)
 
 
-def gpu_request(pod: PodDict, resource: str = names.DEFAULT_GPU_RESOURCE) -> int:
-    """How many units of ``resource`` the pod needs while it runs, as kube-scheduler counts it.
+def resource_request(pod: PodDict, resource: str) -> fractions.Fraction:
+    """How much of ``resource`` the pod needs while it runs, as kube-scheduler counts it.
 
     The sum over app containers and restartable init containers (sidecars), or the largest
     one-shot init container plus the sidecars started before it, whichever is larger; plus
     ``spec.overhead``. Requests count, and limits where no request is given.
-    Raises :class:`PodError` for an unreadable or fractional amount.
+    Raises :class:`PodError` for an unreadable amount.
     """
     spec = pod.get("spec") or {}
     try:
@@ -116,6 +116,13 @@ def gpu_request(pod: PodDict, resource: str = names.DEFAULT_GPU_RESOURCE) -> int
             total += parse_quantity(overhead[resource])
     except PodError as exc:
         raise PodError(f"pod {ref(pod)}: {resource}: {exc}") from None
+    return total
+
+
+def gpu_request(pod: PodDict, resource: str = names.DEFAULT_GPU_RESOURCE) -> int:
+    """How many units of ``resource`` the pod needs while it runs (:func:`resource_request`).
+    Raises :class:`PodError` for an unreadable or fractional amount."""
+    total = resource_request(pod, resource)
     if total.denominator != 1 or total < 0:
         raise PodError(f"pod {ref(pod)} requests {float(total):g} {resource}: not a whole number")
     return int(total)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,6 +71,16 @@ class ClusterWriter:
             raise
         return True
 
+    async def nudge(self, *, namespace: str, name: str, at: str) -> None:
+        """Update the pod (``gpufair.dev/retry-at``) so that kube-scheduler, which retries an
+        unschedulable pod when the pod changes, tries it again. A pod gone meanwhile is fine."""
+        body = {"metadata": {"annotations": {names.RETRY_ANNOTATION: at}}}
+        try:
+            await asyncio.to_thread(self._core.patch_namespaced_pod, name, namespace, body)
+        except kubernetes.client.ApiException as error:
+            if error.status != 404:
+                raise
+
     async def label_namespace(self, *, namespace: str, tenant: str | None) -> None:
         """Set (or, for ``None``, remove) the namespace's ``gpufair.dev/tenant`` label."""
         body = {"metadata": {"labels": {names.TENANT_LABEL: tenant}}}
@@ -79,10 +90,14 @@ class ClusterWriter:
             if error.status != 404:  # a namespace deleted meanwhile needs no label
                 raise
 
-    async def evict(self, *, namespace: str, name: str, uid: str) -> EvictionOutcome:
+    async def evict(
+        self, *, namespace: str, name: str, uid: str, dry_run: bool = False
+    ) -> EvictionOutcome:
         """Create a ``policy/v1`` Eviction for the pod (honours grace periods and PDBs).
 
         The ``uid`` precondition makes sure a pod recreated under the same name is not hit.
+        With ``dry_run`` (``dryRun=All``) the API server answers what the eviction would,
+        disruption budgets included, and evicts nothing.
         """
         body = kubernetes.client.V1Eviction(
             metadata=kubernetes.client.V1ObjectMeta(name=name, namespace=namespace),
@@ -91,9 +106,10 @@ class ClusterWriter:
             ),
         )
         try:
-            await asyncio.to_thread(
+            call = functools.partial(
                 self._core.create_namespaced_pod_eviction, name, namespace, body
             )
+            await asyncio.to_thread(functools.partial(call, dry_run="All") if dry_run else call)
         except kubernetes.client.ApiException as error:
             if error.status == 429:
                 return EvictionOutcome.DISRUPTION_BUDGET

@@ -32,7 +32,7 @@ import kopf
 
 from gpufair.api import names
 from gpufair.k8s import writes
-from gpufair.operator import intents, metrics, reconciler, settings, store
+from gpufair.operator import intents, metrics, reconciler, settings, store, webhook
 from gpufair.state import kubeconfig
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             settings.admission.managed = names.GROUP
     kubeconfig.use_as_default()
     memo.store = store.ClusterStore()
+    # Made here, in the operator's memo: kopf hands each admission call a shallow copy of it,
+    # so a ledger made on first use would be a new one per review.
+    memo.ledger = webhook.Ledger()
     memo.reconciler = reconciler.Reconciler(
         cluster=memo.store,
         writer=writes.ClusterWriter(),

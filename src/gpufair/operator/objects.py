@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -135,7 +137,65 @@ def gpu_pod(
         gpu_indices=indices,
         node_selector=k8s_pods.node_selector(body),
         required_terms=scheduling.required_terms(body),
+        tolerations=_mappings((body.get("spec") or {}).get("tolerations")),
+        deleting_at=parse_time(meta.get("deletionTimestamp")),
+        admission_token=annotations.get(names.ADMISSION_TOKEN_ANNOTATION),
+        unschedulable_since=None if node else _unschedulable_since(body),
+        cpu_millis=_amount(body, "cpu", scale=1000),
+        memory_bytes=_amount(body, "memory", scale=1),
     )
+
+
+def holds_a_node(body: Body) -> bool:
+    """Bound to a node and not finished: the pod's requests take room on the node."""
+    return bool(k8s_pods.node_name(body)) and not k8s_pods.is_terminal(body)
+
+
+def node_requests(body: Body) -> tuple[str, int, int]:
+    """(node, CPU millicores, memory bytes) a bound pod requests."""
+    return (
+        k8s_pods.node_name(body) or "",
+        _amount(body, "cpu", scale=1000),
+        _amount(body, "memory", scale=1),
+    )
+
+
+def _mappings(value: object) -> tuple[Mapping[str, Any], ...]:
+    """The mappings of a list field (tolerations, taints); anything else in it is skipped."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value if isinstance(item, Mapping))
+
+
+def _amount(body: Body, resource: str, *, scale: int) -> int:
+    """The pod's request of ``resource`` times ``scale``, rounded up (0 when unreadable)."""
+    try:
+        return max(0, math.ceil(k8s_pods.resource_request(body, resource) * scale))
+    except k8s_pods.PodError:
+        return 0
+
+
+def _quantity(value: object, *, scale: int) -> int | None:
+    """An allocatable quantity times ``scale``, rounded down (``None`` when absent or bad)."""
+    if value is None:
+        return None
+    try:
+        return max(0, math.floor(k8s_pods.parse_quantity(value) * scale))
+    except k8s_pods.PodError:
+        return None
+
+
+def _unschedulable_since(body: Body) -> float | None:
+    """When kube-scheduler last found no node for the pod (``PodScheduled`` ``False`` with
+    reason ``Unschedulable``), or ``None``."""
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            return parse_time(condition.get("lastTransitionTime")) or 0.0
+    return None
 
 
 def _bound_time(body: Body) -> float | None:
@@ -169,12 +229,17 @@ def node(body: Body) -> snapshot.Node:
         node_topology = k8s_nodes.gpu_topology(body)
     except k8s_nodes.NodeError:
         node_topology = None
+    reported = (body.get("status") or {}).get("allocatable") or {}
     return snapshot.Node(
         name=k8s_nodes.name(body),
         labels=dict(k8s_nodes.labels(body)),
         allocatable=allocatable,
         schedulable=k8s_nodes.is_schedulable(body),
         topology=node_topology,
+        taints=_mappings((body.get("spec") or {}).get("taints")),
+        reachable=k8s_nodes.is_reachable(body),
+        cpu_millis=_quantity(reported.get("cpu"), scale=1000),
+        memory_bytes=_quantity(reported.get("memory"), scale=1),
     )
 
 
@@ -204,6 +269,14 @@ def validation_message(error: pydantic.ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _whole(value: object, *, default: int) -> int:
+    """A whole number written by someone else (a generation, a persisted condition's), or
+    ``default`` when it is none: a hostile status must not stop the operator."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return default
+    return value
+
+
 def _conditions(status: Mapping[str, Any]) -> tuple[snapshot.Condition, ...]:
     result = []
     for raw in status.get("conditions") or []:
@@ -216,7 +289,7 @@ def _conditions(status: Mapping[str, Any]) -> tuple[snapshot.Condition, ...]:
                 reason=str(raw.get("reason", "")),
                 message=str(raw.get("message", "")),
                 last_transition=parse_time(raw.get("lastTransitionTime")) or 0.0,
-                observed_generation=int(raw.get("observedGeneration") or 0),
+                observed_generation=_whole(raw.get("observedGeneration"), default=0),
             )
         )
     return tuple(result)
@@ -229,14 +302,20 @@ def tenant(body: Body) -> snapshot.Tenant:
     status = body.get("status") or {}
     base = snapshot.Tenant(
         name=name,
-        generation=int(meta.get("generation") or 1),
+        generation=_whole(meta.get("generation"), default=1),
         created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
         conditions=_conditions(status),
     )
+    misnamed = _bad_name(name)
+    if misnamed is not None:
+        return dataclasses.replace(base, invalid=misnamed)
     try:
         spec = quota.TenantQuotaSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as error:
         return dataclasses.replace(base, invalid=validation_message(error))
+    absurd = _absurd_amount(spec)
+    if absurd is not None:
+        return dataclasses.replace(base, invalid=absurd)
     budget = (
         snapshot.Budget(
             gpu_hours=spec.budget.gpu_hours,
@@ -265,6 +344,44 @@ def tenant(body: Body) -> snapshot.Tenant:
         budget=budget,
         usage=persisted_usage(status),
     )
+
+
+MAX_GPUS = 10**9
+"""More GPUs than any cluster has: a larger guarantee, limit or lendable amount is a mistake."""
+MAX_SECONDS = 10**12
+"""About 30,000 years: a longer minimum runtime is a mistake."""
+
+
+def _absurd_amount(spec: quota.TenantQuotaSpec) -> str | None:
+    """Why a schema-valid spec still cannot be used: an amount beyond any real cluster (it
+    would overflow the arithmetic of fair shares and usage), or ``None``."""
+    for index, entry in enumerate(spec.pools):
+        for field in ("guaranteed", "limit", "lendable"):
+            amount = getattr(entry, field)
+            if amount is not None and amount > MAX_GPUS:
+                return (
+                    f"spec.pools[{index}].{field}: {_short(amount)} GPUs is more than any"
+                    f" cluster has (at most {MAX_GPUS})"
+                )
+    if spec.preemption.min_runtime_seconds > MAX_SECONDS:
+        return (
+            f"spec.preemption.minRuntimeSeconds: {_short(spec.preemption.min_runtime_seconds)}"
+            f" is longer than {MAX_SECONDS} seconds"
+        )
+    return None
+
+
+def _bad_name(name: str) -> str | None:
+    """Why ``metadata.name`` cannot be used (statuses name tenants and pools by it), or
+    ``None``. An API server allows only DNS subdomains; anything else came from elsewhere."""
+    if len(name) <= 253 and re.fullmatch(api_common.DNS_SUBDOMAIN_PATTERN, name):
+        return None
+    return f"metadata.name {name[:64]!r} is not a DNS subdomain (lowercase a-z, 0-9, '-', '.')"
+
+
+def _short(amount: int) -> str:
+    text = str(amount)
+    return text if len(text) <= 24 else f"{text[:6]}...({len(text)} digits)"
 
 
 def persisted_usage(status: Mapping[str, Any]) -> dict[str, usage.Usage]:
@@ -296,9 +413,12 @@ def gpu_pool(body: Body) -> snapshot.Pool:
     meta = _meta(body)
     base = snapshot.Pool(
         name=str(meta.get("name", "")),
-        generation=int(meta.get("generation") or 1),
+        generation=_whole(meta.get("generation"), default=1),
         conditions=_conditions(body.get("status") or {}),
     )
+    misnamed = _bad_name(base.name)
+    if misnamed is not None:
+        return dataclasses.replace(base, invalid=misnamed)
     try:
         spec = pool.GPUPoolSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as error:

@@ -30,7 +30,9 @@ from gpufair.state import rules
 @dataclasses.dataclass(frozen=True, slots=True)
 class Plan:
     """Everything one pass decided; :mod:`.reconciler` applies it in this order: statuses,
-    gate removals, evictions, events, metrics."""
+    gate removals, evictions, events, metrics. ``events`` are those of status transitions;
+    the ``Admitted``, ``Released`` and eviction events are the reconciler's, once the act
+    succeeded."""
 
     now: float
     tenants: Mapping[str, intents.TenantStatus]
@@ -149,9 +151,6 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
             now=now,
         )
         events.extend(pool_events)
-    events.extend(statuses.admission_events(admissions))
-    events.extend(statuses.eviction_events(evictions))
-    events.extend(statuses.release_events(releases))
 
     return Plan(
         now=now,
@@ -522,6 +521,8 @@ def _reclaim(
             started_at=pod.started_at if pod.started_at is not None else now,
             checkpoint_at=pod.checkpoint_at,
             name=pod.key,
+            cpu_millis=pod.cpu_millis,
+            memory_bytes=pod.memory_bytes,
         )
         for name in members
         for pod in placed.get((name, pool), ())
@@ -531,9 +532,12 @@ def _reclaim(
         and pod.uid not in protected
     ]
     nodes = {
-        name: preemption.NodeGPUs(topology=view.topologies[name], free=gpus)
+        name: preemption.NodeGPUs(
+            topology=view.topologies[name], free=gpus, spare=view.spare.get(name)
+        )
         for name, gpus in free.items()
     }
+    members_by_name = {node.name: node for node in view.nodes}
     pods = {pod.uid: pod for name in members for pod in placed.get((name, pool), ())}
     waiting = sorted(
         (
@@ -546,10 +550,16 @@ def _reclaim(
         key=lambda pod: admission.order_key(pod, states),
     )
     for wanted in waiting:
+        asking = pods[wanted.uid]
         victims = preemption.choose_victims(
             preemptor=wanted,
             running=running,
-            nodes=nodes,
+            nodes={
+                name: state
+                for name, state in nodes.items()
+                if _admits(asking, members_by_name[name])
+            },
+            needs=preemption.Room(cpu_millis=asking.cpu_millis, memory_bytes=asking.memory_bytes),
             shares=shares,
             allocated=allocated,
             policies=policies,
@@ -576,3 +586,15 @@ def _reclaim(
             for victim in victims.pods
         ]
     return []
+
+
+def _admits(pod: snapshot.GpuPod, node: snapshot.Node) -> bool:
+    """Whether kube-scheduler's node filters let the waiting pod onto the node."""
+    return rules.node_admits(
+        node_selector=pod.node_selector,
+        terms=pod.required_terms,
+        tolerations=pod.tolerations,
+        node_name=node.name,
+        labels=node.labels,
+        taints=node.taints,
+    )

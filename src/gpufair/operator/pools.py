@@ -7,6 +7,7 @@ import collections
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from gpufair.core import preemption
 from gpufair.core import topology as topo
 from gpufair.operator import snapshot
 from gpufair.state import rules
@@ -39,9 +40,13 @@ class PoolOccupancy:
     capacity: int
     allocated: int
     in_flight: int
-    """Pods on the pool's nodes that are terminating (evictions or deletions in progress)."""
+    """Pods on the pool's nodes that are terminating (evictions or deletions in progress), not
+    counting stuck ones (:func:`leaving`)."""
     missing_topology: tuple[str, ...]
     holders: tuple[snapshot.GpuPod, ...]
+    spare: Mapping[str, preemption.Room | None] = dataclasses.field(default_factory=dict)
+    """CPU and memory of each node not requested by the pods bound to it (``None``: the node
+    does not report them)."""
 
 
 def pool_occupancy(
@@ -84,14 +89,56 @@ def pool_occupancy(
         topologies=topologies,
         capacity=capacity,
         allocated=allocated,
-        in_flight=sum(1 for pod in holders if pod.state is snapshot.PodState.TERMINATING),
+        in_flight=sum(
+            1 for pod in holders if leaving(pod, snap.nodes.get(pod.node or ""), snap.now)
+        ),
         missing_topology=tuple(
             node.name
             for node in members
             if node.topology is None and node.allocatable.get(pool.resource_name, 0) > 0
         ),
         holders=holders,
+        spare={
+            node.name: _spare(
+                node,
+                holders_by_node.get(node.name, []),
+                snap.other_requests.get(node.name, (0, 0)),
+            )
+            for node in members
+        },
     )
+
+
+def _spare(
+    node: snapshot.Node, on_node: Sequence[snapshot.GpuPod], others: tuple[int, int]
+) -> preemption.Room | None:
+    """The node's CPU and memory not requested by the pods on it (GPU pods and ``others``)."""
+    if node.cpu_millis is None or node.memory_bytes is None:
+        return None
+    return preemption.Room(
+        cpu_millis=node.cpu_millis - others[0] - sum(pod.cpu_millis for pod in on_node),
+        memory_bytes=node.memory_bytes - others[1] - sum(pod.memory_bytes for pod in on_node),
+    )
+
+
+STUCK_AFTER_SECONDS = 60.0
+"""How long past the end of its grace period a terminating pod is still expected to go."""
+
+
+def leaving(pod: snapshot.GpuPod, node: snapshot.Node | None, now: float) -> bool:
+    """Whether a pod's termination is in progress, so the GPUs it frees are spoken for and no
+    new reclaim should start in its pool (ARCHITECTURE.md §5).
+
+    A terminating pod on a NotReady or unreachable node, or more than
+    :data:`STUCK_AFTER_SECONDS` past its grace period, is stuck, not leaving: its kubelet is
+    not acting on the deletion, and waiting for it would stop reclaim in the pool for good
+    (issue 13 item 2). It still holds its GPUs (they are not counted free).
+    """
+    if pod.state is not snapshot.PodState.TERMINATING:
+        return False
+    if node is not None and not node.reachable:
+        return False
+    return pod.deleting_at is None or now <= pod.deleting_at + STUCK_AFTER_SECONDS
 
 
 def _held_indices(

@@ -7,8 +7,11 @@ Called by the leader's reconcile loop in :mod:`.handlers`, on every change and a
    pods forgotten, so their last seconds cannot be lost by a failed write);
 2. gate removals (each stamps ``gpufair.dev/admitted-at``), admissions and releases of pods
    whose namespace belongs to no tenant;
-3. evictions (a 429 from a disruption budget parks the victim for ``eviction_retry_seconds``);
-4. events and metrics.
+3. evictions, each victim set all or nothing after a dry run of every eviction in it (a 429
+   from a disruption budget parks the victim for ``eviction_retry_seconds``);
+4. updates of unschedulable pods whose tenant has room again (:mod:`.retries`);
+5. events and metrics (those of admissions and evictions right after each act succeeded,
+   once per pod however often a pass repeats the act).
 
 Failures of single writes are logged and counted, never raised: the next pass recomputes from
 the cluster and tries again.
@@ -18,12 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from gpufair.api import names
 from gpufair.k8s import writes
-from gpufair.operator import intents, metrics, objects, plan, settings, store
+from gpufair.operator import (
+    intents,
+    metrics,
+    objects,
+    plan,
+    pools,
+    retries,
+    settings,
+    snapshot,
+    statuses,
+    store,
+    webhook,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +52,13 @@ class Writer(Protocol):
 
     async def admit(self, *, namespace: str, name: str, admitted_at: str) -> bool: ...
 
-    async def evict(self, *, namespace: str, name: str, uid: str) -> writes.EvictionOutcome: ...
+    async def evict(
+        self, *, namespace: str, name: str, uid: str, dry_run: bool = False
+    ) -> writes.EvictionOutcome: ...
 
     async def label_namespace(self, *, namespace: str, tenant: str | None) -> None: ...
+
+    async def nudge(self, *, namespace: str, name: str, at: str) -> None: ...
 
 
 class Reconciler:
@@ -58,11 +77,19 @@ class Reconciler:
         self.events = events
         self.config = config
         self.last: plan.Plan | None = None
+        self.published: tuple[plan.Plan, webhook.PassFacts] | None = None
+        """The last pass and what the webhook needs of it, replaced in one assignment (the
+        webhook reads both from its own threads)."""
         self._lock = asyncio.Lock()
         self._written: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
         """Each status last written (usage left out) and when."""
         self._told: dict[str, str] = {}
         """The hold message last posted on each waiting pod (one event per change of reason)."""
+        self._rooms: dict[tuple[str, str], retries.Room] = {}
+        """Each (tenant, pool)'s room after the last pass (:mod:`.retries`)."""
+        self._reported: set[tuple[str, str]] = set()
+        """(act, pod uid) of admissions and evictions already reported: a pass repeating an
+        act the watch has not shown yet (after an outage) reports it no second time."""
 
     async def run_once(self, *, now: float) -> plan.Plan:
         """One pass; passes never overlap (a second caller waits for the first)."""
@@ -71,21 +98,22 @@ class Reconciler:
 
     async def _run(self, *, now: float) -> plan.Plan:
         with metrics.RECONCILE_DURATION.time():
-            decided = plan.plan(
-                self.cluster.take_snapshot(now=now), half_life=self.config.half_life_seconds
-            )
+            snap = self.cluster.take_snapshot(now=now)
+            decided = plan.plan(snap, half_life=self.config.half_life_seconds)
             written = await self._write_statuses(decided)
             if written:
                 self.cluster.metered(up_to=decided.now)
             await self._admit(decided)
             await self._release(decided)
             await self._evict(decided)
+            await self._retry_unschedulable(decided)
             for event in decided.events:
                 self.events(event)
             self._tell_why_pods_wait(decided)
             record_metrics(decided, previous=self.last)
             await self._label_namespaces(decided)  # last: nothing else in the pass waits on it
         self.last = decided
+        self.published = publication(snap, decided)
         return decided
 
     async def _write_statuses(self, decided: plan.Plan) -> bool:
@@ -139,6 +167,8 @@ class Reconciler:
         )
 
     async def _admit(self, decided: plan.Plan) -> None:
+        """Remove the gates; each admission is reported (event, metrics, log) once, after the
+        write succeeded."""
         stamp = objects.format_time(decided.now)
         for admitted in decided.admissions:
             pod = admitted.pod
@@ -150,17 +180,52 @@ class Reconciler:
                 metrics.RECONCILE_ERRORS.labels(stage="admit").inc()
                 logger.exception("removing the admission gate of %s failed", pod.key)
                 continue
-            if done:
-                metrics.ADMISSIONS.labels(admitted.tenant, admitted.pool).inc()
-                metrics.QUEUE_WAIT.labels(admitted.tenant, admitted.pool).observe(admitted.waited)
-                logger.info(
-                    "admitted %s (%d GPUs) to pool %s for tenant %s after %.0fs",
-                    pod.key,
-                    pod.gpus,
-                    admitted.pool,
-                    admitted.tenant,
-                    admitted.waited,
-                )
+            if not done or not self._first_report("admit", pod.uid):
+                continue
+            metrics.ADMISSIONS.labels(admitted.tenant, admitted.pool).inc()
+            metrics.QUEUE_WAIT.labels(admitted.tenant, admitted.pool).observe(admitted.waited)
+            for event in statuses.admission_events([admitted]):
+                self.events(event)
+            logger.info(
+                "admitted %s (%d GPUs) to pool %s for tenant %s after %.0fs",
+                pod.key,
+                pod.gpus,
+                admitted.pool,
+                admitted.tenant,
+                admitted.waited,
+            )
+
+    async def _retry_unschedulable(self, decided: plan.Plan) -> None:
+        """Update the unschedulable pods whose tenant's room in their pool grew (a limit
+        raised, a budget reopened, GPUs freed): kube-scheduler tries them again now instead of
+        at its periodic flush."""
+        rooms = retries.rooms(decided)
+        chosen = retries.to_retry(
+            self.cluster.pods.values(),
+            pod_pools=decided.pod_pools,
+            before=self._rooms,
+            now=rooms,
+        )
+        self._rooms = rooms
+        stamp = objects.format_time(decided.now)
+        for pod in chosen:
+            try:
+                await self.writer.nudge(namespace=pod.namespace, name=pod.name, at=stamp)
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(stage="retry").inc()
+                logger.exception("asking kube-scheduler to retry %s failed", pod.key)
+                continue
+            logger.info("asked kube-scheduler to retry %s: its tenant has room again", pod.key)
+
+    def _first_report(self, act: str, uid: str) -> bool:
+        """Whether ``act`` on the pod is reported now (not before); forgets departed pods."""
+        key = (act, uid)
+        if key in self._reported:
+            return False
+        self._reported.add(key)
+        if len(self._reported) > 2 * len(self.cluster.pods) + 1024:
+            self._reported = {k for k in self._reported if k[1] in self.cluster.pods}
+        return True
 
     async def _release(self, decided: plan.Plan) -> None:
         """Remove the gate from pods of namespaces without a tenant (no admission metrics)."""
@@ -173,6 +238,10 @@ class Reconciler:
                 metrics.RECONCILE_ERRORS.labels(stage="release").inc()
                 logger.exception("removing the admission gate of %s failed", pod.key)
                 continue
+            if not self._first_report("release", pod.uid):
+                continue
+            for event in statuses.release_events([released]):
+                self.events(event)
             logger.info("released %s: %s", pod.key, released.message)
 
     async def _label_namespaces(self, decided: plan.Plan) -> None:
@@ -187,26 +256,52 @@ class Reconciler:
             logger.info("namespace %s: %s=%s", change.namespace, names.TENANT_LABEL, change.tenant)
 
     async def _evict(self, decided: plan.Plan) -> None:
-        for eviction in decided.evictions:
-            pod = eviction.pod
-            outcome = await self.writer.evict(namespace=pod.namespace, name=pod.name, uid=pod.uid)
-            if outcome is writes.EvictionOutcome.EVICTED:
+        """Evict each victim set all or nothing: every eviction of the set is tried as a dry
+        run first (``dryRun: [All]``, budgets included), and only if all would go through are
+        they made. A refusal parks the refused victim for ``eviction_retry_seconds`` and evicts
+        nobody (the waiting pod would not fit anyway); a victim already gone means the pass
+        decided on old facts, and the next one decides again. ``Preempted`` events and metrics
+        follow each eviction that happened, once."""
+        for victims in _victim_sets(decided.evictions):
+            if await self._all_would_go(victims, now=decided.now):
+                for eviction in victims:
+                    if not await self._evict_one(eviction, now=decided.now, dry_run=False):
+                        break
+
+    async def _all_would_go(self, victims: Sequence[intents.Eviction], *, now: float) -> bool:
+        for eviction in victims:
+            if not await self._evict_one(eviction, now=now, dry_run=True):
+                return False
+        return True
+
+    async def _evict_one(self, eviction: intents.Eviction, *, now: float, dry_run: bool) -> bool:
+        """One eviction (or its dry run); True when it went (or would go) through."""
+        pod = eviction.pod
+        outcome = await self.writer.evict(
+            namespace=pod.namespace, name=pod.name, uid=pod.uid, dry_run=dry_run
+        )
+        if outcome is writes.EvictionOutcome.EVICTED:
+            if not dry_run and self._first_report("evict", pod.uid):
                 metrics.PREEMPTIONS.labels(eviction.tenant, eviction.pool, "Reclaim").inc()
+                for event in statuses.eviction_events([eviction]):
+                    self.events(event)
                 logger.info("evicted %s: %s", pod.key, eviction.message)
-                continue
-            if outcome is writes.EvictionOutcome.GONE:
-                continue
-            metrics.EVICTIONS_REFUSED.labels(eviction.tenant, eviction.pool, outcome).inc()
-            self.cluster.block(pod.uid, until=decided.now + self.config.eviction_retry_seconds)
-            self.events(
-                intents.Event(
-                    target=intents.ObjectRef.pod(pod),
-                    type=intents.EventType.WARNING,
-                    reason=intents.Reason.EVICTION_REFUSED,
-                    message=f"eviction for tenant {eviction.preemptor} refused ({outcome});"
-                    f" retrying in {self.config.eviction_retry_seconds:.0f}s",
-                )
+            return True
+        if outcome is writes.EvictionOutcome.GONE:
+            return False
+        metrics.EVICTIONS_REFUSED.labels(eviction.tenant, eviction.pool, outcome).inc()
+        self.cluster.block(pod.uid, until=now + self.config.eviction_retry_seconds)
+        self.events(
+            intents.Event(
+                target=intents.ObjectRef.pod(pod),
+                type=intents.EventType.WARNING,
+                reason=intents.Reason.EVICTION_REFUSED,
+                message=f"eviction for tenant {eviction.preemptor} refused ({outcome});"
+                f" {'no pod of the set is evicted; ' if dry_run else ''}"
+                f"retrying in {self.config.eviction_retry_seconds:.0f}s",
             )
+        )
+        return False
 
     def _tell_why_pods_wait(self, decided: plan.Plan) -> None:
         """A ``Waiting`` event on a gated pod whenever the reason it waits changes, so that
@@ -227,6 +322,24 @@ class Reconciler:
             )
         for uid in [uid for uid in self._told if uid not in decided.holds]:
             del self._told[uid]
+
+
+def publication(snap: snapshot.Snapshot, decided: plan.Plan) -> tuple[plan.Plan, webhook.PassFacts]:
+    """A pass as the webhook reads it (:attr:`Reconciler.published`)."""
+    return decided, webhook.pass_facts(
+        snap.pods,
+        pod_pools=decided.pod_pools,
+        nodes=snap.nodes,
+        node_pool=pools.pools_of_nodes(snap.pools, snap.nodes),
+    )
+
+
+def _victim_sets(evictions: Sequence[intents.Eviction]) -> list[list[intents.Eviction]]:
+    """The plan's evictions grouped by the pod they make room for, in the plan's order."""
+    sets: dict[tuple[str, str], list[intents.Eviction]] = {}
+    for eviction in evictions:
+        sets.setdefault((eviction.pool, eviction.for_pod.uid), []).append(eviction)
+    return list(sets.values())
 
 
 def _without_usage(status: Mapping[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,16 @@ class GpuPod:
     node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
     required_terms: tuple[Mapping[str, Any], ...] | None = None
     """The ``nodeSelectorTerms`` of the pod's required node affinity (``None``: none)."""
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    unschedulable_since: float | None = None
+    """When kube-scheduler last marked the pod unschedulable (``PodScheduled=False``)."""
+    admission_token: str | None = None
+    """``gpufair.dev/admission-token``: the webhook counted this pod until a pass saw it."""
+    deleting_at: float | None = None
+    """``metadata.deletionTimestamp``: when the pod's grace period ends."""
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    """CPU and memory the pod requests (what kube-scheduler needs free on its node)."""
 
     @property
     def key(self) -> str:
@@ -81,6 +91,12 @@ class Node:
     schedulable: bool = True
     """False when cordoned or not Ready."""
     topology: topology.NodeTopology | None = None
+    taints: tuple[Mapping[str, Any], ...] = ()
+    reachable: bool = True
+    """Ready and not tainted unreachable: its kubelet acts on deletions."""
+    cpu_millis: int | None = None
+    memory_bytes: int | None = None
+    """Allocatable CPU and memory (``None``: not reported, not checked)."""
 
 
 LabelSelector = Mapping[str, Any]
@@ -137,9 +153,20 @@ class Tenant:
     """Persisted usage per pool name (amounts valid at each record's ``as_of``)."""
     conditions: tuple[Condition, ...] = ()
     """Conditions as persisted, to detect transitions (one event each)."""
+    _by_pool: Mapping[str, TenantPool] = dataclasses.field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        by_pool: dict[str, TenantPool] = {}
+        for entry in self.pools:
+            by_pool.setdefault(entry.pool, entry)
+        object.__setattr__(self, "_by_pool", by_pool)
 
     def entitlement(self, pool: str) -> TenantPool | None:
-        return next((p for p in self.pools if p.pool == pool), None)
+        """The tenant's entry for ``pool`` (the first, if listed twice), in constant time: a
+        pass asks for every (tenant, pool) pair, and a tenant may list thousands of pools."""
+        return self._by_pool.get(pool)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -182,3 +209,5 @@ class Snapshot:
     namespaces: Mapping[str, Namespace]
     blocked: frozenset[str] = frozenset()
     synced: bool = False
+    other_requests: Mapping[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    """CPU millicores and memory bytes requested on each node by bound pods without GPUs."""

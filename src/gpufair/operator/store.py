@@ -31,6 +31,9 @@ class ClusterStore:
         self.pools: dict[str, snapshot.Pool] = {}
         self.namespaces: dict[str, snapshot.Namespace] = {}
         self.departed: dict[str, snapshot.GpuPod] = {}
+        self.others: dict[str, tuple[str, int, int]] = {}
+        """Pods without GPUs bound to a node: (node, CPU millicores, memory bytes) they request,
+        by uid; what reclaim subtracts from a node's CPU and memory besides the GPU pods."""
         self.blocked: dict[str, float] = {}
         """Pods (uid) whose eviction a disruption budget refused, until when to leave them."""
         self.written_usage: dict[tuple[str, str], usage.Usage] = {}
@@ -50,6 +53,8 @@ class ClusterStore:
         meta = body.get("metadata") or {}
         uid = str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
         previous = self.pods.get(uid)
+        if deleted or not objects.holds_a_node(body):
+            self.others.pop(uid, None)
         if deleted:
             gone = self.pods.pop(uid, None)
             if gone is not None and gone.started_at is not None and gone.finished_at is None:
@@ -63,6 +68,8 @@ class ClusterStore:
             )
             if pod is None:
                 self.pods.pop(uid, None)
+                if objects.holds_a_node(body):
+                    self.others[uid] = objects.node_requests(body)
                 return
             self.pods[uid] = pod
         self.changed.set()
@@ -145,7 +152,15 @@ class ClusterStore:
             namespaces=dict(self.namespaces),
             blocked=frozenset(self.blocked),
             synced=self.synced,
+            other_requests=self._other_requests(),
         )
+
+    def _other_requests(self) -> dict[str, tuple[int, int]]:
+        totals: dict[str, tuple[int, int]] = {}
+        for node, cpu, memory in self.others.values():
+            before = totals.get(node, (0, 0))
+            totals[node] = (before[0] + cpu, before[1] + memory)
+        return totals
 
     def _current(self, tenant: snapshot.Tenant) -> snapshot.Tenant:
         records = dict(tenant.usage)

@@ -9,18 +9,23 @@ pods are created ungated and the extender's filter still enforces limits.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 import kopf
 
+from gpufair.api import names
 from gpufair.operator import metrics, plan, reconciler, settings, snapshot, store, webhook
 
 logger = logging.getLogger(__name__)
 
 
-def knowledge(memo: kopf.Memo, *, namespace: str) -> webhook.Knowledge | None:
+def knowledge(
+    memo: kopf.Memo, *, namespace: str, ledger: webhook.Ledger | None = None, now: float = 0.0
+) -> webhook.Knowledge | None:
     """What the latest pass knew (``None`` before the first one), with namespace ownership as
-    the store has it now.
+    the store has it now, and the GPUs accepted since that pass (``ledger``: hold its lock).
 
     Ownership comes from the live store, not from the last pass: a pod created right after its
     TenantQuota (before the next pass) must be gated, not waved through as a pod of no tenant.
@@ -28,9 +33,10 @@ def knowledge(memo: kopf.Memo, *, namespace: str) -> webhook.Knowledge | None:
     selector) is treated as unknown: the pod is gated and the next pass admits or releases it.
     """
     driver: reconciler.Reconciler | None = getattr(memo, "reconciler", None)
-    last = driver.last if driver is not None else None
-    if last is None:
+    published = driver.published if driver is not None else None
+    if published is None:
         return None
+    last, facts = published
     cluster: store.ClusterStore = memo.store
     owners, _ = plan.namespace_owners(
         snapshot.Snapshot(
@@ -44,13 +50,32 @@ def knowledge(memo: kopf.Memo, *, namespace: str) -> webhook.Knowledge | None:
     )
     if namespace not in owners and namespace not in cluster.namespaces:
         return None
+    queued = dict(facts.queued)
+    if ledger is not None:
+        for key, gpus in ledger.pending(seen=facts.tokens, now=now).items():
+            queued[key] = queued.get(key, 0) + gpus
     return webhook.Knowledge(
         owners=owners,
         pools={
             name: tuple(p.pool for p in tenant.pools) for name, tenant in cluster.tenants.items()
         },
         states=last.states,
+        queued=queued,
+        pool_nodes=facts.pool_nodes,
     )
+
+
+_LEDGER_LOCK = threading.Lock()
+
+
+def ledger_of(memo: kopf.Memo) -> webhook.Ledger:
+    """The process's webhook ledger: the one the operator's startup put in its memo (made here
+    on first use only where no startup ran, as in tests that call the handler directly)."""
+    with _LEDGER_LOCK:
+        found: webhook.Ledger | None = getattr(memo, "ledger", None)
+        if found is None:
+            found = memo.ledger = webhook.Ledger()
+        return found
 
 
 @kopf.on.mutate(
@@ -87,16 +112,25 @@ def admit_pod(
     cluster: store.ClusterStore = memo.store
     namespace = str(body.get("metadata", {}).get("namespace") or "")
     labels = cluster.namespaces[namespace].labels if namespace in cluster.namespaces else {}
-    verdict = webhook.review(
-        body,
-        namespace=namespace,
-        namespace_labels=labels,
-        resources=cluster.gpu_resources(),
-        knowledge=knowledge(memo, namespace=namespace),
-    )
+    ledger = ledger_of(memo)
+    token: str | None = None
+    with ledger.locked:  # judge and count as one step: concurrent reviews see each other
+        now = time.time()
+        verdict = webhook.review(
+            body,
+            namespace=namespace,
+            namespace_labels=labels,
+            resources=cluster.gpu_resources(),
+            knowledge=knowledge(memo, namespace=namespace, ledger=ledger, now=now),
+        )
+        if isinstance(verdict, webhook.Gate) and verdict.counted and verdict.tenant:
+            pool, gpus = verdict.counted
+            token = ledger.record(tenant=verdict.tenant, pool=pool, gpus=gpus, now=now)
     if isinstance(verdict, webhook.Deny):
         metrics.ADMISSION_REJECTIONS.labels(verdict.tenant, verdict.pool, verdict.reason).inc()
         raise kopf.AdmissionError(verdict.message, code=403)
     if isinstance(verdict, webhook.Gate):
         patch.spec["schedulerName"] = verdict.scheduler_name
         patch.spec["schedulingGates"] = [dict(gate) for gate in verdict.gates]
+        if token is not None:
+            patch.metadata.setdefault("annotations", {})[names.ADMISSION_TOKEN_ANNOTATION] = token

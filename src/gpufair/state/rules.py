@@ -9,6 +9,7 @@ apart (``tests/state/test_one_model.py`` checks that they agree on one cluster):
 - who owns a namespace, and who else claims it (:func:`namespace_claimants`);
 - which GPUs of a node are free (:func:`node_topology`, :func:`free_gpus`);
 - which pool a pod that waits for admission belongs to (:func:`waiting_pool`, :class:`PoolFit`);
+- which nodes a pod may land on, taints included (:func:`node_admits`);
 - a tenant's claim in a pool, the input of fair shares (:func:`tenant_claim`).
 
 LabelSelector matching itself is :func:`gpufair.k8s.selectors.matches`; kubeconfig loading is
@@ -182,6 +183,30 @@ class PoolFit:
                 for name, labels in self._pool_nodes(pool)
             )
         return answer
+
+
+def node_admits(
+    *,
+    node_selector: Mapping[str, str],
+    terms: Sequence[Mapping[str, Any]] | None,
+    tolerations: Sequence[Mapping[str, Any]],
+    node_name: str,
+    labels: Mapping[str, str],
+    taints: Sequence[Mapping[str, Any]],
+) -> bool:
+    """Whether kube-scheduler's node filters let a pod onto a node: its ``nodeSelector`` and
+    required node affinity admit the node's labels and it tolerates the node's ``NoSchedule``
+    and ``NoExecute`` taints. Reclaim evicts only on nodes that pass (issue 13 item 1)."""
+    if not scheduling.labels_admit(
+        node_selector=node_selector, terms=terms, node_name=node_name, labels=labels
+    ):
+        return False
+    return (
+        scheduling.untolerated_taint(
+            {"spec": {"tolerations": list(tolerations)}}, {"spec": {"taints": list(taints)}}
+        )
+        is None
+    )
 
 
 def waiting_pool(*, tenant_pools: Sequence[str], fits: Callable[[str], bool]) -> str | None:

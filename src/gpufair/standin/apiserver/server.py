@@ -861,17 +861,27 @@ class StandIn(kmock.KubernetesEmulator):
         return None
 
     def _evict(self, route: paths.Route, body: Any, *, dry_run: bool) -> dict[str, Any]:
-        """``pods/eviction``: delete the pod unless a PodDisruptionBudget forbids it (429)."""
+        """``pods/eviction``: delete the pod unless a PodDisruptionBudget forbids it (429).
+
+        As the real server: a dry run (the ``dryRun=All`` query parameter or
+        ``deleteOptions.dryRun: [All]`` in the body, the only value allowed) answers exactly
+        what the eviction would, budgets included, and changes nothing; a pod matched by more
+        than one budget cannot be evicted (500).
+        """
         assert route.name is not None
         if not isinstance(body, Mapping):
             raise errors.bad_request("the request body must be an Eviction object")
+        options = dict(body.get("deleteOptions") or {})
+        in_body = options.get("dryRun") or []
+        if in_body not in ([], ["All"]):
+            raise errors.bad_request(f'Unsupported value: {in_body!r}: supported values: "All"')
+        dry_run = dry_run or bool(in_body)
         pods, pod = self._pod(route.namespace, route.name)
         phase = (pod.get("status") or {}).get("phase")
         if phase not in ("Succeeded", "Failed", "Pending") and not pod["metadata"].get(
             "deletionTimestamp"
         ):
             self._check_disruption_budgets(pods, pod)
-        options = body.get("deleteOptions") or {}
         self._delete(pods, route.namespace, route.name, options, dry_run=dry_run)
         return {
             "kind": "Status",
@@ -890,10 +900,21 @@ class StandIn(kmock.KubernetesEmulator):
             return
         namespace = pod["metadata"]["namespace"]
         labels = pod["metadata"].get("labels") or {}
-        for budget in self._store.items(budgets, namespace):
-            selector = (budget.get("spec") or {}).get("selector")
-            if selector is None or not _match_label_selector(selector, labels):
-                continue
+        matching = [
+            budget
+            for budget in self._store.items(budgets, namespace)
+            if (budget.get("spec") or {}).get("selector") is not None
+            and _match_label_selector(budget["spec"]["selector"], labels)
+        ]
+        if len(matching) > 1:
+            raise errors.StatusError(
+                500,
+                errors.Reason.INTERNAL_ERROR,
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource"
+                " does not support.",
+            )
+        for budget in matching:
+            selector = budget["spec"]["selector"]
             members = [
                 p
                 for p in self._store.items(pods, namespace)
