@@ -62,8 +62,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--policy",
-        default="gpufair,default,quota",
-        help="comma-separated policies to compare (default: gpufair,default,quota)",
+        default="gpufair,default,quota,kueue-tas,gang-binpack",
+        help="comma-separated policies to compare (default: all five: gpufair, default "
+        "kube-scheduler, quota (Kueue), kueue-tas (Kueue with topology-aware scheduling), "
+        "gang-binpack (Volcano/KAI style))",
     )
     parser.add_argument(
         "-o", "--output", type=pathlib.Path, default=pathlib.Path("sim-out"), help="report folder"

@@ -7,6 +7,12 @@
 * :class:`SpreadPods` is the same scheduler with one pod per job (jobs wider than a machine:
   one pod per machine-full): each pod goes to the machine with the most free GPUs that can hold
   it, lowest free indices.
+* :class:`BinPack` is the placement of Kueue's topology-aware scheduling and of gang schedulers
+  with bin-packing (Volcano ``binpack``, KAI's default): a job's pods on the fewest machines,
+  the fullest machine that holds them first, whole free machines for jobs wider than one; inside
+  a machine the device plugin still hands out the lowest free indices (node-level topology
+  only). With one-GPU pods (``spill``) a job no single machine holds spreads over the machines
+  with the most free GPUs (Kueue's *preferred* topology); with one pod per job it waits.
 * :class:`TopologyAware` is gpufair's extender: for a pod of up to one machine it asks
   ``gpufair.core.placement.choose`` on every distinct (machine type, free set) and takes the
   best score; jobs wider than a machine take whole free machines plus one best-scored part.
@@ -113,6 +119,68 @@ def _emptiest(cluster: cluster_model.Cluster, size: int, *, exclude: set[int]) -
         for node in cluster.by_free[count]:
             if node not in exclude:
                 return node
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class BinPack:
+    """Fewest machines, fullest first, topology-blind inside a machine (see module docstring)."""
+
+    spill: bool = True
+    """One-GPU pods: a job no machine holds whole may spread over the emptiest machines."""
+    name: str = "bin-pack"
+
+    def could_fit(self, cluster: cluster_model.Cluster, gpus: int) -> bool:
+        if self.spill:
+            return cluster.total_free >= gpus
+        return _pods_could_fit(cluster, gpus)
+
+    def place(self, cluster: cluster_model.Cluster, gpus: int) -> Parts | None:
+        if not self.could_fit(cluster, gpus):
+            return None
+        packed = self._packed(cluster, gpus)
+        if packed is not None or not self.spill:
+            return packed
+        return _spill(cluster, gpus)
+
+    def _packed(self, cluster: cluster_model.Cluster, gpus: int) -> Parts | None:
+        sizes = pod_sizes(gpus, cluster.machine_gpus)
+        rest = sizes[-1] if sizes[-1] < cluster.machine_gpus else 0
+        whole = len(sizes) - (1 if rest else 0)
+        free_nodes = sorted(cluster.by_free[cluster.machine_gpus])
+        if len(free_nodes) < whole:
+            return None
+        parts = [cluster_model.Part(node=n, mask=cluster.free[n]) for n in free_nodes[:whole]]
+        if rest:
+            node = _fullest(cluster, rest, exclude=set(free_nodes[:whole]))
+            if node is None:
+                return None
+            mask = cluster_model.lowest_bits(cluster.free[node], rest)
+            parts.append(cluster_model.Part(node=node, mask=mask))
+        return tuple(parts)
+
+
+def _fullest(cluster: cluster_model.Cluster, size: int, *, exclude: set[int]) -> int | None:
+    """The machine with the fewest free GPUs that still has ``size`` (lowest id on ties)."""
+    for count in range(size, cluster.machine_gpus + 1):
+        candidates = cluster.by_free[count] - exclude
+        if candidates:
+            return min(candidates)
+    return None
+
+
+def _spill(cluster: cluster_model.Cluster, gpus: int) -> Parts | None:
+    """``gpus`` one-GPU pods on the fewest machines: the emptiest first, lowest indices."""
+    parts: list[cluster_model.Part] = []
+    wanted = gpus
+    for count in range(cluster.machine_gpus, 0, -1):
+        for node in sorted(cluster.by_free[count]):
+            take = min(count, wanted)
+            mask = cluster_model.lowest_bits(cluster.free[node], take)
+            parts.append(cluster_model.Part(node=node, mask=mask))
+            wanted -= take
+            if not wanted:
+                return tuple(parts)
     return None
 
 

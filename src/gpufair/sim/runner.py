@@ -28,6 +28,10 @@ class PolicyName(enum.StrEnum):
     GPUFAIR = "gpufair"
     DEFAULT = "default"
     QUOTA = "quota"
+    KUEUE_TAS = "kueue-tas"
+    """Kueue quotas with topology-aware scheduling: pods packed onto one machine or the fewest."""
+    GANG_BINPACK = "gang-binpack"
+    """A Volcano/KAI-style gang scheduler: deserved shares, bin-packing, reclaim."""
 
 
 class BaselinePods(enum.StrEnum):
@@ -88,6 +92,13 @@ class Scenario:
             return baselines.Default(placer=blind)
         if name is PolicyName.QUOTA:
             return baselines.Quota(placer=blind, reclaim_interval=self.reclaim_interval)
+        packed = placers.BinPack(spill=self.baseline_pods is BaselinePods.GPU)
+        if name is PolicyName.KUEUE_TAS:
+            return baselines.Quota(
+                placer=packed, reclaim_interval=self.reclaim_interval, name=name.value
+            )
+        if name is PolicyName.GANG_BINPACK:
+            return baselines.GangBinPack(placer=packed, reclaim_interval=self.reclaim_interval)
         return gpufair_policy.Gpufair(
             placer=placers.TopologyAware(mode=self.placement_mode, rule=self.topology_rule),
             half_life=self.half_life,
