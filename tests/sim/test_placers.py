@@ -112,3 +112,15 @@ def test_bin_pack_spills_one_gpu_pods_only(spill: bool, machines_used: int | Non
     if parts is not None:
         assert sum(part.mask.bit_count() for part in parts) == 6
         assert [part.node for part in parts] == [0, 1]
+
+
+@pytest.mark.parametrize(("demand", "node"), [(None, 0), ({4: 2}, 1), ({4: 1}, 0)])
+def test_topology_aware_keeps_dgx_islands_for_waiting_4_gpu_jobs(
+    demand: dict[int, int] | None, node: int
+) -> None:
+    """Two 4-GPU jobs waiting: a 2-GPU job takes the PCIe machine, not a DGX-1 island; with
+    one waiting, the DGX-1's other island still holds it, so the NVLink pair wins again."""
+    target = machines(b.dgx1(), b.pcie8())
+    parts = placers.TopologyAware(demand=demand).place(target, 2)
+    assert parts is not None
+    assert [part.node for part in parts] == [node]

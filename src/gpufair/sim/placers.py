@@ -16,6 +16,8 @@
 * :class:`TopologyAware` is gpufair's extender: for a pod of up to one machine it asks
   ``gpufair.core.placement.choose`` on every distinct (machine type, free set) and takes the
   best score; jobs wider than a machine take whole free machines plus one best-scored part.
+  Given the waiting demand by size (``demand``) it asks ``placement.choose_keeping`` instead,
+  which keeps islands that waiting larger pods need.
 
 Placers only choose; the engine allocates. A placer returns ``None`` when the job cannot be
 placed now; :meth:`could_fit` is a cheap necessary condition checked first.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import heapq
+from collections.abc import Mapping
 from typing import Protocol
 
 from gpufair.core import placement, policy
@@ -191,6 +194,9 @@ class TopologyAware:
     mode: policy.PlacementMode = policy.PlacementMode.PACK
     rule: policy.TopologyRule = policy.TopologyRule.PREFERRED
     name: str = "topology-aware"
+    demand: Mapping[int, int] | None = dataclasses.field(default=None, compare=False)
+    """Live count of waiting jobs by GPU count (the policy's queue), or ``None``: no island
+    keeping. Read at every placement."""
 
     def could_fit(self, cluster: cluster_model.Cluster, gpus: int) -> bool:
         return _pods_could_fit(cluster, gpus)
@@ -225,7 +231,11 @@ class TopologyAware:
             free_count = mask.bit_count()
             if free_count < count:
                 continue
-            answer = _choose(cluster.types[kind].topology, mask, count, self.mode, self.rule)
+            node_type = cluster.types[kind].topology
+            waiting = (
+                placement.relevant_demand(node_type, count, self.demand) if self.demand else ()
+            )
+            answer = _choose(node_type, mask, count, self.mode, self.rule, waiting)
             if answer is None:
                 continue
             score, chosen = answer
@@ -247,10 +257,14 @@ def _choose(
     count: int,
     mode: policy.PlacementMode,
     rule: policy.TopologyRule,
+    demand: tuple[tuple[int, int], ...] = (),
 ) -> tuple[int, int] | None:
-    """``placement.choose`` on a bit-mask free set: ``(score, chosen mask)`` or ``None``."""
+    """``placement.choose_keeping`` on a bit-mask free set: ``(score, chosen mask)`` or ``None``
+    (``demand``: ``placement.relevant_demand``; empty: plain ``placement.choose``)."""
     free = frozenset(node.gpus[bit].index for bit in cluster_model.bits(mask))
-    answer = placement.choose(node, free=free, count=count, mode=mode, rule=rule)
+    answer = placement.choose_keeping(
+        node, free=free, count=count, demand=dict(demand), mode=mode, rule=rule
+    )
     if isinstance(answer, placement.NoFit):
         return None
     position = {gpu.index: bit for bit, gpu in enumerate(node.gpus)}

@@ -16,7 +16,16 @@ from collections.abc import Callable, Sequence
 
 from gpufair.core import policy as core_policy
 from gpufair.core import topology, topology_matrix
-from gpufair.sim import baselines, cluster, engine, gpufair_policy, metrics, placers, slowdown
+from gpufair.sim import (
+    baselines,
+    cluster,
+    engine,
+    gpufair_policy,
+    metrics,
+    placers,
+    queues,
+    slowdown,
+)
 from gpufair.sim import trace as trace_model
 
 DEFAULT_TOPOLOGIES = ("dgx1-v100-8gpu-mlx5", "pcie-8x-quadro-rtx6000-pix-pxb")
@@ -76,6 +85,8 @@ class Scenario:
     settings: engine.Settings = dataclasses.field(default_factory=engine.Settings)
     half_life: float = 7 * 24 * 3600.0
     reclaim_interval: float = 60.0
+    keep_islands: bool = True
+    """gpufair's placer weighs the waiting demand by size (``placement.choose_keeping``)."""
     window_end: float | None = None
     """End of the measurement window (seconds since the trace origin); ``None``: the last
     submission (the whole run when all jobs are submitted at once); ``math.inf``: the whole
@@ -99,8 +110,14 @@ class Scenario:
             )
         if name is PolicyName.GANG_BINPACK:
             return baselines.GangBinPack(placer=packed, reclaim_interval=self.reclaim_interval)
+        waiting = queues.WaitingJobs()
         return gpufair_policy.Gpufair(
-            placer=placers.TopologyAware(mode=self.placement_mode, rule=self.topology_rule),
+            placer=placers.TopologyAware(
+                mode=self.placement_mode,
+                rule=self.topology_rule,
+                demand=waiting.sizes if self.keep_islands else None,
+            ),
+            waiting=waiting,
             half_life=self.half_life,
             reclaim_interval=self.reclaim_interval,
         )
