@@ -48,13 +48,14 @@ def test_report_has_every_policy(
     code = simulate(shared_data, trace_file, "--nodes", "3", "-o", str(out))
     assert code == 0
     report = json.loads((out / "report.json").read_text())
-    assert list(report["policies"]) == ["gpufair", "default", "quota"]
+    assert list(report["policies"]) == ["gpufair", "default", "quota", "kueue-tas", "gang-binpack"]
     for figures in report["policies"].values():
         assert figures["finished"] == figures["jobs"] == len(ROWS)
         assert set(figures["tenants"]) == {"a", "b", "c"}
     markdown = (out / "report.md").read_text()
     assert "| queue wait p95 |" in markdown
-    for image in ("share-gpufair.png", "share-default.png", "share-quota.png", "comparison.png"):
+    policies = ("gpufair", "default", "quota", "kueue-tas", "gang-binpack")
+    for image in (*(f"share-{name}.png" for name in policies), "comparison.png"):
         assert (out / image).stat().st_size > 0
 
 

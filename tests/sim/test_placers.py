@@ -83,3 +83,44 @@ def test_placers_never_offer_a_busy_gpu(gpus: int) -> None:
         assert sum(part.mask.bit_count() for part in parts) == gpus
         for part in parts:
             assert part.mask & ~target.free[part.node] == 0
+
+
+def test_bin_pack_takes_the_fullest_machine_that_holds_the_job() -> None:
+    target = machines(b.dgx1(), b.dgx1(), b.dgx1())
+    occupy(target, 1, 0, 1, 2)
+    occupy(target, 2, 0)
+    parts = placers.BinPack().place(target, 4)
+    assert parts == (cluster.Part(node=1, mask=0b1111000),)
+
+
+def test_bin_pack_gives_a_wide_job_whole_machines_and_the_fullest_for_the_rest() -> None:
+    target = machines(b.dgx1(), b.dgx1(), b.dgx1(), b.dgx1())
+    occupy(target, 3, 0, 1, 2, 3, 4, 5)
+    parts = placers.BinPack().place(target, 18)
+    assert parts is not None
+    assert [(part.node, part.mask.bit_count()) for part in parts] == [(0, 8), (1, 8), (3, 2)]
+
+
+@pytest.mark.parametrize(("spill", "machines_used"), [(True, 2), (False, None)])
+def test_bin_pack_spills_one_gpu_pods_only(spill: bool, machines_used: int | None) -> None:
+    target = machines(b.dgx1(), b.dgx1(), b.dgx1())
+    occupy(target, 0, 0, 1, 2, 3)
+    occupy(target, 1, 0, 1, 2, 3, 4)
+    occupy(target, 2, 0, 1, 2, 3, 4, 5)
+    parts = placers.BinPack(spill=spill).place(target, 6)
+    assert (None if parts is None else len(parts)) == machines_used
+    if parts is not None:
+        assert sum(part.mask.bit_count() for part in parts) == 6
+        assert [part.node for part in parts] == [0, 1]
+
+
+@pytest.mark.parametrize(("demand", "node"), [(None, 0), ({4: 2}, 1), ({4: 1}, 0)])
+def test_topology_aware_keeps_dgx_islands_for_waiting_4_gpu_jobs(
+    demand: dict[int, int] | None, node: int
+) -> None:
+    """Two 4-GPU jobs waiting: a 2-GPU job takes the PCIe machine, not a DGX-1 island; with
+    one waiting, the DGX-1's other island still holds it, so the NVLink pair wins again."""
+    target = machines(b.dgx1(), b.pcie8())
+    parts = placers.TopologyAware(demand=demand).place(target, 2)
+    assert parts is not None
+    assert [part.node for part in parts] == [node]

@@ -66,7 +66,15 @@ BORROWED = b.trace(
 )
 
 
-@pytest.mark.parametrize("name", [runner.PolicyName.QUOTA, runner.PolicyName.GPUFAIR], ids=str)
+RECLAIMING = [
+    runner.PolicyName.QUOTA,
+    runner.PolicyName.KUEUE_TAS,
+    runner.PolicyName.GANG_BINPACK,
+    runner.PolicyName.GPUFAIR,
+]
+
+
+@pytest.mark.parametrize("name", RECLAIMING, ids=str)
 def test_owner_reclaims_its_guarantee_from_a_borrower(name: runner.PolicyName) -> None:
     tenants = [b.tenant("a", guaranteed=4), b.tenant("b", guaranteed=4)]
     sim = replay(b.scenario(BORROWED, nodes=1, tenants=tenants), name)
@@ -81,7 +89,7 @@ def test_owner_reclaims_its_guarantee_from_a_borrower(name: runner.PolicyName) -
     assert all(job.finished == pytest.approx(110 + 1000) for job in victims)
 
 
-@pytest.mark.parametrize("name", [runner.PolicyName.QUOTA, runner.PolicyName.GPUFAIR], ids=str)
+@pytest.mark.parametrize("name", RECLAIMING, ids=str)
 def test_no_reclaim_beyond_what_the_owner_is_due(name: runner.PolicyName) -> None:
     """b's request fits neither its guarantee (quota) nor its fair share (gpufair): no eviction."""
     jobs = b.trace(
@@ -122,3 +130,37 @@ def test_default_with_job_pods_keeps_a_job_on_one_machine_but_ignores_links() ->
     assert placement.machines == 1
     # GPU 0 is taken, so the lowest free indices 1-4 straddle both DGX-1 islands.
     assert placement.level > placement.level.NVLINK
+
+
+def test_kueue_tas_packs_a_job_onto_the_fullest_machine_but_ignores_links() -> None:
+    jobs = b.trace(b.job("a", at=0, gpus=1, runs=50), b.job("a", at=1, gpus=4))
+    sim = replay(b.scenario(jobs, nodes=3), runner.PolicyName.KUEUE_TAS)
+    placement = sim.jobs[1].first_placement
+    assert placement is not None
+    assert [part.node for part in placement.parts] == [0]
+    # Node 0's GPU 0 is taken: the lowest free indices 1-4 straddle both DGX-1 islands.
+    assert placement.level > placement.level.NVLINK
+
+
+@pytest.mark.parametrize(
+    ("name", "b_before_a"),
+    [(runner.PolicyName.GANG_BINPACK, True), (runner.PolicyName.QUOTA, False)],
+    ids=str,
+)
+def test_gang_binpack_serves_the_queue_below_its_deserved_share(
+    name: runner.PolicyName, b_before_a: bool
+) -> None:
+    """a holds both machines; b's job waits behind a's second under FIFO quotas, while the
+    Volcano-style scheduler reclaims one of a's jobs for b (a is above its deserved half)."""
+    jobs = b.trace(
+        b.job("a", at=0, gpus=8, runs=1000),
+        b.job("a", at=0, gpus=8, runs=100),
+        b.job("a", at=1, gpus=8, runs=100),
+        b.job("b", at=2, gpus=8, runs=100),
+    )
+    sim = replay(b.scenario(jobs, nodes=2), name)
+    a_second, b_job = sim.jobs[2].first_start, sim.jobs[3].first_start
+    assert a_second is not None
+    assert b_job is not None
+    assert (b_job < a_second) is b_before_a
+    assert sim.preemptions == (1 if b_before_a else 0)

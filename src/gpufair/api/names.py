@@ -57,3 +57,12 @@ TENANT_LABEL: Final = f"{GROUP}/tenant"
 never by the label itself). The ValidatingAdmissionPolicy matches tenant namespaces by it."""
 OPT_OUT_LABEL: Final = f"{GROUP}/admission"
 """Namespace label; the value ``disabled`` opts the namespace out of the admission webhook."""
+POD_GROUP_KEY: Final = f"{GROUP}/pod-group"
+"""Pod annotation or label: the name of the group (one job) the pod belongs to; the group is
+admitted all or nothing, within the pod's namespace (docs/pod-groups.md)."""
+GROUP_SIZE_KEY: Final = f"{GROUP}/group-size"
+"""Pod annotation or label: how many pods the :data:`POD_GROUP_KEY` group has (a positive
+integer); every member says the same. Also overrides the size a job controller implies."""
+NVLINK_DOMAIN_LABEL: Final = "nvidia.com/gpu.clique"
+"""Node label (NVIDIA GPU Feature Discovery) naming the multi-node NVLink partition (clique) the
+node's GPUs belong to; nodes with the same value reach each other over NVLink."""

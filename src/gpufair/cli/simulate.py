@@ -62,10 +62,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--policy",
-        default="gpufair,default,quota",
-        help="comma-separated policies to compare: gpufair, gpufair-without-proxy (gpufair "
-        "picks the machine, NVIDIA's allocator the GPUs), default, quota "
-        "(default: gpufair,default,quota)",
+        default="gpufair,default,quota,kueue-tas,gang-binpack",
+        help="comma-separated policies to compare (default: these five: gpufair, default "
+        "kube-scheduler, quota (Kueue), kueue-tas (Kueue with topology-aware scheduling), "
+        "gang-binpack (Volcano/KAI style)); also gpufair-without-proxy (gpufair picks the "
+        "machine, NVIDIA's allocator the GPUs)",
     )
     parser.add_argument(
         "-o", "--output", type=pathlib.Path, default=pathlib.Path("sim-out"), help="report folder"
@@ -79,6 +80,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--placement-mode", choices=["Pack", "Spread"], default="Pack")
     parser.add_argument("--topology-rule", choices=["Preferred", "Required"], default="Preferred")
+    parser.add_argument(
+        "--no-island-keeping",
+        action="store_true",
+        help="gpufair places by link quality only, without weighing the waiting demand by size",
+    )
     parser.add_argument(
         "--half-life-hours", type=float, default=168.0, help="decayed-usage half-life (168)"
     )
@@ -200,6 +206,7 @@ def _run(args: argparse.Namespace) -> int:
         baseline_pods=runner.BaselinePods(args.baseline_pods),
         placement_mode=core_policy.PlacementMode(args.placement_mode),
         topology_rule=core_policy.TopologyRule(args.topology_rule),
+        keep_islands=not args.no_island_keeping,
         settings=engine.Settings(checkpoint_interval=args.checkpoint_minutes * 60),
         half_life=args.half_life_hours * 3600,
         reclaim_interval=args.reclaim_interval,
@@ -271,7 +278,8 @@ def _run(args: argparse.Namespace) -> int:
             "half-life": f"{args.half_life_hours:g} h",
             "checkpoint every": f"{args.checkpoint_minutes:g} min",
             "reclaim interval": f"{args.reclaim_interval:g} s",
-            "gpufair placement": f"{args.placement_mode}/{args.topology_rule}",
+            "gpufair placement": f"{args.placement_mode}/{args.topology_rule}"
+            + ("" if args.no_island_keeping else ", keeping islands for waiting demand"),
         },
     )
     written = report.write(args.output, info, results, plots=not args.no_plots)

@@ -9,7 +9,9 @@ with the same free GPUs share one answer. The rules are in ``docs/topology.md``:
 - set quality first: one NVLink island > one PCIe switch > one NUMA node > the machine;
 - ``Pack`` then keeps wholly free islands intact and fills the fullest islands / switches /
   NUMA nodes first (best fit); ``Spread`` takes the emptiest ones;
-- ``Required`` refuses a node that cannot give a request fitting one island a free island.
+- ``Required`` refuses a node that cannot give a request fitting one island a free island;
+- :func:`choose_keeping` adds the waiting demand: a set that costs waiting *larger* pods their
+  one-island room on this node (:func:`island_loss`) ranks below every set that costs none.
 
 The score ranks the candidate nodes of one pod, so it is absolute: set quality first (the
 bands do not overlap), then for ``Pack`` breaking no wholly free island, then breaking a smaller
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from gpufair.core import policy
 from gpufair.core import topology as topo
@@ -107,6 +109,121 @@ def fragmentation(topology: topo.NodeTopology, free: frozenset[int]) -> float:
         return 0.0
     stranded = sum(len(island & free) for island in _shape(topology).islands if not island <= free)
     return stranded / len(free)
+
+
+KEEPING_PENALTY = BANDS[LinkLevel.NVLINK][0]
+"""Score taken off a choice that costs waiting larger pods an island (:func:`choose_keeping`):
+the NVLink band's floor, so such a choice ranks below a PCIe-switch choice that costs none."""
+
+
+def island_slots(topology: topo.NodeTopology, free: frozenset[int], size: int) -> int:
+    """How many pods of ``size`` GPUs the free GPUs can hold, each inside one NVLink island."""
+    if size < 1:
+        raise ValueError(f"a pod requests at least one GPU, not {size}")
+    return sum(len(island & free) // size for island in _shape(topology).islands)
+
+
+def island_loss(
+    topology: topo.NodeTopology,
+    *,
+    free: frozenset[int],
+    chosen: frozenset[int],
+    demand: Mapping[int, int],
+) -> int:
+    """GPUs of waiting pods *larger* than ``chosen`` that lose one-island room on this node if
+    ``chosen`` is taken: for each waiting size ``s`` (``demand[s]`` pods) with
+    ``len(chosen) < s``, ``s x (min(demand, slots before) - min(demand, slots after))``.
+
+    Pods of the same size or smaller are not counted: a pod taking an island serves its own
+    size, and the bigger pod is the one that loses most when spread. ``demand`` is explicit (no
+    hidden state), so results may be cached by every argument.
+    """
+    if not chosen <= free:
+        raise ValueError(f"chosen GPUs {sorted(chosen - free)} are not free")
+    after = free - chosen
+    loss = 0
+    for size, waiting in demand.items():
+        if size <= len(chosen) or size < 2 or waiting <= 0:
+            continue
+        before_slots = island_slots(topology, free, size)
+        if not before_slots:
+            continue
+        kept = min(waiting, island_slots(topology, after, size))
+        loss += size * (min(waiting, before_slots) - kept)
+    return loss
+
+
+def choose_keeping(
+    topology: topo.NodeTopology,
+    *,
+    free: frozenset[int],
+    count: int,
+    demand: Mapping[int, int],
+    mode: policy.PlacementMode = policy.PlacementMode.PACK,
+    rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
+) -> Choice | NoFit:
+    """:func:`choose`, aware of the waiting demand by size (``demand[s]``: pods of ``s`` GPUs).
+
+    Among the node's sets, the one that costs waiting larger pods the least island room
+    (:func:`island_loss`) wins, then :func:`choose`'s order. A set that costs some gets
+    :data:`KEEPING_PENALTY` off its score, so a node where the pod breaks no needed island
+    outranks one where it does, unless link quality differs by more than the NVLink band (a
+    worse-linked set costing nothing beats an NVLink set costing islands). Without demand for
+    larger pods this is :func:`choose` exactly.
+    """
+    return _choose_keeping(
+        topology, free, count, relevant_demand(topology, count, demand), mode, rule
+    )
+
+
+def relevant_demand(
+    topology: topo.NodeTopology, count: int, demand: Mapping[int, int]
+) -> tuple[tuple[int, int], ...]:
+    """The part of ``demand`` that can change :func:`choose_keeping`'s answer for a ``count``-GPU
+    pod on this topology, as sorted ``(size, pods)`` pairs: sizes above ``count`` that fit one of
+    its islands, each capped at the slots the whole node could offer. Equal keys give equal
+    answers, so callers may cache by it."""
+    shape = _shape(topology)
+    key = []
+    for size in sorted(demand):
+        if count < size <= shape.largest_island and size >= 2 and demand[size] > 0:
+            cap = sum(len(island) // size for island in shape.islands)
+            key.append((size, min(demand[size], cap)))
+    return tuple(key)
+
+
+@functools.lru_cache(maxsize=65536)
+def _choose_keeping(
+    topology: topo.NodeTopology,
+    free: frozenset[int],
+    count: int,
+    demand: tuple[tuple[int, int], ...],
+    mode: policy.PlacementMode,
+    rule: policy.TopologyRule,
+) -> Choice | NoFit:
+    plain = _choose(topology, free, count, mode, rule)
+    if not demand or isinstance(plain, NoFit):
+        return plain
+    waiting = dict(demand)
+    if island_loss(topology, free=free, chosen=frozenset(plain.gpus), demand=waiting) == 0:
+        return plain
+    shape = _shape(topology)
+    island_only = rule is policy.TopologyRule.REQUIRED and 2 <= count <= shape.largest_island
+    best: tuple[tuple[object, ...], tuple[int, ...], _Measure, int] | None = None
+    for gpus in _candidates(shape, free, count):
+        measure = _measure(shape, free, gpus)
+        if island_only and measure.level is not LinkLevel.NVLINK:
+            continue
+        loss = island_loss(topology, free=free, chosen=frozenset(gpus), demand=waiting)
+        key = (loss, *_key(measure, mode, gpus))
+        if best is None or key < best[0]:
+            best = (key, gpus, measure, loss)
+    assert best is not None  # plain is a candidate
+    _, gpus, measure, loss = best
+    score = _score(shape, free=free, count=count, measure=measure, mode=mode)
+    if loss:
+        score = max(0, score - KEEPING_PENALTY)
+    return Choice(gpus=gpus, level=measure.level, score=score)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,17 @@
   nominal quota are admitted before borrowing ones. Placement is the same topology-blind
   kube-scheduler.
 
+* :class:`Quota` with the :class:`~gpufair.sim.placers.BinPack` placer is Kueue with
+  topology-aware scheduling (``kueue-tas``): the same quotas, and a job's pods packed onto one
+  machine (or the fewest) at node level.
+* :class:`GangBinPack` is a gang scheduler in the style of Volcano (``proportion``, ``gang``,
+  ``binpack``, ``reclaim``) and KAI: one queue per tenant whose *deserved* share is the
+  weighted max-min share of the capacity over the queues' requests (the same rule as the
+  entitlement measured for every policy); the queue furthest below its deserved share goes
+  first, FIFO inside a queue; a queue at or above its deserved share admits nothing more; a
+  whole job starts or none of it; placement is :class:`~gpufair.sim.placers.BinPack`; a queue
+  below its deserved share reclaims from queues above theirs, most recently started jobs first.
+
 These are not gpufair's policy and do not call its admission or preemption decisions; they
 only share the engine, the placers and the entitlement used for measuring.
 """
@@ -149,21 +160,127 @@ class Quota:
         gpus: int,
     ) -> list[engine.Job] | None:
         """Borrowers' jobs to evict (while their tenant still borrows) until ``gpus`` fit."""
-        over = {t: sim.allocated[t] - sim.tenants[t].guaranteed for t in sim.tenants}
-        chosen: list[engine.Job] = []
-        freed = 0
+        over = {t: float(sim.allocated[t] - sim.tenants[t].guaranteed) for t in sim.tenants}
+        return _victims_above(
+            sim, candidates, over, self.placer, tenant=tenant, gpus=gpus, keep_floor=False
+        )
+
+
+@dataclasses.dataclass
+class GangBinPack:
+    """Volcano/KAI style: deserved shares per queue, gang admission, bin-pack, reclaim."""
+
+    placer: placers.Placer
+    reclaim_interval: float = 60.0
+    name: str = "gang-binpack"
+    waiting: queues.WaitingJobs = dataclasses.field(default_factory=queues.WaitingJobs)
+    _next_reclaim: float = 0.0
+
+    def enqueue(self, job: engine.Job) -> None:
+        self.waiting.push(job)
+
+    def schedule(self, sim: engine.Simulation) -> None:
+        self._admit(sim)
+        if self.waiting.count and sim.now >= self._next_reclaim:
+            for _ in range(MAX_RECLAIMS_PER_PASS):
+                if not self._reclaim(sim):
+                    break
+                self._admit(sim)
+
+    def _admit(self, sim: engine.Simulation) -> None:
         cluster = sim.cluster
-        for job in candidates:
-            if job.tenant == tenant or over[job.tenant] <= 0:
+        blocked: set[int] = set()
+        while True:
+            shares = sim.shares
+            best: tuple[float, float, int, str, int] | None = None
+            for tenant, gpus, submit, job_id in self.waiting.heads():
+                if gpus in blocked or not self.placer.could_fit(cluster, gpus):
+                    continue
+                deserved = shares.share(tenant)
+                if sim.allocated[tenant] >= deserved:  # Volcano's "overused" queue
+                    continue
+                limit = sim.tenants[tenant].limit
+                if limit is not None and sim.allocated[tenant] + gpus > limit:
+                    continue
+                key = (sim.allocated[tenant] / deserved, submit, job_id, tenant, gpus)
+                if best is None or key < best:
+                    best = key
+            if best is None:
+                return
+            *_, tenant, gpus = best
+            parts = self.placer.place(cluster, gpus)
+            if parts is None:
+                blocked.add(gpus)
                 continue
-            chosen.append(job)
-            over[job.tenant] -= job.gpus
-            freed += job.gpus
-            if cluster.total_free + freed < gpus:
+            sim.start(sim.jobs[self.waiting.pop(tenant, gpus)], parts)
+
+    def _reclaim(self, sim: engine.Simulation) -> bool:
+        """Evict from queues above their deserved share for the starved queue's oldest job."""
+        shares = sim.shares
+        over = {t: sim.allocated[t] - shares.share(t) for t in sim.tenants}
+        if not any(value > 0 for value in over.values()):
+            return False
+        heads = sorted(
+            (sim.allocated[tenant] / shares.share(tenant), submit, job_id, tenant, gpus)
+            for tenant, gpus, submit, job_id in self.waiting.heads()
+            if sim.allocated[tenant] + gpus <= shares.share(tenant)
+        )
+        if not heads:
+            return False
+        if self._next_reclaim <= sim.now:
+            self._next_reclaim = sim.now + self.reclaim_interval
+            sim.wake_at(self._next_reclaim)
+        candidates = sorted(
+            (job for job in sim.running.values() if over[job.tenant] > 0),
+            key=lambda job: (-job.started, -job.job_id),
+        )
+        for *_, job_id, tenant, gpus in heads:
+            victims = _victims_above(
+                sim, candidates, over, self.placer, tenant=tenant, gpus=gpus, keep_floor=True
+            )
+            if victims is None:
                 continue
-            if _fits_after_release(cluster, chosen, self.placer, gpus):
-                return chosen
-        return None
+            for victim in victims:
+                sim.preempt(victim, self)
+            parts = self.placer.place(sim.cluster, gpus)
+            if parts is None:  # pragma: no cover - _victims_above checked the placement
+                raise RuntimeError("reclaim made room that placement did not find")
+            popped = self.waiting.pop(tenant, gpus)
+            assert popped == job_id
+            sim.start(sim.jobs[job_id], parts)
+            return True
+        return False
+
+
+def _victims_above(
+    sim: engine.Simulation,
+    candidates: list[engine.Job],
+    over: dict[str, float],
+    placer: placers.Placer,
+    *,
+    tenant: str,
+    gpus: int,
+    keep_floor: bool,
+) -> list[engine.Job] | None:
+    """Jobs of other tenants, in ``candidates`` order, while their tenant is ``over`` its floor
+    (guarantee or deserved share), until ``gpus`` fit; ``None`` if they never do. With
+    ``keep_floor`` no victim takes its tenant below the floor (Volcano's reclaimable check);
+    without, the last victim may (Kueue evicts any workload of a borrowing queue)."""
+    over = dict(over)
+    chosen: list[engine.Job] = []
+    freed = 0
+    cluster = sim.cluster
+    for job in candidates:
+        if job.tenant == tenant or over[job.tenant] < (job.gpus if keep_floor else 1):
+            continue
+        chosen.append(job)
+        over[job.tenant] -= job.gpus
+        freed += job.gpus
+        if cluster.total_free + freed < gpus:
+            continue
+        if _fits_after_release(cluster, chosen, placer, gpus):
+            return chosen
+    return None
 
 
 def _fits_after_release(

@@ -150,6 +150,13 @@ class Cluster:
     def whole_free_machines(self) -> int:
         return len(self.by_free[self.machine_gpus])
 
+    def island_free(self, count: int) -> bool:
+        """Some machine has ``count`` free GPUs inside one NVLink island (``count`` >= 2)."""
+        return any(
+            _largest_free_island(self.types[kind].topology, mask) >= count
+            for kind, mask in self.by_key
+        )
+
     def node_topology(self, node: int) -> topology.NodeTopology:
         return self.types[self.layout[node]].topology
 
@@ -175,6 +182,12 @@ class Cluster:
             default=topology.LinkLevel.SELF,
         )
         return Placement(parts=tuple(parts), level=level)
+
+
+@functools.lru_cache(maxsize=65536)
+def _largest_free_island(node: topology.NodeTopology, mask: int) -> int:
+    free = {node.gpus[bit].index for bit in bits(mask)}
+    return max((len(free.intersection(island)) for island in node.nvlink_islands()), default=0)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -71,6 +71,8 @@ class Job:
     within_guarantee: bool = False
     """At submission, the tenant's demand including this job was within its guarantee."""
     first_placement: cluster_model.Placement | None = None
+    island_possible: bool = False
+    """At its first start, some machine had this job's GPUs free inside one NVLink island."""
 
     @property
     def job_id(self) -> int:
@@ -214,6 +216,8 @@ class Simulation:
             raise RuntimeError(
                 f"job {job.job_id} needs {job.gpus} GPUs, placement has {placement.gpus}"
             )
+        if job.first_start is None and 2 <= job.gpus <= self.cluster.machine_gpus:
+            job.island_possible = self.cluster.island_free(job.gpus)
         self.cluster.take(placement.parts)
         job.status = JobStatus.RUNNING
         job.placement = placement

@@ -14,7 +14,8 @@ the tenant has demand. :func:`summarize` turns that and the jobs' records into
 * *utilisation*: busy GPU-seconds / (capacity * window); *goodput* the same with each job's
   GPUs divided by its placement slowdown (work done at best-placement speed);
 * *placement*: of jobs with 2..machine-size GPUs, the share whose first placement was on one
-  machine and in one NVLink island, and the mean slowdown of their first placement.
+  machine and in one NVLink island (also among those for which some machine had their size free
+  in one island when they first started), and the mean slowdown of their first placement.
 """
 
 from __future__ import annotations
@@ -182,6 +183,11 @@ class PolicyFigures:
     multi_gpu_jobs: int
     one_machine: float
     one_island: float
+    island_possible_jobs: int
+    """Multi-GPU jobs (2-8) for which some machine had a free NVLink island of their size when
+    they first started."""
+    one_island_when_possible: float
+    """Of those, the share that got one island."""
     mean_slowdown: float
     wide_jobs: int
     wide_fewest_machines: float
@@ -239,6 +245,7 @@ def summarize(
         job for job in jobs if 2 <= job.gpus <= machine_gpus and job.first_placement is not None
     ]
     wide = [job for job in jobs if job.gpus > machine_gpus and job.first_placement is not None]
+    possible = [job for job in multi if job.island_possible]
     in_window = [
         (when, lost)
         for when, lost in sim.preemption_log
@@ -305,12 +312,9 @@ def summarize(
         contended=recorder.contended_time / window if window > 0 else math.nan,
         multi_gpu_jobs=len(multi),
         one_machine=_share(multi, lambda job: _placement(job).machines == 1),
-        one_island=_share(
-            multi,
-            lambda job: (
-                _placement(job).machines == 1 and _placement(job).level <= topology.LinkLevel.NVLINK
-            ),
-        ),
+        one_island=_share(multi, _in_one_island),
+        island_possible_jobs=len(possible),
+        one_island_when_possible=_share(possible, _in_one_island),
         mean_slowdown=(
             sum(_first_slowdown(sim, job) for job in multi) / len(multi) if multi else math.nan
         ),
@@ -333,6 +337,11 @@ def summarize(
 def _placement(job: engine.Job) -> cluster_model.Placement:
     assert job.first_placement is not None
     return job.first_placement
+
+
+def _in_one_island(job: engine.Job) -> bool:
+    placement = _placement(job)
+    return placement.machines == 1 and placement.level <= topology.LinkLevel.NVLINK
 
 
 def _first_slowdown(sim: engine.Simulation, job: engine.Job) -> float:

@@ -7,9 +7,17 @@
 * :class:`SpreadPods` is the same scheduler with one pod per job (jobs wider than a machine:
   one pod per machine-full): each pod goes to the machine with the most free GPUs that can hold
   it, lowest free indices.
+* :class:`BinPack` is the placement of Kueue's topology-aware scheduling and of gang schedulers
+  with bin-packing (Volcano ``binpack``, KAI's default): a job's pods on the fewest machines,
+  the fullest machine that holds them first, whole free machines for jobs wider than one; inside
+  a machine the device plugin still hands out the lowest free indices (node-level topology
+  only). With one-GPU pods (``spill``) a job no single machine holds spreads over the machines
+  with the most free GPUs (Kueue's *preferred* topology); with one pod per job it waits.
 * :class:`TopologyAware` is gpufair's extender: for a pod of up to one machine it asks
   ``gpufair.core.placement.choose`` on every distinct (machine type, free set) and takes the
   best score; jobs wider than a machine take whole free machines plus one best-scored part.
+  Given the waiting demand by size (``demand``) it asks ``placement.choose_keeping`` instead,
+  which keeps islands that waiting larger pods need.
 
 Placers only choose; the engine allocates. A placer returns ``None`` when the job cannot be
 placed now; :meth:`could_fit` is a cheap necessary condition checked first.
@@ -20,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import heapq
+from collections.abc import Mapping
 from typing import Protocol
 
 from gpufair.core import placement, policy
@@ -117,12 +126,77 @@ def _emptiest(cluster: cluster_model.Cluster, size: int, *, exclude: set[int]) -
 
 
 @dataclasses.dataclass(frozen=True)
+class BinPack:
+    """Fewest machines, fullest first, topology-blind inside a machine (see module docstring)."""
+
+    spill: bool = True
+    """One-GPU pods: a job no machine holds whole may spread over the emptiest machines."""
+    name: str = "bin-pack"
+
+    def could_fit(self, cluster: cluster_model.Cluster, gpus: int) -> bool:
+        if self.spill:
+            return cluster.total_free >= gpus
+        return _pods_could_fit(cluster, gpus)
+
+    def place(self, cluster: cluster_model.Cluster, gpus: int) -> Parts | None:
+        if not self.could_fit(cluster, gpus):
+            return None
+        packed = self._packed(cluster, gpus)
+        if packed is not None or not self.spill:
+            return packed
+        return _spill(cluster, gpus)
+
+    def _packed(self, cluster: cluster_model.Cluster, gpus: int) -> Parts | None:
+        sizes = pod_sizes(gpus, cluster.machine_gpus)
+        rest = sizes[-1] if sizes[-1] < cluster.machine_gpus else 0
+        whole = len(sizes) - (1 if rest else 0)
+        free_nodes = sorted(cluster.by_free[cluster.machine_gpus])
+        if len(free_nodes) < whole:
+            return None
+        parts = [cluster_model.Part(node=n, mask=cluster.free[n]) for n in free_nodes[:whole]]
+        if rest:
+            node = _fullest(cluster, rest, exclude=set(free_nodes[:whole]))
+            if node is None:
+                return None
+            mask = cluster_model.lowest_bits(cluster.free[node], rest)
+            parts.append(cluster_model.Part(node=node, mask=mask))
+        return tuple(parts)
+
+
+def _fullest(cluster: cluster_model.Cluster, size: int, *, exclude: set[int]) -> int | None:
+    """The machine with the fewest free GPUs that still has ``size`` (lowest id on ties)."""
+    for count in range(size, cluster.machine_gpus + 1):
+        candidates = cluster.by_free[count] - exclude
+        if candidates:
+            return min(candidates)
+    return None
+
+
+def _spill(cluster: cluster_model.Cluster, gpus: int) -> Parts | None:
+    """``gpus`` one-GPU pods on the fewest machines: the emptiest first, lowest indices."""
+    parts: list[cluster_model.Part] = []
+    wanted = gpus
+    for count in range(cluster.machine_gpus, 0, -1):
+        for node in sorted(cluster.by_free[count]):
+            take = min(count, wanted)
+            mask = cluster_model.lowest_bits(cluster.free[node], take)
+            parts.append(cluster_model.Part(node=node, mask=mask))
+            wanted -= take
+            if not wanted:
+                return tuple(parts)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
 class TopologyAware:
     """gpufair's extender placement: ``gpufair.core.placement.choose`` on every machine kind."""
 
     mode: policy.PlacementMode = policy.PlacementMode.PACK
     rule: policy.TopologyRule = policy.TopologyRule.PREFERRED
     name: str = "topology-aware"
+    demand: Mapping[int, int] | None = dataclasses.field(default=None, compare=False)
+    """Live count of waiting jobs by GPU count (the policy's queue), or ``None``: no island
+    keeping. Read at every placement."""
 
     def could_fit(self, cluster: cluster_model.Cluster, gpus: int) -> bool:
         return _pods_could_fit(cluster, gpus)
@@ -157,7 +231,11 @@ class TopologyAware:
             free_count = mask.bit_count()
             if free_count < count:
                 continue
-            answer = _choose(cluster.types[kind].topology, mask, count, self.mode, self.rule)
+            node_type = cluster.types[kind].topology
+            waiting = (
+                placement.relevant_demand(node_type, count, self.demand) if self.demand else ()
+            )
+            answer = _choose(node_type, mask, count, self.mode, self.rule, waiting)
             if answer is None:
                 continue
             score, chosen = answer
@@ -179,10 +257,14 @@ def _choose(
     count: int,
     mode: policy.PlacementMode,
     rule: policy.TopologyRule,
+    demand: tuple[tuple[int, int], ...] = (),
 ) -> tuple[int, int] | None:
-    """``placement.choose`` on a bit-mask free set: ``(score, chosen mask)`` or ``None``."""
+    """``placement.choose_keeping`` on a bit-mask free set: ``(score, chosen mask)`` or ``None``
+    (``demand``: ``placement.relevant_demand``; empty: plain ``placement.choose``)."""
     free = frozenset(node.gpus[bit].index for bit in cluster_model.bits(mask))
-    answer = placement.choose(node, free=free, count=count, mode=mode, rule=rule)
+    answer = placement.choose_keeping(
+        node, free=free, count=count, demand=dict(demand), mode=mode, rule=rule
+    )
     if isinstance(answer, placement.NoFit):
         return None
     position = {gpu.index: bit for bit, gpu in enumerate(node.gpus)}

@@ -53,6 +53,8 @@ class WaitingJobs:
     def __init__(self) -> None:
         self._groups: dict[tuple[str, int], _Group] = {}
         self.count = 0
+        self.sizes: dict[int, int] = {}
+        """Waiting jobs by GPU count (the demand histogram island keeping weighs)."""
 
     def push(self, job: engine.Job) -> None:
         group = self._groups.get((job.tenant, job.gpus))
@@ -64,6 +66,7 @@ class WaitingJobs:
         else:
             heapq.heappush(group.requeued, entry)
         self.count += 1
+        self.sizes[job.gpus] = self.sizes.get(job.gpus, 0) + 1
 
     def pop(self, tenant: str, gpus: int) -> int:
         """Remove and return the id of the oldest waiting job of this group."""
@@ -72,6 +75,9 @@ class WaitingJobs:
         if not group:
             del self._groups[tenant, gpus]
         self.count -= 1
+        self.sizes[gpus] -= 1
+        if not self.sizes[gpus]:
+            del self.sizes[gpus]
         return job_id
 
     def heads(self) -> Iterator[tuple[str, int, float, int]]:

@@ -129,6 +129,10 @@ def summary_rows(results: Sequence[metrics.PolicyFigures]) -> list[tuple[str, li
             lambda f: f"{_pct(f.one_machine)} (n={f.multi_gpu_jobs:,})",
         ),
         row("multi-GPU jobs (2-8) in one NVLink island", lambda f: _pct(f.one_island)),
+        row(
+            "... of those that could have had one island",
+            lambda f: f"{_pct(f.one_island_when_possible)} (n={f.island_possible_jobs:,})",
+        ),
         row("mean placement slowdown, multi-GPU jobs", lambda f: f"{_num(f.mean_slowdown)}x"),
         row(
             "wide jobs (>8) on fewest machines",

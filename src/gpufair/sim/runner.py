@@ -24,6 +24,7 @@ from gpufair.sim import (
     metrics,
     nvidia_preference,
     placers,
+    queues,
     slowdown,
 )
 from gpufair.sim import trace as trace_model
@@ -40,6 +41,10 @@ class PolicyName(enum.StrEnum):
     (:mod:`gpufair.sim.nvidia_preference`)."""
     DEFAULT = "default"
     QUOTA = "quota"
+    KUEUE_TAS = "kueue-tas"
+    """Kueue quotas with topology-aware scheduling: pods packed onto one machine or the fewest."""
+    GANG_BINPACK = "gang-binpack"
+    """A Volcano/KAI-style gang scheduler: deserved shares, bin-packing, reclaim."""
 
 
 class BaselinePods(enum.StrEnum):
@@ -86,6 +91,8 @@ class Scenario:
     settings: engine.Settings = dataclasses.field(default_factory=engine.Settings)
     half_life: float = 7 * 24 * 3600.0
     reclaim_interval: float = 60.0
+    keep_islands: bool = True
+    """gpufair's placer weighs the waiting demand by size (``placement.choose_keeping``)."""
     window_end: float | None = None
     """End of the measurement window (seconds since the trace origin); ``None``: the last
     submission (the whole run when all jobs are submitted at once); ``math.inf``: the whole
@@ -102,13 +109,26 @@ class Scenario:
             return baselines.Default(placer=blind)
         if name is PolicyName.QUOTA:
             return baselines.Quota(placer=blind, reclaim_interval=self.reclaim_interval)
+        packed = placers.BinPack(spill=self.baseline_pods is BaselinePods.GPU)
+        if name is PolicyName.KUEUE_TAS:
+            return baselines.Quota(
+                placer=packed, reclaim_interval=self.reclaim_interval, name=name.value
+            )
+        if name is PolicyName.GANG_BINPACK:
+            return baselines.GangBinPack(placer=packed, reclaim_interval=self.reclaim_interval)
         aware = (
             nvidia_preference.GpusByNvidia
             if name is PolicyName.GPUFAIR_WITHOUT_PROXY
             else placers.TopologyAware
         )
+        waiting = queues.WaitingJobs()
         return gpufair_policy.Gpufair(
-            placer=aware(mode=self.placement_mode, rule=self.topology_rule),
+            placer=aware(
+                mode=self.placement_mode,
+                rule=self.topology_rule,
+                demand=waiting.sizes if self.keep_islands else None,
+            ),
+            waiting=waiting,
             half_life=self.half_life,
             reclaim_interval=self.reclaim_interval,
         )
