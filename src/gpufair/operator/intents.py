@@ -12,7 +12,7 @@ import enum
 from collections.abc import Mapping
 
 from gpufair.core import usage
-from gpufair.operator import snapshot
+from gpufair.state import model
 
 
 class ObjectKind(enum.StrEnum):
@@ -59,7 +59,7 @@ class ObjectRef:
     uid: str | None = None
 
     @classmethod
-    def pod(cls, pod: snapshot.GpuPod) -> ObjectRef:
+    def pod(cls, pod: model.GpuPod) -> ObjectRef:
         return cls(kind=ObjectKind.POD, name=pod.name, namespace=pod.namespace, uid=pod.uid)
 
 
@@ -75,7 +75,7 @@ class Event:
 class Admission:
     """Remove the pod's admission gate; it waited ``waited`` seconds."""
 
-    pod: snapshot.GpuPod
+    pod: model.GpuPod
     tenant: str
     pool: str
     waited: float
@@ -89,7 +89,7 @@ class Release:
     standby replica); pods of namespaces no tenant owns must not stay behind the gate forever.
     """
 
-    pod: snapshot.GpuPod
+    pod: model.GpuPod
     message: str
 
 
@@ -109,11 +109,11 @@ class TenantLabel:
 class Eviction:
     """Evict ``pod`` (tenant ``tenant``) so that ``for_pod`` of ``preemptor`` can run."""
 
-    pod: snapshot.GpuPod
+    pod: model.GpuPod
     tenant: str
     pool: str
     preemptor: str
-    for_pod: snapshot.GpuPod
+    for_pod: model.GpuPod
     message: str
 
 
@@ -144,7 +144,7 @@ class TenantStatus:
     observed_generation: int
     namespaces: tuple[str, ...]
     pools: tuple[TenantPoolStatus, ...]
-    conditions: tuple[snapshot.Condition, ...]
+    conditions: tuple[model.Condition, ...]
     gpu_seconds: float
     """Cumulative GPU-seconds over all pools."""
     budget_used_gpu_hours: float
@@ -166,4 +166,4 @@ class PoolStatus:
     fragmentation: float
     tenants: Mapping[str, int]
     shares: Mapping[str, float]
-    conditions: tuple[snapshot.Condition, ...]
+    conditions: tuple[model.Condition, ...]

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.api import names
 from gpufair.core import admission, fairshare, placement, preemption, usage
-from gpufair.operator import intents, metering, pools, snapshot, statuses
-from gpufair.state import rules
+from gpufair.operator import intents, statuses
+from gpufair.state import metering, model, occupancy, rules
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,12 +58,12 @@ class Plan:
 # the pipeline
 
 
-def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
+def plan(snap: model.Snapshot, *, half_life: float) -> Plan:
     """Decide one pass: meter, share, admit, reclaim, report (see the module docstring)."""
     now = snap.now
     # 1. Who owns which namespace, which nodes form which pool, where each pod belongs.
     owners, conflicts = namespace_owners(snap)
-    node_pool = pools.pools_of_nodes(snap.pools, snap.nodes)
+    node_pool = occupancy.pools_of_nodes(snap.pools, snap.nodes)
     tenants = {name: t for name, t in snap.tenants.items() if t.invalid is None}
     placed = place_pods(snap, owners=owners, tenants=tenants, node_pool=node_pool)
     releases = release_unowned(snap, owners=owners)
@@ -87,7 +87,7 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
 
     # 3. Per pool: capacity and fair shares; then admission over all pools at once.
     pool_views = {
-        name: pools.pool_occupancy(pool, snap=snap, node_pool=node_pool)
+        name: occupancy.pool_occupancy(pool, snap=snap, node_pool=node_pool)
         for name, pool in sorted(snap.pools.items())
     }
     shares: dict[str, fairshare.PoolShares] = {}
@@ -173,7 +173,7 @@ def plan(snap: snapshot.Snapshot, *, half_life: float) -> Plan:
 
 
 def namespace_owners(
-    snap: snapshot.Snapshot,
+    snap: model.Snapshot,
 ) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     """Owner of each namespace, and for each tenant the conflicts it is part of (messages).
 
@@ -212,7 +212,7 @@ def namespace_owners(
 
 
 def tenant_labels(
-    snap: snapshot.Snapshot, *, owners: Mapping[str, str]
+    snap: model.Snapshot, *, owners: Mapping[str, str]
 ) -> tuple[intents.TenantLabel, ...]:
     """Namespaces whose ``gpufair.dev/tenant`` label is not their owner: set it, or remove it
     from a namespace that belongs to no tenant (a label someone else wrote claims nothing)."""
@@ -225,7 +225,7 @@ def tenant_labels(
 
 
 def release_unowned(
-    snap: snapshot.Snapshot, *, owners: Mapping[str, str]
+    snap: model.Snapshot, *, owners: Mapping[str, str]
 ) -> tuple[intents.Release, ...]:
     """Gated pods in namespaces that belong to no tenant: their gate must come off.
 
@@ -247,18 +247,18 @@ def release_unowned(
             " knew the tenants); add the namespace to a TenantQuota to get GPUs of a pool",
         )
         for pod in snap.pods
-        if pod.state is snapshot.PodState.GATED
+        if pod.state is model.PodState.GATED
         and pod.namespace not in owners
         and pod.namespace in snap.namespaces
     )
 
 
 def pool_members(
-    nodes: Mapping[str, snapshot.Node], node_pool: Mapping[str, str]
-) -> dict[str, tuple[snapshot.Node, ...]]:
+    nodes: Mapping[str, model.Node], node_pool: Mapping[str, str]
+) -> dict[str, tuple[model.Node, ...]]:
     """The nodes of each pool (``node_pool`` inverted, nodes in ``nodes``' order); a pool
     without nodes is absent."""
-    result: dict[str, list[snapshot.Node]] = {}
+    result: dict[str, list[model.Node]] = {}
     for name, node in nodes.items():
         pool = node_pool.get(name)
         if pool is not None:
@@ -267,12 +267,12 @@ def pool_members(
 
 
 def place_pods(
-    snap: snapshot.Snapshot,
+    snap: model.Snapshot,
     *,
     owners: Mapping[str, str],
-    tenants: Mapping[str, snapshot.Tenant],
+    tenants: Mapping[str, model.Tenant],
     node_pool: Mapping[str, str],
-) -> dict[tuple[str, str], tuple[snapshot.GpuPod, ...]]:
+) -> dict[tuple[str, str], tuple[model.GpuPod, ...]]:
     """The GPU pods of each (tenant, pool) pair.
 
     A pod on a node belongs to the node's pool (or, when the node left the tenant's pools, the
@@ -288,10 +288,10 @@ def place_pods(
     members = pool_members(snap.nodes, node_pool)
     fits = rules.PoolFit(lambda pool: ((node.name, node.labels) for node in members.get(pool, ())))
 
-    def fit(pool_name: str, pod: snapshot.GpuPod) -> bool:
+    def fit(pool_name: str, pod: model.GpuPod) -> bool:
         return fits(pool_name, node_selector=pod.node_selector, terms=pod.required_terms)
 
-    result: dict[tuple[str, str], list[snapshot.GpuPod]] = {}
+    result: dict[tuple[str, str], list[model.GpuPod]] = {}
     for pod in snap.pods:
         tenant_name = owners.get(pod.namespace)
         tenant = tenants.get(tenant_name) if tenant_name else None
@@ -310,15 +310,15 @@ def place_pods(
     return {pair: tuple(pods) for pair, pods in result.items()}
 
 
-def _gated_demand(pods: Sequence[snapshot.GpuPod]) -> int:
+def _gated_demand(pods: Sequence[model.GpuPod]) -> int:
     """What the tenant's gated pods wait for."""
-    return sum(pod.gpus for pod in pods if pod.state is snapshot.PodState.GATED)
+    return sum(pod.gpus for pod in pods if pod.state is model.PodState.GATED)
 
 
 def _shares(
-    view: pools.PoolOccupancy,
-    members: Mapping[str, snapshot.Tenant],
-    placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],
+    view: occupancy.PoolOccupancy,
+    members: Mapping[str, model.Tenant],
+    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
     *,
     blocked: set[str],
 ) -> fairshare.PoolShares:
@@ -342,17 +342,15 @@ def _shares(
     return fairshare.compute(view.capacity, claims)
 
 
-def _held(pods: Iterable[snapshot.GpuPod]) -> int:
+def _held(pods: Iterable[model.GpuPod]) -> int:
     """GPUs the tenant holds or was admitted for (terminating pods are leaving: not counted)."""
     return sum(
-        pod.gpus
-        for pod in pods
-        if pod.state in (snapshot.PodState.BOUND, snapshot.PodState.PENDING)
+        pod.gpus for pod in pods if pod.state in (model.PodState.BOUND, model.PodState.PENDING)
     )
 
 
 def _budget(
-    tenant: snapshot.Tenant, usages: Mapping[tuple[str, str], usage.Usage], *, now: float
+    tenant: model.Tenant, usages: Mapping[tuple[str, str], usage.Usage], *, now: float
 ) -> admission.Budget | None:
     if tenant.budget is None:
         return None
@@ -369,9 +367,9 @@ def _budget(
 
 
 def tenant_states(
-    tenants: Mapping[str, snapshot.Tenant],
+    tenants: Mapping[str, model.Tenant],
     *,
-    placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],
+    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
     usages: Mapping[tuple[str, str], usage.Usage],
     budgets: Mapping[str, admission.Budget | None],
     now: float,
@@ -396,7 +394,7 @@ def tenant_states(
     }
 
 
-def _waiting(pod: snapshot.GpuPod, *, tenant: str, pool: str) -> admission.WaitingPod:
+def _waiting(pod: model.GpuPod, *, tenant: str, pool: str) -> admission.WaitingPod:
     """A gated pod as core admission and preemption see it."""
     return admission.WaitingPod(
         uid=pod.uid,
@@ -410,9 +408,9 @@ def _waiting(pod: snapshot.GpuPod, *, tenant: str, pool: str) -> admission.Waiti
 
 
 def _admit(
-    views: Mapping[str, pools.PoolOccupancy],
+    views: Mapping[str, occupancy.PoolOccupancy],
     *,
-    placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],
+    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
     states: Mapping[str, admission.TenantState],
     shares: Mapping[str, fairshare.PoolShares],
     now: float,
@@ -427,13 +425,13 @@ def _admit(
     waiting = [
         _waiting(pod, tenant=tenant, pool=pool)
         for tenant, pool, pod in pods.values()
-        if pod.state is snapshot.PodState.GATED
+        if pod.state is model.PodState.GATED
     ]
     free_sets = {name: dict(view.free) for name, view in views.items()}
     pending = [
         (pool, pod)
         for _, pool, pod in pods.values()
-        if pod.state is snapshot.PodState.PENDING and pool in views
+        if pod.state is model.PodState.PENDING and pool in views
     ]
     for pool, pod in sorted(pending, key=lambda item: item[1].created_at):
         _take(views[pool], free_sets[pool], pod.gpus)
@@ -462,7 +460,7 @@ def _admit(
     return admitted, holds, free_sets
 
 
-def _take(view: pools.PoolOccupancy, free: dict[str, frozenset[int]], gpus: int) -> bool:
+def _take(view: occupancy.PoolOccupancy, free: dict[str, frozenset[int]], gpus: int) -> bool:
     """Place ``gpus`` GPUs on the best node as the extender would; False when none fits."""
     best: tuple[int, str, tuple[int, ...]] | None = None
     for name, available in sorted(free.items()):
@@ -485,10 +483,10 @@ def _take(view: pools.PoolOccupancy, free: dict[str, frozenset[int]], gpus: int)
 
 
 def _reclaim(
-    view: pools.PoolOccupancy,
+    view: occupancy.PoolOccupancy,
     *,
-    tenants: Mapping[str, snapshot.Tenant],
-    placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],
+    tenants: Mapping[str, model.Tenant],
+    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
     states: Mapping[str, admission.TenantState],
     shares: fairshare.PoolShares,
     free: Mapping[str, frozenset[int]],
@@ -526,7 +524,7 @@ def _reclaim(
         )
         for name in members
         for pod in placed.get((name, pool), ())
-        if pod.state is snapshot.PodState.BOUND
+        if pod.state is model.PodState.BOUND
         and pod.node is not None
         and pod.uid in view.indices
         and pod.uid not in protected
@@ -545,7 +543,7 @@ def _reclaim(
             for name in members
             if name not in blocked
             for pod in placed.get((name, pool), ())
-            if pod.state is snapshot.PodState.GATED and pod.uid in holds
+            if pod.state is model.PodState.GATED and pod.uid in holds
         ),
         key=lambda pod: admission.order_key(pod, states),
     )
@@ -588,7 +586,7 @@ def _reclaim(
     return []
 
 
-def _admits(pod: snapshot.GpuPod, node: snapshot.Node) -> bool:
+def _admits(pod: model.GpuPod, node: model.Node) -> bool:
     """Whether kube-scheduler's node filters let the waiting pod onto the node."""
     return rules.node_admits(
         node_selector=pod.node_selector,

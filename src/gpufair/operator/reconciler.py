@@ -31,14 +31,13 @@ from gpufair.operator import (
     metrics,
     objects,
     plan,
-    pools,
     retries,
     settings,
-    snapshot,
     statuses,
     store,
     webhook,
 )
+from gpufair.state import model, occupancy
 
 logger = logging.getLogger(__name__)
 
@@ -324,13 +323,13 @@ class Reconciler:
             del self._told[uid]
 
 
-def publication(snap: snapshot.Snapshot, decided: plan.Plan) -> tuple[plan.Plan, webhook.PassFacts]:
+def publication(snap: model.Snapshot, decided: plan.Plan) -> tuple[plan.Plan, webhook.PassFacts]:
     """A pass as the webhook reads it (:attr:`Reconciler.published`)."""
     return decided, webhook.pass_facts(
         snap.pods,
         pod_pools=decided.pod_pools,
         nodes=snap.nodes,
-        node_pool=pools.pools_of_nodes(snap.pools, snap.nodes),
+        node_pool=occupancy.pools_of_nodes(snap.pools, snap.nodes),
     )
 
 

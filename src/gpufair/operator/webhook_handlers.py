@@ -16,7 +16,8 @@ from typing import Any
 import kopf
 
 from gpufair.api import names
-from gpufair.operator import metrics, plan, reconciler, settings, snapshot, store, webhook
+from gpufair.operator import metrics, plan, reconciler, settings, store, webhook
+from gpufair.state import model
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def knowledge(
     last, facts = published
     cluster: store.ClusterStore = memo.store
     owners, _ = plan.namespace_owners(
-        snapshot.Snapshot(
+        model.Snapshot(
             now=last.now,
             nodes={},
             pods=(),
