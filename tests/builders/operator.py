@@ -20,7 +20,7 @@ from tests.builders import topology as topo_builders
 
 from gpufair.core import placement, policy, topology, usage
 from gpufair.operator import intents, objects, plan
-from gpufair.state import model
+from gpufair.state import model, scheduling
 
 POOL = "h100"
 POOL_LABEL = "gpufair.test/pool"
@@ -231,8 +231,8 @@ class SimCluster:
     pools: dict[str, model.Pool] = dataclasses.field(default_factory=lambda: {POOL: gpu_pool()})
     recreate_evicted: bool = True
     half_life: float = 24 * HOUR
-    evictions: list[intents.Eviction] = dataclasses.field(default_factory=list)
-    admissions: list[intents.Admission] = dataclasses.field(default_factory=list)
+    evictions: list[scheduling.Eviction] = dataclasses.field(default_factory=list)
+    admissions: list[scheduling.Admission] = dataclasses.field(default_factory=list)
     events: list[intents.Event] = dataclasses.field(default_factory=list)
     departed: list[model.GpuPod] = dataclasses.field(default_factory=list)
     finished: list[model.GpuPod] = dataclasses.field(default_factory=list)

@@ -1,5 +1,5 @@
 """Which pool a waiting pod belongs to, found through the per-pass pool membership index
-(``plan.pool_members``) instead of a scan of every node per pod and pool."""
+(``scheduling.pool_members``) instead of a scan of every node per pod and pool."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from collections.abc import Mapping
 import pytest
 from tests.builders import operator as b
 
-from gpufair.operator import plan
-from gpufair.state import model, occupancy, rules
+from gpufair.state import model, occupancy, rules, scheduling
 
 ZONE = "topology.kubernetes.io/zone"
 
@@ -126,7 +125,7 @@ def test_pool_members_holds_each_node_under_the_first_valid_pool_whose_selector_
 ) -> None:
     nodes = {node.name: node for node in NODES}
     by_name = {pool.name: pool for pool in pool_set}
-    members = plan.pool_members(nodes, occupancy.pools_of_nodes(by_name, nodes))
+    members = scheduling.pool_members(nodes, occupancy.pools_of_nodes(by_name, nodes))
     for name, node in nodes.items():
         matching = [
             pool
@@ -140,9 +139,9 @@ def test_pool_members_holds_each_node_under_the_first_valid_pool_whose_selector_
 
 
 def _place(snap: model.Snapshot) -> dict[str, str]:
-    owners, _ = plan.namespace_owners(snap)
+    owners, _ = scheduling.namespace_owners(snap)
     tenants = {name: t for name, t in snap.tenants.items() if t.invalid is None}
-    placed = plan.place_pods(
+    placed = scheduling.place_pods(
         snap,
         owners=owners,
         tenants=tenants,

@@ -17,8 +17,8 @@ from tests.builders import kube
 from tests.builders import operator as b
 
 from gpufair.api import names
-from gpufair.operator import plan, settings, store, webhook, webhook_handlers
-from gpufair.state import model, occupancy
+from gpufair.operator import settings, store, webhook, webhook_handlers
+from gpufair.state import model, occupancy, scheduling
 
 GPUFAIR_NS = "gpufair-system"
 OPERATOR = f"system:serviceaccount:{GPUFAIR_NS}:gpufair-operator"
@@ -142,8 +142,8 @@ def test_a_waiting_pods_pool_comes_from_its_selector_not_a_forged_annotation() -
 
 
 def _place(snap: model.Snapshot) -> dict[str, str]:
-    owners, _ = plan.namespace_owners(snap)
-    placed = plan.place_pods(
+    owners, _ = scheduling.namespace_owners(snap)
+    placed = scheduling.place_pods(
         snap,
         owners=owners,
         tenants=dict(snap.tenants),

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.core import fairshare, placement, usage
 from gpufair.operator import conditions, intents
-from gpufair.state import model, occupancy
+from gpufair.state import model, occupancy, scheduling
 
 Type = conditions.Type
 Reason = intents.Reason
@@ -299,7 +299,7 @@ def _condition_event(target: ObjectRef, want: conditions.Desired) -> Event:
     )
 
 
-def admission_events(admissions: Iterable[intents.Admission]) -> Iterable[Event]:
+def admission_events(admissions: Iterable[scheduling.Admission]) -> Iterable[Event]:
     for admitted in admissions:
         yield Event(
             target=ObjectRef.pod(admitted.pod),
@@ -310,7 +310,7 @@ def admission_events(admissions: Iterable[intents.Admission]) -> Iterable[Event]
         )
 
 
-def release_events(releases: Iterable[intents.Release]) -> Iterable[Event]:
+def release_events(releases: Iterable[scheduling.Release]) -> Iterable[Event]:
     for released in releases:
         yield Event(
             target=ObjectRef.pod(released.pod),
@@ -320,7 +320,7 @@ def release_events(releases: Iterable[intents.Release]) -> Iterable[Event]:
         )
 
 
-def eviction_events(evictions: Iterable[intents.Eviction]) -> Iterable[Event]:
+def eviction_events(evictions: Iterable[scheduling.Eviction]) -> Iterable[Event]:
     for eviction in evictions:
         yield Event(
             target=ObjectRef.pod(eviction.pod),

@@ -4,9 +4,9 @@
 turns the verdict into a kopf patch or an ``AdmissionError``. The tenant facts come from the
 reconciler's latest plan; before the first pass nothing is known and every GPU pod is gated
 (never denied): the operator admits it once it knows more, and removes the gate from pods of
-namespaces that turn out to belong to no tenant (``plan.release_unowned``). Denial is core's verdict
-(:func:`gpufair.core.admission.reject`), so the webhook, the admission loop and the extender
-agree on what "at the limit" means.
+namespaces that turn out to belong to no tenant (``scheduling.release_unowned``). Denial is
+core's verdict (:func:`gpufair.core.admission.reject`), so the webhook, the admission loop and
+the extender agree on what "at the limit" means.
 
 Between two passes the webhook counts what it accepted itself (:class:`Ledger`): a burst of
 pods of an ``onLimit: Reject`` tenant, created faster than passes run, is judged one after the

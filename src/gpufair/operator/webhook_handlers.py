@@ -16,8 +16,8 @@ from typing import Any
 import kopf
 
 from gpufair.api import names
-from gpufair.operator import metrics, plan, reconciler, settings, store, webhook
-from gpufair.state import model
+from gpufair.operator import metrics, reconciler, settings, store, webhook
+from gpufair.state import model, scheduling
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def knowledge(
         return None
     last, facts = published
     cluster: store.ClusterStore = memo.store
-    owners, _ = plan.namespace_owners(
+    owners, _ = scheduling.namespace_owners(
         model.Snapshot(
             now=last.now,
             nodes={},
