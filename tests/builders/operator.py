@@ -19,7 +19,8 @@ from typing import Any, Self
 from tests.builders import topology as topo_builders
 
 from gpufair.core import placement, policy, topology, usage
-from gpufair.operator import intents, objects, plan, snapshot
+from gpufair.operator import intents, objects, plan
+from gpufair.state import model, scheduling
 
 POOL = "h100"
 POOL_LABEL = "gpufair.test/pool"
@@ -34,10 +35,10 @@ def node(
     node_topology: topology.NodeTopology | None = None,
     schedulable: bool = True,
     labelled: bool = True,
-) -> snapshot.Node:
+) -> model.Node:
     """An 8-GPU DGX-1-like node (two NVLink islands of four) in pool ``pool``."""
     shape = node_topology or (topo_builders.dgx1() if gpus == 8 else topo_builders.node(gpus))
-    return snapshot.Node(
+    return model.Node(
         name=name,
         labels={POOL_LABEL: pool},
         allocatable={"nvidia.com/gpu": gpus, "cpu": 64},
@@ -46,9 +47,9 @@ def node(
     )
 
 
-def gpu_pool(name: str = POOL, **changes: Any) -> snapshot.Pool:
+def gpu_pool(name: str = POOL, **changes: Any) -> model.Pool:
     return dataclasses.replace(
-        snapshot.Pool(name=name, selector={"matchLabels": {POOL_LABEL: name}}), **changes
+        model.Pool(name=name, selector={"matchLabels": {POOL_LABEL: name}}), **changes
     )
 
 
@@ -56,7 +57,7 @@ def gpu_pool(name: str = POOL, **changes: Any) -> snapshot.Pool:
 class TenantBuilder:
     name: str
     _changes: dict[str, Any] = dataclasses.field(default_factory=dict)
-    _pools: list[snapshot.TenantPool] = dataclasses.field(default_factory=list)
+    _pools: list[model.TenantPool] = dataclasses.field(default_factory=list)
 
     def namespaces(self, *names: str) -> Self:
         self._changes["namespaces"] = frozenset(names)
@@ -75,7 +76,7 @@ class TenantBuilder:
         lendable: int | None = None,
     ) -> Self:
         self._pools.append(
-            snapshot.TenantPool(pool=name, guaranteed=guaranteed, limit=limit, lendable=lendable)
+            model.TenantPool(pool=name, guaranteed=guaranteed, limit=limit, lendable=lendable)
         )
         return self
 
@@ -86,7 +87,7 @@ class TenantBuilder:
         period: float = 720 * HOUR,
         enforcement: policy.BudgetEnforcement = policy.BudgetEnforcement.HARD,
     ) -> Self:
-        self._changes["budget"] = snapshot.Budget(
+        self._changes["budget"] = model.Budget(
             gpu_hours=gpu_hours, period_seconds=period, enforcement=enforcement
         )
         return self
@@ -103,10 +104,10 @@ class TenantBuilder:
         self._changes["invalid"] = reason
         return self
 
-    def build(self) -> snapshot.Tenant:
+    def build(self) -> model.Tenant:
         namespaces = self._changes.pop("namespaces", frozenset({self.name}))
-        pools = tuple(self._pools) or (snapshot.TenantPool(pool=POOL),)
-        return snapshot.Tenant(name=self.name, namespaces=namespaces, pools=pools, **self._changes)
+        pools = tuple(self._pools) or (model.TenantPool(pool=POOL),)
+        return model.Tenant(name=self.name, namespaces=namespaces, pools=pools, **self._changes)
 
 
 def tenant(name: str) -> TenantBuilder:
@@ -122,7 +123,7 @@ class PodBuilder:
     namespace: str
     name: str
     _gpus: int = 1
-    _state: snapshot.PodState = snapshot.PodState.GATED
+    _state: model.PodState = model.PodState.GATED
     _created: float = 0.0
     _node: str | None = None
     _started: float | None = None
@@ -131,7 +132,7 @@ class PodBuilder:
     _fields: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def spec(self, **fields: Any) -> Self:
-        """Set :class:`snapshot.GpuPod` fields directly (``node_selector``, ``tolerations``,
+        """Set :class:`model.GpuPod` fields directly (``node_selector``, ``tolerations``,
         ``required_terms``, ``cpu_millis``, ``memory_bytes``...)."""
         self._fields.update(fields)
         return self
@@ -151,18 +152,18 @@ class PodBuilder:
     def bound(
         self, node_name: str, *, at: float = 0.0, indices: Iterable[int] | None = None
     ) -> Self:
-        self._state = snapshot.PodState.BOUND
+        self._state = model.PodState.BOUND
         self._node = node_name
         self._started = at
         self._indices = frozenset(indices) if indices is not None else None
         return self
 
     def pending(self) -> Self:
-        self._state = snapshot.PodState.PENDING
+        self._state = model.PodState.PENDING
         return self
 
-    def build(self) -> snapshot.GpuPod:
-        return snapshot.GpuPod(
+    def build(self) -> model.GpuPod:
+        return model.GpuPod(
             namespace=self.namespace,
             name=self.name,
             uid=f"uid-{self.namespace}-{self.name}-{next(_uids)}",
@@ -186,30 +187,30 @@ def pod(key: str) -> PodBuilder:
 def snap(
     *,
     now: float,
-    nodes: Iterable[snapshot.Node],
-    tenants: Iterable[snapshot.Tenant],
-    pods: Iterable[snapshot.GpuPod] = (),
-    pools: Iterable[snapshot.Pool] | None = None,
+    nodes: Iterable[model.Node],
+    tenants: Iterable[model.Tenant],
+    pods: Iterable[model.GpuPod] = (),
+    pools: Iterable[model.Pool] | None = None,
     namespaces: Mapping[str, Mapping[str, str]] | None = None,
     blocked: Iterable[str] = (),
-) -> snapshot.Snapshot:
+) -> model.Snapshot:
     tenant_list = list(tenants)
     names = {ns for t in tenant_list for ns in t.namespaces} | set(namespaces or {})
-    return snapshot.Snapshot(
+    return model.Snapshot(
         now=now,
         nodes={n.name: n for n in nodes},
         pods=tuple(pods),
         tenants={t.name: t for t in tenant_list},
         pools={p.name: p for p in (pools if pools is not None else [gpu_pool()])},
         namespaces={
-            ns: snapshot.Namespace(name=ns, labels=dict((namespaces or {}).get(ns, {})))
+            ns: model.Namespace(name=ns, labels=dict((namespaces or {}).get(ns, {})))
             for ns in names
         },
         blocked=frozenset(blocked),
     )
 
 
-def persisted(tenant: snapshot.Tenant, status: intents.TenantStatus) -> snapshot.Tenant:
+def persisted(tenant: model.Tenant, status: intents.TenantStatus) -> model.Tenant:
     """The tenant as a restarted operator reads it back: status written as Kubernetes JSON,
     parsed again (usage and conditions survive only if the round trip keeps them)."""
     wire = objects.tenant_status(status)
@@ -224,24 +225,24 @@ def persisted(tenant: snapshot.Tenant, status: intents.TenantStatus) -> snapshot
 class SimCluster:
     """A cluster the operator's plans act on; one :meth:`step` is one reconcile pass."""
 
-    nodes: dict[str, snapshot.Node]
-    tenants: dict[str, snapshot.Tenant]
-    pods: dict[str, snapshot.GpuPod] = dataclasses.field(default_factory=dict)
-    pools: dict[str, snapshot.Pool] = dataclasses.field(default_factory=lambda: {POOL: gpu_pool()})
+    nodes: dict[str, model.Node]
+    tenants: dict[str, model.Tenant]
+    pods: dict[str, model.GpuPod] = dataclasses.field(default_factory=dict)
+    pools: dict[str, model.Pool] = dataclasses.field(default_factory=lambda: {POOL: gpu_pool()})
     recreate_evicted: bool = True
     half_life: float = 24 * HOUR
-    evictions: list[intents.Eviction] = dataclasses.field(default_factory=list)
-    admissions: list[intents.Admission] = dataclasses.field(default_factory=list)
+    evictions: list[scheduling.Eviction] = dataclasses.field(default_factory=list)
+    admissions: list[scheduling.Admission] = dataclasses.field(default_factory=list)
     events: list[intents.Event] = dataclasses.field(default_factory=list)
-    departed: list[snapshot.GpuPod] = dataclasses.field(default_factory=list)
-    finished: list[snapshot.GpuPod] = dataclasses.field(default_factory=list)
+    departed: list[model.GpuPod] = dataclasses.field(default_factory=list)
+    finished: list[model.GpuPod] = dataclasses.field(default_factory=list)
     last: plan.Plan | None = None
 
-    def add(self, *pods: snapshot.GpuPod) -> None:
+    def add(self, *pods: model.GpuPod) -> None:
         for p in pods:
             self.pods[p.uid] = p
 
-    def snapshot(self, now: float) -> snapshot.Snapshot:
+    def snapshot(self, now: float) -> model.Snapshot:
         return snap(
             now=now,
             nodes=self.nodes.values(),
@@ -258,13 +259,13 @@ class SimCluster:
         self.departed.clear()
         for admitted in decided.admissions:
             self.pods[admitted.pod.uid] = dataclasses.replace(
-                self.pods[admitted.pod.uid], state=snapshot.PodState.PENDING, admitted_at=now
+                self.pods[admitted.pod.uid], state=model.PodState.PENDING, admitted_at=now
             )
         for eviction in decided.evictions:
             current = self.pods[eviction.pod.uid]
-            assert current.state is snapshot.PodState.BOUND, f"{current.key} evicted twice"
+            assert current.state is model.PodState.BOUND, f"{current.key} evicted twice"
             self.pods[eviction.pod.uid] = dataclasses.replace(
-                current, state=snapshot.PodState.TERMINATING
+                current, state=model.PodState.TERMINATING
             )
         self.admissions.extend(decided.admissions)
         self.evictions.extend(decided.evictions)
@@ -276,25 +277,23 @@ class SimCluster:
         """Between passes: terminating pods go (their jobs recreate them, gated), pending pods
         are bound by the scheduler where a GPU set fits."""
         for uid, current in list(self.pods.items()):
-            if current.state is snapshot.PodState.TERMINATING:
+            if current.state is model.PodState.TERMINATING:
                 del self.pods[uid]
-                gone = dataclasses.replace(
-                    current, state=snapshot.PodState.FINISHED, finished_at=now
-                )
+                gone = dataclasses.replace(current, state=model.PodState.FINISHED, finished_at=now)
                 self.departed.append(gone)
                 self.finished.append(gone)
                 if self.recreate_evicted:
                     again = pod(f"{current.namespace}/{current.name}-r").gpus(current.gpus)
                     self.add(again.created(now).build())
         for uid, current in sorted(self.pods.items(), key=lambda item: item[1].created_at):
-            if current.state is not snapshot.PodState.PENDING:
+            if current.state is not model.PodState.PENDING:
                 continue
             spot = self._fit(current.gpus)
             if spot is not None:
                 name, chosen = spot
                 self.pods[uid] = dataclasses.replace(
                     current,
-                    state=snapshot.PodState.BOUND,
+                    state=model.PodState.BOUND,
                     node=name,
                     started_at=now,
                     gpu_indices=frozenset(chosen),
@@ -322,7 +321,7 @@ class SimCluster:
             p.gpus
             for p in self.pods.values()
             if p.namespace in self.tenants[tenant_name].namespaces
-            and p.state is snapshot.PodState.BOUND
+            and p.state is model.PodState.BOUND
         )
 
     def usage_of(self, tenant_name: str, pool: str = POOL) -> usage.Usage:

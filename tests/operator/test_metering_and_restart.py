@@ -13,10 +13,11 @@ import pytest
 from tests.builders import operator as b
 
 from gpufair.core import policy
-from gpufair.operator import conditions, intents, snapshot
+from gpufair.operator import conditions, intents
+from gpufair.state import model
 
 
-def one_tenant(*pods: snapshot.GpuPod, **tenant_changes: object) -> b.SimCluster:
+def one_tenant(*pods: model.GpuPod, **tenant_changes: object) -> b.SimCluster:
     builder = b.tenant("a")
     cluster = b.SimCluster(
         nodes={"n1": b.node("n1")},
@@ -45,7 +46,7 @@ def test_a_pod_that_ends_between_passes_is_charged_up_to_its_end() -> None:
     cluster.step(10.0)
     del cluster.pods[running.uid]
     cluster.departed.append(
-        dataclasses.replace(running, state=snapshot.PodState.FINISHED, finished_at=12.5)
+        dataclasses.replace(running, state=model.PodState.FINISHED, finished_at=12.5)
     )
     cluster.step(20.0)
     cluster.step(30.0)
@@ -58,7 +59,7 @@ def test_a_restart_loses_no_usage() -> None:
     and keeps the seconds of a pod that was gone before the restart."""
     long = b.pod("a/long").gpus(3).bound("n1", at=0.0, indices=[0, 1, 2]).build()
     short = b.pod("a/short").gpus(1).bound("n1", at=0.0, indices=[7]).build()
-    ended = dataclasses.replace(short, state=snapshot.PodState.FINISHED, finished_at=30.0)
+    ended = dataclasses.replace(short, state=model.PodState.FINISHED, finished_at=30.0)
 
     before = one_tenant(long, short)
     before.step(0.0)
@@ -135,7 +136,7 @@ def test_hard_budget_stops_admission_and_says_why() -> None:
     cluster = one_tenant(
         b.pod("a/running").gpus(4).bound("n1", at=0.0, indices=[0, 1, 2, 3]).build(),
         b.pod("a/waiting").gpus(1).build(),
-        budget=snapshot.Budget(
+        budget=model.Budget(
             gpu_hours=1.0, period_seconds=720 * b.HOUR, enforcement=policy.BudgetEnforcement.HARD
         ),
     )
@@ -161,7 +162,7 @@ def test_a_spec_that_turns_invalid_keeps_the_metered_usage() -> None:
     cluster.step(0.0)
     del cluster.pods[short.uid]
     cluster.departed.append(
-        dataclasses.replace(short, state=snapshot.PodState.FINISHED, finished_at=50.0)
+        dataclasses.replace(short, state=model.PodState.FINISHED, finished_at=50.0)
     )
     cluster.step(100.0)
     valid = cluster.tenants["a"]

@@ -9,7 +9,8 @@ import pytest
 from tests.builders import operator as b
 
 from gpufair.api import names, quota
-from gpufair.operator import objects, plan, snapshot
+from gpufair.operator import objects, plan
+from gpufair.state import model
 
 T0 = "2026-11-26T10:00:00Z"
 T0_SECONDS = objects.parse_time(T0) or 0.0
@@ -34,24 +35,24 @@ def pod_json(**changes: Any) -> dict[str, Any]:
     [
         pytest.param(
             {"spec__schedulingGates": [{"name": names.ADMISSION_GATE}]},
-            snapshot.PodState.GATED,
+            model.PodState.GATED,
             id="gated",
         ),
-        pytest.param({}, snapshot.PodState.PENDING, id="admitted-not-bound"),
-        pytest.param({"spec__nodeName": "n1"}, snapshot.PodState.BOUND, id="bound"),
+        pytest.param({}, model.PodState.PENDING, id="admitted-not-bound"),
+        pytest.param({"spec__nodeName": "n1"}, model.PodState.BOUND, id="bound"),
         pytest.param(
             {"spec__nodeName": "n1", "metadata__deletionTimestamp": T0},
-            snapshot.PodState.TERMINATING,
+            model.PodState.TERMINATING,
             id="terminating",
         ),
         pytest.param(
             {"spec__nodeName": "n1", "status__phase": "Succeeded"},
-            snapshot.PodState.FINISHED,
+            model.PodState.FINISHED,
             id="succeeded",
         ),
     ],
 )
-def test_pod_states(changes: dict[str, Any], state: snapshot.PodState) -> None:
+def test_pod_states(changes: dict[str, Any], state: model.PodState) -> None:
     pod = objects.gpu_pod(pod_json(**changes), resources=["nvidia.com/gpu"], observed_at=50.0)
     assert pod is not None
     assert (pod.state, pod.gpus, pod.created_at) == (state, 2, T0_SECONDS)

@@ -1,5 +1,5 @@
 """Which pool a waiting pod belongs to, found through the per-pass pool membership index
-(``plan.pool_members``) instead of a scan of every node per pod and pool."""
+(``scheduling.pool_members``) instead of a scan of every node per pod and pool."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ from collections.abc import Mapping
 import pytest
 from tests.builders import operator as b
 
-from gpufair.operator import plan, pools, snapshot
-from gpufair.state import rules
+from gpufair.state import model, occupancy, rules, scheduling
 
 ZONE = "topology.kubernetes.io/zone"
 
 
-def _node(name: str, *, pool: str | None, zone: str, **extra: str) -> snapshot.Node:
+def _node(name: str, *, pool: str | None, zone: str, **extra: str) -> model.Node:
     base = b.node(name)
     labels = {ZONE: zone, **extra}
     if pool is not None:
@@ -44,7 +43,7 @@ POOLS = (
 )
 
 
-def _also_a100(pool: snapshot.Pool) -> snapshot.Pool:
+def _also_a100(pool: model.Pool) -> model.Pool:
     """Pool a100 takes nodes labelled ``gpufair.test/also=a100`` (only node ``both``)."""
     if pool.name != "a100":
         return pool
@@ -122,11 +121,11 @@ def test_pods_sharing_a_selector_are_judged_per_pool_of_their_tenant() -> None:
     ],
 )
 def test_pool_members_holds_each_node_under_the_first_valid_pool_whose_selector_matches(
-    pool_set: tuple[snapshot.Pool, ...],
+    pool_set: tuple[model.Pool, ...],
 ) -> None:
     nodes = {node.name: node for node in NODES}
     by_name = {pool.name: pool for pool in pool_set}
-    members = plan.pool_members(nodes, pools.pools_of_nodes(by_name, nodes))
+    members = scheduling.pool_members(nodes, occupancy.pools_of_nodes(by_name, nodes))
     for name, node in nodes.items():
         matching = [
             pool
@@ -139,13 +138,13 @@ def test_pool_members_holds_each_node_under_the_first_valid_pool_whose_selector_
     assert all(held for held in members.values())
 
 
-def _place(snap: snapshot.Snapshot) -> dict[str, str]:
-    owners, _ = plan.namespace_owners(snap)
+def _place(snap: model.Snapshot) -> dict[str, str]:
+    owners, _ = scheduling.namespace_owners(snap)
     tenants = {name: t for name, t in snap.tenants.items() if t.invalid is None}
-    placed = plan.place_pods(
+    placed = scheduling.place_pods(
         snap,
         owners=owners,
         tenants=tenants,
-        node_pool=pools.pools_of_nodes(snap.pools, snap.nodes),
+        node_pool=occupancy.pools_of_nodes(snap.pools, snap.nodes),
     )
     return {pod.uid: pool for (_, pool), pods in placed.items() for pod in pods}

@@ -16,14 +16,15 @@ from typing import Any
 import pytest
 from tests.builders import operator as b
 
-from gpufair.operator import plan, snapshot
+from gpufair.operator import plan
+from gpufair.state import model
 
 GIB = 1024**3
 ZONE_B_AFFINITY = ({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]},)
 GPU_TAINT = {"key": "dedicated", "value": "training", "effect": "NoSchedule"}
 
 
-def zone_node(name: str, zone: str, **changes: Any) -> snapshot.Node:
+def zone_node(name: str, zone: str, **changes: Any) -> model.Node:
     base = b.node(name)
     node = dataclasses.replace(
         base,

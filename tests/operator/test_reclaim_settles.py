@@ -14,7 +14,8 @@ import pytest
 from hypothesis import strategies as st
 from tests.builders import operator as b
 
-from gpufair.operator import plan, snapshot
+from gpufair.operator import plan
+from gpufair.state import model
 
 TICK = 5.0
 
@@ -98,9 +99,7 @@ def test_a_tenant_at_its_share_does_not_reclaim_from_a_borrower_below_it() -> No
     cluster = borrower_and_owner()
     now = run(cluster, passes=40)
     waiting_a = [
-        p
-        for p in cluster.pods.values()
-        if p.namespace == "a" and p.state is snapshot.PodState.GATED
+        p for p in cluster.pods.values() if p.namespace == "a" and p.state is model.PodState.GATED
     ]
     assert waiting_a, "a's evicted pods came back and wait"
     assert cluster.step(now).evictions == ()

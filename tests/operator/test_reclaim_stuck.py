@@ -13,7 +13,8 @@ import dataclasses
 import pytest
 from tests.builders import operator as b
 
-from gpufair.operator import plan, pools, snapshot
+from gpufair.operator import plan
+from gpufair.state import model, occupancy
 
 NOW = 1000.0
 
@@ -23,8 +24,8 @@ NOW = 1000.0
     [
         pytest.param(True, None, 0, id="terminating-without-deadline-waits"),
         pytest.param(True, NOW + 30, 0, id="within-its-grace-period-waits"),
-        pytest.param(True, NOW - pools.STUCK_AFTER_SECONDS + 1, 0, id="just-past-grace-waits"),
-        pytest.param(True, NOW - pools.STUCK_AFTER_SECONDS - 1, 1, id="stuck-past-grace"),
+        pytest.param(True, NOW - occupancy.STUCK_AFTER_SECONDS + 1, 0, id="just-past-grace-waits"),
+        pytest.param(True, NOW - occupancy.STUCK_AFTER_SECONDS - 1, 1, id="stuck-past-grace"),
         pytest.param(False, NOW + 30, 1, id="on-a-notready-node"),
     ],
 )
@@ -38,7 +39,7 @@ def test_a_stuck_termination_does_not_block_reclaim(
         for half in (0, 1)
     ]
     held[0] = dataclasses.replace(
-        held[0], state=snapshot.PodState.TERMINATING, deleting_at=grace_ends_at
+        held[0], state=model.PodState.TERMINATING, deleting_at=grace_ends_at
     )
     decided = plan.plan(
         b.snap(

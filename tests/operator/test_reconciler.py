@@ -9,7 +9,8 @@ from tests.builders import operator as b
 
 from gpufair.api import names
 from gpufair.k8s import writes
-from gpufair.operator import intents, metrics, reconciler, settings, snapshot, store
+from gpufair.operator import intents, metrics, reconciler, settings, store
+from gpufair.state import model
 
 
 @dataclasses.dataclass
@@ -52,14 +53,14 @@ class FakeWriter:
 
 
 def loaded_view(
-    *pods: snapshot.GpuPod, tenants: list[snapshot.Tenant] | None = None
+    *pods: model.GpuPod, tenants: list[model.Tenant] | None = None
 ) -> store.ClusterStore:
     cluster = store.ClusterStore()
     cluster.nodes = {"n1": b.node("n1")}
     cluster.pools = {b.POOL: b.gpu_pool()}
     cluster.tenants = {t.name: t for t in tenants or [b.tenant("a").build(), b.tenant("b").build()]}
     cluster.namespaces = {
-        ns: snapshot.Namespace(name=ns) for t in cluster.tenants.values() for ns in t.namespaces
+        ns: model.Namespace(name=ns) for t in cluster.tenants.values() for ns in t.namespaces
     }
     cluster.pods = {p.uid: p for p in pods}
     return cluster
@@ -118,7 +119,7 @@ async def test_a_disruption_budget_refusal_parks_the_victim_and_says_so() -> Non
 async def test_departed_pods_are_forgotten_only_once_their_usage_is_written() -> None:
     gone = dataclasses.replace(
         b.pod("a/p").gpus(1).bound("n1", at=0.0, indices=[0]).build(),
-        state=snapshot.PodState.FINISHED,
+        state=model.PodState.FINISHED,
         finished_at=50.0,
     )
     cluster = loaded_view()
@@ -187,7 +188,7 @@ async def test_a_pod_gated_in_a_namespace_of_no_tenant_is_released_once_and_not_
     stray = b.pod("nobody/p").gpus(2).build()
     own = b.pod("a/q").gpus(1).build()
     cluster = loaded_view(stray, own)
-    cluster.namespaces["nobody"] = snapshot.Namespace(name="nobody")
+    cluster.namespaces["nobody"] = model.Namespace(name="nobody")
     cluster.mark_synced()
     writer = FakeWriter()
     driver, events = make(cluster, writer)
@@ -209,7 +210,7 @@ async def test_a_pod_gated_in_a_namespace_of_no_tenant_is_released_once_and_not_
     )
     assert (after or 0.0) - (before or 0.0) == 1.0, "a release is not an admission"
 
-    cluster.pods[stray.uid] = dataclasses.replace(stray, state=snapshot.PodState.PENDING)
+    cluster.pods[stray.uid] = dataclasses.replace(stray, state=model.PodState.PENDING)
     again = await driver.run_once(now=20.0)
     assert again.releases == (), "released pods are not released again"
 
@@ -241,7 +242,7 @@ async def test_an_admission_repeated_after_an_outage_is_reported_once() -> None:
     assert _admissions_total("c") - before == 1
 
 
-def _two_victims() -> tuple[store.ClusterStore, list[snapshot.GpuPod]]:
+def _two_victims() -> tuple[store.ClusterStore, list[model.GpuPod]]:
     """Tenant a holds all 8 GPUs in 1-GPU pods; b's 2-GPU pod needs two of them evicted."""
     held = [b.pod(f"a/p{i}").bound("n1", at=float(i), indices=[i]).build() for i in range(8)]
     return loaded_view(*held, b.pod("b/w").gpus(2).created(1.0).build()), held

@@ -7,12 +7,13 @@ import dataclasses
 import pytest
 from tests.builders import operator as b
 
-from gpufair.operator import conditions, intents, plan, snapshot
+from gpufair.operator import conditions, intents, plan
+from gpufair.state import model
 
 HALF_LIFE = 24 * b.HOUR
 
 
-def condition(status: intents.TenantStatus | intents.PoolStatus, kind: str) -> snapshot.Condition:
+def condition(status: intents.TenantStatus | intents.PoolStatus, kind: str) -> model.Condition:
     return next(c for c in status.conditions if c.type == kind)
 
 
@@ -81,7 +82,7 @@ def test_tenant_status_reports_allocation_share_borrowing_and_waiting() -> None:
     ],
 )
 def test_problems_become_conditions_with_a_warning_event(
-    tenants: list[snapshot.Tenant], tenant: str, kind: str, reason: str
+    tenants: list[model.Tenant], tenant: str, kind: str, reason: str
 ) -> None:
     decided = plan.plan(
         b.snap(now=10.0, nodes=[b.node("n1")], tenants=tenants), half_life=HALF_LIFE
@@ -152,7 +153,7 @@ def test_conditions_keep_their_transition_time_and_emit_one_event_per_transition
         pytest.param([b.node("n1")], conditions.Type.READY, "True", "NodesFound", id="ready"),
     ],
 )
-def test_pool_conditions(nodes: list[snapshot.Node], kind: str, status: str, reason: str) -> None:
+def test_pool_conditions(nodes: list[model.Node], kind: str, status: str, reason: str) -> None:
     decided = plan.plan(
         b.snap(now=1.0, nodes=nodes, tenants=[b.tenant("a").build()]), half_life=HALF_LIFE
     )

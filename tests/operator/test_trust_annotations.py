@@ -17,7 +17,8 @@ from tests.builders import kube
 from tests.builders import operator as b
 
 from gpufair.api import names
-from gpufair.operator import plan, pools, settings, snapshot, store, webhook, webhook_handlers
+from gpufair.operator import settings, store, webhook, webhook_handlers
+from gpufair.state import model, occupancy, scheduling
 
 GPUFAIR_NS = "gpufair-system"
 OPERATOR = f"system:serviceaccount:{GPUFAIR_NS}:gpufair-operator"
@@ -140,12 +141,12 @@ def test_a_waiting_pods_pool_comes_from_its_selector_not_a_forged_annotation() -
     assert placed == {forged.uid: "h100", by_affinity.uid: "h100"}
 
 
-def _place(snap: snapshot.Snapshot) -> dict[str, str]:
-    owners, _ = plan.namespace_owners(snap)
-    placed = plan.place_pods(
+def _place(snap: model.Snapshot) -> dict[str, str]:
+    owners, _ = scheduling.namespace_owners(snap)
+    placed = scheduling.place_pods(
         snap,
         owners=owners,
         tenants=dict(snap.tenants),
-        node_pool=pools.pools_of_nodes(snap.pools, snap.nodes),
+        node_pool=occupancy.pools_of_nodes(snap.pools, snap.nodes),
     )
     return {pod.uid: pool for (_, pool), pods in placed.items() for pod in pods}

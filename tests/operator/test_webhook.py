@@ -180,13 +180,14 @@ def test_a_pod_created_right_after_its_quota_is_gated_before_the_next_pass() -> 
     import kopf
     from tests.builders import operator as b
 
-    from gpufair.operator import snapshot, store, webhook_handlers
+    from gpufair.operator import store, webhook_handlers
+    from gpufair.state import model
 
     memo = kopf.Memo()
     memo.store = store.ClusterStore()
     memo.store.nodes = {"n1": b.node("n1")}
     memo.store.pools = {b.POOL: b.gpu_pool()}
-    memo.store.namespaces = {"team-a": snapshot.Namespace(name="team-a")}
+    memo.store.namespaces = {"team-a": model.Namespace(name="team-a")}
     memo.reconciler = types.SimpleNamespace(published=passed(memo.store))
     skipped = kopf.Patch()
     webhook_handlers.admit_pod(body=kopf.Body(pod_body(gpus=1)), patch=skipped, memo=memo)

@@ -20,7 +20,8 @@ from tests.builders import kube
 
 from gpufair.api import names
 from gpufair.extender import verbs
-from gpufair.operator import plan, pools, store
+from gpufair.operator import plan, store
+from gpufair.state import occupancy
 
 Obj = dict[str, Any]
 NOW = 1_790_000_000.0
@@ -98,10 +99,10 @@ def operator_picture(world: Cluster, namespaces: Sequence[str]) -> Picture:
     cluster_store.mark_synced()
     snap = cluster_store.take_snapshot(now=NOW)
     decided = plan.plan(snap, half_life=3600.0)
-    node_pool = pools.pools_of_nodes(snap.pools, snap.nodes)
+    node_pool = occupancy.pools_of_nodes(snap.pools, snap.nodes)
     free: dict[str, frozenset[int]] = {}
     for pool in snap.pools.values():
-        free.update(pools.pool_occupancy(pool, snap=snap, node_pool=node_pool).free)
+        free.update(occupancy.pool_occupancy(pool, snap=snap, node_pool=node_pool).free)
     return Picture(
         free=free,
         node_pools={name: node_pool.get(name) for name in snap.nodes},

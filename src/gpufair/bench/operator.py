@@ -1,7 +1,7 @@
 """``gpufair bench operator``: the cost of one planning pass
 (:func:`gpufair.operator.plan.plan`) on a large synthetic cluster.
 
-Called by :mod:`gpufair.cli.bench`. Builds a :class:`~gpufair.operator.snapshot.Snapshot` of
+Called by :mod:`gpufair.cli.bench`. Builds a :class:`~gpufair.state.model.Snapshot` of
 8-GPU nodes whose topologies are the real 8-GPU machines in ``../shared/data/topology/`` (parsed
 with the node agent's parser and published as its labels), spread over several pools; tenants
 with quotas in two pools each; the cluster filled to about 70 % with bound pods of 1, 2, 4 and 8
@@ -23,7 +23,8 @@ from typing import Any
 
 from gpufair import captures
 from gpufair.core import labels, topology
-from gpufair.operator import plan, snapshot
+from gpufair.operator import plan
+from gpufair.state import model
 
 GPUS_PER_NODE = 8
 OCCUPANCY = 0.70
@@ -50,21 +51,21 @@ def build_snapshot(
     tenants: int,
     shapes: Sequence[topology.NodeTopology],
     seed: int = 1,
-) -> snapshot.Snapshot:
+) -> model.Snapshot:
     """The synthetic cluster described in the module docstring."""
     rng = random.Random(seed)
     pool_count = min(POOLS, nodes)
     pools = {
-        _pool_name(p): snapshot.Pool(
+        _pool_name(p): model.Pool(
             name=_pool_name(p), selector={"matchLabels": {POOL_LABEL: _pool_name(p)}}
         )
         for p in range(pool_count)
     }
     shape_labels = [labels.to_labels(shape) for shape in shapes]
-    node_map: dict[str, snapshot.Node] = {}
+    node_map: dict[str, model.Node] = {}
     for n in range(nodes):
         name = f"node-{n:05d}"
-        node_map[name] = snapshot.Node(
+        node_map[name] = model.Node(
             name=name,
             labels={
                 POOL_LABEL: _pool_name(n % pool_count),
@@ -87,12 +88,12 @@ def build_snapshot(
         if second != first:
             members[second].append(name)
     tenant_map = {
-        name: snapshot.Tenant(
+        name: model.Tenant(
             name=name,
             namespaces=frozenset({name}),
             weight=float(1 + index % 3),
             pools=tuple(
-                snapshot.TenantPool(
+                model.TenantPool(
                     pool=pool, guaranteed=capacity[pool] // (2 * max(1, len(members[pool])))
                 )
                 for pool in dict.fromkeys(own)
@@ -101,7 +102,7 @@ def build_snapshot(
         for index, (name, own) in enumerate(tenant_pools.items())
     }
 
-    pods: list[snapshot.GpuPod] = []
+    pods: list[model.GpuPod] = []
     number = 0
     target = int(nodes * GPUS_PER_NODE * OCCUPANCY)
     used = 0
@@ -123,12 +124,12 @@ def build_snapshot(
         number += 1
         started = NOW - rng.uniform(60.0, 86_400.0)
         pods.append(
-            snapshot.GpuPod(
+            model.GpuPod(
                 namespace=tenant,
                 name=f"run-{number}",
                 uid=f"uid-{number}",
                 gpus=gpus,
-                state=snapshot.PodState.BOUND,
+                state=model.PodState.BOUND,
                 created_at=started - 30.0,
                 node=node_name,
                 pool_hint=pool,
@@ -153,24 +154,24 @@ def build_snapshot(
         else:  # the GPU model a job asks for: here, its tenant's second pool
             selector = {POOL_LABEL: second}
         pods.append(
-            snapshot.GpuPod(
+            model.GpuPod(
                 namespace=tenant,
                 name=f"queued-{number}",
                 uid=f"uid-{number}",
                 gpus=rng.choice(SIZES),
-                state=snapshot.PodState.GATED,
+                state=model.PodState.GATED,
                 created_at=NOW - rng.uniform(1.0, 3600.0),
                 node_selector=selector,
             )
         )
 
-    return snapshot.Snapshot(
+    return model.Snapshot(
         now=NOW,
         nodes=node_map,
         pods=tuple(pods),
         tenants=tenant_map,
         pools=pools,
-        namespaces={name: snapshot.Namespace(name=name) for name in tenant_map},
+        namespaces={name: model.Namespace(name=name) for name in tenant_map},
         synced=True,
     )
 

@@ -12,7 +12,7 @@ import dataclasses
 import enum
 from collections.abc import Iterable, Sequence
 
-from gpufair.operator import snapshot
+from gpufair.state import model
 
 
 class Type(enum.StrEnum):
@@ -40,12 +40,12 @@ class Desired:
 
 
 def merge(
-    previous: Sequence[snapshot.Condition],
+    previous: Sequence[model.Condition],
     desired: Iterable[Desired],
     *,
     now: float,
     generation: int,
-) -> tuple[tuple[snapshot.Condition, ...], tuple[Desired, ...]]:
+) -> tuple[tuple[model.Condition, ...], tuple[Desired, ...]]:
     """The new conditions (in ``desired`` order) and those that transitioned.
 
     A condition transitions when its status differs from the previous one, or when it is new
@@ -53,13 +53,13 @@ def merge(
     reason or message alone updates the text without an event.
     """
     before = {condition.type: condition for condition in previous}
-    merged: list[snapshot.Condition] = []
+    merged: list[model.Condition] = []
     changed: list[Desired] = []
     for want in desired:
         old = before.get(want.type)
         moved = old is None or old.status != want.status_text
         merged.append(
-            snapshot.Condition(
+            model.Condition(
                 type=want.type,
                 status=want.status_text,
                 reason=want.reason,

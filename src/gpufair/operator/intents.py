@@ -1,8 +1,9 @@
-"""What a reconcile pass decided, as values: statuses, gate removals, evictions, events.
+"""What a reconcile pass reports, as values: statuses and events.
 
-:mod:`.plan` produces them, :mod:`.statuses` builds the status and event parts, and
-:mod:`.reconciler` applies them. Frozen dataclasses: they cross from the pure side to the side
-that writes to the API server.
+:mod:`.plan` produces them, :mod:`.statuses` builds them, and :mod:`.reconciler` applies them.
+The gate removals, evictions and namespace labels are the scheduling pass's intents
+(:mod:`gpufair.state.scheduling`). Frozen dataclasses: they cross from the pure side to the
+side that writes to the API server.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import enum
 from collections.abc import Mapping
 
 from gpufair.core import usage
-from gpufair.operator import snapshot
+from gpufair.state import model
 
 
 class ObjectKind(enum.StrEnum):
@@ -59,7 +60,7 @@ class ObjectRef:
     uid: str | None = None
 
     @classmethod
-    def pod(cls, pod: snapshot.GpuPod) -> ObjectRef:
+    def pod(cls, pod: model.GpuPod) -> ObjectRef:
         return cls(kind=ObjectKind.POD, name=pod.name, namespace=pod.namespace, uid=pod.uid)
 
 
@@ -68,52 +69,6 @@ class Event:
     target: ObjectRef
     type: EventType
     reason: str
-    message: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Admission:
-    """Remove the pod's admission gate; it waited ``waited`` seconds."""
-
-    pod: snapshot.GpuPod
-    tenant: str
-    pool: str
-    waited: float
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Release:
-    """Remove gpufair's gate from a pod gpufair does not queue (its namespace has no tenant).
-
-    The webhook gates every GPU pod while it knows no tenants (before the first pass, or on a
-    standby replica); pods of namespaces no tenant owns must not stay behind the gate forever.
-    """
-
-    pod: snapshot.GpuPod
-    message: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TenantLabel:
-    """Set a namespace's ``gpufair.dev/tenant`` label to its owner (``None``: remove it).
-
-    The ValidatingAdmissionPolicy finds tenant namespaces by this label; the operator keeps it
-    from the TenantQuotas, and ownership never comes from the label itself.
-    """
-
-    namespace: str
-    tenant: str | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Eviction:
-    """Evict ``pod`` (tenant ``tenant``) so that ``for_pod`` of ``preemptor`` can run."""
-
-    pod: snapshot.GpuPod
-    tenant: str
-    pool: str
-    preemptor: str
-    for_pod: snapshot.GpuPod
     message: str
 
 
@@ -144,7 +99,7 @@ class TenantStatus:
     observed_generation: int
     namespaces: tuple[str, ...]
     pools: tuple[TenantPoolStatus, ...]
-    conditions: tuple[snapshot.Condition, ...]
+    conditions: tuple[model.Condition, ...]
     gpu_seconds: float
     """Cumulative GPU-seconds over all pools."""
     budget_used_gpu_hours: float
@@ -166,4 +121,4 @@ class PoolStatus:
     fragmentation: float
     tenants: Mapping[str, int]
     shares: Mapping[str, float]
-    conditions: tuple[snapshot.Condition, ...]
+    conditions: tuple[model.Condition, ...]

@@ -24,7 +24,8 @@ from gpufair.core import topology, usage
 from gpufair.k8s import nodes as k8s_nodes
 from gpufair.k8s import pods as k8s_pods
 from gpufair.k8s import scheduling
-from gpufair.operator import intents, snapshot
+from gpufair.operator import intents
+from gpufair.state import model
 
 Body = Mapping[str, Any]
 
@@ -71,8 +72,8 @@ def gpu_pod(
     *,
     resources: Iterable[str],
     observed_at: float,
-    previous: snapshot.GpuPod | None = None,
-) -> snapshot.GpuPod | None:
+    previous: model.GpuPod | None = None,
+) -> model.GpuPod | None:
     """The pod as the planner sees it, or ``None`` when it requests none of ``resources``.
 
     ``observed_at`` stands in for times the pod does not carry: when it was first seen bound
@@ -91,15 +92,15 @@ def gpu_pod(
     created = parse_time(meta.get("creationTimestamp"))
     created_at = created if created is not None else observed_at
     if k8s_pods.is_terminal(body):
-        state = snapshot.PodState.FINISHED
+        state = model.PodState.FINISHED
     elif k8s_pods.is_deleting(body):
-        state = snapshot.PodState.TERMINATING if node else snapshot.PodState.FINISHED
+        state = model.PodState.TERMINATING if node else model.PodState.FINISHED
     elif gated:
-        state = snapshot.PodState.GATED
+        state = model.PodState.GATED
     elif node:
-        state = snapshot.PodState.BOUND
+        state = model.PodState.BOUND
     else:
-        state = snapshot.PodState.PENDING
+        state = model.PodState.PENDING
 
     started_at: float | None = None
     if node:
@@ -109,7 +110,7 @@ def gpu_pod(
             else _bound_time(body) or observed_at
         )
     finished_at: float | None = None
-    if state is snapshot.PodState.FINISHED and started_at is not None:
+    if state is model.PodState.FINISHED and started_at is not None:
         finished_at = (
             previous.finished_at
             if previous is not None and previous.finished_at is not None
@@ -120,7 +121,7 @@ def gpu_pod(
     except k8s_pods.PodError:
         indices = None
     annotations = meta.get("annotations") or {}
-    return snapshot.GpuPod(
+    return model.GpuPod(
         namespace=k8s_pods.namespace(body),
         name=k8s_pods.name(body),
         uid=k8s_pods.uid(body),
@@ -214,7 +215,7 @@ def _finish_time(body: Body) -> float | None:
     return max(known) if known else None
 
 
-def node(body: Body) -> snapshot.Node:
+def node(body: Body) -> model.Node:
     """The node with every whole-number allocatable resource and its topology labels."""
     allocatable: dict[str, int] = {}
     for resource, amount in ((body.get("status") or {}).get("allocatable") or {}).items():
@@ -230,7 +231,7 @@ def node(body: Body) -> snapshot.Node:
     except k8s_nodes.NodeError:
         node_topology = None
     reported = (body.get("status") or {}).get("allocatable") or {}
-    return snapshot.Node(
+    return model.Node(
         name=k8s_nodes.name(body),
         labels=dict(k8s_nodes.labels(body)),
         allocatable=allocatable,
@@ -243,9 +244,9 @@ def node(body: Body) -> snapshot.Node:
     )
 
 
-def namespace(body: Body) -> snapshot.Namespace:
+def namespace(body: Body) -> model.Namespace:
     meta = _meta(body)
-    return snapshot.Namespace(name=str(meta.get("name", "")), labels=dict(meta.get("labels") or {}))
+    return model.Namespace(name=str(meta.get("name", "")), labels=dict(meta.get("labels") or {}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,13 +278,13 @@ def _whole(value: object, *, default: int) -> int:
     return value
 
 
-def _conditions(status: Mapping[str, Any]) -> tuple[snapshot.Condition, ...]:
+def _conditions(status: Mapping[str, Any]) -> tuple[model.Condition, ...]:
     result = []
     for raw in status.get("conditions") or []:
         if not isinstance(raw, Mapping) or not raw.get("type"):
             continue
         result.append(
-            snapshot.Condition(
+            model.Condition(
                 type=str(raw["type"]),
                 status=str(raw.get("status", "Unknown")),
                 reason=str(raw.get("reason", "")),
@@ -295,12 +296,12 @@ def _conditions(status: Mapping[str, Any]) -> tuple[snapshot.Condition, ...]:
     return tuple(result)
 
 
-def tenant(body: Body) -> snapshot.Tenant:
+def tenant(body: Body) -> model.Tenant:
     """A TenantQuota; an invalid spec gives a tenant with ``invalid`` set and nothing else."""
     meta = _meta(body)
     name = str(meta.get("name", ""))
     status = body.get("status") or {}
-    base = snapshot.Tenant(
+    base = model.Tenant(
         name=name,
         generation=_whole(meta.get("generation"), default=1),
         created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
@@ -317,7 +318,7 @@ def tenant(body: Body) -> snapshot.Tenant:
     if absurd is not None:
         return dataclasses.replace(base, invalid=absurd)
     budget = (
-        snapshot.Budget(
+        model.Budget(
             gpu_hours=spec.budget.gpu_hours,
             period_seconds=spec.budget.period_seconds,
             enforcement=spec.budget.enforcement,
@@ -333,7 +334,7 @@ def tenant(body: Body) -> snapshot.Tenant:
             spec.namespace_selector.to_wire() if spec.namespace_selector is not None else None
         ),
         pools=tuple(
-            snapshot.TenantPool(
+            model.TenantPool(
                 pool=p.name, guaranteed=p.guaranteed, limit=p.limit, lendable=p.lendable
             )
             for p in spec.pools
@@ -409,9 +410,9 @@ def persisted_usage(status: Mapping[str, Any]) -> dict[str, usage.Usage]:
     return records
 
 
-def gpu_pool(body: Body) -> snapshot.Pool:
+def gpu_pool(body: Body) -> model.Pool:
     meta = _meta(body)
-    base = snapshot.Pool(
+    base = model.Pool(
         name=str(meta.get("name", "")),
         generation=_whole(meta.get("generation"), default=1),
         conditions=_conditions(body.get("status") or {}),
@@ -436,7 +437,7 @@ def gpu_pool(body: Body) -> snapshot.Pool:
 # statuses out
 
 
-def _condition(condition: snapshot.Condition) -> api_common.Condition:
+def _condition(condition: model.Condition) -> api_common.Condition:
     return api_common.Condition(
         type=condition.type,
         status=api_common.ConditionStatus(condition.status),

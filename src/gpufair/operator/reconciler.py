@@ -31,14 +31,13 @@ from gpufair.operator import (
     metrics,
     objects,
     plan,
-    pools,
     retries,
     settings,
-    snapshot,
     statuses,
     store,
     webhook,
 )
+from gpufair.state import model, occupancy, scheduling
 
 logger = logging.getLogger(__name__)
 
@@ -268,13 +267,13 @@ class Reconciler:
                     if not await self._evict_one(eviction, now=decided.now, dry_run=False):
                         break
 
-    async def _all_would_go(self, victims: Sequence[intents.Eviction], *, now: float) -> bool:
+    async def _all_would_go(self, victims: Sequence[scheduling.Eviction], *, now: float) -> bool:
         for eviction in victims:
             if not await self._evict_one(eviction, now=now, dry_run=True):
                 return False
         return True
 
-    async def _evict_one(self, eviction: intents.Eviction, *, now: float, dry_run: bool) -> bool:
+    async def _evict_one(self, eviction: scheduling.Eviction, *, now: float, dry_run: bool) -> bool:
         """One eviction (or its dry run); True when it went (or would go) through."""
         pod = eviction.pod
         outcome = await self.writer.evict(
@@ -324,19 +323,19 @@ class Reconciler:
             del self._told[uid]
 
 
-def publication(snap: snapshot.Snapshot, decided: plan.Plan) -> tuple[plan.Plan, webhook.PassFacts]:
+def publication(snap: model.Snapshot, decided: plan.Plan) -> tuple[plan.Plan, webhook.PassFacts]:
     """A pass as the webhook reads it (:attr:`Reconciler.published`)."""
     return decided, webhook.pass_facts(
         snap.pods,
         pod_pools=decided.pod_pools,
         nodes=snap.nodes,
-        node_pool=pools.pools_of_nodes(snap.pools, snap.nodes),
+        node_pool=occupancy.pools_of_nodes(snap.pools, snap.nodes),
     )
 
 
-def _victim_sets(evictions: Sequence[intents.Eviction]) -> list[list[intents.Eviction]]:
+def _victim_sets(evictions: Sequence[scheduling.Eviction]) -> list[list[scheduling.Eviction]]:
     """The plan's evictions grouped by the pod they make room for, in the plan's order."""
-    sets: dict[tuple[str, str], list[intents.Eviction]] = {}
+    sets: dict[tuple[str, str], list[scheduling.Eviction]] = {}
     for eviction in evictions:
         sets.setdefault((eviction.pool, eviction.for_pod.uid), []).append(eviction)
     return list(sets.values())

@@ -17,7 +17,8 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 
-from gpufair.operator import plan, snapshot
+from gpufair.operator import plan
+from gpufair.state import model
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,19 +56,19 @@ def rooms(decided: plan.Plan) -> dict[tuple[str, str], Room]:
 
 
 def to_retry(
-    pods: Iterable[snapshot.GpuPod],
+    pods: Iterable[model.GpuPod],
     *,
     pod_pools: Mapping[str, tuple[str, str]],
     before: Mapping[tuple[str, str], Room],
     now: Mapping[tuple[str, str], Room],
-) -> tuple[snapshot.GpuPod, ...]:
+) -> tuple[model.GpuPod, ...]:
     """Admitted pods kube-scheduler found unschedulable whose (tenant, pool) room grew since
     the previous pass (``before``; a pair not in it has nothing to compare with)."""
     grown = {pair for pair, room in now.items() if pair in before and room.grew_from(before[pair])}
     return tuple(
         pod
         for pod in pods
-        if pod.state is snapshot.PodState.PENDING
+        if pod.state is model.PodState.PENDING
         and pod.unschedulable_since is not None
         and pod_pools.get(pod.uid) in grown
     )

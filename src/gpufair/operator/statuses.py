@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.core import fairshare, placement, usage
-from gpufair.operator import conditions, intents, pools, snapshot
+from gpufair.operator import conditions, intents
+from gpufair.state import model, occupancy, scheduling
 
 Type = conditions.Type
 Reason = intents.Reason
@@ -21,15 +22,15 @@ EventType = intents.EventType
 
 
 def tenant_status(
-    tenant: snapshot.Tenant,
+    tenant: model.Tenant,
     *,
-    placed: Mapping[tuple[str, str], Sequence[snapshot.GpuPod]],
+    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
     usages: Mapping[tuple[str, str], usage.Usage],
     shares: Mapping[str, fairshare.PoolShares],
     conflicts: Sequence[str],
     owned: Sequence[str],
     exhausted: bool,
-    known_pools: Mapping[str, snapshot.Pool],
+    known_pools: Mapping[str, model.Pool],
     now: float,
     half_life: float,
 ) -> tuple[intents.TenantStatus, list[Event]]:
@@ -39,7 +40,7 @@ def tenant_status(
         share = shares.get(entitlement.pool)
         record = usages.get((tenant.name, entitlement.pool)) or usage.Usage(as_of=now)
         allocated = sum(pod.gpus for pod in pods if pod.holds_gpus)
-        waiting = [pod for pod in pods if pod.state is snapshot.PodState.GATED]
+        waiting = [pod for pod in pods if pod.state is model.PodState.GATED]
         pools.append(
             intents.TenantPoolStatus(
                 pool=entitlement.pool,
@@ -51,10 +52,8 @@ def tenant_status(
                 waiting=len(waiting),
                 waiting_gpus=sum(pod.gpus for pod in waiting),
                 demand=share.demand.get(tenant.name, 0) if share else 0,
-                pending=sum(1 for pod in pods if pod.state is snapshot.PodState.PENDING),
-                pending_gpus=sum(
-                    pod.gpus for pod in pods if pod.state is snapshot.PodState.PENDING
-                ),
+                pending=sum(1 for pod in pods if pod.state is model.PodState.PENDING),
+                pending_gpus=sum(pod.gpus for pod in pods if pod.state is model.PodState.PENDING),
                 usage=record,
                 decayed_now=usage.decayed_at(record, now=now, half_life=half_life),
             )
@@ -126,7 +125,7 @@ def tenant_status(
 
 
 def _tenant_conditions(
-    tenant: snapshot.Tenant,
+    tenant: model.Tenant,
     *,
     conflicts: Sequence[str],
     overcommitted: Sequence[str],
@@ -188,7 +187,7 @@ def _tenant_conditions(
 
 
 def pool_status(
-    view: pools.PoolOccupancy,
+    view: occupancy.PoolOccupancy,
     *,
     shares: fairshare.PoolShares,
     tenant_allocated: Mapping[str, int],
@@ -300,7 +299,7 @@ def _condition_event(target: ObjectRef, want: conditions.Desired) -> Event:
     )
 
 
-def admission_events(admissions: Iterable[intents.Admission]) -> Iterable[Event]:
+def admission_events(admissions: Iterable[scheduling.Admission]) -> Iterable[Event]:
     for admitted in admissions:
         yield Event(
             target=ObjectRef.pod(admitted.pod),
@@ -311,7 +310,7 @@ def admission_events(admissions: Iterable[intents.Admission]) -> Iterable[Event]
         )
 
 
-def release_events(releases: Iterable[intents.Release]) -> Iterable[Event]:
+def release_events(releases: Iterable[scheduling.Release]) -> Iterable[Event]:
     for released in releases:
         yield Event(
             target=ObjectRef.pod(released.pod),
@@ -321,7 +320,7 @@ def release_events(releases: Iterable[intents.Release]) -> Iterable[Event]:
         )
 
 
-def eviction_events(evictions: Iterable[intents.Eviction]) -> Iterable[Event]:
+def eviction_events(evictions: Iterable[scheduling.Eviction]) -> Iterable[Event]:
     for eviction in evictions:
         yield Event(
             target=ObjectRef.pod(eviction.pod),

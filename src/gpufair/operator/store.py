@@ -16,7 +16,8 @@ from typing import Any
 
 from gpufair.api import names
 from gpufair.core import usage
-from gpufair.operator import intents, objects, snapshot
+from gpufair.operator import intents, objects
+from gpufair.state import model
 
 Body = Mapping[str, Any]
 
@@ -25,19 +26,19 @@ class ClusterStore:
     """Current objects by key, plus the pods that left since the last metered pass."""
 
     def __init__(self) -> None:
-        self.nodes: dict[str, snapshot.Node] = {}
-        self.pods: dict[str, snapshot.GpuPod] = {}
-        self.tenants: dict[str, snapshot.Tenant] = {}
-        self.pools: dict[str, snapshot.Pool] = {}
-        self.namespaces: dict[str, snapshot.Namespace] = {}
-        self.departed: dict[str, snapshot.GpuPod] = {}
+        self.nodes: dict[str, model.Node] = {}
+        self.pods: dict[str, model.GpuPod] = {}
+        self.tenants: dict[str, model.Tenant] = {}
+        self.pools: dict[str, model.Pool] = {}
+        self.namespaces: dict[str, model.Namespace] = {}
+        self.departed: dict[str, model.GpuPod] = {}
         self.others: dict[str, tuple[str, int, int]] = {}
         """Pods without GPUs bound to a node: (node, CPU millicores, memory bytes) they request,
         by uid; what reclaim subtracts from a node's CPU and memory besides the GPU pods."""
         self.blocked: dict[str, float] = {}
         """Pods (uid) whose eviction a disruption budget refused, until when to leave them."""
         self.written_usage: dict[tuple[str, str], usage.Usage] = {}
-        self.written_conditions: dict[tuple[str, str], tuple[snapshot.Condition, ...]] = {}
+        self.written_conditions: dict[tuple[str, str], tuple[model.Condition, ...]] = {}
         self.changed = asyncio.Event()
         self.synced = False
         """Whether the initial listing of every watched kind is in (see :meth:`mark_synced`)."""
@@ -59,7 +60,7 @@ class ClusterStore:
             gone = self.pods.pop(uid, None)
             if gone is not None and gone.started_at is not None and gone.finished_at is None:
                 self.departed[uid] = dataclasses.replace(
-                    gone, state=snapshot.PodState.FINISHED, finished_at=now
+                    gone, state=model.PodState.FINISHED, finished_at=now
                 )
             self.blocked.pop(uid, None)
         else:
@@ -133,11 +134,11 @@ class ClusterStore:
 
     # -- passes -------------------------------------------------------------------------------
 
-    def take_snapshot(self, *, now: float) -> snapshot.Snapshot:
+    def take_snapshot(self, *, now: float) -> model.Snapshot:
         """An immutable picture for one pass (the store may change while it is planned)."""
         for uid in [uid for uid, until in self.blocked.items() if until <= now]:
             del self.blocked[uid]
-        return snapshot.Snapshot(
+        return model.Snapshot(
             now=now,
             nodes=dict(self.nodes),
             pods=(*self.pods.values(), *self.departed.values()),
@@ -162,7 +163,7 @@ class ClusterStore:
             totals[node] = (before[0] + cpu, before[1] + memory)
         return totals
 
-    def _current(self, tenant: snapshot.Tenant) -> snapshot.Tenant:
+    def _current(self, tenant: model.Tenant) -> model.Tenant:
         records = dict(tenant.usage)
         for (name, pool), written in self.written_usage.items():
             if name != tenant.name:
@@ -185,7 +186,7 @@ class ClusterStore:
     def record_pool(self, status: intents.PoolStatus) -> None:
         self.written_conditions[("pool", status.name)] = status.conditions
 
-    def metered(self, *, up_to: float, pods: Iterable[snapshot.GpuPod] = ()) -> None:
+    def metered(self, *, up_to: float, pods: Iterable[model.GpuPod] = ()) -> None:
         """Drop departed pods whose time is metered (the statuses up to ``up_to`` are written)."""
         del pods
         for uid in [

@@ -4,9 +4,9 @@
 turns the verdict into a kopf patch or an ``AdmissionError``. The tenant facts come from the
 reconciler's latest plan; before the first pass nothing is known and every GPU pod is gated
 (never denied): the operator admits it once it knows more, and removes the gate from pods of
-namespaces that turn out to belong to no tenant (``plan.release_unowned``). Denial is core's verdict
-(:func:`gpufair.core.admission.reject`), so the webhook, the admission loop and the extender
-agree on what "at the limit" means.
+namespaces that turn out to belong to no tenant (``scheduling.release_unowned``). Denial is
+core's verdict (:func:`gpufair.core.admission.reject`), so the webhook, the admission loop and
+the extender agree on what "at the limit" means.
 
 Between two passes the webhook counts what it accepted itself (:class:`Ledger`): a burst of
 pods of an ``onLimit: Reject`` tenant, created faster than passes run, is judged one after the
@@ -29,8 +29,7 @@ from gpufair.api import names
 from gpufair.core import admission, policy
 from gpufair.k8s import pods as k8s_pods
 from gpufair.k8s import scheduling
-from gpufair.operator import snapshot
-from gpufair.state import rules
+from gpufair.state import model, rules
 
 OPT_OUT_VALUE = "disabled"
 
@@ -63,10 +62,10 @@ class PassFacts:
 
 
 def pass_facts(
-    pods: Iterable[snapshot.GpuPod],
+    pods: Iterable[model.GpuPod],
     *,
     pod_pools: Mapping[str, tuple[str, str]],
-    nodes: Mapping[str, snapshot.Node],
+    nodes: Mapping[str, model.Node],
     node_pool: Mapping[str, str],
 ) -> PassFacts:
     """The GPUs of the gated pods per (tenant, pool), the tokens seen and each pool's nodes."""
@@ -76,7 +75,7 @@ def pass_facts(
         if pod.admission_token:
             tokens.add(pod.admission_token)
         pair = pod_pools.get(pod.uid)
-        if pair is not None and pod.state is snapshot.PodState.GATED:
+        if pair is not None and pod.state is model.PodState.GATED:
             queued[pair] = queued.get(pair, 0) + pod.gpus
     members: dict[str, list[rules.NodeLabels]] = {}
     for name, node in nodes.items():

@@ -16,7 +16,8 @@ from typing import Any
 import kopf
 
 from gpufair.api import names
-from gpufair.operator import metrics, plan, reconciler, settings, snapshot, store, webhook
+from gpufair.operator import metrics, reconciler, settings, store, webhook
+from gpufair.state import model, scheduling
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,8 @@ def knowledge(
         return None
     last, facts = published
     cluster: store.ClusterStore = memo.store
-    owners, _ = plan.namespace_owners(
-        snapshot.Snapshot(
+    owners, _ = scheduling.namespace_owners(
+        model.Snapshot(
             now=last.now,
             nodes={},
             pods=(),

@@ -2,7 +2,7 @@
 placement, all decided by ``gpufair.core`` exactly as the running components decide them.
 
 Per scheduling pass (after every batch of simultaneous events), as the operator's reconcile
-pass does (``gpufair.operator.plan``):
+pass does (``gpufair.state.scheduling``):
 
 1. meter: accrue each tenant's GPUs held since the last pass into its ``core.usage.Usage``;
 2. admit: ``core.admission.decide`` on the oldest waiting job of every (tenant, size) that some

@@ -1,7 +1,7 @@
 """The cluster rules the extender and the operator must answer alike, each written once.
 
 The extender (:mod:`gpufair.state.cache`) and the operator (:mod:`gpufair.operator.plan`,
-:mod:`gpufair.operator.pools`) keep their own indexes, but every fact both derive from the
+:mod:`gpufair.state.occupancy`) keep their own indexes, but every fact both derive from the
 same objects is computed here, by pure functions over plain values, so the two cannot drift
 apart (``tests/state/test_one_model.py`` checks that they agree on one cluster):
 

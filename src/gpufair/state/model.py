@@ -1,8 +1,12 @@
-"""The operator's picture of the cluster at one instant: the input of :mod:`.plan`.
+"""The cluster at one instant as frozen values: the input of the scheduling pass.
 
-:mod:`.view` keeps these values up to date from kopf's watch events and hands the planner an
-immutable :class:`Snapshot`; tests build them directly (``tests/operator/builders.py``). Times
-are seconds since the epoch as ``float``; nothing here reads a clock or talks to Kubernetes.
+These are the value types of the one cluster model (nodes, GPU pods, tenants, pools,
+namespaces, and the :class:`Snapshot` that holds them). The operator's store
+(:mod:`gpufair.operator.store`) keeps them up to date from kopf's watch events, the simulator
+(:mod:`gpufair.sim.gpufair_policy`) builds them from its machines and jobs, tests build them
+directly (``tests/builders/operator.py``); all hand a :class:`Snapshot` to
+:func:`gpufair.state.scheduling.schedule`. Times are seconds since the epoch (or the replay's
+clock) as ``float``; nothing here reads a clock or talks to Kubernetes.
 """
 
 from __future__ import annotations

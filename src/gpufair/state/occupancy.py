@@ -1,5 +1,6 @@
 """A pool's nodes, capacity and free GPUs at one instant: what statuses, admission and
-reclaim of that pool are computed from (called by :mod:`.plan`)."""
+reclaim of that pool are computed from (called by the scheduling pass,
+:mod:`gpufair.state.scheduling`, and by the operator's statuses)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from collections.abc import Mapping, Sequence
 
 from gpufair.core import preemption
 from gpufair.core import topology as topo
-from gpufair.operator import snapshot
-from gpufair.state import rules
+from gpufair.state import model, rules
 
 
 def pools_of_nodes(
-    pools: Mapping[str, snapshot.Pool], nodes: Mapping[str, snapshot.Node]
+    pools: Mapping[str, model.Pool], nodes: Mapping[str, model.Node]
 ) -> dict[str, str]:
     """The pool of each node (:func:`gpufair.state.rules.pool_of_node` over the valid pools)."""
     valid = {name: pool.selector for name, pool in pools.items() if pool.invalid is None}
@@ -30,8 +30,8 @@ def pools_of_nodes(
 class PoolOccupancy:
     """One pool's nodes with their free GPUs, and every GPU pod on them."""
 
-    pool: snapshot.Pool
-    nodes: tuple[snapshot.Node, ...]
+    pool: model.Pool
+    nodes: tuple[model.Node, ...]
     free: Mapping[str, frozenset[int]]
     """Free GPU indices of each schedulable node."""
     indices: Mapping[str, tuple[int, ...]]
@@ -43,21 +43,21 @@ class PoolOccupancy:
     """Pods on the pool's nodes that are terminating (evictions or deletions in progress), not
     counting stuck ones (:func:`leaving`)."""
     missing_topology: tuple[str, ...]
-    holders: tuple[snapshot.GpuPod, ...]
+    holders: tuple[model.GpuPod, ...]
     spare: Mapping[str, preemption.Room | None] = dataclasses.field(default_factory=dict)
     """CPU and memory of each node not requested by the pods bound to it (``None``: the node
     does not report them)."""
 
 
 def pool_occupancy(
-    pool: snapshot.Pool, *, snap: snapshot.Snapshot, node_pool: Mapping[str, str]
+    pool: model.Pool, *, snap: model.Snapshot, node_pool: Mapping[str, str]
 ) -> PoolOccupancy:
     members = tuple(
         node for name, node in sorted(snap.nodes.items()) if node_pool.get(name) == pool.name
     )
     names = {node.name for node in members}
     holders = tuple(pod for pod in snap.pods if pod.holds_gpus and pod.node in names)
-    holders_by_node: dict[str | None, list[snapshot.GpuPod]] = collections.defaultdict(list)
+    holders_by_node: dict[str | None, list[model.GpuPod]] = collections.defaultdict(list)
     for pod in holders:
         holders_by_node[pod.node].append(pod)
     free: dict[str, frozenset[int]] = {}
@@ -110,7 +110,7 @@ def pool_occupancy(
 
 
 def _spare(
-    node: snapshot.Node, on_node: Sequence[snapshot.GpuPod], others: tuple[int, int]
+    node: model.Node, on_node: Sequence[model.GpuPod], others: tuple[int, int]
 ) -> preemption.Room | None:
     """The node's CPU and memory not requested by the pods on it (GPU pods and ``others``)."""
     if node.cpu_millis is None or node.memory_bytes is None:
@@ -125,7 +125,7 @@ STUCK_AFTER_SECONDS = 60.0
 """How long past the end of its grace period a terminating pod is still expected to go."""
 
 
-def leaving(pod: snapshot.GpuPod, node: snapshot.Node | None, now: float) -> bool:
+def leaving(pod: model.GpuPod, node: model.Node | None, now: float) -> bool:
     """Whether a pod's termination is in progress, so the GPUs it frees are spoken for and no
     new reclaim should start in its pool (ARCHITECTURE.md §5).
 
@@ -134,7 +134,7 @@ def leaving(pod: snapshot.GpuPod, node: snapshot.Node | None, now: float) -> boo
     not acting on the deletion, and waiting for it would stop reclaim in the pool for good
     (issue 13 item 2). It still holds its GPUs (they are not counted free).
     """
-    if pod.state is not snapshot.PodState.TERMINATING:
+    if pod.state is not model.PodState.TERMINATING:
         return False
     if node is not None and not node.reachable:
         return False
@@ -142,7 +142,7 @@ def leaving(pod: snapshot.GpuPod, node: snapshot.Node | None, now: float) -> boo
 
 
 def _held_indices(
-    node_topology: topo.NodeTopology, on_node: Sequence[snapshot.GpuPod]
+    node_topology: topo.NodeTopology, on_node: Sequence[model.GpuPod]
 ) -> dict[str, tuple[int, ...]]:
     """The GPUs each pod holds: as recorded by bind; a pod without a record (bound by another
     scheduler) is assumed to hold the highest indices nobody recorded."""

@@ -1,6 +1,7 @@
 """GPU-seconds per tenant and pool: charge every pod for exactly the time it held GPUs.
 
-Called by :mod:`.plan` once per reconcile pass; the arithmetic is :mod:`gpufair.core.usage`.
+Called by the scheduling pass (:mod:`gpufair.state.scheduling`) once per pass; the arithmetic
+is :mod:`gpufair.core.usage`.
 A (tenant, pool) pair carries a persisted usage valid at ``as_of``; a pass charges each pod of
 the pair for the part of ``[started_at, finished_at or now]`` after ``as_of`` and moves
 ``as_of`` to ``now``. Because every charge starts at the persisted ``as_of`` and the amounts and
@@ -14,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gpufair.core import usage
-from gpufair.operator import snapshot
+from gpufair.state import model
 
 
-def intervals(pods: Iterable[snapshot.GpuPod]) -> list[usage.Interval]:
+def intervals(pods: Iterable[model.GpuPod]) -> list[usage.Interval]:
     """When each pod held its GPUs (pods that never held any are left out)."""
     return [
         usage.Interval(start=pod.started_at, end=pod.finished_at, gpus=pod.gpus)
@@ -28,9 +29,9 @@ def intervals(pods: Iterable[snapshot.GpuPod]) -> list[usage.Interval]:
 
 def advance(
     previous: usage.Usage | None,
-    pods: Iterable[snapshot.GpuPod],
+    pods: Iterable[model.GpuPod],
     *,
-    tenant: snapshot.Tenant,
+    tenant: model.Tenant,
     now: float,
     half_life: float,
 ) -> usage.Usage:

@@ -1,0 +1,615 @@
+"""The scheduling pass: from a :class:`~gpufair.state.model.Snapshot` to what must change.
+
+One pass decides, for one instant ``now`` and nothing else (no clock, no I/O): who owns which
+namespace, which pool each GPU pod belongs to, each tenant's metered usage and budget, the fair
+shares of every pool, which waiting pods are admitted (their admission gate comes off, with the
+pool they were admitted into), and at most one reclaim per pool (victims to evict for one
+waiting pod). Every decision is :mod:`gpufair.core`'s (fair share, usage, admission order,
+preemption victims, placement); this module gathers the inputs per pool and turns the answers
+into intents.
+
+Two callers apply the same :class:`Decisions`, each at its own pace: the operator
+(:mod:`gpufair.operator.plan` adds statuses and events; :mod:`gpufair.operator.reconciler`
+writes) and the simulator (:mod:`gpufair.sim.gpufair_policy`, on a replayed clock). So what
+the simulator measures is what the operator decides.
+
+Two rules keep reclaim from oscillating (ARCHITECTURE.md §5):
+
+- a pool with an eviction in flight (a pod of the pool is terminating) starts no new reclaim:
+  the GPUs being freed are already spoken for, and a restarted operator sees the terminating
+  pods too, so it never repeats an eviction;
+- admission serves tenants below their fair share before borrowers, so GPUs freed for a
+  reclaiming tenant are not handed back to the tenant they were taken from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+
+from gpufair.api import names
+from gpufair.core import admission, fairshare, placement, preemption, usage
+from gpufair.state import metering, model, occupancy, rules
+
+# ---------------------------------------------------------------------------------------------
+# intents
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Admission:
+    """Remove the pod's admission gate; it waited ``waited`` seconds."""
+
+    pod: model.GpuPod
+    tenant: str
+    pool: str
+    waited: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Release:
+    """Remove gpufair's gate from a pod gpufair does not queue (its namespace has no tenant).
+
+    The webhook gates every GPU pod while it knows no tenants (before the first pass, or on a
+    standby replica); pods of namespaces no tenant owns must not stay behind the gate forever.
+    """
+
+    pod: model.GpuPod
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantLabel:
+    """Set a namespace's ``gpufair.dev/tenant`` label to its owner (``None``: remove it).
+
+    The ValidatingAdmissionPolicy finds tenant namespaces by this label; the operator keeps it
+    from the TenantQuotas, and ownership never comes from the label itself.
+    """
+
+    namespace: str
+    tenant: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Eviction:
+    """Evict ``pod`` (tenant ``tenant``) so that ``for_pod`` of ``preemptor`` can run."""
+
+    pod: model.GpuPod
+    tenant: str
+    pool: str
+    preemptor: str
+    for_pod: model.GpuPod
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Decisions:
+    """What one pass decided (the intents) and the facts it decided from (for statuses)."""
+
+    now: float
+    owners: Mapping[str, str]
+    """Tenant of each namespace."""
+    conflicts: Mapping[str, tuple[str, ...]]
+    """For each tenant, the namespace conflicts it is part of (messages)."""
+    tenants: Mapping[str, model.Tenant]
+    """The valid tenants (an invalid spec gets nothing)."""
+    placed: Mapping[tuple[str, str], tuple[model.GpuPod, ...]]
+    """The GPU pods of each (tenant, pool) pair."""
+    usages: Mapping[tuple[str, str], usage.Usage]
+    """Metered usage of each (tenant, pool) pair at ``now``."""
+    exhausted: Mapping[str, bool]
+    """Whether each valid tenant's budget of the period is used up."""
+    pools: Mapping[str, occupancy.PoolOccupancy]
+    shares: Mapping[str, fairshare.PoolShares]
+    states: Mapping[str, admission.TenantState]
+    """What admission knew of each valid tenant (the webhook's input until the next pass)."""
+    admissions: tuple[Admission, ...]
+    evictions: tuple[Eviction, ...]
+    holds: Mapping[str, str]
+    """Why each waiting pod (by uid) stays gated."""
+    releases: tuple[Release, ...]
+    relabels: tuple[TenantLabel, ...]
+
+
+def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
+    """Decide one pass: own, place, meter, share, admit, reclaim (see the module docstring)."""
+    now = snap.now
+    # 1. Who owns which namespace, which nodes form which pool, where each pod belongs.
+    owners, conflicts = namespace_owners(snap)
+    node_pool = occupancy.pools_of_nodes(snap.pools, snap.nodes)
+    tenants = {name: t for name, t in snap.tenants.items() if t.invalid is None}
+    placed = place_pods(snap, owners=owners, tenants=tenants, node_pool=node_pool)
+    releases = release_unowned(snap, owners=owners)
+    relabels = tenant_labels(snap, owners=owners)
+
+    # 2. Meter every (tenant, pool) pair up to now.
+    usages = {
+        (name, pool.pool): metering.advance(
+            tenant.usage.get(pool.pool),
+            placed.get((name, pool.pool), ()),
+            tenant=tenant,
+            now=now,
+            half_life=half_life,
+        )
+        for name, tenant in tenants.items()
+        for pool in tenant.pools
+    }
+    budgets = {name: _budget(tenant, usages, now=now) for name, tenant in tenants.items()}
+    exhausted = {name: b is not None and b.exhausted for name, b in budgets.items()}
+    blocked = {name for name, b in budgets.items() if b is not None and b.blocks}
+
+    # 3. Per pool: capacity and fair shares; then admission over all pools at once.
+    pool_views = {
+        name: occupancy.pool_occupancy(pool, snap=snap, node_pool=node_pool)
+        for name, pool in sorted(snap.pools.items())
+    }
+    shares: dict[str, fairshare.PoolShares] = {}
+    for name, view in pool_views.items():
+        members = {t: tenants[t] for t in tenants if tenants[t].entitlement(name) is not None}
+        shares[name] = _shares(view, members, placed, blocked=blocked)
+    states = tenant_states(
+        tenants, placed=placed, usages=usages, budgets=budgets, now=now, half_life=half_life
+    )
+    admissions, holds, free_after = _admit(
+        pool_views, placed=placed, states=states, shares=shares, now=now
+    )
+
+    # 4. Reclaim, per pool, for tenants below their fair share whose pods still wait.
+    evictions: list[Eviction] = []
+    for name, view in pool_views.items():
+        evictions.extend(
+            _reclaim(
+                view,
+                tenants=tenants,
+                placed=placed,
+                shares=shares[name],
+                states=states,
+                free=free_after[name],
+                holds=holds,
+                admitted=any(a.pool == name for a in admissions),
+                blocked=blocked,
+                protected=snap.blocked,
+                now=now,
+            )
+        )
+    return Decisions(
+        now=now,
+        owners=owners,
+        conflicts=conflicts,
+        tenants=tenants,
+        placed=placed,
+        usages=usages,
+        exhausted=exhausted,
+        pools=pool_views,
+        shares=shares,
+        states=states,
+        admissions=tuple(admissions),
+        evictions=tuple(evictions),
+        holds=holds,
+        releases=releases,
+        relabels=relabels,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. ownership and membership
+
+
+def namespace_owners(
+    snap: model.Snapshot,
+) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """Owner of each namespace, and for each tenant the conflicts it is part of (messages).
+
+    A namespace claimed by several tenants goes to one of them by the same rule every
+    component uses (:func:`gpufair.state.rules.namespace_claimants`: a listing beats a
+    selector, then the alphabetically first); all claimants get ``NamespaceConflict``.
+    """
+    claims: dict[str, tuple[str, ...]] = {}
+    names = set(snap.namespaces)
+    for tenant in snap.tenants.values():
+        names |= tenant.namespaces
+    claimed_by = [
+        rules.TenantNamespaces(
+            tenant=t.name, namespaces=frozenset(t.namespaces), selector=t.namespace_selector
+        )
+        for t in snap.tenants.values()
+    ]
+    for namespace in sorted(names):
+        known = snap.namespaces.get(namespace)
+        claimants = rules.namespace_claimants(
+            namespace, labels=known.labels if known is not None else None, tenants=claimed_by
+        )
+        if claimants:
+            claims[namespace] = claimants
+    owners = {namespace: claimants[0] for namespace, claimants in claims.items()}
+    conflicts: dict[str, list[str]] = {}
+    for namespace, claimants in claims.items():
+        if len(claimants) > 1:
+            for claimant in claimants:
+                others = ", ".join(c for c in claimants if c != claimant)
+                conflicts.setdefault(claimant, []).append(
+                    f"namespace {namespace} is also claimed by {others};"
+                    f" it belongs to {claimants[0]}"
+                )
+    return owners, {tenant: tuple(msgs) for tenant, msgs in conflicts.items()}
+
+
+def tenant_labels(snap: model.Snapshot, *, owners: Mapping[str, str]) -> tuple[TenantLabel, ...]:
+    """Namespaces whose ``gpufair.dev/tenant`` label is not their owner: set it, or remove it
+    from a namespace that belongs to no tenant (a label someone else wrote claims nothing)."""
+    changes = []
+    for name, namespace in sorted(snap.namespaces.items()):
+        owner = owners.get(name)
+        if namespace.labels.get(names.TENANT_LABEL) != owner:
+            changes.append(TenantLabel(namespace=name, tenant=owner))
+    return tuple(changes)
+
+
+def release_unowned(snap: model.Snapshot, *, owners: Mapping[str, str]) -> tuple[Release, ...]:
+    """Gated pods in namespaces that belong to no tenant: their gate must come off.
+
+    With knowledge the webhook leaves such pods alone; only a webhook that knew nothing yet
+    (before the first pass, or a standby replica) gates them, and no pass would ever admit them:
+    admission queues the pods of tenants only. Released, they go to the gpufair scheduler, whose
+    extender tells why it cannot place them (no TenantQuota), or places them once a tenant
+    claims the namespace. Nothing is judged before the view has synced (the initial listings
+    of TenantQuotas and Namespaces are in), and a namespace the view has not seen yet is not
+    judged (its labels may match a tenant's selector): their pods stay gated until then.
+    """
+    if not snap.synced:
+        return ()
+    return tuple(
+        Release(
+            pod=pod,
+            message=f"namespace {pod.namespace} belongs to no TenantQuota: gpufair does not"
+            " queue this pod, its admission gate is removed (it was gated before the operator"
+            " knew the tenants); add the namespace to a TenantQuota to get GPUs of a pool",
+        )
+        for pod in snap.pods
+        if pod.state is model.PodState.GATED
+        and pod.namespace not in owners
+        and pod.namespace in snap.namespaces
+    )
+
+
+def pool_members(
+    nodes: Mapping[str, model.Node], node_pool: Mapping[str, str]
+) -> dict[str, tuple[model.Node, ...]]:
+    """The nodes of each pool (``node_pool`` inverted, nodes in ``nodes``' order); a pool
+    without nodes is absent."""
+    result: dict[str, list[model.Node]] = {}
+    for name, node in nodes.items():
+        pool = node_pool.get(name)
+        if pool is not None:
+            result.setdefault(pool, []).append(node)
+    return {pool: tuple(members) for pool, members in result.items()}
+
+
+def place_pods(
+    snap: model.Snapshot,
+    *,
+    owners: Mapping[str, str],
+    tenants: Mapping[str, model.Tenant],
+    node_pool: Mapping[str, str],
+) -> dict[tuple[str, str], tuple[model.GpuPod, ...]]:
+    """The GPU pods of each (tenant, pool) pair.
+
+    A pod on a node belongs to the node's pool (or, when the node left the tenant's pools, the
+    pool bind recorded). A pod not on a node belongs to the first of its tenant's pools with a
+    node that its ``nodeSelector`` and required node affinity allow, else to the tenant's first
+    pool: never to a pool named in an annotation, which a tenant could write.
+
+    Each pool's nodes are looked up in :func:`pool_members` (built once per pass), and each
+    (pool, nodeSelector) answer is kept for the pass, since a job's pods share their selector;
+    so a waiting pod costs a scan of one pool's nodes at most once per distinct selector instead
+    of a scan of every node per pod and pool.
+    """
+    members = pool_members(snap.nodes, node_pool)
+    fits = rules.PoolFit(lambda pool: ((node.name, node.labels) for node in members.get(pool, ())))
+
+    def fit(pool_name: str, pod: model.GpuPod) -> bool:
+        return fits(pool_name, node_selector=pod.node_selector, terms=pod.required_terms)
+
+    result: dict[tuple[str, str], list[model.GpuPod]] = {}
+    for pod in snap.pods:
+        tenant_name = owners.get(pod.namespace)
+        tenant = tenants.get(tenant_name) if tenant_name else None
+        if tenant is None or not tenant.pools:
+            continue
+        own = [p.pool for p in tenant.pools]
+        pool: str | None
+        if pod.node is not None:
+            pool = node_pool.get(pod.node)
+            if pool not in own:
+                pool = pod.pool_hint if pod.pool_hint in own else None
+        else:
+            pool = rules.waiting_pool(tenant_pools=own, fits=functools.partial(fit, pod=pod))
+        if pool is not None:
+            result.setdefault((tenant.name, pool), []).append(pod)
+    return {pair: tuple(pods) for pair, pods in result.items()}
+
+
+def _gated_demand(pods: Sequence[model.GpuPod]) -> int:
+    """What the tenant's gated pods wait for."""
+    return sum(pod.gpus for pod in pods if pod.state is model.PodState.GATED)
+
+
+def _shares(
+    view: occupancy.PoolOccupancy,
+    members: Mapping[str, model.Tenant],
+    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    *,
+    blocked: set[str],
+) -> fairshare.PoolShares:
+    """Fair shares of the pool; a tenant stopped by its budget claims no waiting demand."""
+    claims = []
+    for name, tenant in sorted(members.items()):
+        entitlement = tenant.entitlement(view.pool.name)
+        assert entitlement is not None
+        pods = placed.get((name, view.pool.name), ())
+        claims.append(
+            rules.tenant_claim(
+                tenant=name,
+                weight=tenant.weight,
+                guaranteed=entitlement.guaranteed,
+                limit=entitlement.limit,
+                lendable=entitlement.lendable,
+                held=_held(pods),
+                waiting=0 if name in blocked else _gated_demand(pods),
+            )
+        )
+    return fairshare.compute(view.capacity, claims)
+
+
+def _held(pods: Iterable[model.GpuPod]) -> int:
+    """GPUs the tenant holds or was admitted for (terminating pods are leaving: not counted)."""
+    return sum(
+        pod.gpus for pod in pods if pod.state in (model.PodState.BOUND, model.PodState.PENDING)
+    )
+
+
+def _budget(
+    tenant: model.Tenant, usages: Mapping[tuple[str, str], usage.Usage], *, now: float
+) -> admission.Budget | None:
+    if tenant.budget is None:
+        return None
+    used = usage.period_gpu_hours(
+        (u for (name, _), u in usages.items() if name == tenant.name),
+        now=now,
+        period=tenant.budget.period_seconds,
+    )
+    return admission.Budget(
+        gpu_hours=tenant.budget.gpu_hours,
+        used_gpu_hours=used,
+        enforcement=tenant.budget.enforcement,
+    )
+
+
+def tenant_states(
+    tenants: Mapping[str, model.Tenant],
+    *,
+    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    usages: Mapping[tuple[str, str], usage.Usage],
+    budgets: Mapping[str, admission.Budget | None],
+    now: float,
+    half_life: float,
+) -> dict[str, admission.TenantState]:
+    """What core admission knows of each tenant (also the webhook's input)."""
+    return {
+        name: admission.TenantState(
+            tenant=name,
+            weight=tenant.weight,
+            decayed_usage=sum(
+                usage.decayed_at(usages[(name, p.pool)], now=now, half_life=half_life)
+                for p in tenant.pools
+                if (name, p.pool) in usages
+            ),
+            allocated={p.pool: _held(placed.get((name, p.pool), ())) for p in tenant.pools},
+            limits={p.pool: p.limit for p in tenant.pools},
+            budget=budgets.get(name),
+            on_limit=tenant.on_limit,
+        )
+        for name, tenant in tenants.items()
+    }
+
+
+def _waiting(pod: model.GpuPod, *, tenant: str, pool: str) -> admission.WaitingPod:
+    """A gated pod as core admission and preemption see it."""
+    return admission.WaitingPod(
+        uid=pod.uid,
+        tenant=tenant,
+        pool=pool,
+        gpus=pod.gpus,
+        priority=pod.priority,
+        created_at=pod.created_at,
+        name=pod.key,
+    )
+
+
+def _admit(
+    views: Mapping[str, occupancy.PoolOccupancy],
+    *,
+    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    states: Mapping[str, admission.TenantState],
+    shares: Mapping[str, fairshare.PoolShares],
+    now: float,
+) -> tuple[list[Admission], dict[str, str], dict[str, dict[str, frozenset[int]]]]:
+    """Core's admission decision, then a node-fit check: a pod is admitted only when some node
+    of its pool can give it a GPU set (pods admitted earlier but not bound are placed first).
+
+    Also returns the free GPUs of each pool's nodes once the admitted-but-unbound pods (earlier
+    and now) are placed: what reclaim may count as free.
+    """
+    pods = {pod.uid: (tenant, pool, pod) for (tenant, pool), ps in placed.items() for pod in ps}
+    waiting = [
+        _waiting(pod, tenant=tenant, pool=pool)
+        for tenant, pool, pod in pods.values()
+        if pod.state is model.PodState.GATED
+    ]
+    free_sets = {name: dict(view.free) for name, view in views.items()}
+    pending = [
+        (pool, pod)
+        for _, pool, pod in pods.values()
+        if pod.state is model.PodState.PENDING and pool in views
+    ]
+    for pool, pod in sorted(pending, key=lambda item: item[1].created_at):
+        _take(views[pool], free_sets[pool], pod.gpus)
+    free = {name: sum(len(gpus) for gpus in free_sets[name].values()) for name in views}
+    decision = admission.decide(
+        waiting=waiting,
+        tenants=states,
+        free=free,
+        shares=shares,
+    )
+    holds = {hold.pod.uid: hold.message for hold in decision.held}
+    admitted: list[Admission] = []
+    for chosen in decision.admit:
+        tenant, pool, pod = pods[chosen.uid]
+        if _take(views[pool], free_sets[pool], pod.gpus):
+            admitted.append(
+                Admission(pod=pod, tenant=tenant, pool=pool, waited=max(0.0, now - pod.created_at))
+            )
+        else:
+            holds[pod.uid] = (
+                f"waiting for {pod.gpus} GPUs on one node of pool {pool}"
+                f" (largest free set: {max((len(g) for g in free_sets[pool].values()), default=0)})"
+            )
+    return admitted, holds, free_sets
+
+
+def _take(view: occupancy.PoolOccupancy, free: dict[str, frozenset[int]], gpus: int) -> bool:
+    """Place ``gpus`` GPUs on the best node as the extender would; False when none fits."""
+    best: tuple[int, str, tuple[int, ...]] | None = None
+    for name, available in sorted(free.items()):
+        if len(available) < gpus:
+            continue
+        choice = placement.choose(
+            view.topologies[name],
+            free=available,
+            count=gpus,
+            mode=view.pool.mode,
+            rule=view.pool.rule,
+        )
+        if isinstance(choice, placement.Choice) and (best is None or choice.score > best[0]):
+            best = (choice.score, name, choice.gpus)
+    if best is None:
+        return False
+    _, name, chosen = best
+    free[name] = free[name] - frozenset(chosen)
+    return True
+
+
+def _reclaim(
+    view: occupancy.PoolOccupancy,
+    *,
+    tenants: Mapping[str, model.Tenant],
+    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    states: Mapping[str, admission.TenantState],
+    shares: fairshare.PoolShares,
+    free: Mapping[str, frozenset[int]],
+    holds: Mapping[str, str],
+    admitted: bool,
+    blocked: set[str],
+    protected: frozenset[str],
+    now: float,
+) -> list[Eviction]:
+    """At most one reclaim per pool and pass, for the first waiting pod (in admission order)
+    core finds victims for; none while an eviction in the pool is still in flight or pods were
+    just admitted into it (the freed or free GPUs are already spoken for)."""
+    if view.in_flight or admitted:
+        return []
+    pool = view.pool.name
+    members = {name: t for name, t in tenants.items() if t.entitlement(pool) is not None}
+    allocated = {name: _held(placed.get((name, pool), ())) for name in members}
+    policies = {
+        name: preemption.Policy(reclaim=t.reclaim, min_runtime_seconds=t.min_runtime_seconds)
+        for name, t in members.items()
+    }
+    running = [
+        preemption.RunningPod(
+            uid=pod.uid,
+            tenant=name,
+            pool=pool,
+            node=pod.node,
+            gpus=view.indices[pod.uid],
+            priority=pod.priority,
+            started_at=pod.started_at if pod.started_at is not None else now,
+            checkpoint_at=pod.checkpoint_at,
+            name=pod.key,
+            cpu_millis=pod.cpu_millis,
+            memory_bytes=pod.memory_bytes,
+        )
+        for name in members
+        for pod in placed.get((name, pool), ())
+        if pod.state is model.PodState.BOUND
+        and pod.node is not None
+        and pod.uid in view.indices
+        and pod.uid not in protected
+    ]
+    nodes = {
+        name: preemption.NodeGPUs(
+            topology=view.topologies[name], free=gpus, spare=view.spare.get(name)
+        )
+        for name, gpus in free.items()
+    }
+    members_by_name = {node.name: node for node in view.nodes}
+    pods = {pod.uid: pod for name in members for pod in placed.get((name, pool), ())}
+    waiting = sorted(
+        (
+            _waiting(pod, tenant=name, pool=pool)
+            for name in members
+            if name not in blocked
+            for pod in placed.get((name, pool), ())
+            if pod.state is model.PodState.GATED and pod.uid in holds
+        ),
+        key=lambda pod: admission.order_key(pod, states),
+    )
+    for wanted in waiting:
+        asking = pods[wanted.uid]
+        victims = preemption.choose_victims(
+            preemptor=wanted,
+            running=running,
+            nodes={
+                name: state
+                for name, state in nodes.items()
+                if _admits(asking, members_by_name[name])
+            },
+            needs=preemption.Room(cpu_millis=asking.cpu_millis, memory_bytes=asking.memory_bytes),
+            shares=shares,
+            allocated=allocated,
+            policies=policies,
+            now=now,
+            mode=view.pool.mode,
+            rule=view.pool.rule,
+        )
+        if victims is None:
+            continue
+        share = shares.share(wanted.tenant)
+        return [
+            Eviction(
+                pod=pods[victim.uid],
+                tenant=victim.tenant,
+                pool=pool,
+                preemptor=wanted.tenant,
+                for_pod=pods[wanted.uid],
+                message=f"preempted by gpufair: tenant {wanted.tenant} is below its fair share"
+                f" in pool {pool} ({allocated[wanted.tenant]} of {share:g} GPUs) and"
+                f" {wanted.name} needs {wanted.gpus} GPUs on node {victims.node};"
+                f" tenant {victim.tenant} keeps at least"
+                f" {shares.protected(victim.tenant):g} GPUs",
+            )
+            for victim in victims.pods
+        ]
+    return []
+
+
+def _admits(pod: model.GpuPod, node: model.Node) -> bool:
+    """Whether kube-scheduler's node filters let the waiting pod onto the node."""
+    return rules.node_admits(
+        node_selector=pod.node_selector,
+        terms=pod.required_terms,
+        tolerations=pod.tolerations,
+        node_name=node.name,
+        labels=node.labels,
+        taints=node.taints,
+    )
