@@ -57,6 +57,15 @@ class Gpufair:
     usages: dict[str, usage.Usage] = dataclasses.field(default_factory=dict)
     _held: dict[str, int] = dataclasses.field(default_factory=dict)
     _next_reclaim: float = 0.0
+    _waiting_pods: dict[int, admission.WaitingPod] = dataclasses.field(default_factory=dict)
+    """The admission view of every waiting job, built once at enqueue."""
+    _running_pods_cache: dict[int, tuple[int, float | None, preemption.RunningPod]] = (
+        dataclasses.field(default_factory=dict)
+    )
+    """Preemption's view of a running job by id, with the job version and checkpoint it
+    describes: rebuilt only when the job restarts or passes a checkpoint."""
+    _decayed: tuple[float, dict[str, float]] | None = None
+    """Decayed usage per tenant at one instant, until the next metering."""
 
     @property
     def mode(self) -> core_policy.PlacementMode:
@@ -68,6 +77,9 @@ class Gpufair:
 
     def enqueue(self, job: engine.Job) -> None:
         self.waiting.push(job)
+        self._waiting_pods[job.job_id] = admission.WaitingPod(
+            uid=_uid(job.job_id), tenant=job.tenant, pool=POOL, gpus=job.gpus, created_at=job.submit
+        )
 
     def schedule(self, sim: engine.Simulation) -> None:
         self._meter(sim)
@@ -82,6 +94,7 @@ class Gpufair:
     # -- 1. meter ---------------------------------------------------------------------------
 
     def _meter(self, sim: engine.Simulation) -> None:
+        self._decayed = None
         for name in sim.tenants:
             record = self.usages.get(name) or usage.Usage(as_of=sim.now)
             self.usages[name] = usage.accrue(
@@ -89,35 +102,46 @@ class Gpufair:
             )
 
     def _tenant_states(self, sim: engine.Simulation) -> dict[str, admission.TenantState]:
+        decayed = self._decayed_usage(sim.now)
         return {
             name: admission.TenantState(
                 tenant=name,
                 weight=spec.weight,
-                decayed_usage=usage.decayed_at(
-                    self.usages[name], now=sim.now, half_life=self.half_life
-                ),
+                decayed_usage=decayed[name],
                 allocated={POOL: sim.allocated[name]},
                 limits={POOL: spec.limit},
             )
             for name, spec in sim.tenants.items()
         }
 
+    def _decayed_usage(self, now: float) -> dict[str, float]:
+        """``usage.decayed_at`` of every tenant at ``now``, once per pass (metering, which
+        changes usage, happens at the start of a pass)."""
+        if self._decayed is not None and self._decayed[0] == now:
+            return self._decayed[1]
+        decayed = {
+            name: usage.decayed_at(record, now=now, half_life=self.half_life)
+            for name, record in self.usages.items()
+        }
+        self._decayed = (now, decayed)
+        return decayed
+
     # -- 2. admit ---------------------------------------------------------------------------
 
     def _admit(self, sim: engine.Simulation) -> None:
         """Admit and place until a round starts nothing."""
         cluster = sim.cluster
+        pods = self._waiting_pods
         while True:
             free = cluster.total_free
-            candidates = [
-                admission.WaitingPod(
-                    uid=_uid(job_id), tenant=tenant, pool=POOL, gpus=gpus, created_at=submit
-                )
-                for tenant, gpus, submit, job_id in self.waiting.first(
-                    min(MAX_PER_GROUP, max(1, free))
-                )
-                if gpus <= free and self.placer.could_fit(cluster, gpus)
-            ]
+            fits: dict[int, bool] = {}
+            candidates: list[admission.WaitingPod] = []
+            for gpus, job_ids in self.waiting.groups_first(min(MAX_PER_GROUP, max(1, free))):
+                fit = fits.get(gpus)
+                if fit is None:
+                    fit = fits[gpus] = gpus <= free and self.placer.could_fit(cluster, gpus)
+                if fit:
+                    candidates.extend(pods[job_id] for job_id in job_ids)
             if not candidates:
                 return
             decision = admission.decide(
@@ -135,7 +159,7 @@ class Gpufair:
                 if parts is None:
                     blocked.add(pod.gpus)
                     continue
-                job_id = self.waiting.pop(pod.tenant, pod.gpus)
+                job_id = self._pop(pod)
                 if _uid(job_id) != pod.uid:
                     raise RuntimeError(f"admitted {pod.uid} but job {job_id} heads its group")
                 sim.start(sim.jobs[job_id], parts)
@@ -167,10 +191,8 @@ class Gpufair:
         machine = sim.cluster.machine_gpus
         preemptors = sorted(
             (
-                admission.WaitingPod(
-                    uid=_uid(job_id), tenant=tenant, pool=POOL, gpus=gpus, created_at=submit
-                )
-                for tenant, gpus, submit, job_id in self.waiting.heads()
+                self._waiting_pods[job_id]
+                for tenant, gpus, _, job_id in self.waiting.heads()
                 if tenant in starved and gpus <= machine
             ),
             key=lambda pod: admission.order_key(pod, states),
@@ -199,7 +221,7 @@ class Gpufair:
             for victim in victims.pods:
                 sim.preempt(sim.jobs[_job_id(victim.uid)], self)
             node = int(victims.node)
-            job_id = self.waiting.pop(pod.tenant, pod.gpus)
+            job_id = self._pop(pod)
             if _uid(job_id) != pod.uid:
                 raise RuntimeError(f"reclaimed for {pod.uid} but job {job_id} heads its group")
             mask = sim.cluster.mask_of(node, victims.choice.gpus)
@@ -207,30 +229,45 @@ class Gpufair:
             return True
         return False
 
+    def _pop(self, pod: admission.WaitingPod) -> int:
+        """Take the head of the pod's (tenant, size) group out of the queue."""
+        job_id = self.waiting.pop(pod.tenant, pod.gpus)
+        del self._waiting_pods[job_id]
+        return job_id
+
     def _running_pods(self, sim: engine.Simulation) -> list[preemption.RunningPod]:
         interval = sim.settings.checkpoint_interval
+        now = sim.now
+        cache = self._running_pods_cache
+        kept: dict[int, tuple[int, float | None, preemption.RunningPod]] = {}
         pods = []
-        for job in sim.running.values():
-            if job.placement is None or job.placement.machines != 1:
+        for job_id, job in sim.running.items():
+            placement = job.placement
+            if placement is None or len(placement.parts) != 1:
                 continue
-            part = job.placement.parts[0]
-            ran = sim.now - job.started
+            started = job.started
+            ran = now - started
             checkpoint = (
-                job.started + (ran // interval) * interval
-                if interval > 0 and ran >= interval
-                else None
+                started + (ran // interval) * interval if interval > 0 and ran >= interval else None
             )
-            pods.append(
-                preemption.RunningPod(
-                    uid=_uid(job.job_id),
-                    tenant=job.tenant,
-                    pool=POOL,
-                    node=str(part.node),
-                    gpus=sim.cluster.indices(part.node, part.mask),
-                    started_at=job.started,
-                    checkpoint_at=checkpoint,
-                )
+            cached = cache.get(job_id)
+            if cached is not None and cached[0] == job.version and cached[1] == checkpoint:
+                kept[job_id] = cached
+                pods.append(cached[2])
+                continue
+            part = placement.parts[0]
+            pod = preemption.RunningPod(
+                uid=_uid(job_id),
+                tenant=job.tenant,
+                pool=POOL,
+                node=str(part.node),
+                gpus=sim.cluster.indices(part.node, part.mask),
+                started_at=started,
+                checkpoint_at=checkpoint,
             )
+            kept[job_id] = (job.version, checkpoint, pod)
+            pods.append(pod)
+        self._running_pods_cache = kept
         return pods
 
     def _nodes(self, sim: engine.Simulation) -> dict[str, preemption.NodeGPUs]:

@@ -44,6 +44,8 @@ class _Group:
 
     def first(self, count: int) -> list[Entry]:
         fresh = itertools.islice(self.fresh, count)
+        if not self.requeued:
+            return list(fresh)
         return list(itertools.islice(heapq.merge(fresh, sorted(self.requeued)), count))
 
 
@@ -85,6 +87,12 @@ class WaitingJobs:
         for (tenant, gpus), group in self._groups.items():
             submit, job_id = group.head()
             yield tenant, gpus, submit, job_id
+
+    def groups_first(self, count: int) -> Iterator[tuple[int, list[int]]]:
+        """``(gpus, job ids)`` of up to ``count`` oldest jobs per group, in :meth:`first`'s
+        order: a caller can test a size once for the whole group."""
+        for (_, gpus), group in self._groups.items():
+            yield gpus, [job_id for _, job_id in group.first(count)]
 
     def first(self, count: int) -> Iterator[tuple[str, int, float, int]]:
         """Up to ``count`` oldest jobs of every group, as :meth:`heads` yields them."""
