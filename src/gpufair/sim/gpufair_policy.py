@@ -64,6 +64,10 @@ class Gpufair:
     )
     """Preemption's view of a running job by id, with the job version and checkpoint it
     describes: rebuilt only when the job restarts or passes a checkpoint."""
+    _node_states: dict[tuple[int, int], preemption.NodeGPUs] = dataclasses.field(
+        default_factory=dict
+    )
+    """Preemption's view of a machine by (machine type, free mask): a few hundred at most."""
     _decayed: tuple[float, dict[str, float]] | None = None
     """Decayed usage per tenant at one instant, until the next metering."""
 
@@ -272,21 +276,20 @@ class Gpufair:
 
     def _nodes(self, sim: engine.Simulation) -> dict[str, preemption.NodeGPUs]:
         cluster = sim.cluster
-        by_key = {
-            key: preemption.NodeGPUs(
-                topology=cluster.types[key[0]].topology,
-                free=frozenset(
-                    cluster.types[key[0]].topology.gpus[bit].index
-                    for bit in cluster_model.bits(key[1])
-                ),
-            )
-            for key in cluster.by_key
-        }
-        return {
-            str(node): by_key[kind, mask]
-            for (kind, mask), members in cluster.by_key.items()
-            for node in members
-        }
+        states = self._node_states
+        nodes: dict[str, preemption.NodeGPUs] = {}
+        for key, members in cluster.by_key.items():
+            state = states.get(key)
+            if state is None:
+                kind, mask = key
+                node_type = cluster.types[kind].topology
+                state = states[key] = preemption.NodeGPUs(
+                    topology=node_type,
+                    free=frozenset(node_type.gpus[bit].index for bit in cluster_model.bits(mask)),
+                )
+            for node in members:
+                nodes[str(node)] = state
+        return nodes
 
 
 def _job_id(uid: str) -> int:
