@@ -21,6 +21,7 @@ machine-full, admitted and placed together (gang).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from gpufair.core import admission, preemption, usage
 from gpufair.core import policy as core_policy
@@ -68,6 +69,8 @@ class Gpufair:
         default_factory=dict
     )
     """Preemption's view of a machine by (machine type, free mask): a few hundred at most."""
+    _states: dict[str, admission.TenantState] = dataclasses.field(default_factory=dict)
+    """Admission's view of each tenant, rebuilt when its usage or allocation moves."""
     _decayed: tuple[float, dict[str, float]] | None = None
     """Decayed usage per tenant at one instant, until the next metering."""
 
@@ -107,16 +110,25 @@ class Gpufair:
 
     def _tenant_states(self, sim: engine.Simulation) -> dict[str, admission.TenantState]:
         decayed = self._decayed_usage(sim.now)
-        return {
-            name: admission.TenantState(
-                tenant=name,
-                weight=spec.weight,
-                decayed_usage=decayed[name],
-                allocated={POOL: sim.allocated[name]},
-                limits={POOL: spec.limit},
-            )
-            for name, spec in sim.tenants.items()
-        }
+        cache = self._states
+        states = {}
+        for name, spec in sim.tenants.items():
+            allocated = sim.allocated[name]
+            state = cache.get(name)
+            if (
+                state is None
+                or state.decayed_usage != decayed[name]
+                or state.allocated[POOL] != allocated
+            ):
+                state = cache[name] = admission.TenantState(
+                    tenant=name,
+                    weight=spec.weight,
+                    decayed_usage=decayed[name],
+                    allocated={POOL: allocated},
+                    limits={POOL: spec.limit},
+                )
+            states[name] = state
+        return states
 
     def _decayed_usage(self, now: float) -> dict[str, float]:
         """``usage.decayed_at`` of every tenant at ``now``, once per pass (metering, which
@@ -138,14 +150,11 @@ class Gpufair:
         pods = self._waiting_pods
         while True:
             free = cluster.total_free
-            fits: dict[int, bool] = {}
-            candidates: list[admission.WaitingPod] = []
-            for gpus, job_ids in self.waiting.groups_first(min(MAX_PER_GROUP, max(1, free))):
-                fit = fits.get(gpus)
-                if fit is None:
-                    fit = fits[gpus] = gpus <= free and self.placer.could_fit(cluster, gpus)
-                if fit:
-                    candidates.extend(pods[job_id] for job_id in job_ids)
+            fits = _fit_test(self.placer, cluster, free)
+            candidates = [
+                pods[job_id]
+                for job_id in self.waiting.first_ids(min(MAX_PER_GROUP, max(1, free)), fits)
+            ]
             if not candidates:
                 return
             decision = admission.decide(
@@ -290,6 +299,21 @@ class Gpufair:
             for node in members:
                 nodes[str(node)] = state
         return nodes
+
+
+def _fit_test(
+    placer: placers.TopologyAware, cluster: cluster_model.Cluster, free: int
+) -> Callable[[int], bool]:
+    """Whether a job of a given size could start now (``free`` GPUs), each size tested once."""
+    fits: dict[int, bool] = {}
+
+    def fit(gpus: int) -> bool:
+        known = fits.get(gpus)
+        if known is None:
+            known = fits[gpus] = gpus <= free and placer.could_fit(cluster, gpus)
+        return known
+
+    return fit
 
 
 def _job_id(uid: str) -> int:

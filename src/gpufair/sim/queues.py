@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from gpufair.sim import engine
 
@@ -88,11 +88,13 @@ class WaitingJobs:
             submit, job_id = group.head()
             yield tenant, gpus, submit, job_id
 
-    def groups_first(self, count: int) -> Iterator[tuple[int, list[int]]]:
-        """``(gpus, job ids)`` of up to ``count`` oldest jobs per group, in :meth:`first`'s
-        order: a caller can test a size once for the whole group."""
+    def first_ids(self, count: int, sizes: Callable[[int], bool]) -> Iterator[int]:
+        """The ids :meth:`first` yields, of the groups whose GPU count passes ``sizes`` (asked
+        once per group, so a fit test runs once per size and skipped groups cost nothing)."""
         for (_, gpus), group in self._groups.items():
-            yield gpus, [job_id for _, job_id in group.first(count)]
+            if sizes(gpus):
+                for _, job_id in group.first(count):
+                    yield job_id
 
     def first(self, count: int) -> Iterator[tuple[str, int, float, int]]:
         """Up to ``count`` oldest jobs of every group, as :meth:`heads` yields them."""
