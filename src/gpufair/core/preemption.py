@@ -27,6 +27,7 @@ The rules that keep reclaim from oscillating:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -137,10 +138,11 @@ def choose_victims(
     """
     if not may_reclaim(preemptor=preemptor, shares=shares, allocated=allocated, policies=policies):
         return None
+    # Nodes in the same state give the same answer: test each distinct state once.
     if any(
         _has_room(state, (), needs)
-        and isinstance(_fit(state, set(), preemptor.gpus, mode, rule), placement.Choice)
-        for state in nodes.values()
+        and isinstance(_fit(state, (), preemptor.gpus, mode, rule), placement.Choice)
+        for state in set(nodes.values())
     ):
         return None
 
@@ -403,9 +405,14 @@ def _fit(
     mode: policy.PlacementMode,
     rule: policy.TopologyRule,
 ) -> placement.Choice | placement.NoFit:
-    known = frozenset(state.topology.indices)
-    free = (state.free | frozenset(freed)) & known
+    free = (state.free | frozenset(freed)) & _known(state.topology)
     return placement.choose(state.topology, free=free, count=count, mode=mode, rule=rule)
+
+
+@functools.lru_cache(maxsize=1024)
+def _known(node: topology.NodeTopology) -> frozenset[int]:
+    """The node's GPU indices (topologies hash once, so this costs a lookup per fit)."""
+    return frozenset(node.indices)
 
 
 def _has_room(state: NodeGPUs, victims: Iterable[RunningPod], needs: Room) -> bool:

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 MILLI = 1000
 """Milli-GPU-seconds per GPU-second."""
 SECONDS_PER_HOUR = 3600
+_LN2 = math.log(2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,9 +78,14 @@ def decay(value: float, *, elapsed: float, half_life: float) -> float:
     _check_half_life(half_life)
     if elapsed < 0:
         raise ValueError(f"elapsed must be >= 0, got {elapsed}")
+    return _decay(value, elapsed=elapsed, half_life=half_life)
+
+
+def _decay(value: float, *, elapsed: float, half_life: float) -> float:
+    """:func:`decay` with its arguments already checked."""
     if math.isinf(half_life):
         return value
-    return value * math.exp(-elapsed * math.log(2) / half_life)
+    return value * math.exp(-elapsed * _LN2 / half_life)
 
 
 def decayed_at(usage: Usage, *, now: float, half_life: float) -> float:
@@ -107,13 +113,7 @@ def accrue(
     if gpus < 0:
         raise ValueError(f"gpus must be >= 0, got {gpus}")
     start = now if usage.as_of is None else usage.as_of
-    return accrue_intervals(
-        usage,
-        intervals=[Interval(start=start, end=now, gpus=gpus)],
-        now=now,
-        half_life=half_life,
-        period=period,
-    )
+    return _accrue(usage, spans=((start, now, gpus),), now=now, half_life=half_life, period=period)
 
 
 def accrue_intervals(
@@ -134,25 +134,44 @@ def accrue_intervals(
     _check_half_life(half_life)
     if usage.as_of is not None and now <= usage.as_of:
         return usage
+    spans = []
+    for interval in intervals:
+        if interval.gpus < 0:
+            raise ValueError(f"interval gpus must be >= 0, got {interval.gpus}")
+        spans.append((interval.start, interval.end, interval.gpus))
+    return _accrue(usage, spans=spans, now=now, half_life=half_life, period=period)
+
+
+def _accrue(
+    usage: Usage,
+    *,
+    spans: Iterable[tuple[float, float | None, int]],
+    now: float,
+    half_life: float,
+    period: float | None,
+) -> Usage:
+    """:func:`accrue_intervals` on ``(start, end, gpus)`` spans already checked (the metering
+    of every tenant on every pass goes through here: no interval objects built)."""
+    _check_half_life(half_life)
+    if usage.as_of is not None and now <= usage.as_of:
+        return usage
     since = now if usage.as_of is None else usage.as_of
     window = None if period is None else period_start(now, period=period)
 
     added = 0.0
     weighted = 0.0
     in_period = 0.0
-    for interval in intervals:
-        if interval.gpus < 0:
-            raise ValueError(f"interval gpus must be >= 0, got {interval.gpus}")
-        begin = max(interval.start, since)
-        end = now if interval.end is None else min(interval.end, now)
+    for start, stop, gpus in spans:
+        begin = max(start, since)
+        end = now if stop is None else min(stop, now)
         if end <= begin:
             continue
-        added += interval.gpus * (end - begin)
-        weighted += interval.gpus * _decayed_integral(begin, end, now=now, half_life=half_life)
+        added += gpus * (end - begin)
+        weighted += gpus * _decayed_integral(begin, end, now=now, half_life=half_life)
         if window is not None and end > window:
-            in_period += interval.gpus * (end - max(begin, window))
+            in_period += gpus * (end - max(begin, window))
 
-    kept = decay(usage.decayed_milli, elapsed=now - since, half_life=half_life)
+    kept = _decay(usage.decayed_milli, elapsed=now - since, half_life=half_life)
     if window is None:
         period_milli, start_of_period = usage.period_milli, usage.period_start
     elif usage.period_start == window:
@@ -188,7 +207,7 @@ def _decayed_integral(begin: float, end: float, *, now: float, half_life: float)
     """Integral of ``2**(-(now - t)/half_life)`` over ``[begin, end]``, in seconds."""
     if math.isinf(half_life):
         return end - begin
-    rate = math.log(2) / half_life
+    rate = _LN2 / half_life
     # exp(-rate*(now-end)) - exp(-rate*(now-begin)), written to stay exact for tiny intervals
     return math.exp(-rate * (now - end)) * -math.expm1(-rate * (end - begin)) / rate
 

@@ -31,6 +31,9 @@ from gpufair.state import rules
 EPSILON = 1e-6
 """Seconds; event times closer than this are simultaneous."""
 
+SHARES_MEMO = 4096
+"""Fair shares kept for this many recent demand vectors (oldest dropped first)."""
+
 
 class JobStatus(enum.StrEnum):
     FUTURE = "future"
@@ -170,8 +173,9 @@ class Simulation:
         self.log: list[Event] = []
         self._finishes: list[tuple[float, int, int]] = []
         self._wakeups: list[float] = []
-        self._demand_key: tuple[tuple[int, int], ...] | None = None
+        self._demand_key: tuple[int, ...] | None = None
         self._shares: fairshare.PoolShares | None = None
+        self._shares_memo: dict[tuple[int, ...], fairshare.PoolShares] = {}
 
     # -- what policies and observers read ---------------------------------------------------
 
@@ -180,10 +184,19 @@ class Simulation:
 
     @property
     def shares(self) -> fairshare.PoolShares:
-        """Entitled fair shares for the current demand (``gpufair.core.fairshare``), cached."""
-        key = tuple((self.allocated[name], self.waiting[name]) for name in self.tenants)
-        if key != self._demand_key or self._shares is None:
-            self._shares = fairshare.compute(
+        """Entitled fair shares for the current demand (``gpufair.core.fairshare``), cached.
+
+        A claim's demand is what the tenant holds plus what it waits for, so starts and
+        preemptions leave the shares as they were; the shares of the last
+        :data:`SHARES_MEMO` demand vectors are kept (demand often returns to where it was).
+        """
+        allocated, waiting = self.allocated, self.waiting
+        key = tuple([allocated[name] + waiting[name] for name in self.tenants])
+        if key == self._demand_key and self._shares is not None:
+            return self._shares
+        shares = self._shares_memo.get(key)
+        if shares is None:
+            shares = fairshare.compute(
                 self.cluster.capacity,
                 [
                     rules.tenant_claim(
@@ -192,14 +205,17 @@ class Simulation:
                         guaranteed=spec.guaranteed,
                         limit=spec.limit,
                         lendable=None,
-                        held=held,
-                        waiting=waiting,
+                        held=allocated[spec.name],
+                        waiting=waiting[spec.name],
                     )
-                    for spec, (held, waiting) in zip(self.tenants.values(), key, strict=True)
+                    for spec in self.tenants.values()
                 ],
             )
-            self._demand_key = key
-        return self._shares
+            if len(self._shares_memo) >= SHARES_MEMO:
+                del self._shares_memo[next(iter(self._shares_memo))]
+            self._shares_memo[key] = shares
+        self._demand_key, self._shares = key, shares
+        return shares
 
     @property
     def busy(self) -> int:

@@ -21,6 +21,7 @@ machine-full, admitted and placed together (gang).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from gpufair.core import admission, preemption, usage
 from gpufair.core import policy as core_policy
@@ -57,6 +58,21 @@ class Gpufair:
     usages: dict[str, usage.Usage] = dataclasses.field(default_factory=dict)
     _held: dict[str, int] = dataclasses.field(default_factory=dict)
     _next_reclaim: float = 0.0
+    _waiting_pods: dict[int, admission.WaitingPod] = dataclasses.field(default_factory=dict)
+    """The admission view of every waiting job, built once at enqueue."""
+    _running_pods_cache: dict[int, tuple[int, float | None, preemption.RunningPod]] = (
+        dataclasses.field(default_factory=dict)
+    )
+    """Preemption's view of a running job by id, with the job version and checkpoint it
+    describes: rebuilt only when the job restarts or passes a checkpoint."""
+    _node_states: dict[tuple[int, int], preemption.NodeGPUs] = dataclasses.field(
+        default_factory=dict
+    )
+    """Preemption's view of a machine by (machine type, free mask): a few hundred at most."""
+    _states: dict[str, admission.TenantState] = dataclasses.field(default_factory=dict)
+    """Admission's view of each tenant, rebuilt when its usage or allocation moves."""
+    _decayed: tuple[float, dict[str, float]] | None = None
+    """Decayed usage per tenant at one instant, until the next metering."""
 
     @property
     def mode(self) -> core_policy.PlacementMode:
@@ -68,6 +84,9 @@ class Gpufair:
 
     def enqueue(self, job: engine.Job) -> None:
         self.waiting.push(job)
+        self._waiting_pods[job.job_id] = admission.WaitingPod(
+            uid=_uid(job.job_id), tenant=job.tenant, pool=POOL, gpus=job.gpus, created_at=job.submit
+        )
 
     def schedule(self, sim: engine.Simulation) -> None:
         self._meter(sim)
@@ -82,6 +101,7 @@ class Gpufair:
     # -- 1. meter ---------------------------------------------------------------------------
 
     def _meter(self, sim: engine.Simulation) -> None:
+        self._decayed = None
         for name in sim.tenants:
             record = self.usages.get(name) or usage.Usage(as_of=sim.now)
             self.usages[name] = usage.accrue(
@@ -89,34 +109,51 @@ class Gpufair:
             )
 
     def _tenant_states(self, sim: engine.Simulation) -> dict[str, admission.TenantState]:
-        return {
-            name: admission.TenantState(
-                tenant=name,
-                weight=spec.weight,
-                decayed_usage=usage.decayed_at(
-                    self.usages[name], now=sim.now, half_life=self.half_life
-                ),
-                allocated={POOL: sim.allocated[name]},
-                limits={POOL: spec.limit},
-            )
-            for name, spec in sim.tenants.items()
+        decayed = self._decayed_usage(sim.now)
+        cache = self._states
+        states = {}
+        for name, spec in sim.tenants.items():
+            allocated = sim.allocated[name]
+            state = cache.get(name)
+            if (
+                state is None
+                or state.decayed_usage != decayed[name]
+                or state.allocated[POOL] != allocated
+            ):
+                state = cache[name] = admission.TenantState(
+                    tenant=name,
+                    weight=spec.weight,
+                    decayed_usage=decayed[name],
+                    allocated={POOL: allocated},
+                    limits={POOL: spec.limit},
+                )
+            states[name] = state
+        return states
+
+    def _decayed_usage(self, now: float) -> dict[str, float]:
+        """``usage.decayed_at`` of every tenant at ``now``, once per pass (metering, which
+        changes usage, happens at the start of a pass)."""
+        if self._decayed is not None and self._decayed[0] == now:
+            return self._decayed[1]
+        decayed = {
+            name: usage.decayed_at(record, now=now, half_life=self.half_life)
+            for name, record in self.usages.items()
         }
+        self._decayed = (now, decayed)
+        return decayed
 
     # -- 2. admit ---------------------------------------------------------------------------
 
     def _admit(self, sim: engine.Simulation) -> None:
         """Admit and place until a round starts nothing."""
         cluster = sim.cluster
+        pods = self._waiting_pods
         while True:
             free = cluster.total_free
+            fits = _fit_test(self.placer, cluster, free)
             candidates = [
-                admission.WaitingPod(
-                    uid=_uid(job_id), tenant=tenant, pool=POOL, gpus=gpus, created_at=submit
-                )
-                for tenant, gpus, submit, job_id in self.waiting.first(
-                    min(MAX_PER_GROUP, max(1, free))
-                )
-                if gpus <= free and self.placer.could_fit(cluster, gpus)
+                pods[job_id]
+                for job_id in self.waiting.first_ids(min(MAX_PER_GROUP, max(1, free)), fits)
             ]
             if not candidates:
                 return
@@ -135,7 +172,7 @@ class Gpufair:
                 if parts is None:
                     blocked.add(pod.gpus)
                     continue
-                job_id = self.waiting.pop(pod.tenant, pod.gpus)
+                job_id = self._pop(pod)
                 if _uid(job_id) != pod.uid:
                     raise RuntimeError(f"admitted {pod.uid} but job {job_id} heads its group")
                 sim.start(sim.jobs[job_id], parts)
@@ -167,10 +204,8 @@ class Gpufair:
         machine = sim.cluster.machine_gpus
         preemptors = sorted(
             (
-                admission.WaitingPod(
-                    uid=_uid(job_id), tenant=tenant, pool=POOL, gpus=gpus, created_at=submit
-                )
-                for tenant, gpus, submit, job_id in self.waiting.heads()
+                self._waiting_pods[job_id]
+                for tenant, gpus, _, job_id in self.waiting.heads()
                 if tenant in starved and gpus <= machine
             ),
             key=lambda pod: admission.order_key(pod, states),
@@ -199,7 +234,7 @@ class Gpufair:
             for victim in victims.pods:
                 sim.preempt(sim.jobs[_job_id(victim.uid)], self)
             node = int(victims.node)
-            job_id = self.waiting.pop(pod.tenant, pod.gpus)
+            job_id = self._pop(pod)
             if _uid(job_id) != pod.uid:
                 raise RuntimeError(f"reclaimed for {pod.uid} but job {job_id} heads its group")
             mask = sim.cluster.mask_of(node, victims.choice.gpus)
@@ -207,49 +242,78 @@ class Gpufair:
             return True
         return False
 
+    def _pop(self, pod: admission.WaitingPod) -> int:
+        """Take the head of the pod's (tenant, size) group out of the queue."""
+        job_id = self.waiting.pop(pod.tenant, pod.gpus)
+        del self._waiting_pods[job_id]
+        return job_id
+
     def _running_pods(self, sim: engine.Simulation) -> list[preemption.RunningPod]:
         interval = sim.settings.checkpoint_interval
+        now = sim.now
+        cache = self._running_pods_cache
+        kept: dict[int, tuple[int, float | None, preemption.RunningPod]] = {}
         pods = []
-        for job in sim.running.values():
-            if job.placement is None or job.placement.machines != 1:
+        for job_id, job in sim.running.items():
+            placement = job.placement
+            if placement is None or len(placement.parts) != 1:
                 continue
-            part = job.placement.parts[0]
-            ran = sim.now - job.started
+            started = job.started
+            ran = now - started
             checkpoint = (
-                job.started + (ran // interval) * interval
-                if interval > 0 and ran >= interval
-                else None
+                started + (ran // interval) * interval if interval > 0 and ran >= interval else None
             )
-            pods.append(
-                preemption.RunningPod(
-                    uid=_uid(job.job_id),
-                    tenant=job.tenant,
-                    pool=POOL,
-                    node=str(part.node),
-                    gpus=sim.cluster.indices(part.node, part.mask),
-                    started_at=job.started,
-                    checkpoint_at=checkpoint,
-                )
+            cached = cache.get(job_id)
+            if cached is not None and cached[0] == job.version and cached[1] == checkpoint:
+                kept[job_id] = cached
+                pods.append(cached[2])
+                continue
+            part = placement.parts[0]
+            pod = preemption.RunningPod(
+                uid=_uid(job_id),
+                tenant=job.tenant,
+                pool=POOL,
+                node=str(part.node),
+                gpus=sim.cluster.indices(part.node, part.mask),
+                started_at=started,
+                checkpoint_at=checkpoint,
             )
+            kept[job_id] = (job.version, checkpoint, pod)
+            pods.append(pod)
+        self._running_pods_cache = kept
         return pods
 
     def _nodes(self, sim: engine.Simulation) -> dict[str, preemption.NodeGPUs]:
         cluster = sim.cluster
-        by_key = {
-            key: preemption.NodeGPUs(
-                topology=cluster.types[key[0]].topology,
-                free=frozenset(
-                    cluster.types[key[0]].topology.gpus[bit].index
-                    for bit in cluster_model.bits(key[1])
-                ),
-            )
-            for key in cluster.by_key
-        }
-        return {
-            str(node): by_key[kind, mask]
-            for (kind, mask), members in cluster.by_key.items()
-            for node in members
-        }
+        states = self._node_states
+        nodes: dict[str, preemption.NodeGPUs] = {}
+        for key, members in cluster.by_key.items():
+            state = states.get(key)
+            if state is None:
+                kind, mask = key
+                node_type = cluster.types[kind].topology
+                state = states[key] = preemption.NodeGPUs(
+                    topology=node_type,
+                    free=frozenset(node_type.gpus[bit].index for bit in cluster_model.bits(mask)),
+                )
+            for node in members:
+                nodes[str(node)] = state
+        return nodes
+
+
+def _fit_test(
+    placer: placers.TopologyAware, cluster: cluster_model.Cluster, free: int
+) -> Callable[[int], bool]:
+    """Whether a job of a given size could start now (``free`` GPUs), each size tested once."""
+    fits: dict[int, bool] = {}
+
+    def fit(gpus: int) -> bool:
+        known = fits.get(gpus)
+        if known is None:
+            known = fits[gpus] = gpus <= free and placer.could_fit(cluster, gpus)
+        return known
+
+    return fit
 
 
 def _job_id(uid: str) -> int:

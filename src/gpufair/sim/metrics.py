@@ -88,8 +88,13 @@ class ShareRecorder:
         first, last = int((start - origin) / width), int((end - origin) / width)
         if origin + last * width >= end:
             last -= 1
+        overlaps = [
+            (bucket, min(end, origin + (bucket + 1) * width) - max(start, origin + bucket * width))
+            for bucket in range(first, last + 1)
+        ]
+        allocations, waiting = sim.allocated, sim.waiting
         for name in self.tenants:
-            allocated = sim.allocated[name]
+            allocated = allocations[name]
             entitled = shares.share(name)
             alloc_series = self.allocated_series[name]
             entitled_series = self.entitled_series[name]
@@ -97,13 +102,10 @@ class ShareRecorder:
                 grow = last + 1 - len(alloc_series)
                 alloc_series.extend([0.0] * grow)
                 entitled_series.extend([0.0] * grow)
-            for bucket in range(first, last + 1):
-                overlap = min(end, origin + (bucket + 1) * width) - max(
-                    start, origin + bucket * width
-                )
+            for bucket, overlap in overlaps:
                 alloc_series[bucket] += allocated * overlap
                 entitled_series[bucket] += entitled * overlap
-            if sim.demand(name) == 0:
+            if allocated + waiting[name] == 0:
                 continue
             totals = self.totals[name]
             deviation = abs(allocated - entitled) / capacity

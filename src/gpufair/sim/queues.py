@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from gpufair.sim import engine
 
@@ -44,6 +44,8 @@ class _Group:
 
     def first(self, count: int) -> list[Entry]:
         fresh = itertools.islice(self.fresh, count)
+        if not self.requeued:
+            return list(fresh)
         return list(itertools.islice(heapq.merge(fresh, sorted(self.requeued)), count))
 
 
@@ -85,6 +87,14 @@ class WaitingJobs:
         for (tenant, gpus), group in self._groups.items():
             submit, job_id = group.head()
             yield tenant, gpus, submit, job_id
+
+    def first_ids(self, count: int, sizes: Callable[[int], bool]) -> Iterator[int]:
+        """The ids :meth:`first` yields, of the groups whose GPU count passes ``sizes`` (asked
+        once per group, so a fit test runs once per size and skipped groups cost nothing)."""
+        for (_, gpus), group in self._groups.items():
+            if sizes(gpus):
+                for _, job_id in group.first(count):
+                    yield job_id
 
     def first(self, count: int) -> Iterator[tuple[str, int, float, int]]:
         """Up to ``count`` oldest jobs of every group, as :meth:`heads` yields them."""

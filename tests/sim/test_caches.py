@@ -1,0 +1,158 @@
+"""The simulator's caches answer what a fresh computation would: the engine's fair shares, and
+the gpufair policy's views of waiting jobs, running pods and tenants (kept between passes so a
+replay of the whole Philly trace stays within a minute, docs/benchmarks.md "Speed")."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.builders import sim as b
+
+from gpufair.core import admission, fairshare, preemption, usage
+from gpufair.sim import engine, gpufair_policy, queues, runner
+from gpufair.state import rules
+
+TENANTS = [b.tenant("a", guaranteed=4), b.tenant("b", guaranteed=6), b.tenant("c", guaranteed=6)]
+
+rows = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(min_value=0, max_value=600),
+        st.integers(min_value=1, max_value=400),
+        st.sampled_from([1, 1, 1, 2, 3, 4, 8, 12]),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+def fresh_shares(sim: engine.Simulation) -> fairshare.PoolShares:
+    return fairshare.compute(
+        sim.cluster.capacity,
+        [
+            rules.tenant_claim(
+                tenant=spec.name,
+                weight=spec.weight,
+                guaranteed=spec.guaranteed,
+                limit=spec.limit,
+                lendable=None,
+                held=sim.allocated[spec.name],
+                waiting=sim.waiting[spec.name],
+            )
+            for spec in sim.tenants.values()
+        ],
+    )
+
+
+def fresh_running_pods(sim: engine.Simulation) -> list[preemption.RunningPod]:
+    """Preemption's view of the running single-machine jobs, built from the jobs' records."""
+    interval = sim.settings.checkpoint_interval
+    pods = []
+    for job in sim.running.values():
+        if job.placement is None or job.placement.machines != 1:
+            continue
+        part = job.placement.parts[0]
+        ran = sim.now - job.started
+        pods.append(
+            preemption.RunningPod(
+                uid=f"job-{job.job_id:09d}",
+                tenant=job.tenant,
+                pool=gpufair_policy.POOL,
+                node=str(part.node),
+                gpus=sim.cluster.indices(part.node, part.mask),
+                started_at=job.started,
+                checkpoint_at=(
+                    job.started + (ran // interval) * interval
+                    if interval > 0 and ran >= interval
+                    else None
+                ),
+            )
+        )
+    return pods
+
+
+class AuditedGpufair(gpufair_policy.Gpufair):
+    """gpufair's policy that checks its cached views against fresh ones after every pass."""
+
+    passes = 0
+
+    def schedule(self, sim: engine.Simulation) -> None:
+        super().schedule(sim)
+        assert self._running_pods(sim) == fresh_running_pods(sim)
+        states = self._tenant_states(sim)
+        for name, spec in sim.tenants.items():
+            assert states[name] == admission.TenantState(
+                tenant=name,
+                weight=spec.weight,
+                decayed_usage=usage.decayed_at(
+                    self.usages[name], now=sim.now, half_life=self.half_life
+                ),
+                allocated={gpufair_policy.POOL: sim.allocated[name]},
+                limits={gpufair_policy.POOL: spec.limit},
+            )
+        waiting = [job for job in sim.jobs if job.status is engine.JobStatus.WAITING]
+        assert {job.job_id for job in waiting} == set(self._waiting_pods)
+        self.passes += 1
+
+
+class SharesAudit:
+    """Observer: the engine's cached shares are those of the current demand."""
+
+    def __init__(self) -> None:
+        self.checks = 0
+
+    def advance(self, sim: engine.Simulation, until: float) -> None:
+        assert sim.shares == fresh_shares(sim)
+        self.checks += 1
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=rows, checkpoint=st.sampled_from([0.0, 60.0]))
+def test_cached_views_match_fresh_ones(
+    rows: list[tuple[str, int, int, int]], checkpoint: float
+) -> None:
+    jobs = b.trace(*[b.job(t, at=at, gpus=g, runs=d) for t, at, d, g in rows])
+    scenario = b.scenario(
+        jobs, nodes=2, types=[b.dgx1(), b.pcie8()], tenants=TENANTS, checkpoint_interval=checkpoint
+    )
+    sim = engine.Simulation(
+        trace=scenario.trace,
+        cluster=scenario.build_cluster(),
+        tenants=scenario.tenants,
+        slowdowns=scenario.slowdowns,
+        settings=scenario.settings,
+    )
+    built = scenario.build_policy(runner.PolicyName.GPUFAIR)
+    assert isinstance(built, gpufair_policy.Gpufair)
+    policy = AuditedGpufair(
+        **{field.name: getattr(built, field.name) for field in dataclasses.fields(built)}
+    )
+    audit = SharesAudit()
+    sim.run(policy, observers=[audit])
+    assert sim.done == len(sim.jobs)
+    assert policy.passes > 0
+    assert audit.checks > 0
+
+
+def test_first_ids_are_first_of_the_sizes_asked() -> None:
+    waiting = queues.WaitingJobs()
+    jobs = b.trace(
+        b.job("a", at=0, gpus=1),
+        b.job("a", at=1, gpus=4),
+        b.job("b", at=2, gpus=1),
+        b.job("a", at=3, gpus=1),
+        b.job("b", at=4, gpus=8),
+    )
+    for record in jobs.jobs:
+        waiting.push(engine.Job(trace=record, remaining=record.duration))
+    asked: list[int] = []
+
+    def small(gpus: int) -> bool:
+        asked.append(gpus)
+        return gpus < 8
+
+    ids = list(waiting.first_ids(2, small))
+    assert ids == [job_id for _, gpus, _, job_id in waiting.first(2) if gpus < 8]
+    assert sorted(asked) == [1, 1, 4, 8]
