@@ -119,3 +119,43 @@ def test_bookmarks_and_ended_watches_count_as_hearing_from_the_api_server() -> N
     assert state.stale()
     assert "stale" in (state.not_ready() or "")
     assert not state.snapshot().synced
+
+
+class FailingLists:
+    """A source whose lists fail ``failures`` times, then succeed once, then fail again."""
+
+    def __init__(self, failures: int) -> None:
+        self.outcomes: list[Exception | None] = [ConnectionRefusedError("api down")] * failures
+        self.outcomes += [None, ConnectionRefusedError("api down again")]
+        self.done = threading.Event()
+
+    def list(self, kind: cache.Kind) -> tuple[list[dict[str, Any]], str]:
+        if not self.outcomes:
+            self.done.set()
+            raise ConnectionRefusedError("script over")
+        outcome = self.outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return [kube.node("n1")], "100"
+
+    def watch(
+        self, kind: cache.Kind, *, resource_version: str, timeout_seconds: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        raise ConnectionResetError("watch cut")
+        yield  # pragma: no cover
+
+
+def test_a_long_outage_logs_one_traceback_then_one_line_per_retry(caplog: Any) -> None:
+    """The first failure in a row carries its stack; repeats do not; a failure after a
+    successful list starts a new row."""
+    state = cache.ClusterCache(required_kinds=[cache.Kind.NODE])
+    source = FailingLists(failures=4)
+    watcher = watch.Watcher(state, source, kinds=[cache.Kind.NODE], backoff_seconds=0.001)
+    with caplog.at_level("WARNING", logger="gpufair.state.watch"):
+        watcher.start()
+        assert source.done.wait(5)
+        watcher.stop()
+    records = [r for r in caplog.records if "list/watch failed" in r.getMessage()]
+    with_stack = [r.exc_info is not None for r in records]
+    assert with_stack[:6] == [True, False, False, False, True, False]
+    assert "4 in a row" in records[3].getMessage()

@@ -93,14 +93,29 @@ class Watcher:
 
     def run(self, kind: cache.Kind) -> None:
         """List and watch ``kind`` until :meth:`stop`."""
+        failures = 0
         while not self._stop.is_set():
+            relists = self.relists[kind]
             try:
                 self.sync(kind)
             except self._gone as exc:
                 log.info("%s watch expired (%s); re-listing", kind, exc)
-            except Exception:
-                log.exception("%s list/watch failed; re-listing", kind)
+            except Exception as exc:
+                listed = self.relists[kind] != relists
+                failures = 1 if listed else failures + 1
+                self._log_failure(kind, exc, failures)
                 self._stop.wait(self._backoff)
+
+    @staticmethod
+    def _log_failure(kind: cache.Kind, exc: Exception, failures: int) -> None:
+        """The first failure in a row with its traceback, the rest one line each: an API
+        server that is down for minutes must not fill the log with the same stack."""
+        if failures == 1:
+            log.exception("%s list/watch failed; re-listing", kind)
+        else:
+            log.warning(
+                "%s list/watch failed again (%d in a row): %s; re-listing", kind, failures, exc
+            )
 
     def sync(self, kind: cache.Kind) -> None:
         """One list followed by watches until the source raises or the watcher stops."""
