@@ -24,12 +24,14 @@ Two rules keep reclaim from oscillating (ARCHITECTURE.md §5):
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.api import names
 from gpufair.core import admission, fairshare, placement, preemption, usage
+from gpufair.core import topology as topo
 from gpufair.state import metering, model, occupancy, rules
 
 # ---------------------------------------------------------------------------------------------
@@ -447,13 +449,14 @@ def _admit(
         if pod.state is model.PodState.GATED
     ]
     free_sets = {name: dict(view.free) for name, view in views.items()}
+    nodes = {name: _FreeNodes(view, free_sets[name]) for name, view in views.items()}
     pending = [
         (pool, pod)
         for _, pool, pod in pods.values()
         if pod.state is model.PodState.PENDING and pool in views
     ]
     for pool, pod in sorted(pending, key=lambda item: item[1].created_at):
-        _take(views[pool], free_sets[pool], pod.gpus)
+        nodes[pool].take(pod.gpus)
     free = {name: sum(len(gpus) for gpus in free_sets[name].values()) for name in views}
     decision = admission.decide(
         waiting=waiting,
@@ -465,7 +468,7 @@ def _admit(
     admitted: list[Admission] = []
     for chosen in decision.admit:
         tenant, pool, pod = pods[chosen.uid]
-        if _take(views[pool], free_sets[pool], pod.gpus):
+        if nodes[pool].take(pod.gpus):
             admitted.append(
                 Admission(pod=pod, tenant=tenant, pool=pool, waited=max(0.0, now - pod.created_at))
             )
@@ -477,26 +480,56 @@ def _admit(
     return admitted, holds, free_sets
 
 
-def _take(view: occupancy.PoolOccupancy, free: dict[str, frozenset[int]], gpus: int) -> bool:
-    """Place ``gpus`` GPUs on the best node as the extender would; False when none fits."""
-    best: tuple[int, str, tuple[int, ...]] | None = None
-    for name, available in sorted(free.items()):
-        if len(available) < gpus:
-            continue
-        choice = placement.choose(
-            view.topologies[name],
-            free=available,
-            count=gpus,
-            mode=view.pool.mode,
-            rule=view.pool.rule,
-        )
-        if isinstance(choice, placement.Choice) and (best is None or choice.score > best[0]):
-            best = (choice.score, name, choice.gpus)
-    if best is None:
-        return False
-    _, name, chosen = best
-    free[name] = free[name] - frozenset(chosen)
-    return True
+class _FreeNodes:
+    """A pool's free GPUs per node, grouped by (topology, free set). Nodes alike get the same
+    answer from :func:`placement.choose`, so a placement asks each group once rather than
+    each node: at 5,000 nodes a pass had asked 3.7 million times (issue 16). Kept current as
+    pods are placed, and writes through to the ``free`` mapping it was made from."""
+
+    def __init__(self, view: occupancy.PoolOccupancy, free: dict[str, frozenset[int]]) -> None:
+        self._view = view
+        self.free = free
+        self._groups: dict[tuple[topo.NodeTopology, frozenset[int]], list[str]] = {}
+        for name in sorted(free):
+            self._groups.setdefault(self._key(name), []).append(name)
+
+    def _key(self, name: str) -> tuple[topo.NodeTopology, frozenset[int]]:
+        return self._view.topologies[name], self.free[name]
+
+    def take(self, gpus: int) -> bool:
+        """Place ``gpus`` GPUs on the best node as the extender would (the highest
+        :func:`placement.choose` score, the first node by name among equals); False when no
+        node fits."""
+        best: tuple[int, str, tuple[int, ...]] | None = None
+        for (node_topology, available), members in self._groups.items():
+            if len(available) < gpus:
+                continue
+            choice = placement.choose(
+                node_topology,
+                free=available,
+                count=gpus,
+                mode=self._view.pool.mode,
+                rule=self._view.pool.rule,
+            )
+            if not isinstance(choice, placement.Choice):
+                continue
+            first = members[0]
+            if best is None or (-choice.score, first) < (-best[0], best[1]):
+                best = (choice.score, first, choice.gpus)
+        if best is None:
+            return False
+        _, name, chosen = best
+        self._move(name, self.free[name] - frozenset(chosen))
+        return True
+
+    def _move(self, name: str, free: frozenset[int]) -> None:
+        old = self._key(name)
+        members = self._groups[old]
+        members.remove(name)
+        if not members:
+            del self._groups[old]
+        self.free[name] = free
+        bisect.insort(self._groups.setdefault(self._key(name), []), name)
 
 
 def _reclaim(
