@@ -57,6 +57,9 @@ def plan(snap: model.Snapshot, *, half_life: float) -> Plan:
     placed = decided.placed
     events: list[intents.Event] = []
     tenant_statuses: dict[str, intents.TenantStatus] = {}
+    owned_by: dict[str, list[str]] = {}
+    for namespace, owner in sorted(decided.owners.items()):
+        owned_by.setdefault(owner, []).append(namespace)
     for name, tenant in sorted(snap.tenants.items()):
         status, tenant_events = statuses.tenant_status(
             tenant,
@@ -64,7 +67,7 @@ def plan(snap: model.Snapshot, *, half_life: float) -> Plan:
             usages=decided.usages,
             shares=decided.shares,
             conflicts=decided.conflicts.get(name, ()),
-            owned=sorted(ns for ns, owner in decided.owners.items() if owner == name),
+            owned=owned_by.get(name, []),
             exhausted=decided.exhausted.get(name, False),
             known_pools=snap.pools,
             now=now,
