@@ -484,7 +484,7 @@ def _admit(
         else:
             holds[pod.uid] = (
                 f"waiting for {pod.gpus} GPUs on one node of pool {pool}"
-                f" (largest free set: {max((len(g) for g in free_sets[pool].values()), default=0)})"
+                f" (largest free set: {nodes[pool].largest_free()})"
             )
     return admitted, holds, free_sets
 
@@ -499,6 +499,10 @@ class _FreeNodes:
         self._view = view
         self.free = free
         self._groups: dict[tuple[topo.NodeTopology, frozenset[int]], list[str]] = {}
+        self._answers: dict[
+            tuple[tuple[topo.NodeTopology, frozenset[int]], int],
+            tuple[int, tuple[int, ...]] | None,
+        ] = {}
         for name in sorted(free):
             self._groups.setdefault(self._key(name), []).append(name)
 
@@ -510,26 +514,43 @@ class _FreeNodes:
         :func:`placement.choose` score, the first node by name among equals); False when no
         node fits."""
         best: tuple[int, str, tuple[int, ...]] | None = None
-        for (node_topology, available), members in self._groups.items():
-            if len(available) < gpus:
+        for key, members in self._groups.items():
+            if len(key[1]) < gpus:
                 continue
-            choice = placement.choose(
-                node_topology,
-                free=available,
-                count=gpus,
-                mode=self._view.pool.mode,
-                rule=self._view.pool.rule,
-            )
-            if not isinstance(choice, placement.Choice):
+            answer = self._answer(key, gpus)
+            if answer is None:
                 continue
+            score, chosen = answer
             first = members[0]
-            if best is None or (-choice.score, first) < (-best[0], best[1]):
-                best = (choice.score, first, choice.gpus)
+            if best is None or (-score, first) < (-best[0], best[1]):
+                best = (score, first, chosen)
         if best is None:
             return False
         _, name, chosen = best
         self._move(name, self.free[name] - frozenset(chosen))
         return True
+
+    def largest_free(self) -> int:
+        """The most free GPUs on one node of the pool."""
+        return max((len(available) for _, available in self._groups), default=0)
+
+    def _answer(
+        self, key: tuple[topo.NodeTopology, frozenset[int]], gpus: int
+    ) -> tuple[int, tuple[int, ...]] | None:
+        """Score and GPUs of the best set of ``gpus`` on nodes of this group, ``None``: none."""
+        asked = (key, gpus)
+        if asked not in self._answers:
+            choice = placement.choose(
+                key[0],
+                free=key[1],
+                count=gpus,
+                mode=self._view.pool.mode,
+                rule=self._view.pool.rule,
+            )
+            self._answers[asked] = (
+                (choice.score, choice.gpus) if isinstance(choice, placement.Choice) else None
+            )
+        return self._answers[asked]
 
     def _move(self, name: str, free: frozenset[int]) -> None:
         old = self._key(name)
