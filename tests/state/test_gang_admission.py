@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.builders import operator as b
 
 from gpufair.state import scheduling
@@ -133,3 +135,35 @@ def test_a_group_is_admitted_whole_or_not_at_all(case: Case) -> None:
         for message in held.values():
             assert message is not None
             assert case.reason in message
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    held=st.lists(st.integers(0, 8), min_size=1, max_size=3),
+    members=st.integers(1, 5),
+    size=st.integers(1, 5),
+    member_gpus=st.sampled_from([1, 2, 4, 8]),
+    small=st.integers(0, 3),
+    limit=st.one_of(st.none(), st.integers(0, 16)),
+)
+def test_a_pass_never_admits_part_of_a_group(
+    held: list[int], members: int, size: int, member_gpus: int, small: int, limit: int | None
+) -> None:
+    """Whatever the pool, group and neighbours: every waiting member admitted, or none; and all
+    of them only when the whole group exists and fits within the tenant's limit."""
+    case = Case(
+        members=members,
+        size=size,
+        member_gpus=member_gpus,
+        nodes=len(held),
+        held=tuple(held),
+        small=small,
+        limit=limit,
+    )
+    decided = _pass(case)
+    admitted = {a.pod.key for a in decided.admissions if a.pod.key.startswith("a/")}
+    assert len(admitted) in (0, members)
+    if admitted:
+        assert members >= size
+        assert limit is None or members * member_gpus <= limit
+        assert members * member_gpus <= sum(8 - h for h in held)

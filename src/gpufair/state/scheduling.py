@@ -473,7 +473,10 @@ def _gangs(
     holds: dict[str, str] = {}
     for tenant, pool, pod in pods.values():
         if pod.state is not model.PodState.GATED:
-            if pod.group is not None and pod.state is not model.PodState.FINISHED:
+            if pod.group is not None and pod.state in (
+                model.PodState.PENDING,
+                model.PodState.BOUND,
+            ):
                 by_key.setdefault(pod.group.key, []).append((tenant, pool, pod))
             continue
         if pod.group_error is not None:
