@@ -20,7 +20,7 @@ from tests.builders import topology as topo_builders
 
 from gpufair.core import placement, policy, topology, usage
 from gpufair.operator import intents, objects, plan
-from gpufair.state import model, scheduling
+from gpufair.state import groups, model, scheduling
 
 POOL = "h100"
 POOL_LABEL = "gpufair.test/pool"
@@ -139,6 +139,12 @@ class PodBuilder:
 
     def gpus(self, count: int) -> Self:
         self._gpus = count
+        return self
+
+    def group(self, name: str, size: int) -> Self:
+        """A member of the gpufair pod group ``name`` of ``size`` pods (in the pod's namespace)."""
+        key = groups.GroupKey(self.namespace, groups.Source.GPUFAIR, name)
+        self._fields["group"] = groups.Membership(key=key, size=size)
         return self
 
     def created(self, at: float) -> Self:

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+from tests.builders import groups as groups_b
 from tests.builders import operator as b
 
 from gpufair.api import names, quota
@@ -198,3 +199,36 @@ def test_the_store_keeps_what_pods_without_gpus_request_on_their_nodes() -> None
     cluster.apply_pod(cpu_pod, deleted=False, now=5.0)
     cluster.apply_pod(cpu_pod, deleted=True, now=6.0)
     assert cluster.take_snapshot(now=7.0).other_requests == {}
+
+
+GROUP_CASES = [
+    pytest.param(
+        groups_b.gpufair_member("w-0", group="train", size=4), "train", 4, None, id="gpufair-pair"
+    ),
+    pytest.param(
+        groups_b.gpufair_member("w-0", group="train", size="four"),
+        None,
+        None,
+        "gpufair.dev/group-size 'four' is not a whole number",
+        id="unreadable-size",
+    ),
+    pytest.param(
+        groups_b.jobset_member("w-0", jobset="llm"), None, None, None, id="controller-size-unknown"
+    ),
+    pytest.param(groups_b.member("alone"), None, None, None, id="no-group"),
+]
+
+
+@pytest.mark.parametrize(("body", "group", "size", "error"), GROUP_CASES)
+def test_a_pod_carries_its_group_when_its_size_is_known(
+    body: dict[str, Any], group: str | None, size: int | None, error: str | None
+) -> None:
+    pod = objects.gpu_pod(body, resources=["nvidia.com/gpu"], observed_at=0.0)
+    assert pod is not None
+    assert (pod.group.key.name if pod.group else None, pod.group.size if pod.group else None) == (
+        group,
+        size,
+    )
+    assert (pod.group_error is None) == (error is None)
+    if error is not None:
+        assert error in str(pod.group_error)

@@ -25,7 +25,7 @@ from gpufair.k8s import nodes as k8s_nodes
 from gpufair.k8s import pods as k8s_pods
 from gpufair.k8s import scheduling
 from gpufair.operator import intents
-from gpufair.state import model
+from gpufair.state import groups, model
 
 Body = Mapping[str, Any]
 
@@ -121,6 +121,7 @@ def gpu_pod(
     except k8s_pods.PodError:
         indices = None
     annotations = meta.get("annotations") or {}
+    group, group_error = _group(body)
     return model.GpuPod(
         namespace=k8s_pods.namespace(body),
         name=k8s_pods.name(body),
@@ -144,7 +145,26 @@ def gpu_pod(
         unschedulable_since=None if node else _unschedulable_since(body),
         cpu_millis=_amount(body, "cpu", scale=1000),
         memory_bytes=_amount(body, "memory", scale=1),
+        group=group,
+        group_error=group_error,
     )
+
+
+def _group(body: Body) -> tuple[groups.Membership | None, str | None]:
+    """The pod's group when its size is known from the pod itself (the gpufair pair, or a
+    controller's group the pair sizes), or why its group annotations cannot be read.
+
+    The operator does not read owner objects yet (Jobs, JobSets, Kubeflow jobs, PodGroups), so
+    a controller's group without ``gpufair.dev/group-size`` has no known size: its pods are
+    admitted one by one, as before groups existed (docs/pod-groups.md).
+    """
+    try:
+        membership = groups.group_of(body)
+    except groups.GroupError as error:
+        return None, str(error)
+    if membership is None or membership.size is None:
+        return None, None
+    return membership, None
 
 
 def holds_a_node(body: Body) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpufair.core import policy, topology, usage
+from gpufair.state import groups
 
 
 class PodState(enum.StrEnum):
@@ -71,6 +72,11 @@ class GpuPod:
     cpu_millis: int = 0
     memory_bytes: int = 0
     """CPU and memory the pod requests (what kube-scheduler needs free on its node)."""
+    group: groups.Membership | None = None
+    """The pod group (``gpufair.state.groups``) the pod is admitted with, all or nothing;
+    ``None``: it is admitted on its own. Only groups whose size is known are set here."""
+    group_error: str | None = None
+    """Why the pod's group annotations cannot be read (the pod waits until they are fixed)."""
 
     @property
     def key(self) -> str:

@@ -31,8 +31,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.api import names
 from gpufair.core import admission, fairshare, placement, preemption, usage
+from gpufair.core import gang as gang_fit
 from gpufair.core import topology as topo
-from gpufair.state import metering, model, occupancy, rules
+from gpufair.state import groups, metering, model, occupancy, rules
 
 # ---------------------------------------------------------------------------------------------
 # intents
@@ -437,6 +438,95 @@ def _waiting(pod: model.GpuPod, *, tenant: str, pool: str) -> admission.WaitingP
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Gang:
+    """The waiting members of a complete pod group, admitted together or not at all."""
+
+    key: groups.GroupKey
+    tenant: str
+    pool: str
+    members: tuple[model.GpuPod, ...]
+    """The group's gated pods, by name (members already admitted are not here)."""
+
+    @property
+    def uid(self) -> str:
+        """The uid core admission knows the whole group by."""
+        return f"group:{self.key.namespace}/{self.key.source}/{self.key.name}"
+
+    @property
+    def label(self) -> str:
+        """``group train (4 pods of 2 GPUs)``, or ``(3 pods: 8+2+2 GPUs)`` when sizes differ."""
+        counts = [pod.gpus for pod in self.members]
+        if len(set(counts)) == 1:
+            return f"group {self.key.name} ({len(counts)} pods of {counts[0]} GPUs)"
+        return f"group {self.key.name} ({len(counts)} pods: {'+'.join(map(str, counts))} GPUs)"
+
+    def waiting(self) -> admission.WaitingPod:
+        """The group as one waiting pod of core admission: all its GPUs, its oldest member's
+        age and its highest priority, so it takes its place in fair-share order as a whole."""
+        return admission.WaitingPod(
+            uid=self.uid,
+            tenant=self.tenant,
+            pool=self.pool,
+            gpus=sum(pod.gpus for pod in self.members),
+            priority=max(pod.priority for pod in self.members),
+            created_at=min(pod.created_at for pod in self.members),
+            name=str(self.key),
+        )
+
+
+def _gangs(
+    pods: Mapping[str, tuple[str, str, model.GpuPod]],
+) -> tuple[list[_Gang], dict[str, str]]:
+    """The complete groups whose members wait, and a hold for every gated pod that cannot be
+    considered yet (its group incomplete, spread over pools, or its annotations unreadable)."""
+    by_key: dict[groups.GroupKey, list[tuple[str, str, model.GpuPod]]] = {}
+    holds: dict[str, str] = {}
+    for tenant, pool, pod in pods.values():
+        if pod.state is not model.PodState.GATED:
+            if pod.group is not None and pod.state in (
+                model.PodState.PENDING,
+                model.PodState.BOUND,
+            ):
+                by_key.setdefault(pod.group.key, []).append((tenant, pool, pod))
+            continue
+        if pod.group_error is not None:
+            holds[pod.uid] = f"pod group annotations cannot be read: {pod.group_error}"
+        elif pod.group is not None:
+            by_key.setdefault(pod.group.key, []).append((tenant, pool, pod))
+    gangs: list[_Gang] = []
+    for key, entries in sorted(by_key.items()):
+        size = max(pod.group.size or 0 for _, _, pod in entries if pod.group is not None)
+        gated = sorted(
+            (entry for entry in entries if entry[2].state is model.PodState.GATED),
+            key=lambda entry: entry[2].name,
+        )
+        if not gated:
+            continue
+        pools = sorted({pool for _, pool, _ in gated})
+        message: str | None = None
+        if len(entries) < size:
+            message = f"group {key.name} waits: {len(entries)} of {size} members created"
+        elif len(pools) > 1:
+            message = (
+                f"group {key.name} waits: its members would run in different pools"
+                f" ({', '.join(pools)}); a group is admitted into one pool"
+            )
+        if message is not None:
+            holds.update({pod.uid: message for _, _, pod in gated})
+            continue
+        tenant = gated[0][0]
+        gangs.append(
+            _Gang(
+                key=key,
+                tenant=tenant,
+                pool=pools[0],
+                members=tuple(pod for _, _, pod in gated),
+            )
+        )
+    return gangs, holds
+
+
 def _admit(
     views: Mapping[str, occupancy.PoolOccupancy],
     *,
@@ -448,15 +538,17 @@ def _admit(
     """Core's admission decision, then a node-fit check: a pod is admitted only when some node
     of its pool can give it a GPU set (pods admitted earlier but not bound are placed first).
 
+    A pod group (``GpuPod.group``) is one candidate of core admission, with all its GPUs: it is
+    considered only once every member exists, only when :func:`gpufair.core.gang.fit` finds
+    room for every member at once, and then every member is admitted in this pass; otherwise
+    none is, and each member's hold says why. A group that does not fit never holds back the
+    pods behind it (it is left out before core decides).
+
     Also returns the free GPUs of each pool's nodes once the admitted-but-unbound pods (earlier
     and now) are placed: what reclaim may count as free.
     """
     pods = {pod.uid: (tenant, pool, pod) for (tenant, pool), ps in placed.items() for pod in ps}
-    waiting = [
-        _waiting(pod, tenant=tenant, pool=pool)
-        for tenant, pool, pod in pods.values()
-        if pod.state is model.PodState.GATED
-    ]
+    gangs, holds = _gangs(pods)
     free_sets = {name: dict(view.free) for name, view in views.items()}
     nodes = {name: _FreeNodes(view, free_sets[name]) for name, view in views.items()}
     pending = [
@@ -466,6 +558,24 @@ def _admit(
     ]
     for pool, pod in sorted(pending, key=lambda item: item[1].created_at):
         nodes[pool].take(pod.gpus)
+    candidates: dict[str, _Gang] = {}
+    for gang in gangs:
+        if gang.pool not in views:
+            continue
+        fits = _fit_gang(views[gang.pool], free_sets[gang.pool], gang)
+        if isinstance(fits, gang_fit.GangNoFit):
+            holds.update({pod.uid: f"group {gang.key.name}: {fits.reason}" for pod in gang.members})
+        else:
+            candidates[gang.uid] = gang
+    waiting = [
+        _waiting(pod, tenant=tenant, pool=pool)
+        for tenant, pool, pod in pods.values()
+        if pod.state is model.PodState.GATED
+        and pod.group is None
+        and pod.group_error is None
+        and pod.uid not in holds
+    ]
+    waiting.extend(gang.waiting() for gang in candidates.values())
     free = {name: sum(len(gpus) for gpus in free_sets[name].values()) for name in views}
     decision = admission.decide(
         waiting=waiting,
@@ -473,9 +583,20 @@ def _admit(
         free=free,
         shares=shares,
     )
-    holds = {hold.pod.uid: hold.message for hold in decision.held}
+    for hold in decision.held:
+        held_gang = candidates.get(hold.pod.uid)
+        if held_gang is None:
+            holds[hold.pod.uid] = hold.message
+        else:
+            holds.update(
+                {pod.uid: f"{held_gang.label}: {hold.message}" for pod in held_gang.members}
+            )
     admitted: list[Admission] = []
     for chosen in decision.admit:
+        chosen_gang = candidates.get(chosen.uid)
+        if chosen_gang is not None:
+            admitted.extend(_admit_gang(views, nodes, chosen_gang, holds, now=now))
+            continue
         tenant, pool, pod = pods[chosen.uid]
         if nodes[pool].take(pod.gpus):
             admitted.append(
@@ -487,6 +608,48 @@ def _admit(
                 f" (largest free set: {nodes[pool].largest_free()})"
             )
     return admitted, holds, free_sets
+
+
+def _fit_gang(
+    view: occupancy.PoolOccupancy, free: Mapping[str, frozenset[int]], gang: _Gang
+) -> gang_fit.GangPlan | gang_fit.GangNoFit:
+    """Where every member of the group would run on the pool's free GPUs, or why it cannot."""
+    domains = {node.name: node.labels.get(names.NVLINK_DOMAIN_LABEL) for node in view.nodes}
+    rooms = [
+        gang_fit.NodeRoom(
+            name=name, topology=view.topologies[name], free=gpus, domain=domains.get(name)
+        )
+        for name, gpus in sorted(free.items())
+        if gpus and name in view.topologies
+    ]
+    return gang_fit.fit(
+        [pod.gpus for pod in gang.members], rooms, mode=view.pool.mode, rule=view.pool.rule
+    )
+
+
+def _admit_gang(
+    views: Mapping[str, occupancy.PoolOccupancy],
+    nodes: Mapping[str, _FreeNodes],
+    gang: _Gang,
+    holds: dict[str, str],
+    *,
+    now: float,
+) -> list[Admission]:
+    """Every member of a group core chose, when they still fit after this pass's earlier
+    admissions (their GPUs are taken from ``nodes``); else none, each with a hold."""
+    pool_nodes = nodes[gang.pool]
+    plan = _fit_gang(views[gang.pool], pool_nodes.free, gang)
+    if isinstance(plan, gang_fit.GangNoFit):
+        holds.update({pod.uid: f"group {gang.key.name}: {plan.reason}" for pod in gang.members})
+        return []
+    for member in plan.placements:
+        pool_nodes.remove(member.node, member.gpus)
+    return [
+        Admission(
+            pod=pod, tenant=gang.tenant, pool=gang.pool, waited=max(0.0, now - pod.created_at)
+        )
+        for pod in gang.members
+    ]
 
 
 class _FreeNodes:
@@ -551,6 +714,10 @@ class _FreeNodes:
                 (choice.score, choice.gpus) if isinstance(choice, placement.Choice) else None
             )
         return self._answers[asked]
+
+    def remove(self, name: str, gpus: Iterable[int]) -> None:
+        """Take ``gpus`` of node ``name`` (placed by someone else, as a group's plan)."""
+        self._move(name, self.free[name] - frozenset(gpus))
 
     def _move(self, name: str, free: frozenset[int]) -> None:
         old = self._key(name)
@@ -623,7 +790,7 @@ def _reclaim(
             for name in members
             if name not in blocked
             for pod in placed.get((name, pool), ())
-            if pod.state is model.PodState.GATED and pod.uid in holds
+            if pod.state is model.PodState.GATED and pod.uid in holds and pod.group is None
         ),
         key=lambda pod: admission.order_key(pod, states),
     )

@@ -1,0 +1,165 @@
+"""Scenario: a 4-pod group is admitted whole or not at all under contention (issue 17).
+
+One ``gpufair operator`` (with its webhook) and one ``gpufair extender`` serve this module; the
+scheduler driver plays kube-scheduler. One DGX-1 node (8 GPUs) in the pool; tenant ``other``
+runs 6 of them. Tenant ``team``'s training job is 4 pods of 2 GPUs carrying
+``gpufair.dev/pod-group`` + ``gpufair.dev/group-size: 4``:
+
+- while only 2 members exist, none is admitted (though 2 GPUs are free), and each says
+  ``2 of 4 members created``;
+- all 4 exist but only 2 GPUs are free: none is admitted, each says why, and a 1-GPU pod of
+  ``other`` submitted meanwhile still runs (the group does not block smaller pods);
+- ``other``'s pods finish: all 4 members are admitted in one pass (one ``admitted-at`` stamp)
+  and bound.
+
+Throughout, the members' gates are polled: a pass never leaves the group partly admitted. Gates
+come off pod by pod (Kubernetes has no multi-object write), so a poll that lands between the
+writes of one pass may see some gates gone; it then must see all of them gone once that pass
+has finished, with the same ``admitted-at`` stamp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from e2e.harness import scenario
+from gpufair.api import names
+
+DGX1 = "dgx1-v100-8gpu-mlx5.txt"
+MEMBERS = 4
+
+
+def _submit_member(k8s: Any, namespace: str, name: str) -> None:
+    body = scenario.gpu_pod(name, 2, scheduler_name=None)
+    body["metadata"]["annotations"] = {
+        names.POD_GROUP_KEY: "train",
+        names.GROUP_SIZE_KEY: str(MEMBERS),
+    }
+    created = k8s.core.create_namespaced_pod(namespace, body)
+    assert scenario.is_gated(k8s.api_client.sanitize_for_serialization(created))
+
+
+def _waiting_message(k8s: Any, namespace: str, name: str) -> str:
+    messages = [
+        str(e.get("message") or "")
+        for e in scenario.events_of(k8s, namespace, name)
+        if e.get("reason") == "Waiting"
+    ]
+    return messages[-1] if messages else ""
+
+
+class GroupWatch:
+    """Polls the group's members and fails on a pass that leaves only some of them admitted."""
+
+    def __init__(self, stack: scenario.Stack, k8s: Any, namespace: str) -> None:
+        self.stack, self.k8s, self.namespace = stack, k8s, namespace
+        self.polls = 0
+
+    def members(self) -> list[dict[str, Any]]:
+        return [
+            pod
+            for pod in scenario.pods(self.k8s, self.namespace)
+            if (pod["metadata"].get("annotations") or {}).get(names.POD_GROUP_KEY) == "train"
+        ]
+
+    def admitted(self) -> int:
+        """Members without their gate (asserting the pass that lifted one lifted all)."""
+        self.polls += 1
+        pods = self.members()
+        open_ = [pod for pod in pods if not scenario.is_gated(pod)]
+        if open_ and len(open_) < len(pods):
+            # Between the writes of one pass: once it has finished, all must be open.
+            scenario.wait_passes(self.stack, 1)
+            pods = self.members()
+            open_ = [pod for pod in pods if not scenario.is_gated(pod)]
+            assert len(open_) == len(pods), (
+                f"partial admission: {len(open_)} of {len(pods)} members admitted after a pass"
+            )
+        stamps = {pod["metadata"]["annotations"].get(names.ADMITTED_AT_ANNOTATION) for pod in open_}
+        assert len(stamps) <= 1, f"members admitted in different passes: {stamps}"
+        return len(open_)
+
+
+def test_a_group_is_admitted_whole_or_not_at_all_under_contention(
+    stack: scenario.Stack,
+    k8s: Any,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    pool, node = scenario.unique("gang"), scenario.unique("n")
+    team, other = scenario.unique("team"), scenario.unique("other")
+    make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
+    spaces = {tenant: cleanup.namespace() for tenant in (team, other)}
+    cleanup.apply(scenario.pool_manifest(pool))
+    for tenant in (team, other):
+        cleanup.apply(
+            scenario.quota_manifest(tenant, namespaces=[spaces[tenant]], pools=[{"name": pool}])
+        )
+    scenario.wait_known(k8s, team, other)
+    watch = GroupWatch(stack, k8s, spaces[team])
+
+    with stack.driver(spaces.values()) as driver:
+        for i in range(3):
+            scenario.submit(k8s, spaces[other], f"busy-{i}", 2)
+        scenario.settle(
+            lambda: len(scenario.running_on_nodes(k8s, [spaces[other]])) == 3,
+            timeout=60,
+            what="the other tenant runs on 6 of the 8 GPUs",
+            driver=driver,
+        )
+
+        # Half the group exists, and 2 GPUs are free: nothing of it is admitted.
+        for i in range(2):
+            _submit_member(k8s, spaces[team], f"w-{i}")
+        scenario.settle(
+            lambda: "2 of 4 members created" in _waiting_message(k8s, spaces[team], "w-0"),
+            timeout=30,
+            what="the members wait for the rest of the group",
+        )
+        for _ in range(3):
+            scenario.wait_passes(stack, 1)
+            driver.schedule_pending()
+            assert watch.admitted() == 0, "members admitted before the group was complete"
+
+        # The whole group exists, 2 GPUs free: still nothing, with the reason.
+        for i in range(2, MEMBERS):
+            _submit_member(k8s, spaces[team], f"w-{i}")
+        reason = scenario.settle(
+            lambda: (
+                ((m := _waiting_message(k8s, spaces[team], "w-3")) and "needs 8 GPUs at once" in m)
+                and m
+            ),
+            timeout=30,
+            what="the complete group waits for room with a reason",
+        )
+        assert "the pool has 2 free" in reason
+        # A small pod of the other tenant is not held back by the group.
+        scenario.submit(k8s, spaces[other], "small", 1)
+        scenario.settle(
+            lambda: scenario.read_pod(k8s, spaces[other], "small")["spec"].get("nodeName"),
+            timeout=30,
+            what="a 1-GPU pod runs while the group waits",
+            driver=driver,
+        )
+        for _ in range(3):
+            scenario.wait_passes(stack, 1)
+            driver.schedule_pending()
+            assert watch.admitted() == 0, "part of the group admitted under contention"
+
+        # The other tenant's pods finish: the whole group comes in, in one pass.
+        for pod in scenario.pods(k8s, spaces[other]):
+            k8s.core.delete_namespaced_pod(pod["metadata"]["name"], spaces[other])
+        scenario.settle(
+            lambda: watch.admitted() == MEMBERS,
+            timeout=60,
+            what="every member admitted once there is room",
+        )
+        scenario.settle(
+            lambda: len(scenario.running_on_nodes(k8s, [spaces[team]])) == MEMBERS,
+            timeout=60,
+            what="every member bound",
+            driver=driver,
+        )
+    assert watch.polls > 6
+    assert scenario.shared_gpus(k8s, [node]) == {}
