@@ -28,6 +28,7 @@ only share the engine, the placers and the entitlement used for measuring.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 
 from gpufair.sim import cluster as cluster_model
 from gpufair.sim import engine, placers, queues
@@ -48,34 +49,19 @@ class Default:
         self.waiting.push(job)
 
     def schedule(self, sim: engine.Simulation) -> None:
-        cluster = sim.cluster
-        blocked: set[int] = set()
-        while True:
-            best: tuple[float, int, str, int] | None = None
-            for tenant, gpus, submit, job_id in self.waiting.heads():
-                if gpus in blocked or not self.placer.could_fit(cluster, gpus):
-                    continue
-                if best is None or (submit, job_id) < best[:2]:
-                    best = (submit, job_id, tenant, gpus)
-            if best is None:
-                return
-            _, _, tenant, gpus = best
-            parts = self.placer.place(cluster, gpus)
-            if parts is None:
-                blocked.add(gpus)
-                continue
-            sim.start(sim.jobs[self.waiting.pop(tenant, gpus)], parts)
+        _start_best(sim, self.waiting, self.placer, rank=lambda *_: 0.0)
 
 
 @dataclasses.dataclass
-class Quota:
-    """Kueue-style guaranteed quotas with borrowing and reclaim; topology-blind placement."""
+class _Reclaiming:
+    """What the quota and gang baselines share: admit by rank, then up to
+    :data:`MAX_RECLAIMS_PER_PASS` reclaims every ``reclaim_interval`` while jobs wait."""
 
     placer: placers.Placer
     reclaim_interval: float = 60.0
-    """Seconds between reclaim attempts while some guaranteed job waits (Kueue retries a
-    pending workload on a backoff; this keeps failed attempts from running every event)."""
-    name: str = "quota"
+    """Seconds between reclaim attempts while some job waits (Kueue retries a pending workload
+    on a backoff; this keeps failed attempts from running every event)."""
+    name: str = ""
     waiting: queues.WaitingJobs = dataclasses.field(default_factory=queues.WaitingJobs)
     _next_reclaim: float = 0.0
 
@@ -90,31 +76,58 @@ class Quota:
                     break
                 self._admit(sim)
 
+    def _admit(self, sim: engine.Simulation) -> None:
+        _start_best(
+            sim, self.waiting, self.placer, rank=lambda tenant, gpus: self._rank(sim, tenant, gpus)
+        )
+
+    def _rank(self, sim: engine.Simulation, tenant: str, gpus: int) -> float | None:
+        """Admission rank of a tenant's waiting job (lower first), ``None``: not now."""
+        raise NotImplementedError
+
+    def _reclaim(self, sim: engine.Simulation) -> bool:
+        raise NotImplementedError
+
+    def _evict_for_first(
+        self,
+        sim: engine.Simulation,
+        heads: Iterable[tuple[int, str, int]],
+        victims_for: Callable[[str, int], list[engine.Job] | None],
+    ) -> bool:
+        """Evict the victims of the first of ``heads`` (job id, tenant, GPUs) that has some, and
+        start that job; False when none has. Schedules the next attempt."""
+        if self._next_reclaim <= sim.now:
+            self._next_reclaim = sim.now + self.reclaim_interval
+            sim.wake_at(self._next_reclaim)
+        for job_id, tenant, gpus in heads:
+            victims = victims_for(tenant, gpus)
+            if victims is None:
+                continue
+            for victim in victims:
+                sim.preempt(victim, self)
+            parts = self.placer.place(sim.cluster, gpus)
+            if parts is None:  # pragma: no cover - the victims were checked to make room
+                raise RuntimeError("reclaim made room that placement did not find")
+            popped = self.waiting.pop(tenant, gpus)
+            assert popped == job_id
+            sim.start(sim.jobs[job_id], parts)
+            return True
+        return False
+
+
+@dataclasses.dataclass
+class Quota(_Reclaiming):
+    """Kueue-style guaranteed quotas with borrowing and reclaim; topology-blind placement."""
+
+    name: str = "quota"
+
     def _within_quota(self, sim: engine.Simulation, tenant: str, gpus: int) -> bool:
         return sim.allocated[tenant] + gpus <= sim.tenants[tenant].guaranteed
 
-    def _admit(self, sim: engine.Simulation) -> None:
-        cluster = sim.cluster
-        blocked: set[int] = set()
-        while True:
-            best: tuple[bool, float, int, str, int] | None = None
-            for tenant, gpus, submit, job_id in self.waiting.heads():
-                if gpus in blocked or not self.placer.could_fit(cluster, gpus):
-                    continue
-                limit = sim.tenants[tenant].limit
-                if limit is not None and sim.allocated[tenant] + gpus > limit:
-                    continue
-                key = (not self._within_quota(sim, tenant, gpus), submit, job_id, tenant, gpus)
-                if best is None or key < best:
-                    best = key
-            if best is None:
-                return
-            *_, tenant, gpus = best
-            parts = self.placer.place(cluster, gpus)
-            if parts is None:
-                blocked.add(gpus)
-                continue
-            sim.start(sim.jobs[self.waiting.pop(tenant, gpus)], parts)
+    def _rank(self, sim: engine.Simulation, tenant: str, gpus: int) -> float | None:
+        if not _within_limit(sim, tenant, gpus):
+            return None
+        return float(not self._within_quota(sim, tenant, gpus))
 
     def _reclaim(self, sim: engine.Simulation) -> bool:
         """Evict borrowers for the oldest waiting job that fits its tenant's nominal quota."""
@@ -128,91 +141,34 @@ class Quota:
         )
         if not heads:
             return False
-        if self._next_reclaim <= sim.now:
-            self._next_reclaim = sim.now + self.reclaim_interval
-            sim.wake_at(self._next_reclaim)
         # Kueue's candidate order: most recently admitted first.
         candidates = sorted(
             (job for job in sim.running.values() if job.tenant in borrowing),
             key=lambda job: (-job.started, -job.job_id),
         )
-        for _, job_id, tenant, gpus in heads:
-            victims = self._victims(sim, candidates, tenant=tenant, gpus=gpus)
-            if victims is None:
-                continue
-            for victim in victims:
-                sim.preempt(victim, self)
-            parts = self.placer.place(sim.cluster, gpus)
-            if parts is None:  # pragma: no cover - _victims checked the placement
-                raise RuntimeError("reclaim made room that placement did not find")
-            popped = self.waiting.pop(tenant, gpus)
-            assert popped == job_id
-            sim.start(sim.jobs[job_id], parts)
-            return True
-        return False
-
-    def _victims(
-        self,
-        sim: engine.Simulation,
-        candidates: list[engine.Job],
-        *,
-        tenant: str,
-        gpus: int,
-    ) -> list[engine.Job] | None:
-        """Borrowers' jobs to evict (while their tenant still borrows) until ``gpus`` fit."""
         over = {t: float(sim.allocated[t] - sim.tenants[t].guaranteed) for t in sim.tenants}
-        return _victims_above(
-            sim, candidates, over, self.placer, tenant=tenant, gpus=gpus, keep_floor=False
+        return self._evict_for_first(
+            sim,
+            ((job_id, tenant, gpus) for _, job_id, tenant, gpus in heads),
+            lambda tenant, gpus: _victims_above(
+                sim, candidates, over, self.placer, tenant=tenant, gpus=gpus, keep_floor=False
+            ),
         )
 
 
 @dataclasses.dataclass
-class GangBinPack:
+class GangBinPack(_Reclaiming):
     """Volcano/KAI style: deserved shares per queue, gang admission, bin-pack, reclaim."""
 
-    placer: placers.Placer
-    reclaim_interval: float = 60.0
     name: str = "gang-binpack"
-    waiting: queues.WaitingJobs = dataclasses.field(default_factory=queues.WaitingJobs)
-    _next_reclaim: float = 0.0
 
-    def enqueue(self, job: engine.Job) -> None:
-        self.waiting.push(job)
-
-    def schedule(self, sim: engine.Simulation) -> None:
-        self._admit(sim)
-        if self.waiting.count and sim.now >= self._next_reclaim:
-            for _ in range(MAX_RECLAIMS_PER_PASS):
-                if not self._reclaim(sim):
-                    break
-                self._admit(sim)
-
-    def _admit(self, sim: engine.Simulation) -> None:
-        cluster = sim.cluster
-        blocked: set[int] = set()
-        while True:
-            shares = sim.shares
-            best: tuple[float, float, int, str, int] | None = None
-            for tenant, gpus, submit, job_id in self.waiting.heads():
-                if gpus in blocked or not self.placer.could_fit(cluster, gpus):
-                    continue
-                deserved = shares.share(tenant)
-                if sim.allocated[tenant] >= deserved:  # Volcano's "overused" queue
-                    continue
-                limit = sim.tenants[tenant].limit
-                if limit is not None and sim.allocated[tenant] + gpus > limit:
-                    continue
-                key = (sim.allocated[tenant] / deserved, submit, job_id, tenant, gpus)
-                if best is None or key < best:
-                    best = key
-            if best is None:
-                return
-            *_, tenant, gpus = best
-            parts = self.placer.place(cluster, gpus)
-            if parts is None:
-                blocked.add(gpus)
-                continue
-            sim.start(sim.jobs[self.waiting.pop(tenant, gpus)], parts)
+    def _rank(self, sim: engine.Simulation, tenant: str, gpus: int) -> float | None:
+        deserved = sim.shares.share(tenant)
+        if sim.allocated[tenant] >= deserved:  # Volcano's "overused" queue
+            return None
+        if not _within_limit(sim, tenant, gpus):
+            return None
+        return sim.allocated[tenant] / deserved
 
     def _reclaim(self, sim: engine.Simulation) -> bool:
         """Evict from queues above their deserved share for the starved queue's oldest job."""
@@ -227,29 +183,54 @@ class GangBinPack:
         )
         if not heads:
             return False
-        if self._next_reclaim <= sim.now:
-            self._next_reclaim = sim.now + self.reclaim_interval
-            sim.wake_at(self._next_reclaim)
         candidates = sorted(
             (job for job in sim.running.values() if over[job.tenant] > 0),
             key=lambda job: (-job.started, -job.job_id),
         )
-        for *_, job_id, tenant, gpus in heads:
-            victims = _victims_above(
+        return self._evict_for_first(
+            sim,
+            ((job_id, tenant, gpus) for *_, job_id, tenant, gpus in heads),
+            lambda tenant, gpus: _victims_above(
                 sim, candidates, over, self.placer, tenant=tenant, gpus=gpus, keep_floor=True
-            )
-            if victims is None:
+            ),
+        )
+
+
+def _within_limit(sim: engine.Simulation, tenant: str, gpus: int) -> bool:
+    limit = sim.tenants[tenant].limit
+    return limit is None or sim.allocated[tenant] + gpus <= limit
+
+
+def _start_best(
+    sim: engine.Simulation,
+    waiting: queues.WaitingJobs,
+    placer: placers.Placer,
+    *,
+    rank: Callable[[str, int], float | None],
+) -> None:
+    """Start waiting jobs, lowest ``rank`` first, then the oldest, until none fits: a size the
+    placer cannot place now is skipped for the rest of the pass; ``rank`` ``None`` skips."""
+    cluster = sim.cluster
+    blocked: set[int] = set()
+    while True:
+        best: tuple[float, float, int, str, int] | None = None
+        for tenant, gpus, submit, job_id in waiting.heads():
+            if gpus in blocked or not placer.could_fit(cluster, gpus):
                 continue
-            for victim in victims:
-                sim.preempt(victim, self)
-            parts = self.placer.place(sim.cluster, gpus)
-            if parts is None:  # pragma: no cover - _victims_above checked the placement
-                raise RuntimeError("reclaim made room that placement did not find")
-            popped = self.waiting.pop(tenant, gpus)
-            assert popped == job_id
-            sim.start(sim.jobs[job_id], parts)
-            return True
-        return False
+            order = rank(tenant, gpus)
+            if order is None:
+                continue
+            key = (order, submit, job_id, tenant, gpus)
+            if best is None or key < best:
+                best = key
+        if best is None:
+            return
+        *_, tenant, gpus = best
+        parts = placer.place(cluster, gpus)
+        if parts is None:
+            blocked.add(gpus)
+            continue
+        sim.start(sim.jobs[waiting.pop(tenant, gpus)], parts)
 
 
 def _victims_above(
