@@ -31,20 +31,10 @@ def test_an_owner_reclaims_its_idle_guarantee_and_it_settles(
     make_gpu_node: Callable[..., dict[str, Any]],
 ) -> None:
     pool, node = scenario.unique("reclaim"), scenario.unique("n")
-    owner, borrower = scenario.unique("owner"), scenario.unique("borrower")
     capacity = len(nodes.topology_of(DGX1).gpus)
     guarantee = capacity // 2
     make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
-    spaces = {tenant: cleanup.namespace() for tenant in (owner, borrower)}
-    cleanup.apply(scenario.pool_manifest(pool))
-    cleanup.apply(
-        scenario.quota_manifest(
-            owner, namespaces=[spaces[owner]], pools=[{"name": pool, "guaranteed": guarantee}]
-        )
-    )
-    cleanup.apply(
-        scenario.quota_manifest(borrower, namespaces=[spaces[borrower]], pools=[{"name": pool}])
-    )
+    owner, borrower, spaces = scenario.owner_and_borrower(cleanup, pool, guarantee=guarantee)
     names = (f"job-{i}" for i in itertools.count())
 
     def job_controller() -> None:

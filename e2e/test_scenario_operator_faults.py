@@ -37,23 +37,6 @@ def _submit_labelled(k8s: Any, namespace: str, name: str, labels: dict[str, str]
     k8s.core.create_namespaced_pod(namespace, body)
 
 
-def _two_tenants(
-    cleanup: scenario.Cleanup, pool: str, *, guarantee: int
-) -> tuple[str, str, dict[str, str]]:
-    owner, borrower = scenario.unique("owner"), scenario.unique("borrower")
-    spaces = {tenant: cleanup.namespace() for tenant in (owner, borrower)}
-    cleanup.apply(scenario.pool_manifest(pool))
-    cleanup.apply(
-        scenario.quota_manifest(
-            owner, namespaces=[spaces[owner]], pools=[{"name": pool, "guaranteed": guarantee}]
-        )
-    )
-    cleanup.apply(
-        scenario.quota_manifest(borrower, namespaces=[spaces[borrower]], pools=[{"name": pool}])
-    )
-    return owner, borrower, spaces
-
-
 def _names(k8s: Any, namespace: str) -> set[str]:
     return {pod["metadata"]["name"] for pod in scenario.pods(k8s, namespace)}
 
@@ -71,7 +54,7 @@ def test_a_victim_set_with_a_protected_pod_is_not_evicted_at_all(
     pool, node = scenario.unique("allornothing"), scenario.unique("n")
     capacity = len(nodes.topology_of(DGX1).gpus)
     make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
-    owner, borrower, spaces = _two_tenants(cleanup, pool, guarantee=2)
+    owner, borrower, spaces = scenario.owner_and_borrower(cleanup, pool, guarantee=2)
     scenario.wait_known(k8s, owner, borrower)
     with stack.driver(spaces.values()) as driver:
         for i in range(capacity - 1):
@@ -129,7 +112,7 @@ def test_an_operator_killed_mid_reclaim_finishes_it_once_restarted(
     capacity = len(nodes.topology_of(DGX1).gpus)
     guarantee = capacity // 2
     make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
-    owner, borrower, spaces = _two_tenants(cleanup, pool, guarantee=guarantee)
+    owner, borrower, spaces = scenario.owner_and_borrower(cleanup, pool, guarantee=guarantee)
     created: list[str] = []
     fresh = (f"job-{i}" for i in itertools.count())
 
@@ -194,7 +177,7 @@ def test_a_notready_node_with_a_stuck_pod_does_not_stop_reclaim_elsewhere(
     per_node = len(nodes.topology_of(DGX1).gpus)
     for name in (lost, healthy):
         make_gpu_node(name, DGX1, labels={scenario.POOL_LABEL: pool})
-    owner, borrower, spaces = _two_tenants(cleanup, pool, guarantee=per_node // 2)
+    owner, borrower, spaces = scenario.owner_and_borrower(cleanup, pool, guarantee=per_node // 2)
     scenario.wait_known(k8s, owner, borrower)
     with stack.driver(spaces.values()) as driver:
         for i in range(2 * per_node):

@@ -392,6 +392,23 @@ class Cleanup(contextlib.ExitStack):
 # pods
 
 
+def owner_and_borrower(
+    cleanup: Cleanup, pool: str, *, guarantee: int
+) -> tuple[str, str, dict[str, str]]:
+    """A GPUPool ``pool``, an owner tenant guaranteed ``guarantee`` GPUs in it and a borrower
+    with none, each in a namespace of its own: (owner, borrower, namespace by tenant)."""
+    owner, borrower = unique("owner"), unique("borrower")
+    spaces = {tenant: cleanup.namespace() for tenant in (owner, borrower)}
+    cleanup.apply(pool_manifest(pool))
+    cleanup.apply(
+        quota_manifest(
+            owner, namespaces=[spaces[owner]], pools=[{"name": pool, "guaranteed": guarantee}]
+        )
+    )
+    cleanup.apply(quota_manifest(borrower, namespaces=[spaces[borrower]], pools=[{"name": pool}]))
+    return owner, borrower, spaces
+
+
 def gpu_pod(
     name: str,
     gpus: int,
