@@ -158,14 +158,18 @@ def _accrue(
     since = now if usage.as_of is None else usage.as_of
     window = None if period is None else period_start(now, period=period)
 
-    added = 0.0
-    weighted = 0.0
-    in_period = 0.0
+    # Pods held over the same stretch (most: from before ``since`` until now) share one
+    # integral: a pass meters every pod of every tenant.
+    stretches: dict[tuple[float, float], int] = {}
     for start, stop, gpus in spans:
         begin = max(start, since)
         end = now if stop is None else min(stop, now)
-        if end <= begin:
-            continue
+        if end > begin:
+            stretches[begin, end] = stretches.get((begin, end), 0) + gpus
+    added = 0.0
+    weighted = 0.0
+    in_period = 0.0
+    for (begin, end), gpus in stretches.items():
         added += gpus * (end - begin)
         weighted += gpus * _decayed_integral(begin, end, now=now, half_life=half_life)
         if window is not None and end > window:

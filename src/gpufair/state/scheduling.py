@@ -142,6 +142,7 @@ def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
     blocked = {name for name, b in budgets.items() if b is not None and b.blocks}
 
     # 3. Per pool: capacity and fair shares; then admission over all pools at once.
+    held = {pair: _held(pods) for pair, pods in placed.items()}
     pool_views = {
         name: occupancy.pool_occupancy(pool, snap=snap, node_pool=node_pool)
         for name, pool in sorted(snap.pools.items())
@@ -149,9 +150,11 @@ def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
     shares: dict[str, fairshare.PoolShares] = {}
     for name, view in pool_views.items():
         members = {t: tenants[t] for t in tenants if tenants[t].entitlement(name) is not None}
-        shares[name] = _shares(view, members, placed, blocked=blocked)
+        shares[name] = _shares(
+            view, members, placed, held, blocked=blocked, unlisted=snap.unlisted_demand
+        )
     states = tenant_states(
-        tenants, placed=placed, usages=usages, budgets=budgets, now=now, half_life=half_life
+        tenants, held=held, usages=usages, budgets=budgets, now=now, half_life=half_life
     )
     admissions, holds, free_after = _admit(
         pool_views, placed=placed, states=states, shares=shares, now=now
@@ -165,6 +168,7 @@ def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
                 view,
                 tenants=tenants,
                 placed=placed,
+                held=held,
                 shares=shares[name],
                 states=states,
                 free=free_after[name],
@@ -323,12 +327,12 @@ def place_pods(
         return fits(pool_name, node_selector=pod.node_selector, terms=pod.required_terms)
 
     result: dict[tuple[str, str], list[model.GpuPod]] = {}
+    pools_of = {name: [p.pool for p in tenant.pools] for name, tenant in tenants.items()}
     for pod in snap.pods:
         tenant_name = owners.get(pod.namespace)
-        tenant = tenants.get(tenant_name) if tenant_name else None
-        if tenant is None or not tenant.pools:
+        own = pools_of.get(tenant_name) if tenant_name is not None else None
+        if tenant_name is None or not own:
             continue
-        own = [p.pool for p in tenant.pools]
         pool: str | None
         if pod.node is not None:
             pool = node_pool.get(pod.node)
@@ -337,7 +341,7 @@ def place_pods(
         else:
             pool = rules.waiting_pool(tenant_pools=own, fits=functools.partial(fit, pod=pod))
         if pool is not None:
-            result.setdefault((tenant.name, pool), []).append(pod)
+            result.setdefault((tenant_name, pool), []).append(pod)
     return {pair: tuple(pods) for pair, pods in result.items()}
 
 
@@ -350,10 +354,13 @@ def _shares(
     view: occupancy.PoolOccupancy,
     members: Mapping[str, model.Tenant],
     placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    held: Mapping[tuple[str, str], int],
     *,
     blocked: set[str],
+    unlisted: Mapping[tuple[str, str], int],
 ) -> fairshare.PoolShares:
-    """Fair shares of the pool; a tenant stopped by its budget claims no waiting demand."""
+    """Fair shares of the pool; a tenant stopped by its budget claims no waiting demand.
+    ``unlisted``: :attr:`~gpufair.state.model.Snapshot.unlisted_demand`."""
     claims = []
     for name, tenant in sorted(members.items()):
         entitlement = tenant.entitlement(view.pool.name)
@@ -366,8 +373,10 @@ def _shares(
                 guaranteed=entitlement.guaranteed,
                 limit=entitlement.limit,
                 lendable=entitlement.lendable,
-                held=_held(pods),
-                waiting=0 if name in blocked else _gated_demand(pods),
+                held=held.get((name, view.pool.name), 0),
+                waiting=0
+                if name in blocked
+                else _gated_demand(pods) + unlisted.get((name, view.pool.name), 0),
             )
         )
     return fairshare.compute(view.capacity, claims)
@@ -400,13 +409,14 @@ def _budget(
 def tenant_states(
     tenants: Mapping[str, model.Tenant],
     *,
-    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    held: Mapping[tuple[str, str], int],
     usages: Mapping[tuple[str, str], usage.Usage],
     budgets: Mapping[str, admission.Budget | None],
     now: float,
     half_life: float,
 ) -> dict[str, admission.TenantState]:
-    """What core admission knows of each tenant (also the webhook's input)."""
+    """What core admission knows of each tenant (also the webhook's input); ``held``: the
+    GPUs each (tenant, pool) pair holds or was admitted for (:func:`_held`)."""
     return {
         name: admission.TenantState(
             tenant=name,
@@ -416,7 +426,7 @@ def tenant_states(
                 for p in tenant.pools
                 if (name, p.pool) in usages
             ),
-            allocated={p.pool: _held(placed.get((name, p.pool), ())) for p in tenant.pools},
+            allocated={p.pool: held.get((name, p.pool), 0) for p in tenant.pools},
             limits={p.pool: p.limit for p in tenant.pools},
             budget=budgets.get(name),
             on_limit=tenant.on_limit,
@@ -734,6 +744,7 @@ def _reclaim(
     *,
     tenants: Mapping[str, model.Tenant],
     placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    held: Mapping[tuple[str, str], int],
     states: Mapping[str, admission.TenantState],
     shares: fairshare.PoolShares,
     free: Mapping[str, frozenset[int]],
@@ -750,7 +761,7 @@ def _reclaim(
         return []
     pool = view.pool.name
     members = {name: t for name, t in tenants.items() if t.entitlement(pool) is not None}
-    allocated = {name: _held(placed.get((name, pool), ())) for name in members}
+    allocated = {name: held.get((name, pool), 0) for name in members}
     policies = {
         name: preemption.Policy(reclaim=t.reclaim, min_runtime_seconds=t.min_runtime_seconds)
         for name, t in members.items()
@@ -794,16 +805,25 @@ def _reclaim(
         ),
         key=lambda pod: admission.order_key(pod, states),
     )
+    allowed: dict[tuple[frozenset[tuple[str, str]], str, str], dict[str, preemption.NodeGPUs]] = {}
     for wanted in waiting:
         asking = pods[wanted.uid]
-        victims = preemption.choose_victims(
-            preemptor=wanted,
-            running=running,
-            nodes={
+        # Pods asking alike (a job's pods, most pods) are allowed onto the same nodes.
+        constraints = (
+            frozenset(asking.node_selector.items()),
+            repr(asking.required_terms),
+            repr(asking.tolerations),
+        )
+        if constraints not in allowed:
+            allowed[constraints] = {
                 name: state
                 for name, state in nodes.items()
                 if _admits(asking, members_by_name[name])
-            },
+            }
+        victims = preemption.choose_victims(
+            preemptor=wanted,
+            running=running,
+            nodes=allowed[constraints],
             needs=preemption.Room(cpu_millis=asking.cpu_millis, memory_bytes=asking.memory_bytes),
             shares=shares,
             allocated=allocated,
