@@ -331,15 +331,7 @@ def _gated_pods(sim: engine.Simulation, job: engine.Job) -> tuple[model.GpuPod, 
     sizes = placers.pod_sizes(job.gpus, sim.cluster.machine_gpus)
     group = _group(job, len(sizes))
     return tuple(
-        model.GpuPod(
-            namespace=job.tenant,
-            name=pod_name(job.job_id, part, job.preemptions),
-            uid=pod_name(job.job_id, part, job.preemptions),
-            gpus=size,
-            state=model.PodState.GATED,
-            created_at=job.submit,
-            group=group,
-        )
+        _pod(job, part, gpus=size, group=group, state=model.PodState.GATED)
         for part, size in enumerate(sizes)
     )
 
@@ -349,20 +341,47 @@ def _bound_pods(sim: engine.Simulation, job: engine.Job) -> tuple[model.GpuPod, 
     parts = job.placement.parts
     group = _group(job, len(parts))
     return tuple(
-        model.GpuPod(
-            namespace=job.tenant,
-            name=pod_name(job.job_id, number, job.preemptions),
-            uid=pod_name(job.job_id, number, job.preemptions),
+        _pod(
+            job,
+            number,
             gpus=part.mask.bit_count(),
+            group=group,
             state=model.PodState.BOUND,
-            created_at=job.submit,
             node=str(part.node),
             started_at=job.started,
             checkpoint_at=_checkpoint(sim, job),
             gpu_indices=frozenset(sim.cluster.indices(part.node, part.mask)),
-            group=group,
         )
         for number, part in enumerate(parts)
+    )
+
+
+def _pod(
+    job: engine.Job,
+    part: int,
+    *,
+    gpus: int,
+    group: groups.Membership | None,
+    state: model.PodState,
+    node: str | None = None,
+    started_at: float | None = None,
+    checkpoint_at: float | None = None,
+    gpu_indices: frozenset[int] | None = None,
+) -> model.GpuPod:
+    """Pod ``part`` of the job's current run, in the job's tenant's namespace."""
+    name = pod_name(job.job_id, part, job.preemptions)
+    return model.GpuPod(
+        namespace=job.tenant,
+        name=name,
+        uid=name,
+        gpus=gpus,
+        state=state,
+        created_at=job.submit,
+        node=node,
+        started_at=started_at,
+        checkpoint_at=checkpoint_at,
+        gpu_indices=gpu_indices,
+        group=group,
     )
 
 
