@@ -36,9 +36,11 @@ a queue's jobs oldest first and never more than fit, so it decides the same; a p
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import heapq
 import math
+from collections.abc import Mapping
 
 from gpufair.api import names
 from gpufair.core import policy as core_policy
@@ -140,7 +142,7 @@ class Gpufair:
             )
         self._checkpoint_due(sim)
         pods = [pod for bound in self._bound.values() for pod in bound]
-        listed = dict.fromkeys(sim.tenants, 0)
+        listed: collections.Counter[tuple[str, int]] = collections.Counter()
         free = sim.cluster.total_free
         shown = self.waiting.count if whole_queue else None
         for tenant, job_id in self.waiting.oldest(lambda gpus: shown or free // gpus + 1):
@@ -148,7 +150,7 @@ class Gpufair:
             if gated is None:
                 gated = self._gated[job_id] = _gated_pods(sim, sim.jobs[job_id])
             pods.extend(gated)
-            listed[tenant] += sim.jobs[job_id].gpus
+            listed[tenant, sim.jobs[job_id].gpus] += 1
         pods.extend(self._departed)
         return model.Snapshot(
             now=sim.now,
@@ -159,12 +161,21 @@ class Gpufair:
             namespaces=self._cluster.namespaces,
             blocked=frozenset(self._protected),
             synced=True,
-            unlisted_demand={
-                (tenant, POOL): sim.waiting[tenant] - count
-                for tenant, count in listed.items()
-                if sim.waiting[tenant] > count
-            },
+            unlisted_demand=self._unlisted(sim, listed),
         )
+
+    def _unlisted(
+        self, sim: engine.Simulation, listed: Mapping[tuple[str, int], int]
+    ) -> dict[tuple[str, str], dict[int, int]]:
+        """The pods of the waiting jobs not shown to the pass, by GPU count per tenant."""
+        unlisted: dict[tuple[str, str], dict[int, int]] = {}
+        for tenant, gpus, jobs in self.waiting.counts():
+            rest = jobs - listed[tenant, gpus]
+            if rest:
+                sizes = unlisted.setdefault((tenant, POOL), {})
+                for size in placers.pod_sizes(gpus, sim.cluster.machine_gpus):
+                    sizes[size] = sizes.get(size, 0) + rest
+        return unlisted
 
     def _checkpoint_due(self, sim: engine.Simulation) -> None:
         """Running jobs that passed a checkpoint since the last pass: their pods say so (what

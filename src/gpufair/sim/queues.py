@@ -96,6 +96,11 @@ class WaitingJobs:
                 for _, job_id in group.first(count):
                     yield job_id
 
+    def counts(self) -> Iterator[tuple[str, int, int]]:
+        """``(tenant, gpus, jobs)`` of every group."""
+        for (tenant, gpus), group in self._groups.items():
+            yield tenant, gpus, len(group)
+
     def oldest(self, count: Callable[[int], int]) -> Iterator[tuple[str, int]]:
         """``(tenant, job_id)`` of the ``count(gpus)`` oldest jobs of every group."""
         for (tenant, gpus), group in self._groups.items():

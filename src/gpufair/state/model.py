@@ -221,9 +221,12 @@ class Snapshot:
     synced: bool = False
     other_requests: Mapping[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     """CPU millicores and memory bytes requested on each node by bound pods without GPUs."""
-    unlisted_demand: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
-    """GPUs that gated pods not listed in ``pods`` wait for, per (tenant, pool): counted in the
-    tenant's demand (its fair share) but never admitted or held. The operator lists every pod
-    and leaves this empty; the simulator lists only the oldest jobs of each queue that one pass
-    could act on (:mod:`gpufair.sim.gpufair_policy`) and declares the rest here, so the shares
-    are those of the whole queue."""
+    unlisted_demand: Mapping[tuple[str, str], Mapping[int, int]] = dataclasses.field(
+        default_factory=dict
+    )
+    """Gated pods not listed in ``pods``, per (tenant, pool): how many wait for each GPU count.
+    They count in the tenant's demand (its fair share) and in the pool's waiting demand by size,
+    but are never admitted or held. The operator lists every pod and leaves this empty; the
+    simulator lists only the oldest jobs of each queue that one pass could act on
+    (:mod:`gpufair.sim.gpufair_policy`) and declares the rest here, so the pass decides as it
+    would shown the whole queue."""

@@ -357,7 +357,7 @@ def _shares(
     held: Mapping[tuple[str, str], int],
     *,
     blocked: set[str],
-    unlisted: Mapping[tuple[str, str], int],
+    unlisted: Mapping[tuple[str, str], Mapping[int, int]],
 ) -> fairshare.PoolShares:
     """Fair shares of the pool; a tenant stopped by its budget claims no waiting demand.
     ``unlisted``: :attr:`~gpufair.state.model.Snapshot.unlisted_demand`."""
@@ -376,7 +376,8 @@ def _shares(
                 held=held.get((name, view.pool.name), 0),
                 waiting=0
                 if name in blocked
-                else _gated_demand(pods) + unlisted.get((name, view.pool.name), 0),
+                else _gated_demand(pods)
+                + sum(g * n for g, n in unlisted.get((name, view.pool.name), {}).items()),
             )
         )
     return fairshare.compute(view.capacity, claims)
