@@ -52,8 +52,10 @@ def test_report_has_every_policy(
     for figures in report["policies"].values():
         assert figures["finished"] == figures["jobs"] == len(ROWS)
         assert set(figures["tenants"]) == {"a", "b", "c"}
+    assert {goal["verdict"] for goal in report["goals"]} <= {"met", "missed"}
     markdown = (out / "report.md").read_text()
     assert "| queue wait p95 |" in markdown
+    assert "## Goals (issue 17)" in markdown
     policies = ("gpufair", "default", "quota", "kueue-tas", "gang-binpack")
     for image in (*(f"share-{name}.png" for name in policies), "comparison.png"):
         assert (out / image).stat().st_size > 0

@@ -16,7 +16,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gpufair.sim import metrics
+from gpufair.sim import goals, metrics
 
 HOUR = 3600.0
 
@@ -67,6 +67,9 @@ def to_json(info: RunInfo, results: Sequence[metrics.PolicyFigures]) -> dict[str
     return {
         "run": _clean(dataclasses.asdict(info)),
         "policies": {figures.policy: _clean(dataclasses.asdict(figures)) for figures in results},
+        "goals": [
+            {**dataclasses.asdict(goal), "verdict": goal.verdict} for goal in goals.check(results)
+        ],
     }
 
 
@@ -168,7 +171,8 @@ def to_markdown(
         "|---|" + "---|" * len(names),
     ]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in summary_rows(results)]
-    lines += ["", "## Per tenant", ""]
+    lines += ["", *goals.to_markdown(goals.check(results))]
+    lines += ["## Per tenant", ""]
     tenants = sorted(results[0].tenants, key=lambda name: -results[0].tenants[name].gpu_hours)
     header = ["tenant", "weight", "guaranteed", "GPU-hours"]
     for name in names:
