@@ -502,3 +502,126 @@ def test_victims_free_the_cpu_the_preemptor_needs(
         needs=preemption.Room(cpu_millis=needs_cpu),
     )
     assert (None if found is None else tuple(sorted(p.uid for p in found.pods))) == want
+
+
+# -- pod groups: room for every member at once, or no reclaim ------------------------------
+
+TWO_NODES = {"n1": topo_builders.dgx1(), "n2": topo_builders.dgx1()}
+
+
+def b_holds_two_nodes() -> tuple[preemption.RunningPod, ...]:
+    """b holds both nodes in islands of four: b1, b2 on n1 and b3, b4 on n2 (b4 youngest)."""
+    return tuple(
+        running_pod(f"b{i + 1}").tenant("b").node(node).gpus(*gpus).started(i).obj()
+        for i, (node, gpus) in enumerate(
+            [("n1", range(4)), ("n1", range(4, 8)), ("n2", range(4)), ("n2", range(4, 8))]
+        )
+    )
+
+
+def members(*sizes: int, owner: str = "a") -> list[admission.WaitingPod]:
+    return [waiting_pod(f"m{i}").tenant(owner).gpus(gpus).obj() for i, gpus in enumerate(sizes)]
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupCase:
+    scene: Scene
+    members: list[admission.WaitingPod]
+    want: tuple[str, ...] | None
+    """Victim uids (any order), or None for no reclaim."""
+
+
+GROUP_CASES = [
+    pytest.param(
+        GroupCase(
+            Scene((tenant("a").demand(8), tenant("b").demand(16)), b_holds_two_nodes(), TWO_NODES),
+            members(4, 4),
+            ("b3", "b4"),
+        ),
+        id="room-for-both-members-from-the-youngest-victims",
+    ),
+    pytest.param(
+        GroupCase(
+            Scene((tenant("a").demand(12), tenant("b").demand(16)), b_holds_two_nodes(), TWO_NODES),
+            members(4, 4, 4),
+            None,
+        ),
+        id="beyond-the-groups-share-no-member-reclaims",
+    ),
+    pytest.param(
+        GroupCase(
+            Scene(
+                (tenant("a").demand(8), tenant("b").demand(16)),
+                b_holds_two_nodes()[:3],
+                TWO_NODES,
+            ),
+            members(4, 4),
+            ("b3",),
+        ),
+        id="one-member-fits-free-the-other-reclaims",
+    ),
+    pytest.param(
+        GroupCase(
+            Scene(
+                (tenant("a").demand(8), tenant("b").demand(16)), b_holds_two_nodes()[:2], TWO_NODES
+            ),
+            members(4, 4),
+            None,
+        ),
+        id="fits-without-victims",
+    ),
+    pytest.param(
+        GroupCase(
+            Scene(
+                # Weights 2:1:1 over 16 GPUs: shares a 8, b 4 (all it holds), c 4 (holds 12).
+                (
+                    tenant("a").weight(2).demand(8),
+                    tenant("b").demand(4),
+                    tenant("c").demand(12),
+                ),
+                (
+                    *b_holds_two_nodes()[:1],
+                    *(
+                        running_pod(f"c{i}").tenant("c").node(node).gpus(*gpus).obj()
+                        for i, (node, gpus) in enumerate(
+                            [("n1", range(4, 8)), ("n2", range(4)), ("n2", range(4, 8))]
+                        )
+                    ),
+                ),
+                TWO_NODES,
+            ),
+            members(4, 4),
+            ("c0", "c1"),
+        ),
+        id="victims-only-from-tenants-above-their-share",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", GROUP_CASES)
+def test_choose_group_victims(case: GroupCase) -> None:
+    scene = case.scene
+    found = preemption.choose_group_victims(
+        members=case.members,
+        running=scene.running,
+        nodes=scene.node_gpus(),
+        shares=scene.shares(),
+        allocated=scene.allocated(),
+        policies=scene.policies(),
+        now=NOW,
+    )
+    if case.want is None:
+        assert found is None
+        return
+    assert found is not None
+    assert sorted(pod.uid for pod in found.pods) == sorted(case.want)
+    # Every member placed, on GPUs that are free once the victims have gone, none shared.
+    assert set(found.placements) == {member.uid for member in case.members}
+    free = {name: set(state.free) for name, state in scene.node_gpus().items()}
+    for pod in found.pods:
+        free[pod.node] |= set(pod.gpus)
+    for member in case.members:
+        node, gpus = found.placements[member.uid]
+        assert len(gpus) == member.gpus
+        assert set(gpus) <= free[node]
+        free[node] -= set(gpus)

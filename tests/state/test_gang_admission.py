@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.builders import operator as b
 
-from gpufair.state import scheduling
+from gpufair.state import model, scheduling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,3 +167,51 @@ def test_a_pass_never_admits_part_of_a_group(
         assert members >= size
         assert limit is None or members * member_gpus <= limit
         assert members * member_gpus <= sum(8 - h for h in held)
+
+
+# -- reclaim for a whole group ----------------------------------------------------------------
+
+
+def _reclaim_pass(*, borrowed: int, group_size: int, terminating: int = 0) -> scheduling.Decisions:
+    """Two 8-GPU nodes; ``borrowed`` 4-GPU pods of borrower ``b`` (youngest last), the first
+    ``terminating`` of them already being evicted; ``a``, of the same weight (a fair share of 8
+    GPUs), waits with group ``train`` of ``group_size`` pods of 4 GPUs."""
+    spots = [("n0", range(4)), ("n0", range(4, 8)), ("n1", range(4)), ("n1", range(4, 8))]
+    borrower = []
+    for index, (node, gpus) in enumerate(spots[:borrowed]):
+        pod = b.pod(f"b/x{index}").gpus(4).bound(node, at=float(index), indices=gpus).build()
+        if index < terminating:
+            pod = dataclasses.replace(pod, state=model.PodState.TERMINATING, deleting_at=130.0)
+        borrower.append(pod)
+    train = [
+        b.pod(f"a/w{index}").gpus(4).group("train", group_size).created(50.0).build()
+        for index in range(group_size)
+    ]
+    snap = b.snap(
+        now=100.0,
+        nodes=[b.node("n0"), b.node("n1")],
+        tenants=[b.tenant("a").pool().build(), b.tenant("b").pool().build()],
+        pods=[*borrower, *train],
+    )
+    return scheduling.schedule(snap, half_life=3600.0)
+
+
+def test_reclaim_makes_room_for_every_member_at_once() -> None:
+    decided = _reclaim_pass(borrowed=4, group_size=2)
+    assert decided.admissions == ()
+    evicted = sorted(e.pod.key for e in decided.evictions)
+    assert evicted == ["b/x2", "b/x3"]
+    assert all("group train" in e.message for e in decided.evictions)
+
+
+def test_no_reclaim_for_part_of_a_group_beyond_its_tenants_share() -> None:
+    """a's share is 8 GPUs: a group of three 4-GPU pods cannot be made room for, and no member
+    reclaims on its own (the group reclaims whole or not at all)."""
+    decided = _reclaim_pass(borrowed=4, group_size=3)
+    assert decided.evictions == ()
+    assert decided.admissions == ()
+
+
+def test_no_second_reclaim_while_the_groups_victims_terminate() -> None:
+    decided = _reclaim_pass(borrowed=4, group_size=2, terminating=2)
+    assert decided.evictions == ()

@@ -189,6 +189,116 @@ def choose_victims(
     return None if best is None else best[1]
 
 
+@dataclasses.dataclass(frozen=True)
+class GroupVictims:
+    """Pods to evict, on one or more nodes, so that every member of a pod group fits at once,
+    and where each member then runs (member uid -> node and GPUs)."""
+
+    pods: tuple[RunningPod, ...]
+    placements: Mapping[str, tuple[str, tuple[int, ...]]]
+
+
+def choose_group_victims(
+    *,
+    members: Sequence[admission.WaitingPod],
+    running: Sequence[RunningPod],
+    nodes: Mapping[str, NodeGPUs],
+    shares: fairshare.PoolShares,
+    allocated: Mapping[str, int],
+    policies: Mapping[str, Policy],
+    now: float,
+    mode: policy.PlacementMode = policy.PlacementMode.PACK,
+    rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
+    needs: Mapping[str, Room] | None = None,
+) -> GroupVictims | None:
+    """Victims that make room for a whole pod group (admitted all or nothing), or None.
+
+    The group reclaims as one preemptor: its tenant must be allowed to take every member's GPUs
+    within its fair share. Members are placed largest first, each on free GPUs where it fits,
+    else at the victims :func:`choose_victims` picks for it with the victims chosen so far gone
+    and the members placed so far in place (same rules: victims only from tenants above their
+    share, never below it, cheapest first). ``None`` when any member finds no room (a group is
+    reclaimed for whole or not at all), when the tenant may not reclaim that much, or when the
+    group fits without evicting anyone. ``needs``: CPU and memory of each member by uid.
+    """
+    if not members:
+        return None
+    whole = dataclasses.replace(members[0], gpus=sum(member.gpus for member in members))
+    if not may_reclaim(preemptor=whole, shares=shares, allocated=allocated, policies=policies):
+        return None
+    state = dict(nodes)
+    left = list(running)
+    held = dict(allocated)
+    victims: list[RunningPod] = []
+    placements: dict[str, tuple[str, tuple[int, ...]]] = {}
+    for member in sorted(members, key=lambda pod: (-pod.gpus, pod.uid)):
+        need = (needs or {}).get(member.uid, Room())
+        spot = _free_spot(state, member.gpus, need, mode, rule)
+        gone: tuple[RunningPod, ...] = ()
+        if spot is None:
+            found = choose_victims(
+                preemptor=member,
+                running=left,
+                nodes=state,
+                shares=shares,
+                allocated=held,
+                policies=policies,
+                now=now,
+                mode=mode,
+                rule=rule,
+                needs=need,
+            )
+            if found is None:
+                return None
+            spot, gone = (found.node, found.choice.gpus), found.pods
+        node, gpus = spot
+        state[node] = _after(state[node], gone=gone, taken=gpus, need=need)
+        uids = {pod.uid for pod in gone}
+        left = [pod for pod in left if pod.uid not in uids]
+        for pod in gone:
+            held[pod.tenant] = held.get(pod.tenant, 0) - len(pod.gpus)
+        held[member.tenant] = held.get(member.tenant, 0) + member.gpus
+        victims.extend(gone)
+        placements[member.uid] = (node, tuple(gpus))
+    if not victims:
+        return None
+    return GroupVictims(pods=tuple(victims), placements=placements)
+
+
+def _free_spot(
+    nodes: Mapping[str, NodeGPUs],
+    count: int,
+    need: Room,
+    mode: policy.PlacementMode,
+    rule: policy.TopologyRule,
+) -> tuple[str, tuple[int, ...]] | None:
+    """The node (best score, then name) whose free GPUs hold ``count`` now, and the GPUs."""
+    best: tuple[int, str, tuple[int, ...]] | None = None
+    for name in sorted(nodes):
+        state = nodes[name]
+        if len(state.free) < count or not _has_room(state, (), need):
+            continue
+        choice = _fit(state, (), count, mode, rule)
+        if isinstance(choice, placement.Choice) and (best is None or choice.score > best[0]):
+            best = (choice.score, name, choice.gpus)
+    return None if best is None else (best[1], best[2])
+
+
+def _after(
+    state: NodeGPUs, *, gone: Sequence[RunningPod], taken: Iterable[int], need: Room
+) -> NodeGPUs:
+    """The node once ``gone`` have left and a member took ``taken`` GPUs (and ``need``)."""
+    freed = state.free.union(*(pod.gpus for pod in gone))
+    spare = state.spare
+    if spare is not None:
+        spare = spare.plus(gone)
+        spare = Room(
+            cpu_millis=spare.cpu_millis - need.cpu_millis,
+            memory_bytes=spare.memory_bytes - need.memory_bytes,
+        )
+    return NodeGPUs(topology=state.topology, free=freed - frozenset(taken), spare=spare)
+
+
 def may_reclaim(
     *,
     preemptor: admission.WaitingPod,

@@ -4,7 +4,7 @@ One pass decides, for one instant ``now`` and nothing else (no clock, no I/O): w
 namespace, which pool each GPU pod belongs to, each tenant's metered usage and budget, the fair
 shares of every pool, which waiting pods are admitted (their admission gate comes off, with the
 pool they were admitted into), and at most one reclaim per pool (victims to evict for one
-waiting pod). Every decision is :mod:`gpufair.core`'s (fair share, usage, admission order,
+waiting pod, or for every member of one pod group at once). Every decision is :mod:`gpufair.core`'s (fair share, usage, admission order,
 preemption victims, placement); this module gathers the inputs per pool and turns the answers
 into intents.
 
@@ -796,19 +796,24 @@ def _reclaim(
     }
     members_by_name = {node.name: node for node in view.nodes}
     pods = {pod.uid: pod for name in members for pod in placed.get((name, pool), ())}
+    held_groups = _held_groups(members, placed, pool=pool, holds=holds, blocked=blocked)
     waiting = sorted(
-        (
-            _waiting(pod, tenant=name, pool=pool)
-            for name in members
-            if name not in blocked
-            for pod in placed.get((name, pool), ())
-            if pod.state is model.PodState.GATED and pod.uid in holds and pod.group is None
-        ),
+        [
+            *(
+                _waiting(pod, tenant=name, pool=pool)
+                for name in members
+                if name not in blocked
+                for pod in placed.get((name, pool), ())
+                if pod.state is model.PodState.GATED and pod.uid in holds and pod.group is None
+            ),
+            *(group.waiting() for group in held_groups.values()),
+        ],
         key=lambda pod: admission.order_key(pod, states),
     )
     allowed: dict[tuple[frozenset[tuple[str, str]], str, str], dict[str, preemption.NodeGPUs]] = {}
     for wanted in waiting:
-        asking = pods[wanted.uid]
+        group = held_groups.get(wanted.uid)
+        asking = pods[wanted.uid] if group is None else group.members[0]
         # Pods asking alike (a job's pods, most pods) are allowed onto the same nodes.
         constraints = (
             frozenset(asking.node_selector.items()),
@@ -821,6 +826,41 @@ def _reclaim(
                 for name, state in nodes.items()
                 if _admits(asking, members_by_name[name])
             }
+        if group is not None:
+            for_group = preemption.choose_group_victims(
+                members=[_waiting(pod, tenant=group.tenant, pool=pool) for pod in group.members],
+                running=running,
+                nodes=allowed[constraints],
+                needs={
+                    pod.uid: preemption.Room(
+                        cpu_millis=pod.cpu_millis, memory_bytes=pod.memory_bytes
+                    )
+                    for pod in group.members
+                },
+                shares=shares,
+                allocated=allocated,
+                policies=policies,
+                now=now,
+                mode=view.pool.mode,
+                rule=view.pool.rule,
+            )
+            if for_group is None:
+                continue
+            return [
+                Eviction(
+                    pod=pods[victim.uid],
+                    tenant=victim.tenant,
+                    pool=pool,
+                    preemptor=group.tenant,
+                    for_pod=group.members[0],
+                    message=f"preempted by gpufair: tenant {group.tenant} is below its fair share"
+                    f" in pool {pool} ({allocated[group.tenant]} of"
+                    f" {shares.share(group.tenant):g} GPUs) and {group.label} needs room for"
+                    f" every pod at once; tenant {victim.tenant} keeps at least"
+                    f" {shares.protected(victim.tenant):g} GPUs",
+                )
+                for victim in for_group.pods
+            ]
         victims = preemption.choose_victims(
             preemptor=wanted,
             running=running,
@@ -852,6 +892,37 @@ def _reclaim(
             for victim in victims.pods
         ]
     return []
+
+
+def _held_groups(
+    members: Mapping[str, model.Tenant],
+    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    *,
+    pool: str,
+    holds: Mapping[str, str],
+    blocked: set[str],
+) -> dict[str, _Gang]:
+    """The pod groups of the pool held whole (every member created and waiting, none admitted),
+    by the uid core admission knows each by: reclaim makes room for a group at once."""
+    found: dict[groups.GroupKey, tuple[str, list[model.GpuPod]]] = {}
+    for name in members:
+        if name in blocked:
+            continue
+        for pod in placed.get((name, pool), ()):
+            if pod.group is not None and pod.state is model.PodState.GATED and pod.uid in holds:
+                found.setdefault(pod.group.key, (name, []))[1].append(pod)
+    held = {}
+    for key, (tenant, gated) in sorted(found.items()):
+        size = max(pod.group.size or 0 for pod in gated if pod.group is not None)
+        if len(gated) == size:
+            group = _Gang(
+                key=key,
+                tenant=tenant,
+                pool=pool,
+                members=tuple(sorted(gated, key=lambda pod: pod.name)),
+            )
+            held[group.uid] = group
+    return held
 
 
 def _admits(pod: model.GpuPod, node: model.Node) -> bool:
