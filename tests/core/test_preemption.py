@@ -625,3 +625,42 @@ def test_choose_group_victims(case: GroupCase) -> None:
         assert len(gpus) == member.gpus
         assert set(gpus) <= free[node]
         free[node] -= set(gpus)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenario=scenes(), second=st.integers(1, 4))
+def test_group_reclaim_invariants(
+    scenario: tuple[Scene, admission.WaitingPod], second: int
+) -> None:
+    """A group of the scene's waiting pod and a second one of ``a``: when victims are chosen,
+    the whole group ends within a's share, no victim's tenant ends below what it is protected
+    to keep, and every member has its own GPUs, free once the victims are gone."""
+    scene, first = scenario
+    group = [first, waiting_pod("new2").tenant("a").gpus(second).obj()]
+    found = preemption.choose_group_victims(
+        members=group,
+        running=scene.running,
+        nodes=scene.node_gpus(),
+        shares=scene.shares(),
+        allocated=scene.allocated(),
+        policies=scene.policies(),
+        now=NOW,
+    )
+    event("victims" if found is not None else "no victims")
+    if found is None:
+        return
+    shares, allocated = scene.shares(), scene.allocated()
+    assert allocated["a"] + first.gpus + second <= shares.share("a") + 1e-6
+    for name in allocated:
+        lost = sum(len(p.gpus) for p in found.pods if p.tenant == name)
+        if lost:
+            assert name != "a"
+            assert allocated[name] - lost >= shares.protected(name) - 1e-6
+    free = {name: set(state.free) for name, state in scene.node_gpus().items()}
+    for pod in found.pods:
+        free[pod.node] |= set(pod.gpus)
+    for member in group:
+        node, gpus = found.placements[member.uid]
+        assert len(gpus) == member.gpus
+        assert set(gpus) <= free[node]
+        free[node] -= set(gpus)
