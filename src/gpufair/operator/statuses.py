@@ -306,7 +306,12 @@ def admission_events(admissions: Iterable[scheduling.Admission]) -> Iterable[Eve
             type=EventType.NORMAL,
             reason=Reason.ADMITTED,
             message=f"admitted to pool {admitted.pool} for tenant {admitted.tenant}"
-            f" after waiting {admitted.waited:.0f}s",
+            f" after waiting {admitted.waited:.0f}s"
+            + (
+                f"; its pod group's plan places it on node {admitted.node}"
+                if admitted.node is not None
+                else ""
+            ),
         )
 
 

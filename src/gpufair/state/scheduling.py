@@ -47,6 +47,9 @@ class Admission:
     tenant: str
     pool: str
     waited: float
+    node: str | None = None
+    """A group member's node in the group's plan (``gpufair.dev/group-plan``); ``None`` for a
+    pod admitted on its own, which the extender places wherever it fits."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -636,7 +639,8 @@ def _admit_gang(
     now: float,
 ) -> list[Admission]:
     """Every member of a group core chose, when they still fit after this pass's earlier
-    admissions (their GPUs are taken from ``nodes``); else none, each with a hold."""
+    admissions (their GPUs are taken from ``nodes``), each with its node in the plan; else
+    none, each with a hold."""
     pool_nodes = nodes[gang.pool]
     plan = _fit_gang(views[gang.pool], pool_nodes.free, gang)
     if isinstance(plan, gang_fit.GangNoFit):
@@ -646,9 +650,13 @@ def _admit_gang(
         pool_nodes.remove(member.node, member.gpus)
     return [
         Admission(
-            pod=pod, tenant=gang.tenant, pool=gang.pool, waited=max(0.0, now - pod.created_at)
+            pod=pod,
+            tenant=gang.tenant,
+            pool=gang.pool,
+            waited=max(0.0, now - pod.created_at),
+            node=member.node,
         )
-        for pod in gang.members
+        for pod, member in zip(gang.members, plan.placements, strict=True)
     ]
 
 
