@@ -189,10 +189,11 @@ def plan_annotations(node: str) -> dict[str, str]:
     return {names.GROUP_PLAN_ANNOTATION: node}
 
 
-def planned_node(annotations: Mapping[str, str]) -> str | None:
-    """The node the member's plan names (``None``: no plan). Only gpufair writes it: the
-    webhook refuses anyone else who sets or changes it (``names.GPUFAIR_ONLY_ANNOTATIONS``)."""
-    value = annotations.get(names.GROUP_PLAN_ANNOTATION)
+def planned_node(annotations: object) -> str | None:
+    """The node the member's plan names (``None``: no plan, or annotations that are not a
+    mapping). Only gpufair writes it: the webhook refuses anyone else who sets or changes it
+    (``names.GPUFAIR_ONLY_ANNOTATIONS``)."""
+    value = _mapping(annotations).get(names.GROUP_PLAN_ANNOTATION)
     return value.strip() or None if isinstance(value, str) else None
 
 
