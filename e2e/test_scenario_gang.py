@@ -12,6 +12,12 @@ runs 6 of them. Tenant ``team``'s training job is 4 pods of 2 GPUs carrying
 - ``other``'s pods finish: all 4 members are admitted in one pass (one ``admitted-at`` stamp)
   and bound.
 
+A second scenario shows the extender placing members to the group's plan: two DGX-1 nodes, one
+with 2 GPUs taken by ``other`` (the extender alone would fill its broken island first, spreading
+the group over both machines); the pass plans all 4 members on the free node (fewest machines),
+the operator writes it on each member (``gpufair.dev/group-plan``) as it lifts the gate, and every
+member is bound to the node its plan names.
+
 Throughout, the members' gates are polled: a pass never leaves the group partly admitted. Gates
 come off pod by pod (Kubernetes has no multi-object write), so a poll that lands between the
 writes of one pass may see some gates gone; it then must see all of them gone once that pass
@@ -23,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+
 from e2e.harness import scenario
 from gpufair.api import names
 
@@ -30,10 +38,10 @@ DGX1 = "dgx1-v100-8gpu-mlx5.txt"
 MEMBERS = 4
 
 
-def _submit_member(k8s: Any, namespace: str, name: str) -> None:
+def _submit_member(k8s: Any, namespace: str, name: str, *, group: str = "train") -> None:
     body = scenario.gpu_pod(name, 2, scheduler_name=None)
     body["metadata"]["annotations"] = {
-        names.POD_GROUP_KEY: "train",
+        names.POD_GROUP_KEY: group,
         names.GROUP_SIZE_KEY: str(MEMBERS),
     }
     created = k8s.core.create_namespaced_pod(namespace, body)
@@ -47,6 +55,18 @@ def _waiting_message(k8s: Any, namespace: str, name: str) -> str:
         if e.get("reason") == "Waiting"
     ]
     return messages[-1] if messages else ""
+
+
+def _extender_passes(stack: scenario.Stack, namespace: str, node: str) -> bool:
+    """Whether the extender's filter would place a 1-GPU pod of ``namespace`` on ``node``."""
+    probe = scenario.gpu_pod("probe", 1)
+    probe["metadata"].update(namespace=namespace, uid="probe")
+    answer = httpx.post(
+        f"{stack.extender_url}/filter",
+        json={"Pod": probe, "Nodes": None, "NodeNames": [node]},
+        timeout=5.0,
+    ).json()
+    return bool(answer.get("NodeNames") == [node])
 
 
 class GroupWatch:
@@ -163,3 +183,71 @@ def test_a_group_is_admitted_whole_or_not_at_all_under_contention(
         )
     assert watch.polls > 6
     assert scenario.shared_gpus(k8s, [node]) == {}
+
+
+def test_the_members_of_an_admitted_group_are_bound_to_the_nodes_of_its_plan(
+    stack: scenario.Stack,
+    k8s: Any,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    pool = scenario.unique("plan")
+    taken, empty = scenario.unique("taken"), scenario.unique("empty")
+    team, other = scenario.unique("team"), scenario.unique("other")
+    make_gpu_node(taken, DGX1, labels={scenario.POOL_LABEL: pool})
+    spaces = {tenant: cleanup.namespace() for tenant in (team, other)}
+    cleanup.apply(scenario.pool_manifest(pool))
+    for tenant in (team, other):
+        cleanup.apply(
+            scenario.quota_manifest(tenant, namespaces=[spaces[tenant]], pools=[{"name": pool}])
+        )
+    scenario.wait_known(k8s, team, other)
+
+    with stack.driver(spaces.values()) as driver:
+        # 2 of the first node's GPUs are taken before the second node exists.
+        scenario.submit(k8s, spaces[other], "busy", 2)
+        scenario.settle(
+            lambda: (
+                [p["spec"].get("nodeName") for p in scenario.running_on_nodes(k8s, [spaces[other]])]
+                == [taken]
+            ),
+            timeout=60,
+            what="the other tenant runs on the first node",
+            driver=driver,
+        )
+        make_gpu_node(empty, DGX1, labels={scenario.POOL_LABEL: pool})
+        scenario.settle(
+            lambda: scenario.pool_status(k8s, pool).get("capacity") == 16,
+            timeout=30,
+            what="the operator counts both nodes in the pool",
+        )
+        scenario.settle(
+            lambda: _extender_passes(stack, spaces[team], empty),
+            timeout=30,
+            what="the extender knows the new node",
+        )
+
+        for i in range(MEMBERS):
+            _submit_member(k8s, spaces[team], f"p-{i}", group="planned")
+        members = scenario.settle(
+            lambda: (
+                len(bound := scenario.running_on_nodes(k8s, [spaces[team]])) == MEMBERS and bound
+            ),
+            timeout=60,
+            what="every member admitted and bound",
+            driver=driver,
+        )
+
+    plans = {
+        pod["metadata"]["name"]: (pod["metadata"].get("annotations") or {}).get(
+            names.GROUP_PLAN_ANNOTATION
+        )
+        for pod in members
+    }
+    placed = {pod["metadata"]["name"]: pod["spec"]["nodeName"] for pod in members}
+    # Fewest machines: the empty node holds all 4 (the other has 6 free GPUs, not 8).
+    assert plans == dict.fromkeys(placed, empty), plans
+    assert placed == plans, "members bound off their plan"
+    stamps = {pod["metadata"]["annotations"][names.ADMITTED_AT_ANNOTATION] for pod in members}
+    assert len(stamps) == 1, f"members admitted in different passes: {stamps}"
+    assert scenario.shared_gpus(k8s, [taken, empty]) == {}
