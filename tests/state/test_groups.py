@@ -243,3 +243,26 @@ def test_planned_node_reads_what_the_operator_writes(
 def test_the_plan_annotation_is_gpufairs_only() -> None:
     """Forging it would steer a member; the webhook refuses it like ``gpufair.dev/gpus``."""
     assert names.GROUP_PLAN_ANNOTATION in names.GPUFAIR_ONLY_ANNOTATIONS
+
+
+@pytest.mark.parametrize(
+    ("pod", "size"),
+    [
+        pytest.param(b.indexed_job_member("w-0", job="sweep"), 4, id="indexed-job"),
+        pytest.param(b.jobset_member("w-0", jobset="llm"), 8, id="jobset"),
+        pytest.param(b.kubeflow_member("w-0", job="bert"), 4, id="kubeflow"),
+        pytest.param(b.pod_group_member("w-0", pod_group="pg"), 4, id="pod-group"),
+        pytest.param(b.workload_member("w-0", workload="wl", pod_group="w", replica="r1"), 2,
+                     id="workload-replica"),
+        pytest.param(b.indexed_job_member("w-0", job="other"), None, id="owner-not-known"),
+    ],
+)  # fmt: skip
+def test_owner_size_of_a_group_read_without_sizes(pod: dict[str, Any], size: int | None) -> None:
+    """A caller that reads owners after their pods sizes the group as group_of would have."""
+    unsized = groups.group_of(pod)
+    assert unsized is not None
+    assert unsized.size is None
+    assert groups.owner_size(unsized.key, SIZES) == size
+    sized = groups.group_of(pod, SIZES)
+    assert sized is not None
+    assert sized.size == size

@@ -125,6 +125,28 @@ def group_of(pod: ObjectDict, sizes: OwnerSizes | None = None) -> Membership | N
     return None
 
 
+def owner_size(key: GroupKey, sizes: OwnerSizes) -> int | None:
+    """The size owner objects give ``key``'s group (``None``: not known), for a caller that
+    learns them after it read the pod (the operator sizes a Job's group at each pass). As in
+    :func:`group_of`, an indexed Job of one pod is no group: 1 is returned and the caller lets
+    the pod run alone."""
+    where = (key.namespace, key.name)
+    match key.source:
+        case Source.INDEXED_JOB:
+            return sizes.jobs.get(where)
+        case Source.JOBSET:
+            return sizes.jobsets.get(where)
+        case Source.KUBEFLOW:
+            return sizes.kubeflow.get(where)
+        case Source.POD_GROUP:
+            return sizes.pod_groups.get(where)
+        case Source.WORKLOAD:
+            workload, _, rest = key.name.partition("/")
+            return sizes.workloads.get((key.namespace, workload, rest.partition("/")[0]))
+        case Source.GPUFAIR:
+            return None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Group:
     """A group's pods seen so far, against its size."""
