@@ -48,13 +48,16 @@ def _submit_member(k8s: Any, namespace: str, name: str, *, group: str = "train")
     assert scenario.is_gated(k8s.api_client.sanitize_for_serialization(created))
 
 
-def _waiting_message(k8s: Any, namespace: str, name: str) -> str:
+def _waiting_message(k8s: Any, namespace: str, wanted: str, name: str) -> str:
+    """The pod's ``Waiting`` message containing ``wanted`` ("" when none does). Any, not the
+    last listed: a pass that saw only the first member told it ``1 of 4 members created``, and
+    the events of one pod within a second are not listed in a reliable order."""
     messages = [
         str(e.get("message") or "")
         for e in scenario.events_of(k8s, namespace, name)
         if e.get("reason") == "Waiting"
     ]
-    return messages[-1] if messages else ""
+    return next((message for message in messages if wanted in message), "")
 
 
 def _extender_passes(stack: scenario.Stack, namespace: str, node: str) -> bool:
@@ -133,7 +136,7 @@ def test_a_group_is_admitted_whole_or_not_at_all_under_contention(
         for i in range(2):
             _submit_member(k8s, spaces[team], f"w-{i}")
         scenario.settle(
-            lambda: "2 of 4 members created" in _waiting_message(k8s, spaces[team], "w-0"),
+            lambda: _waiting_message(k8s, spaces[team], "2 of 4 members created", "w-0"),
             timeout=30,
             what="the members wait for the rest of the group",
         )
@@ -146,10 +149,7 @@ def test_a_group_is_admitted_whole_or_not_at_all_under_contention(
         for i in range(2, MEMBERS):
             _submit_member(k8s, spaces[team], f"w-{i}")
         reason = scenario.settle(
-            lambda: (
-                ((m := _waiting_message(k8s, spaces[team], "w-3")) and "needs 8 GPUs at once" in m)
-                and m
-            ),
+            lambda: _waiting_message(k8s, spaces[team], "needs 8 GPUs at once", "w-3"),
             timeout=30,
             what="the complete group waits for room with a reason",
         )
