@@ -18,6 +18,11 @@ the group over both machines); the pass plans all 4 members on the free node (fe
 the operator writes it on each member (``gpufair.dev/group-plan``) as it lifts the gate, and every
 member is bound to the node its plan names.
 
+A third scenario shows a group sized by its owner: an indexed Job (``parallelism: 4``) whose pods
+carry only the Job controller's labels (the stand-in runs no Job controller, so the test creates
+the Job and its pods); the operator reads the Job through its watch and admits the 4 pods all
+or nothing.
+
 Throughout, the members' gates are polled: a pass never leaves the group partly admitted. Gates
 come off pod by pod (Kubernetes has no multi-object write), so a poll that lands between the
 writes of one pass may see some gates gone; it then must see all of them gone once that pass
@@ -30,9 +35,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import kubernetes
 
 from e2e.harness import scenario
 from gpufair.api import names
+from gpufair.state import groups
 
 DGX1 = "dgx1-v100-8gpu-mlx5.txt"
 MEMBERS = 4
@@ -251,3 +258,73 @@ def test_the_members_of_an_admitted_group_are_bound_to_the_nodes_of_its_plan(
     stamps = {pod["metadata"]["annotations"][names.ADMITTED_AT_ANNOTATION] for pod in members}
     assert len(stamps) == 1, f"members admitted in different passes: {stamps}"
     assert scenario.shared_gpus(k8s, [taken, empty]) == {}
+
+
+def test_an_indexed_jobs_pods_are_admitted_whole_sized_by_the_job(
+    stack: scenario.Stack,
+    k8s: Any,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    pool, node = scenario.unique("job"), scenario.unique("n")
+    team, other = scenario.unique("team"), scenario.unique("other")
+    make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
+    spaces = {tenant: cleanup.namespace() for tenant in (team, other)}
+    cleanup.apply(scenario.pool_manifest(pool))
+    for tenant in (team, other):
+        cleanup.apply(
+            scenario.quota_manifest(tenant, namespaces=[spaces[tenant]], pools=[{"name": pool}])
+        )
+    scenario.wait_known(k8s, team, other)
+    batch = kubernetes.client.BatchV1Api(k8s.api_client)
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "sweep"},
+        "spec": {
+            "completionMode": "Indexed",
+            "parallelism": MEMBERS,
+            "completions": MEMBERS,
+            "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}},
+        },
+    }
+    batch.create_namespaced_job(spaces[team], job)
+    try:
+        with stack.driver(spaces.values()) as driver:
+            scenario.submit(k8s, spaces[other], "busy", 2)
+            scenario.settle(
+                lambda: len(scenario.running_on_nodes(k8s, [spaces[other]])) == 1,
+                timeout=60,
+                what="the other tenant runs on 2 of the 8 GPUs",
+                driver=driver,
+            )
+            for index in range(MEMBERS):
+                body = scenario.gpu_pod(f"sweep-{index}", 2, scheduler_name=None)
+                body["metadata"]["labels"] = {
+                    groups.JOB_NAME_LABEL: "sweep",
+                    groups.COMPLETION_INDEX_KEY: str(index),
+                }
+                k8s.core.create_namespaced_pod(spaces[team], body)
+            reason = scenario.settle(
+                lambda: _waiting_message(k8s, spaces[team], "needs 8 GPUs at once", "sweep-3"),
+                timeout=30,
+                what="the Job's pods wait as one group of 4",
+            )
+            assert "group sweep" in reason
+            assert "the pool has 6 free" in reason
+            assert all(scenario.is_gated(pod) for pod in scenario.pods(k8s, spaces[team]))
+
+            k8s.core.delete_namespaced_pod("busy", spaces[other])
+            running = scenario.settle(
+                lambda: (
+                    len(bound := scenario.running_on_nodes(k8s, [spaces[team]])) == MEMBERS
+                    and bound
+                ),
+                timeout=60,
+                what="every pod of the Job admitted and bound",
+                driver=driver,
+            )
+    finally:
+        batch.delete_namespaced_job("sweep", spaces[team])
+    stamps = {pod["metadata"]["annotations"][names.ADMITTED_AT_ANNOTATION] for pod in running}
+    assert len(stamps) == 1, f"the Job's pods admitted in different passes: {stamps}"
