@@ -181,6 +181,8 @@ class ClusterStore:
     def _sized_pods(self) -> list[model.GpuPod]:
         """The pods, each controller's group sized from the Jobs seen (an indexed Job of one
         pod is no group); a group whose owner is unknown stays unsized: its pods run alone."""
+        if not self.unsized:
+            return list(self.pods.values())
         pods = dict(self.pods)
         sizes = groups.OwnerSizes(jobs=self.jobs)
         for uid in self.unsized & pods.keys():
