@@ -146,7 +146,7 @@ class ClusterStore:
         self.written_conditions.pop(("tenant", tenant), None)
 
     def mark_synced(self) -> None:
-        """The initial listings of pods, nodes, namespaces, TenantQuotas and GPUPools are in.
+        """The initial listings of pods, nodes, namespaces, TenantQuotas, GPUPools and Jobs are in.
 
         :mod:`.handlers` calls it when the reconcile loop starts: kopf runs that daemon only
         after every indexed kind was listed and each listed object went through the index
