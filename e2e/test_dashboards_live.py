@@ -62,6 +62,10 @@ NO_DATA: Mapping[tuple[str, str, str], str] = {
     ("extender", "Reconcile errors per minute by stage", "A"): (
         "the counter has a stage label, so it has no series until a pass or a write fails"
     ),
+    ("extender", "Pod group members per hour: bound on / off their plan, plan dropped", "A"): (
+        "the counter has an outcome label, so it has no series until a pod group member is"
+        " filtered off its plan or bound; this scenario runs no pod group"
+    ),
 }
 """Panel queries (dashboard, panel title, refId) that legitimately return nothing here."""
 

@@ -12,6 +12,17 @@ runs 6 of them. Tenant ``team``'s training job is 4 pods of 2 GPUs carrying
 - ``other``'s pods finish: all 4 members are admitted in one pass (one ``admitted-at`` stamp)
   and bound.
 
+A second scenario shows the extender placing members to the group's plan: two DGX-1 nodes, one
+with 2 GPUs taken by ``other`` (the extender alone would fill its broken island first, spreading
+the group over both machines); the pass plans all 4 members on the free node (fewest machines),
+the operator writes it on each member (``gpufair.dev/group-plan``) as it lifts the gate, and every
+member is bound to the node its plan names.
+
+A third scenario shows a group sized by its owner: an indexed Job (``parallelism: 4``) whose pods
+carry only the Job controller's labels (the stand-in runs no Job controller, so the test creates
+the Job and its pods); the operator reads the Job through its watch and admits the 4 pods all
+or nothing.
+
 Throughout, the members' gates are polled: a pass never leaves the group partly admitted. Gates
 come off pod by pod (Kubernetes has no multi-object write), so a poll that lands between the
 writes of one pass may see some gates gone; it then must see all of them gone once that pass
@@ -23,30 +34,49 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+import kubernetes
+
 from e2e.harness import scenario
 from gpufair.api import names
+from gpufair.state import groups
 
 DGX1 = "dgx1-v100-8gpu-mlx5.txt"
 MEMBERS = 4
 
 
-def _submit_member(k8s: Any, namespace: str, name: str) -> None:
+def _submit_member(k8s: Any, namespace: str, name: str, *, group: str = "train") -> None:
     body = scenario.gpu_pod(name, 2, scheduler_name=None)
     body["metadata"]["annotations"] = {
-        names.POD_GROUP_KEY: "train",
+        names.POD_GROUP_KEY: group,
         names.GROUP_SIZE_KEY: str(MEMBERS),
     }
     created = k8s.core.create_namespaced_pod(namespace, body)
     assert scenario.is_gated(k8s.api_client.sanitize_for_serialization(created))
 
 
-def _waiting_message(k8s: Any, namespace: str, name: str) -> str:
+def _waiting_message(k8s: Any, namespace: str, wanted: str, name: str) -> str:
+    """The pod's ``Waiting`` message containing ``wanted`` ("" when none does). Any, not the
+    last listed: a pass that saw only the first member told it ``1 of 4 members created``, and
+    the events of one pod within a second are not listed in a reliable order."""
     messages = [
         str(e.get("message") or "")
         for e in scenario.events_of(k8s, namespace, name)
         if e.get("reason") == "Waiting"
     ]
-    return messages[-1] if messages else ""
+    return next((message for message in messages if wanted in message), "")
+
+
+def _extender_passes(stack: scenario.Stack, namespace: str, node: str) -> bool:
+    """Whether the extender's filter would place a 1-GPU pod of ``namespace`` on ``node``."""
+    probe = scenario.gpu_pod("probe", 1)
+    probe["metadata"].update(namespace=namespace, uid="probe")
+    answer = httpx.post(
+        f"{stack.extender_url}/filter",
+        json={"Pod": probe, "Nodes": None, "NodeNames": [node]},
+        timeout=5.0,
+    ).json()
+    return bool(answer.get("NodeNames") == [node])
 
 
 class GroupWatch:
@@ -113,7 +143,7 @@ def test_a_group_is_admitted_whole_or_not_at_all_under_contention(
         for i in range(2):
             _submit_member(k8s, spaces[team], f"w-{i}")
         scenario.settle(
-            lambda: "2 of 4 members created" in _waiting_message(k8s, spaces[team], "w-0"),
+            lambda: _waiting_message(k8s, spaces[team], "2 of 4 members created", "w-0"),
             timeout=30,
             what="the members wait for the rest of the group",
         )
@@ -126,10 +156,7 @@ def test_a_group_is_admitted_whole_or_not_at_all_under_contention(
         for i in range(2, MEMBERS):
             _submit_member(k8s, spaces[team], f"w-{i}")
         reason = scenario.settle(
-            lambda: (
-                ((m := _waiting_message(k8s, spaces[team], "w-3")) and "needs 8 GPUs at once" in m)
-                and m
-            ),
+            lambda: _waiting_message(k8s, spaces[team], "needs 8 GPUs at once", "w-3"),
             timeout=30,
             what="the complete group waits for room with a reason",
         )
@@ -163,3 +190,141 @@ def test_a_group_is_admitted_whole_or_not_at_all_under_contention(
         )
     assert watch.polls > 6
     assert scenario.shared_gpus(k8s, [node]) == {}
+
+
+def test_the_members_of_an_admitted_group_are_bound_to_the_nodes_of_its_plan(
+    stack: scenario.Stack,
+    k8s: Any,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    pool = scenario.unique("plan")
+    taken, empty = scenario.unique("taken"), scenario.unique("empty")
+    team, other = scenario.unique("team"), scenario.unique("other")
+    make_gpu_node(taken, DGX1, labels={scenario.POOL_LABEL: pool})
+    spaces = {tenant: cleanup.namespace() for tenant in (team, other)}
+    cleanup.apply(scenario.pool_manifest(pool))
+    for tenant in (team, other):
+        cleanup.apply(
+            scenario.quota_manifest(tenant, namespaces=[spaces[tenant]], pools=[{"name": pool}])
+        )
+    scenario.wait_known(k8s, team, other)
+
+    with stack.driver(spaces.values()) as driver:
+        # 2 of the first node's GPUs are taken before the second node exists.
+        scenario.submit(k8s, spaces[other], "busy", 2)
+        scenario.settle(
+            lambda: (
+                [p["spec"].get("nodeName") for p in scenario.running_on_nodes(k8s, [spaces[other]])]
+                == [taken]
+            ),
+            timeout=60,
+            what="the other tenant runs on the first node",
+            driver=driver,
+        )
+        make_gpu_node(empty, DGX1, labels={scenario.POOL_LABEL: pool})
+        scenario.settle(
+            lambda: scenario.pool_status(k8s, pool).get("capacity") == 16,
+            timeout=30,
+            what="the operator counts both nodes in the pool",
+        )
+        scenario.settle(
+            lambda: _extender_passes(stack, spaces[team], empty),
+            timeout=30,
+            what="the extender knows the new node",
+        )
+
+        for i in range(MEMBERS):
+            _submit_member(k8s, spaces[team], f"p-{i}", group="planned")
+        members = scenario.settle(
+            lambda: (
+                len(bound := scenario.running_on_nodes(k8s, [spaces[team]])) == MEMBERS and bound
+            ),
+            timeout=60,
+            what="every member admitted and bound",
+            driver=driver,
+        )
+
+    plans = {
+        pod["metadata"]["name"]: (pod["metadata"].get("annotations") or {}).get(
+            names.GROUP_PLAN_ANNOTATION
+        )
+        for pod in members
+    }
+    placed = {pod["metadata"]["name"]: pod["spec"]["nodeName"] for pod in members}
+    # Fewest machines: the empty node holds all 4 (the other has 6 free GPUs, not 8).
+    assert plans == dict.fromkeys(placed, empty), plans
+    assert placed == plans, "members bound off their plan"
+    stamps = {pod["metadata"]["annotations"][names.ADMITTED_AT_ANNOTATION] for pod in members}
+    assert len(stamps) == 1, f"members admitted in different passes: {stamps}"
+    assert scenario.shared_gpus(k8s, [taken, empty]) == {}
+
+
+def test_an_indexed_jobs_pods_are_admitted_whole_sized_by_the_job(
+    stack: scenario.Stack,
+    k8s: Any,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    pool, node = scenario.unique("job"), scenario.unique("n")
+    team, other = scenario.unique("team"), scenario.unique("other")
+    make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
+    spaces = {tenant: cleanup.namespace() for tenant in (team, other)}
+    cleanup.apply(scenario.pool_manifest(pool))
+    for tenant in (team, other):
+        cleanup.apply(
+            scenario.quota_manifest(tenant, namespaces=[spaces[tenant]], pools=[{"name": pool}])
+        )
+    scenario.wait_known(k8s, team, other)
+    batch = kubernetes.client.BatchV1Api(k8s.api_client)
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "sweep"},
+        "spec": {
+            "completionMode": "Indexed",
+            "parallelism": MEMBERS,
+            "completions": MEMBERS,
+            "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}},
+        },
+    }
+    batch.create_namespaced_job(spaces[team], job)
+    try:
+        with stack.driver(spaces.values()) as driver:
+            scenario.submit(k8s, spaces[other], "busy", 2)
+            scenario.settle(
+                lambda: len(scenario.running_on_nodes(k8s, [spaces[other]])) == 1,
+                timeout=60,
+                what="the other tenant runs on 2 of the 8 GPUs",
+                driver=driver,
+            )
+            for index in range(MEMBERS):
+                body = scenario.gpu_pod(f"sweep-{index}", 2, scheduler_name=None)
+                body["metadata"]["labels"] = {
+                    groups.JOB_NAME_LABEL: "sweep",
+                    groups.COMPLETION_INDEX_KEY: str(index),
+                }
+                k8s.core.create_namespaced_pod(spaces[team], body)
+            reason = scenario.settle(
+                lambda: _waiting_message(k8s, spaces[team], "needs 8 GPUs at once", "sweep-3"),
+                timeout=30,
+                what="the Job's pods wait as one group of 4",
+            )
+            assert "group sweep" in reason
+            assert "the pool has 6 free" in reason
+            assert all(scenario.is_gated(pod) for pod in scenario.pods(k8s, spaces[team]))
+
+            k8s.core.delete_namespaced_pod("busy", spaces[other])
+            running = scenario.settle(
+                lambda: (
+                    len(bound := scenario.running_on_nodes(k8s, [spaces[team]])) == MEMBERS
+                    and bound
+                ),
+                timeout=60,
+                what="every pod of the Job admitted and bound",
+                driver=driver,
+            )
+    finally:
+        batch.delete_namespaced_job("sweep", spaces[team])
+    stamps = {pod["metadata"]["annotations"][names.ADMITTED_AT_ANNOTATION] for pod in running}
+    assert len(stamps) == 1, f"the Job's pods admitted in different passes: {stamps}"

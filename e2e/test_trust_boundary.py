@@ -6,8 +6,8 @@ ValidatingAdmissionPolicy and binding (rendered by Helm's engine) are applied, a
 evaluates them with cel-python as the API server does. The test client is the cluster admin,
 which is not one of gpufair's service accounts, so it stands for a tenant here.
 
-- forged ``gpufair.dev/gpus`` and ``gpufair.dev/pool`` at creation: denied by the webhook, and
-  by the admission policy where the webhook never looks;
+- forged ``gpufair.dev/gpus``, ``gpufair.dev/pool`` and ``gpufair.dev/group-plan`` at creation:
+  denied by the webhook, and by the admission policy where the webhook never looks;
 - a GPU pod with ``schedulerName: default-scheduler`` in a tenant namespace the webhook never
   sees (opted out): denied by the admission policy;
 - a priority class tenants may not use: denied by the admission policy;
@@ -90,8 +90,8 @@ def _create(k8s: Any, namespace: str, pod: dict[str, Any]) -> Any:
 
 @pytest.mark.parametrize(
     "annotation",
-    [names.GPUS_ANNOTATION, names.POOL_ANNOTATION],
-    ids=["forged-gpus", "forged-pool"],
+    [names.GPUS_ANNOTATION, names.POOL_ANNOTATION, names.GROUP_PLAN_ANNOTATION],
+    ids=["forged-gpus", "forged-pool", "forged-group-plan"],
 )
 def test_a_forged_gpufair_annotation_is_denied_at_creation(
     annotation: str, tenant_namespace: Callable[..., str], k8s: Any

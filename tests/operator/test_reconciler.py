@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from tests.builders import operator as b
@@ -25,16 +26,26 @@ class FakeWriter:
     evicted: list[str] = dataclasses.field(default_factory=list)
     labels: dict[str, str | None] = dataclasses.field(default_factory=dict)
     nudged: list[str] = dataclasses.field(default_factory=list)
+    notes: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    """Annotations written with each gate removal, by pod."""
 
     async def patch_status(self, *, plural: str, name: str, status: Any) -> None:
         if self.fail_status:
             raise RuntimeError("API server unavailable")
         self.statuses.append((plural, name, status))
 
-    async def admit(self, *, namespace: str, name: str, admitted_at: str) -> bool:
+    async def admit(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        admitted_at: str,
+        annotations: Mapping[str, str] | None = None,
+    ) -> bool:
         if self.fail_admit:
             raise RuntimeError("API server unavailable")
         self.admitted.append(f"{namespace}/{name}")
+        self.notes[f"{namespace}/{name}"] = dict(annotations or {})
         return True
 
     async def evict(
@@ -96,6 +107,30 @@ async def test_a_pass_writes_statuses_admits_and_records_metrics() -> None:
     assert any(e.reason == "Admitted" for e in events)
     sample = metrics.REGISTRY.get_sample_value("gpufair_pool_capacity_gpus", {"pool": b.POOL})
     assert sample == 8.0
+
+
+async def test_a_group_member_gets_its_planned_node_in_the_write_that_lifts_its_gate() -> None:
+    members = [
+        b.pod(f"a/w{i}").gpus(2).group("train", 4).created(float(i)).build() for i in range(4)
+    ]
+    single = b.pod("b/s").gpus(1).created(9.0).build()
+    cluster = loaded_view(*members, single)
+    cluster.nodes = {"n1": b.node("n1"), "n2": b.node("n2")}
+    cluster.pods["bound"] = b.pod("b/x").gpus(7).bound("n1", at=0.0, indices=range(7)).build()
+    writer = FakeWriter()
+    driver, events = make(cluster, writer)
+
+    await driver.run_once(now=100.0)
+
+    # n1 has 1 free GPU, n2 all 8: the plan puts the group on n2, on one machine.
+    planned = {names.GROUP_PLAN_ANNOTATION: "n2"}
+    assert {f"a/w{i}": writer.notes[f"a/w{i}"] for i in range(4)} == {
+        f"a/w{i}": planned for i in range(4)
+    }
+    assert writer.notes["b/s"] == {}
+    told = {e.target.name: e.message for e in events if e.reason == "Admitted"}
+    assert all("plan places it on node n2" in told[f"w{i}"] for i in range(4))
+    assert "plan" not in told["s"]
 
 
 async def test_a_disruption_budget_refusal_parks_the_victim_and_says_so() -> None:

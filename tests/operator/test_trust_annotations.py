@@ -47,6 +47,11 @@ CASES = [
     ("gpus-changed-on-update", {GPUS: "6,7"}, {GPUS: "0,1"}, TENANT, True),
     ("gpus-removed-on-update", {}, {GPUS: "0,1"}, TENANT, True),
     ("pool-added-on-update", {POOL: "a100"}, {}, TENANT, True),
+    ("forged-group-plan-at-create", {names.GROUP_PLAN_ANNOTATION: "dgx-7"}, None, TENANT, True),
+    ("group-plan-changed-on-update", {names.GROUP_PLAN_ANNOTATION: "dgx-7"},
+     {names.GROUP_PLAN_ANNOTATION: "dgx-1"}, TENANT, True),
+    ("group-plan-in-a-template", {names.GROUP_PLAN_ANNOTATION: "dgx-7"}, None, JOB_CONTROLLER,
+     True),
     ("plain-pod", {"team": "ml"}, None, TENANT, False),
     ("checkpoint-is-the-tenants", {names.CHECKPOINT_ANNOTATION: "2026-01-01T00:00:00Z"}, None,
      TENANT, False),
@@ -54,6 +59,8 @@ CASES = [
     ("bind-by-the-scheduler", {GPUS: "0,1", POOL: "h100"}, {}, SCHEDULER, False),
     ("ungate-by-the-operator", {names.ADMITTED_AT_ANNOTATION: "2026-01-01T00:00:00Z"}, {},
      OPERATOR, False),
+    ("group-plan-by-the-operator", {names.ADMITTED_AT_ANNOTATION: "2026-01-01T00:00:00Z",
+     names.GROUP_PLAN_ANNOTATION: "dgx-1"}, {}, OPERATOR, False),
 ]  # fmt: skip
 
 

@@ -4,11 +4,13 @@ behaviour."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from tests.helm import render
 
+from gpufair.api import names
 from gpufair.standin.apiserver import errors, policies
 
 Obj = dict[str, Any]
@@ -50,6 +52,7 @@ def noted(notes: dict[str, str], **changes: Any) -> Obj:
 
 
 GPUS = "gpufair.dev/gpus"
+PLAN = "gpufair.dev/group-plan"
 
 
 @pytest.mark.parametrize(
@@ -61,6 +64,9 @@ GPUS = "gpufair.dev/gpus"
         pytest.param({}, {GPUS: "0"}, "alice", True, id="removed-by-a-tenant"),
         pytest.param({GPUS: "0", "x": "y"}, {GPUS: "0"}, "alice", False, id="unchanged"),
         pytest.param({GPUS: "0"}, {}, GPUFAIR, False, id="bind-by-gpufair"),
+        pytest.param({PLAN: "dgx-7"}, None, "alice", True, id="group-plan-forged-at-create"),
+        pytest.param({PLAN: "dgx-7"}, {PLAN: "dgx-1"}, "alice", True, id="group-plan-changed"),
+        pytest.param({PLAN: "dgx-1"}, {}, GPUFAIR, False, id="group-plan-by-gpufair"),
     ],
 )
 def test_the_charts_policy_keeps_gpufair_annotations_gpufairs(
@@ -73,6 +79,13 @@ def test_the_charts_policy_keeps_gpufair_annotations_gpufairs(
         return
     with pytest.raises(errors.StatusError, match="written only by gpufair's service accounts"):
         evaluate(policy, binding, noted(new), old=old_pod, user=user)
+
+
+def test_the_charts_policy_lists_every_annotation_the_webhook_keeps_gpufairs() -> None:
+    """The policy holds the webhook's rule while the operator is down: the same keys."""
+    policy, _ = chart_policy()
+    (listed,) = [v for v in policy["spec"]["variables"] if v["name"] == "gpufairOnly"]
+    assert sorted(json.loads(listed["expression"])) == sorted(names.GPUFAIR_ONLY_ANNOTATIONS)
 
 
 def test_an_update_of_a_pod_from_before_the_policy_is_not_refused() -> None:

@@ -167,6 +167,47 @@ def test_a_pass_never_admits_part_of_a_group(
         assert members >= size
         assert limit is None or members * member_gpus <= limit
         assert members * member_gpus <= sum(8 - h for h in held)
+    # Each member carries its node in the plan, and the plan fits the free GPUs it was made on.
+    planned: dict[str, int] = {}
+    for chosen in decided.admissions:
+        if chosen.pod.key.startswith("a/"):
+            assert chosen.node is not None
+            planned[chosen.node] = planned.get(chosen.node, 0) + chosen.pod.gpus
+        else:
+            assert chosen.node is None
+    for node, gpus in planned.items():
+        assert gpus <= 8 - held[int(node.removeprefix("n"))]
+
+
+PLANS = [
+    pytest.param(Case(held=(0,), admitted=4), {"n0": 4}, id="four-members-on-one-free-machine"),
+    pytest.param(
+        Case(member_gpus=4, members=2, size=2, nodes=2, held=(4, 4), admitted=2),
+        {"n0": 1, "n1": 1},
+        id="one-member-per-node-when-each-has-half-free",
+    ),
+    pytest.param(
+        Case(nodes=3, held=(6, 0, 4), admitted=4),
+        {"n1": 4},
+        id="fewest-machines-the-one-with-room-for-all",
+    ),
+    pytest.param(
+        Case(held=(0,), bound_members=3, admitted=1),
+        {"n0": 1},
+        id="the-last-member-of-a-running-group",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "members_per_node"), PLANS)
+def test_admitted_members_carry_their_node_in_the_groups_plan(
+    case: Case, members_per_node: dict[str, int]
+) -> None:
+    decided = _pass(case)
+    per_node: dict[str | None, int] = {}
+    for chosen in decided.admissions:
+        per_node[chosen.node] = per_node.get(chosen.node, 0) + 1
+    assert per_node == members_per_node
 
 
 # -- reclaim for a whole group ----------------------------------------------------------------

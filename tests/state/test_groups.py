@@ -203,3 +203,66 @@ def test_assemble_takes_the_largest_stated_size() -> None:
     (group,) = groups.assemble([("a", Membership(key, 2)), ("b", Membership(key, 3))])
     assert group.size == 3
     assert not group.complete
+
+
+# -- a member's planned node: the rule the operator writes and the extender follows -------------
+
+
+@pytest.mark.parametrize(
+    ("planned", "offered", "fits", "soon", "step"),
+    [
+        pytest.param(None, True, True, False, groups.PlanStep.NONE, id="no-plan"),
+        pytest.param("n1", True, True, False, groups.PlanStep.FOLLOW, id="planned-node-fits"),
+        pytest.param("n1", True, False, True, groups.PlanStep.WAIT, id="unconfirmed-bind-there"),
+        pytest.param("n1", True, False, False, groups.PlanStep.FALL_BACK, id="planned-node-full"),
+        pytest.param("n1", False, False, False, groups.PlanStep.FALL_BACK, id="node-not-offered"),
+        pytest.param("n1", False, False, True, groups.PlanStep.FALL_BACK, id="gone-never-waits"),
+    ],
+)
+def test_plan_step(
+    planned: str | None, offered: bool, fits: bool, soon: bool, step: groups.PlanStep
+) -> None:
+    assert groups.plan_step(planned, offered=offered, fits=fits, soon=soon) is step
+
+
+@pytest.mark.parametrize(
+    ("annotations", "node"),
+    [
+        pytest.param(groups.plan_annotations("dgx-3"), "dgx-3", id="written-by-the-operator"),
+        pytest.param({}, None, id="no-plan"),
+        pytest.param({names.GROUP_PLAN_ANNOTATION: "  "}, None, id="blank-is-no-plan"),
+        pytest.param({names.GROUP_PLAN_ANNOTATION: " n1 "}, "n1", id="spaces-trimmed"),
+    ],
+)
+def test_planned_node_reads_what_the_operator_writes(
+    annotations: dict[str, str], node: str | None
+) -> None:
+    assert groups.planned_node(annotations) == node
+
+
+def test_the_plan_annotation_is_gpufairs_only() -> None:
+    """Forging it would steer a member; the webhook refuses it like ``gpufair.dev/gpus``."""
+    assert names.GROUP_PLAN_ANNOTATION in names.GPUFAIR_ONLY_ANNOTATIONS
+
+
+@pytest.mark.parametrize(
+    ("pod", "size"),
+    [
+        pytest.param(b.indexed_job_member("w-0", job="sweep"), 4, id="indexed-job"),
+        pytest.param(b.jobset_member("w-0", jobset="llm"), 8, id="jobset"),
+        pytest.param(b.kubeflow_member("w-0", job="bert"), 4, id="kubeflow"),
+        pytest.param(b.pod_group_member("w-0", pod_group="pg"), 4, id="pod-group"),
+        pytest.param(b.workload_member("w-0", workload="wl", pod_group="w", replica="r1"), 2,
+                     id="workload-replica"),
+        pytest.param(b.indexed_job_member("w-0", job="other"), None, id="owner-not-known"),
+    ],
+)  # fmt: skip
+def test_owner_size_of_a_group_read_without_sizes(pod: dict[str, Any], size: int | None) -> None:
+    """A caller that reads owners after their pods sizes the group as group_of would have."""
+    unsized = groups.group_of(pod)
+    assert unsized is not None
+    assert unsized.size is None
+    assert groups.owner_size(unsized.key, SIZES) == size
+    sized = groups.group_of(pod, SIZES)
+    assert sized is not None
+    assert sized.size == size

@@ -43,15 +43,21 @@ RETRY_ANNOTATION: Final = f"{GROUP}/retry-at"
 """RFC 3339 time the operator last updated a pod the extender had rejected, because the cause
 (its tenant's limit or budget, or the pool's free GPUs) changed for the better: kube-scheduler
 retries an unschedulable pod on an update of the pod, not on a TenantQuota change."""
+GROUP_PLAN_ANNOTATION: Final = f"{GROUP}/group-plan"
+"""The node a pod group member is planned on, written by the operator in the patch that lifts
+the member's gate (the pass placed the whole group, ``gpufair.core.gang.fit``); the extender
+places the member there while that node can take it (docs/pod-groups.md)."""
 GPUFAIR_ONLY_ANNOTATIONS: Final = (
     GPUS_ANNOTATION,
     NUMA_ANNOTATION,
     POOL_ANNOTATION,
     ADMITTED_AT_ANNOTATION,
+    GROUP_PLAN_ANNOTATION,
 )
 """Pod annotations only gpufair's own service accounts may set, change or remove: the cache
 trusts them as facts about the pod's GPUs, so a tenant that could write them could take GPUs
-twice or move its usage to another pool (the webhook denies it)."""
+twice or move its usage to another pool, or steer a group member's plan (the webhook denies
+it)."""
 TENANT_LABEL: Final = f"{GROUP}/tenant"
 """Namespace label the operator keeps: the tenant that owns the namespace (by the TenantQuotas,
 never by the label itself). The ValidatingAdmissionPolicy matches tenant namespaces by it."""

@@ -51,6 +51,8 @@ class Bound:
     numa: int | None = None
     pool: str | None = None
     level: placement.LinkLevel | None = None
+    planned: str | None = None
+    """The node the pod's group plan named (``None``: no plan), to tell bound on or off it."""
 
 
 _CONFLICT_RETRIES = 3
@@ -194,6 +196,7 @@ def bind(
     """Bind the pod, recording its GPUs; raises :class:`BindError` with a readable reason."""
     ask = _ask(args, state, writer)
     bound = choose_and_assume(ask=ask, node_name=args.node, state=state, placer=placer)
+    bound = dataclasses.replace(bound, planned=ask.planned_node)
     try:
         _write_binding(args, writer, annotations=binding_annotations(bound))
     except BindError:

@@ -12,6 +12,7 @@ import logging
 from gpufair.api import extender_wire as wire
 from gpufair.extender import binder, runtime, verbs
 from gpufair.extender.runtime import Runtime
+from gpufair.state import groups
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ def filter_nodes(rt: Runtime, args: wire.ExtenderArgs) -> wire.ExtenderFilterRes
     if not verbs.wants_gpus(ask, snapshot):
         return _pass_all(args)
     outcome = verbs.filter_nodes(rt.placer.judge(snapshot, ask), args.candidate_names())
+    if outcome.plan is groups.PlanStep.FALL_BACK:
+        rt.metrics.group_plan.labels("fell_back").inc()
+        log.warning("group member %s off its plan: %s", ask.ref, outcome.plan_note)
     counted = rt.metrics.filtered
     counted.passed.inc(len(outcome.passed))
     if outcome.failed:
@@ -129,6 +133,17 @@ def bind(rt: Runtime, args: wire.ExtenderBindingArgs) -> wire.ExtenderBindingRes
         return wire.ExtenderBindingResult(error=str(exc))
     if bound.pool is not None and bound.level is not None:
         rt.metrics.placements.labels(bound.pool, bound.level.name).inc()
+    if bound.planned is not None:
+        on_plan = bound.planned == bound.node
+        rt.metrics.group_plan.labels("bound_on_plan" if on_plan else "bound_off_plan").inc()
+        if not on_plan:
+            log.warning(
+                "group member %s/%s bound to %s, not to its planned node %s",
+                args.pod_namespace,
+                args.pod_name,
+                bound.node,
+                bound.planned,
+            )
     log.info(
         "bound %s/%s to %s gpus=%s numa=%s",
         args.pod_namespace,

@@ -78,6 +78,14 @@ class Metrics:
             failed=self.node_verdicts.labels("failed"),
             unresolvable=self.node_verdicts.labels("unresolvable"),
         )
+        self.group_plan = prometheus_client.Counter(
+            "gpufair_extender_group_plan",
+            "Pod group members and their plan's node (gpufair.dev/group-plan): filter answers"
+            " that dropped the plan (fell_back: node gone or full), binds on the planned node"
+            " (bound_on_plan) and elsewhere (bound_off_plan).",
+            ("outcome",),
+            registry=self.registry,
+        )
         self.victims_removed = prometheus_client.Counter(
             "gpufair_extender_preempt_victims_removed",
             "Victims proposed by kube-scheduler that the fair-share policy protected.",

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from gpufair.api import names
 from gpufair.core import admission, allocation, fairshare, placement, preemption
 from gpufair.k8s import pods
-from gpufair.state import cache, rules, views
+from gpufair.state import cache, groups, rules, views
 
 NOT_SYNCED = cache.NOT_SYNCED
 UNKNOWN_NODE = "node not (yet) in gpufair's cache"
@@ -47,6 +47,8 @@ class PodAsk:
     requests: Mapping[str, int]
     shares: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     """Per resource several containers request: their amounts (``k8s.pods.request_shares``)."""
+    planned_node: str | None = None
+    """The node the pod's group plan names (``gpufair.dev/group-plan``), ``None``: no plan."""
 
     @property
     def ref(self) -> str:
@@ -80,6 +82,7 @@ def _read_pod(pod: pods.PodDict) -> PodAsk:
         name=pods.name(pod),
         requests=requests,
         shares=shares,
+        planned_node=groups.planned_node(pods.annotations_of(pod)),
     )
 
 
@@ -101,6 +104,8 @@ class Verdict:
     reason: str = ""
     unresolvable: bool = False
     """Preempting pods on the node would not help (limits, budgets, pool membership)."""
+    soon: bool = False
+    """The node will take the pod shortly (a bind of the same size there awaits confirmation)."""
 
     @property
     def fits(self) -> bool:
@@ -304,7 +309,7 @@ class Judge:
         count = self.count(pool)
         shares = self.ask.shares.get(pool.resource, ())
         if allocation.blocks_bind(unconfirmed_sizes=node.waiting, size=count, shares=shares):
-            return Verdict(reason=waiting_reason(count, shares))
+            return Verdict(reason=waiting_reason(count, shares), soon=True)
         found = self.placer.choose(node, count=count, pool=pool)
         if isinstance(found, placement.NoFit):
             return Verdict(reason=found.reason)
@@ -335,6 +340,10 @@ class FilterOutcome:
     passed: list[str]
     failed: dict[str, str]
     unresolvable: dict[str, str]
+    plan: groups.PlanStep = groups.PlanStep.NONE
+    """What became of the pod's group plan (:func:`gpufair.state.groups.plan_step`)."""
+    plan_note: str = ""
+    """Why the plan was dropped (``FALL_BACK``), for the log."""
 
 
 def _group(judge: Judge, candidates: Sequence[str]) -> tuple[Sequence[int], dict[int, Verdict]]:
@@ -377,8 +386,50 @@ def _members(
     return members
 
 
+def plan_step(judge: Judge, candidates: Sequence[str]) -> tuple[groups.PlanStep, str]:
+    """What becomes of the pod's group plan among ``candidates`` (the rule is
+    :func:`gpufair.state.groups.plan_step`), and, when it is dropped, why."""
+    planned = judge.ask.planned_node
+    if planned is None:
+        return groups.PlanStep.NONE, ""
+    node = judge.snapshot.nodes.get(planned)
+    offered = node is not None and planned in candidates
+    verdict = judge.verdict_for(node) if node is not None and offered else None
+    step = groups.plan_step(
+        planned,
+        offered=offered,
+        fits=verdict is not None and verdict.fits,
+        soon=verdict is not None and verdict.soon,
+    )
+    if step is not groups.PlanStep.FALL_BACK:
+        return step, ""
+    why = verdict.reason if verdict is not None else ""
+    return step, groups.plan_dropped(planned, offered=offered, why=why)
+
+
 def filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
-    """Split the candidates into those that can take the pod and why each other cannot."""
+    """Split the candidates into those that can take the pod and why each other cannot.
+
+    A group member whose plan's node can take it gets only that node (the others are refused
+    as unresolvable: preemption there would not help); while a bind of its size awaits
+    confirmation there, no node; when the planned node is gone or full, every node that fits,
+    with the reason in ``plan_note``.
+    """
+    outcome = _filter_nodes(judge, candidates)
+    step, note = plan_step(judge, candidates)
+    planned = judge.ask.planned_node
+    if planned is None or step is groups.PlanStep.FALL_BACK:
+        return dataclasses.replace(outcome, plan=step, plan_note=note)
+    refused = [name for name in outcome.passed if name != planned]
+    return FilterOutcome(
+        passed=[planned] if step is groups.PlanStep.FOLLOW else [],
+        failed=outcome.failed,
+        unresolvable={**outcome.unresolvable, **dict.fromkeys(refused, groups.off_plan(planned))},
+        plan=step,
+    )
+
+
+def _filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
     ids, verdicts = _group(judge, candidates)
     # Verdict.fits in one C-level pass: a Choice is always true, a missing one is None.
     fits = set(itertools.compress(verdicts, map(_CHOICE, verdicts.values())))
@@ -419,7 +470,12 @@ def _reasons(
 def prioritize(judge: Judge, candidates: Sequence[str]) -> dict[int, list[str]]:
     """The candidates grouped by their 0..10 score: the quality of their best GPU set and how
     little that set fragments free NVLink islands (``placement.Choice.score``); 0 where the pod
-    cannot fit. Grouped, so the answer can be written without a Python step per node."""
+    cannot fit. Grouped, so the answer can be written without a Python step per node. A group
+    member following its plan scores 10 on the planned node and 0 elsewhere."""
+    planned = judge.ask.planned_node
+    if planned is not None and plan_step(judge, candidates)[0] is groups.PlanStep.FOLLOW:
+        others = [name for name in candidates if name != planned]
+        return {placement.MAX_SCORE: [planned], **({0: others} if others else {})}
     ids, verdicts = _group(judge, candidates)
     scores = {
         shape_id: verdict.choice.score if verdict.choice is not None else 0

@@ -53,14 +53,24 @@ class ClusterWriter:
             {"status": dict(status)},
         )
 
-    async def admit(self, *, namespace: str, name: str, admitted_at: str) -> bool:
-        """Remove gpufair's scheduling gate (other gates stay) and stamp the admission time.
+    async def admit(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        admitted_at: str,
+        annotations: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Remove gpufair's scheduling gate (other gates stay) and stamp the admission time,
+        with ``annotations`` in the same write (a group member's plan: the gate never comes
+        off without it).
 
         A strategic merge patch with a ``$patch: delete`` directive on the gate (the list is
         merged by ``name``), so the write is idempotent. Returns False when the pod is gone.
         """
+        notes = {**(annotations or {}), names.ADMITTED_AT_ANNOTATION: admitted_at}
         body = {
-            "metadata": {"annotations": {names.ADMITTED_AT_ANNOTATION: admitted_at}},
+            "metadata": {"annotations": notes},
             "spec": {"schedulingGates": [{"$patch": "delete", "name": names.ADMISSION_GATE}]},
         }
         try:

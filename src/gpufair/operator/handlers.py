@@ -12,8 +12,9 @@ the same without the webhook. What runs:
   other handler (no ``on.event``, no daemon) until every indexed kind has been listed and each
   listed object went through its index handlers, so the reconcile loop starts on a complete
   store and marks it synced (before that no pass may judge a namespace to belong to no tenant);
-- ``on.event`` for pods, nodes, namespaces, TenantQuotas and GPUPools feeds the store (deletions
-  included, which index handlers never see);
+- ``on.event`` for pods, nodes, namespaces, TenantQuotas, GPUPools and Jobs feeds the store
+  (deletions included, which index handlers never see); Jobs only for the size of an indexed
+  Job's pod group, so that its pods are admitted all or nothing (docs/pod-groups.md);
 - a ``daemon`` on GPUPool objects runs the reconcile loop. Daemons stop while peering pauses
   this replica, so only the leader acts; of the pool daemons, only the one of the
   alphabetically first pool drives passes (the others idle), so there is one loop per process.
@@ -165,6 +166,12 @@ def listed_pool(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         memo.store.apply_pool(body, deleted=False)
 
 
+@kopf.index("batch", "v1", "jobs")
+def listed_job(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if not memo.store.synced:
+        memo.store.apply_job(body, deleted=False)
+
+
 # -- watch events into the store ---------------------------------------------------------------
 
 
@@ -190,6 +197,11 @@ def namespace_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_:
 @kopf.on.event(names.GROUP, names.VERSION, names.TENANT_QUOTA_PLURAL)
 def tenant_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.store.apply_tenant(body, deleted=_deleted(event))
+
+
+@kopf.on.event("batch", "v1", "jobs")
+def job_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.store.apply_job(body, deleted=_deleted(event))
 
 
 @kopf.on.event(names.GROUP, names.VERSION, names.GPU_POOL_PLURAL)

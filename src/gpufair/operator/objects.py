@@ -121,7 +121,7 @@ def gpu_pod(
     except k8s_pods.PodError:
         indices = None
     annotations = meta.get("annotations") or {}
-    group, group_error = _group(body)
+    group, group_error, unsized = _group(body)
     return model.GpuPod(
         namespace=k8s_pods.namespace(body),
         name=k8s_pods.name(body),
@@ -147,24 +147,42 @@ def gpu_pod(
         memory_bytes=_amount(body, "memory", scale=1),
         group=group,
         group_error=group_error,
+        group_unsized=unsized,
     )
 
 
-def _group(body: Body) -> tuple[groups.Membership | None, str | None]:
+def _group(
+    body: Body,
+) -> tuple[groups.Membership | None, str | None, groups.GroupKey | None]:
     """The pod's group when its size is known from the pod itself (the gpufair pair, or a
-    controller's group the pair sizes), or why its group annotations cannot be read.
+    controller's group the pair sizes); why its group annotations cannot be read; and a
+    controller's group whose size the pod does not state.
 
-    The operator does not read owner objects yet (Jobs, JobSets, Kubeflow jobs, PodGroups), so
-    a controller's group without ``gpufair.dev/group-size`` has no known size: its pods are
-    admitted one by one, as before groups existed (docs/pod-groups.md).
+    Of owner objects the operator reads indexed Jobs only (the store sizes their groups at each
+    pass, :meth:`gpufair.operator.store.ClusterStore.take_snapshot`); a JobSet's, Kubeflow
+    job's, PodGroup's or Workload's group without ``gpufair.dev/group-size`` has no known size,
+    and its pods are admitted one by one, each told so (docs/pod-groups.md).
     """
     try:
         membership = groups.group_of(body)
     except groups.GroupError as error:
-        return None, str(error)
-    if membership is None or membership.size is None:
-        return None, None
-    return membership, None
+        return None, str(error), None
+    if membership is None:
+        return None, None, None
+    if membership.size is None:
+        return None, None, membership.key
+    return membership, None, None
+
+
+def job_group(body: Body) -> tuple[tuple[str, str], int | None]:
+    """A Job's (namespace, name) and the size of its pods' group
+    (:func:`gpufair.state.groups.job_group_size`; ``None``: not indexed, or unreadable)."""
+    meta = _meta(body)
+    key = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+    try:
+        return key, groups.job_group_size(body)
+    except groups.GroupError:
+        return key, None
 
 
 def holds_a_node(body: Body) -> bool:

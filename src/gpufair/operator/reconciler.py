@@ -37,7 +37,7 @@ from gpufair.operator import (
     store,
     webhook,
 )
-from gpufair.state import model, occupancy, scheduling
+from gpufair.state import groups, model, occupancy, scheduling
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,14 @@ class Writer(Protocol):
 
     async def patch_status(self, *, plural: str, name: str, status: Any) -> None: ...
 
-    async def admit(self, *, namespace: str, name: str, admitted_at: str) -> bool: ...
+    async def admit(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        admitted_at: str,
+        annotations: Mapping[str, str] | None = None,
+    ) -> bool: ...
 
     async def evict(
         self, *, namespace: str, name: str, uid: str, dry_run: bool = False
@@ -171,9 +178,10 @@ class Reconciler:
         stamp = objects.format_time(decided.now)
         for admitted in decided.admissions:
             pod = admitted.pod
+            notes = groups.plan_annotations(admitted.node) if admitted.node is not None else {}
             try:
                 done = await self.writer.admit(
-                    namespace=pod.namespace, name=pod.name, admitted_at=stamp
+                    namespace=pod.namespace, name=pod.name, admitted_at=stamp, annotations=notes
                 )
             except Exception:
                 metrics.RECONCILE_ERRORS.labels(stage="admit").inc()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from gpufair.api import names
 from gpufair.core import fairshare, placement, usage
 from gpufair.operator import conditions, intents
 from gpufair.state import model, occupancy, scheduling
@@ -306,8 +307,27 @@ def admission_events(admissions: Iterable[scheduling.Admission]) -> Iterable[Eve
             type=EventType.NORMAL,
             reason=Reason.ADMITTED,
             message=f"admitted to pool {admitted.pool} for tenant {admitted.tenant}"
-            f" after waiting {admitted.waited:.0f}s",
+            f" after waiting {admitted.waited:.0f}s"
+            + (
+                f"; its pod group's plan places it on node {admitted.node}"
+                if admitted.node is not None
+                else ""
+            )
+            + _alone(admitted.pod),
         )
+
+
+def _alone(pod: model.GpuPod) -> str:
+    """What the Admitted event says of a pod admitted on its own although a controller groups
+    it: the group's size is on an owner object gpufair does not read (or has not seen)."""
+    key = pod.group_unsized
+    if key is None:
+        return ""
+    return (
+        f"; admitted on its own: it belongs to {key}, whose size gpufair does not know"
+        f" (it reads the sizes of indexed Jobs only); set {names.GROUP_SIZE_KEY} on the pod"
+        " template to admit the group all or nothing"
+    )
 
 
 def release_events(releases: Iterable[scheduling.Release]) -> Iterable[Event]:

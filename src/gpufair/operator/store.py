@@ -1,10 +1,11 @@
 """The operator's in-memory store of the cluster, fed by kopf watch events.
 
 The kopf handlers (:mod:`.handlers`) call ``apply_*`` for every event of pods, nodes,
-namespaces, TenantQuotas and GPUPools; the reconciler takes an immutable
-:class:`~.snapshot.Snapshot` per pass. The store also remembers what this process last wrote
-(usage records and conditions), because its own status writes reach it through the watch only
-later: the newer of persisted and written wins, so a pass never meters from a stale ``as_of``.
+namespaces, TenantQuotas, GPUPools and Jobs (whose sizes group their indexed pods); the
+reconciler takes an immutable :class:`~.snapshot.Snapshot` per pass. The store also
+remembers what this process last wrote (usage records and conditions), because its own status
+writes reach it through the watch only later: the newer of persisted and written wins, so a
+pass never meters from a stale ``as_of``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from gpufair.api import names
 from gpufair.core import usage
 from gpufair.operator import intents, objects
-from gpufair.state import model
+from gpufair.state import groups, model
 
 Body = Mapping[str, Any]
 
@@ -35,6 +36,11 @@ class ClusterStore:
         self.others: dict[str, tuple[str, int, int]] = {}
         """Pods without GPUs bound to a node: (node, CPU millicores, memory bytes) they request,
         by uid; what reclaim subtracts from a node's CPU and memory besides the GPU pods."""
+        self.jobs: dict[tuple[str, str], int] = {}
+        """Group size of each indexed Job's pods, by (namespace, name): what sizes the groups
+        their pods do not state (``gpufair.state.groups.job_group_size``)."""
+        self.unsized: set[str] = set()
+        """Pods (uid) of a controller's group whose size the pod does not state."""
         self.blocked: dict[str, float] = {}
         """Pods (uid) whose eviction a disruption budget refused, until when to leave them."""
         self.written_usage: dict[tuple[str, str], usage.Usage] = {}
@@ -73,7 +79,23 @@ class ClusterStore:
                     self.others[uid] = objects.node_requests(body)
                 return
             self.pods[uid] = pod
+        current = None if deleted else self.pods.get(uid)
+        if current is not None and current.group_unsized is not None:
+            self.unsized.add(uid)
+        else:
+            self.unsized.discard(uid)
         self.changed.set()
+
+    def apply_job(self, body: Body, *, deleted: bool) -> None:
+        """A Job event: the size of its pods' group (only indexed Jobs form groups)."""
+        key, size = objects.job_group(body)
+        before = self.jobs.get(key)
+        if deleted or size is None:
+            self.jobs.pop(key, None)
+        else:
+            self.jobs[key] = size
+        if self.jobs.get(key) != before:
+            self.changed.set()
 
     def apply_node(self, body: Body, *, deleted: bool) -> None:
         name = str((body.get("metadata") or {}).get("name", ""))
@@ -124,7 +146,7 @@ class ClusterStore:
         self.written_conditions.pop(("tenant", tenant), None)
 
     def mark_synced(self) -> None:
-        """The initial listings of pods, nodes, namespaces, TenantQuotas and GPUPools are in.
+        """The initial listings of pods, nodes, namespaces, TenantQuotas, GPUPools and Jobs are in.
 
         :mod:`.handlers` calls it when the reconcile loop starts: kopf runs that daemon only
         after every indexed kind was listed and each listed object went through the index
@@ -141,7 +163,7 @@ class ClusterStore:
         return model.Snapshot(
             now=now,
             nodes=dict(self.nodes),
-            pods=(*self.pods.values(), *self.departed.values()),
+            pods=(*self._sized_pods(), *self.departed.values()),
             tenants={name: self._current(tenant) for name, tenant in self.tenants.items()},
             pools={
                 name: dataclasses.replace(
@@ -155,6 +177,26 @@ class ClusterStore:
             synced=self.synced,
             other_requests=self._other_requests(),
         )
+
+    def _sized_pods(self) -> list[model.GpuPod]:
+        """The pods, each controller's group sized from the Jobs seen (an indexed Job of one
+        pod is no group); a group whose owner is unknown stays unsized: its pods run alone."""
+        if not self.unsized:
+            return list(self.pods.values())
+        pods = dict(self.pods)
+        sizes = groups.OwnerSizes(jobs=self.jobs)
+        for uid in self.unsized & pods.keys():
+            pod = pods[uid]
+            key = pod.group_unsized
+            size = groups.owner_size(key, sizes) if key is not None else None
+            if key is None or size is None:
+                continue
+            pods[uid] = dataclasses.replace(
+                pod,
+                group=groups.Membership(key=key, size=size) if size > 1 else None,
+                group_unsized=None,
+            )
+        return list(pods.values())
 
     def _other_requests(self) -> dict[str, tuple[int, int]]:
         totals: dict[str, tuple[int, int]] = {}

@@ -22,6 +22,10 @@ The size of a controller's group is on the owner object, not on the pod; the cal
 sizes it knows (:class:`OwnerSizes`, built with :func:`job_group_size` and friends from the
 objects it watches). A group whose size is unknown is still a group (``size=None``): the
 caller must not admit part of it.
+
+When the operator admits a group it records where the pass planned each member
+(``gpufair.dev/group-plan``, :func:`plan_annotations`), and the extender places the member
+there while that node can take it (:func:`plan_step`): the one rule both sides follow.
 """
 
 from __future__ import annotations
@@ -121,6 +125,28 @@ def group_of(pod: ObjectDict, sizes: OwnerSizes | None = None) -> Membership | N
     return None
 
 
+def owner_size(key: GroupKey, sizes: OwnerSizes) -> int | None:
+    """The size owner objects give ``key``'s group (``None``: not known), for a caller that
+    learns them after it read the pod (the operator sizes a Job's group at each pass). As in
+    :func:`group_of`, an indexed Job of one pod is no group: 1 is returned and the caller lets
+    the pod run alone."""
+    where = (key.namespace, key.name)
+    match key.source:
+        case Source.INDEXED_JOB:
+            return sizes.jobs.get(where)
+        case Source.JOBSET:
+            return sizes.jobsets.get(where)
+        case Source.KUBEFLOW:
+            return sizes.kubeflow.get(where)
+        case Source.POD_GROUP:
+            return sizes.pod_groups.get(where)
+        case Source.WORKLOAD:
+            workload, _, rest = key.name.partition("/")
+            return sizes.workloads.get((key.namespace, workload, rest.partition("/")[0]))
+        case Source.GPUFAIR:
+            return None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Group:
     """A group's pods seen so far, against its size."""
@@ -161,6 +187,64 @@ def assemble(memberships: Iterable[tuple[str, Membership]]) -> list[Group]:
         Group(key=key, size=size[key], members=tuple(sorted(members[key])))
         for key in sorted(members)
     ]
+
+
+# -- a member's planned node ---------------------------------------------------------------
+
+
+class PlanStep(enum.StrEnum):
+    """What placement does with a group member's plan (:func:`plan_step`)."""
+
+    NONE = "none"
+    """The pod carries no plan: it is placed like any pod."""
+    FOLLOW = "follow"
+    """The planned node can take it: only that node."""
+    WAIT = "wait"
+    """The planned node will take it shortly (a bind there is not confirmed yet): no node now."""
+    FALL_BACK = "fall-back"
+    """The plan cannot be followed (node gone, not offered, or without room): placed like any
+    pod, and said so, rather than waiting for a node that may never have room."""
+
+
+def plan_annotations(node: str) -> dict[str, str]:
+    """What the operator writes on a member it admits with the group's plan."""
+    return {names.GROUP_PLAN_ANNOTATION: node}
+
+
+def planned_node(annotations: object) -> str | None:
+    """The node the member's plan names (``None``: no plan, or annotations that are not a
+    mapping). Only gpufair writes it: the webhook refuses anyone else who sets or changes it
+    (``names.GPUFAIR_ONLY_ANNOTATIONS``)."""
+    value = _mapping(annotations).get(names.GROUP_PLAN_ANNOTATION)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def plan_step(planned: str | None, *, offered: bool, fits: bool, soon: bool = False) -> PlanStep:
+    """Where a member goes: ``offered`` says the planned node is among the nodes the scheduler
+    asks about, ``fits`` that it can take the member now, ``soon`` that it cannot only for a
+    short-lived reason (an unconfirmed bind of the same size on the node)."""
+    if planned is None:
+        return PlanStep.NONE
+    if offered and fits:
+        return PlanStep.FOLLOW
+    if offered and soon:
+        return PlanStep.WAIT
+    return PlanStep.FALL_BACK
+
+
+def off_plan(planned: str) -> str:
+    """Why another node is refused to a member that follows its plan."""
+    return f"pod group plan places this member on node {planned}"
+
+
+def plan_dropped(planned: str, *, offered: bool, why: str = "") -> str:
+    """Why a member is placed off its plan (for the log)."""
+    if not offered:
+        return (
+            f"planned node {planned} is not offered (gone, cordoned, or refused by"
+            " kube-scheduler's own filters): placed like any pod"
+        )
+    return f"planned node {planned} cannot take it ({why}): placed like any pod"
 
 
 # -- sizes from owner objects --------------------------------------------------------------

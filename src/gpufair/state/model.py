@@ -77,6 +77,9 @@ class GpuPod:
     ``None``: it is admitted on its own. Only groups whose size is known are set here."""
     group_error: str | None = None
     """Why the pod's group annotations cannot be read (the pod waits until they are fixed)."""
+    group_unsized: groups.GroupKey | None = None
+    """A controller's group the pod belongs to whose size is not known (an owner object gpufair
+    does not read, or has not seen): the pod is admitted on its own, and its event says so."""
 
     @property
     def key(self) -> str:

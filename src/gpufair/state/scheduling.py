@@ -4,9 +4,9 @@ One pass decides, for one instant ``now`` and nothing else (no clock, no I/O): w
 namespace, which pool each GPU pod belongs to, each tenant's metered usage and budget, the fair
 shares of every pool, which waiting pods are admitted (their admission gate comes off, with the
 pool they were admitted into), and at most one reclaim per pool (victims to evict for one
-waiting pod, or for every member of one pod group at once). Every decision is :mod:`gpufair.core`'s (fair share, usage, admission order,
-preemption victims, placement); this module gathers the inputs per pool and turns the answers
-into intents.
+waiting pod, or for every member of one pod group at once). Every decision is
+:mod:`gpufair.core`'s (fair share, usage, admission order, preemption victims, placement); this
+module gathers the inputs per pool and turns the answers into intents.
 
 Two callers apply the same :class:`Decisions`, each at its own pace: the operator
 (:mod:`gpufair.operator.plan` adds statuses and events; :mod:`gpufair.operator.reconciler`
@@ -47,6 +47,9 @@ class Admission:
     tenant: str
     pool: str
     waited: float
+    node: str | None = None
+    """A group member's node in the group's plan (``gpufair.dev/group-plan``); ``None`` for a
+    pod admitted on its own, which the extender places wherever it fits."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -647,7 +650,8 @@ def _admit_gang(
     now: float,
 ) -> list[Admission]:
     """Every member of a group core chose, when they still fit after this pass's earlier
-    admissions (their GPUs are taken from ``nodes``); else none, each with a hold."""
+    admissions (their GPUs are taken from ``nodes``), each with its node in the plan; else
+    none, each with a hold."""
     pool_nodes = nodes[gang.pool]
     plan = _fit_gang(views[gang.pool], pool_nodes.free, gang)
     if isinstance(plan, gang_fit.GangNoFit):
@@ -657,9 +661,13 @@ def _admit_gang(
         pool_nodes.remove(member.node, member.gpus)
     return [
         Admission(
-            pod=pod, tenant=gang.tenant, pool=gang.pool, waited=max(0.0, now - pod.created_at)
+            pod=pod,
+            tenant=gang.tenant,
+            pool=gang.pool,
+            waited=max(0.0, now - pod.created_at),
+            node=member.node,
         )
-        for pod in gang.members
+        for pod, member in zip(gang.members, plan.placements, strict=True)
     ]
 
 
