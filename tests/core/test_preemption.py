@@ -664,3 +664,40 @@ def test_group_reclaim_invariants(
         assert len(gpus) == member.gpus
         assert set(gpus) <= free[node]
         free[node] -= set(gpus)
+
+
+# -- several preemptors in one pass ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a_demand", "limit", "want"),
+    [
+        pytest.param(8, 2, [("w0", {"b4"}), ("w1", {"b3"})], id="two-pods-two-victims"),
+        pytest.param(8, 1, [("w0", {"b4"})], id="at-most-limit"),
+        # a's share is 4: the second pod would take a above it once the first has run.
+        pytest.param(4, 2, [("w0", {"b4"})], id="the-second-judged-after-the-first"),
+    ],
+)
+def test_reclaim_in_turn(a_demand: int, limit: int, want: list[tuple[str, set[str]]]) -> None:
+    scene = Scene(
+        (tenant("a").demand(a_demand), tenant("b").demand(16)), b_holds_two_nodes(), TWO_NODES
+    )
+    preemptors = [
+        preemption.Preemptor(pods=(waiting_pod(f"w{i}").tenant("a").gpus(4).obj(),))
+        for i in range(2)
+    ]
+    served = preemption.reclaim_in_turn(
+        preemptors=preemptors,
+        running=scene.running,
+        nodes=scene.node_gpus(),
+        shares=scene.shares(),
+        allocated=scene.allocated(),
+        policies=scene.policies(),
+        now=NOW,
+        limit=limit,
+    )
+    got = [
+        (reclaim.preemptor.pods[0].uid, {pod.uid for pod in reclaim.victims.pods})
+        for reclaim in served
+    ]
+    assert got == want

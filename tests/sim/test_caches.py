@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.builders import sim as b
 
@@ -105,8 +105,13 @@ class SharesAudit:
         self.checks += 1
 
 
+BORROWED_THEN_RECLAIMED = [("a", 0, 1000, 1)] * 16 + [("b", 10, 100, 1)] * 3
+"""a borrows the whole cluster; three of b's jobs then reclaim in one pass (one queue)."""
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows, checkpoint=st.sampled_from([0.0, 60.0]))
+@example(rows=BORROWED_THEN_RECLAIMED, checkpoint=0.0)
 def test_cached_views_match_fresh_ones(
     rows: list[tuple[str, int, int, int]], checkpoint: float
 ) -> None:

@@ -198,6 +198,101 @@ class GroupVictims:
     placements: Mapping[str, tuple[str, tuple[int, ...]]]
 
 
+@dataclasses.dataclass(frozen=True)
+class Preemptor:
+    """One waiting pod, or every member of one pod group (room for all of them or none), with
+    the nodes it may use (``None``: all) and the CPU and memory each pod needs, by uid."""
+
+    pods: tuple[admission.WaitingPod, ...]
+    nodes: frozenset[str] | None = None
+    needs: Mapping[str, Room] = dataclasses.field(default_factory=dict)
+
+    @property
+    def group(self) -> bool:
+        return len(self.pods) > 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Reclaim:
+    """What one preemptor gets: the pods to evict for it and where each of its pods runs."""
+
+    preemptor: Preemptor
+    victims: GroupVictims
+
+
+def reclaim_in_turn(
+    *,
+    preemptors: Sequence[Preemptor],
+    running: Sequence[RunningPod],
+    nodes: Mapping[str, NodeGPUs],
+    shares: fairshare.PoolShares,
+    allocated: Mapping[str, int],
+    policies: Mapping[str, Policy],
+    now: float,
+    mode: policy.PlacementMode = policy.PlacementMode.PACK,
+    rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
+    limit: int = 1,
+) -> list[Reclaim]:
+    """Victims for several waiting pods and pod groups at once, in the order given (admission
+    order), at most ``limit`` of them.
+
+    Each preemptor is judged as if those served before it had run: their victims gone, their
+    pods placed, their tenants' and the victims' tenants' allocations moved. So no victim's
+    tenant is taken below what it keeps over the whole batch, and no preemptor's tenant above
+    its share, exactly as when the reclaims happen one after the other. A single pod gets what
+    :func:`choose_victims` picks; a group places its members largest first, each on free GPUs
+    where it fits, else at the victims :func:`choose_victims` picks for it; if any member finds
+    no room, the group gets nothing. A preemptor that finds nothing (or needs no victim) is
+    skipped: those behind it may still be served.
+    """
+    turns = _Turns(nodes=dict(nodes), running=list(running), held=dict(allocated))
+    served: list[Reclaim] = []
+    for preemptor in preemptors:
+        if len(served) >= limit:
+            break
+        trial = turns.copy()
+        placements: dict[str, tuple[str, tuple[int, ...]]] = {}
+        victims: list[RunningPod] = []
+        whole = dataclasses.replace(preemptor.pods[0], gpus=sum(pod.gpus for pod in preemptor.pods))
+        if not may_reclaim(preemptor=whole, shares=shares, allocated=trial.held, policies=policies):
+            continue
+        for pod in sorted(preemptor.pods, key=lambda member: (-member.gpus, member.uid)):
+            need = preemptor.needs.get(pod.uid, Room())
+            usable = {
+                name: state
+                for name, state in trial.nodes.items()
+                if preemptor.nodes is None or name in preemptor.nodes
+            }
+            spot = _free_spot(usable, pod.gpus, need, mode, rule) if preemptor.group else None
+            gone: tuple[RunningPod, ...] = ()
+            if spot is None:
+                found = choose_victims(
+                    preemptor=pod,
+                    running=trial.running,
+                    nodes=usable,
+                    shares=shares,
+                    allocated=trial.held,
+                    policies=policies,
+                    now=now,
+                    mode=mode,
+                    rule=rule,
+                    needs=need,
+                )
+                if found is None:
+                    break
+                spot, gone = (found.node, found.choice.gpus), found.pods
+            trial.settle(pod, spot=spot, gone=gone, need=need)
+            victims.extend(gone)
+            placements[pod.uid] = spot
+        else:
+            if victims:
+                turns = trial
+                served.append(
+                    Reclaim(preemptor, GroupVictims(pods=tuple(victims), placements=placements))
+                )
+    return served
+
+
 def choose_group_victims(
     *,
     members: Sequence[admission.WaitingPod],
@@ -211,58 +306,52 @@ def choose_group_victims(
     rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
     needs: Mapping[str, Room] | None = None,
 ) -> GroupVictims | None:
-    """Victims that make room for a whole pod group (admitted all or nothing), or None.
-
-    The group reclaims as one preemptor: its tenant must be allowed to take every member's GPUs
-    within its fair share. Members are placed largest first, each on free GPUs where it fits,
-    else at the victims :func:`choose_victims` picks for it with the victims chosen so far gone
-    and the members placed so far in place (same rules: victims only from tenants above their
-    share, never below it, cheapest first). ``None`` when any member finds no room (a group is
-    reclaimed for whole or not at all), when the tenant may not reclaim that much, or when the
-    group fits without evicting anyone. ``needs``: CPU and memory of each member by uid.
-    """
+    """Victims that make room for every member of a pod group at once, or None (see
+    :func:`reclaim_in_turn`: the group reclaims as one preemptor, within its tenant's share;
+    ``None`` when a member finds no room, or when the group fits without evicting anyone)."""
     if not members:
         return None
-    whole = dataclasses.replace(members[0], gpus=sum(member.gpus for member in members))
-    if not may_reclaim(preemptor=whole, shares=shares, allocated=allocated, policies=policies):
-        return None
-    state = dict(nodes)
-    left = list(running)
-    held = dict(allocated)
-    victims: list[RunningPod] = []
-    placements: dict[str, tuple[str, tuple[int, ...]]] = {}
-    for member in sorted(members, key=lambda pod: (-pod.gpus, pod.uid)):
-        need = (needs or {}).get(member.uid, Room())
-        spot = _free_spot(state, member.gpus, need, mode, rule)
-        gone: tuple[RunningPod, ...] = ()
-        if spot is None:
-            found = choose_victims(
-                preemptor=member,
-                running=left,
-                nodes=state,
-                shares=shares,
-                allocated=held,
-                policies=policies,
-                now=now,
-                mode=mode,
-                rule=rule,
-                needs=need,
-            )
-            if found is None:
-                return None
-            spot, gone = (found.node, found.choice.gpus), found.pods
+    served = reclaim_in_turn(
+        preemptors=[Preemptor(pods=tuple(members), needs=needs or {})],
+        running=running,
+        nodes=nodes,
+        shares=shares,
+        allocated=allocated,
+        policies=policies,
+        now=now,
+        mode=mode,
+        rule=rule,
+    )
+    return served[0].victims if served else None
+
+
+@dataclasses.dataclass
+class _Turns:
+    """The pool as the reclaims chosen so far leave it (victims gone, preemptors placed)."""
+
+    nodes: dict[str, NodeGPUs]
+    running: list[RunningPod]
+    held: dict[str, int]
+
+    def copy(self) -> _Turns:
+        return _Turns(nodes=dict(self.nodes), running=list(self.running), held=dict(self.held))
+
+    def settle(
+        self,
+        pod: admission.WaitingPod,
+        *,
+        spot: tuple[str, tuple[int, ...]],
+        gone: Sequence[RunningPod],
+        need: Room,
+    ) -> None:
         node, gpus = spot
-        state[node] = _after(state[node], gone=gone, taken=gpus, need=need)
-        uids = {pod.uid for pod in gone}
-        left = [pod for pod in left if pod.uid not in uids]
-        for pod in gone:
-            held[pod.tenant] = held.get(pod.tenant, 0) - len(pod.gpus)
-        held[member.tenant] = held.get(member.tenant, 0) + member.gpus
-        victims.extend(gone)
-        placements[member.uid] = (node, tuple(gpus))
-    if not victims:
-        return None
-    return GroupVictims(pods=tuple(victims), placements=placements)
+        self.nodes[node] = _after(self.nodes[node], gone=gone, taken=gpus, need=need)
+        uids = {victim.uid for victim in gone}
+        if uids:
+            self.running = [other for other in self.running if other.uid not in uids]
+        for victim in gone:
+            self.held[victim.tenant] = self.held.get(victim.tenant, 0) - len(victim.gpus)
+        self.held[pod.tenant] = self.held.get(pod.tenant, 0) + pod.gpus
 
 
 def _free_spot(

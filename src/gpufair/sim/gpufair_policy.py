@@ -28,10 +28,12 @@ group's pods are protected from eviction as a PodDisruptionBudget covering the w
 protect them (``Snapshot.blocked``): evicting one pod of a gang stops all of its machines.
 
 The one liberty taken: a pass is shown, of each (tenant, GPU count) queue, only the oldest
-jobs it could act on (one more than fit in the free GPUs), and the GPUs the rest wait for as
-``Snapshot.unlisted_demand``, so the fair shares are those of the whole queue. The pass admits
-a queue's jobs oldest first and never more than fit, so it decides the same; a property test
-(``tests/sim/test_gpufair_pass.py``) checks that against the whole queue.
+jobs it could act on (as many as fit in the free GPUs, plus as many as one pass reclaims for),
+and the pods the rest wait for as ``Snapshot.unlisted_demand``, so the fair shares are those
+of the whole queue. The pass admits and reclaims for a queue's jobs oldest first, never more
+than fit and never for more than :data:`~gpufair.state.scheduling.RECLAIMS_PER_PASS`, so it
+decides the same; a property test (``tests/sim/test_caches.py``) checks that against the whole
+queue at every pass.
 """
 
 from __future__ import annotations
@@ -145,7 +147,8 @@ class Gpufair:
         listed: collections.Counter[tuple[str, int]] = collections.Counter()
         free = sim.cluster.total_free
         shown = self.waiting.count if whole_queue else None
-        for tenant, job_id in self.waiting.oldest(lambda gpus: shown or free // gpus + 1):
+        reclaims = scheduling.RECLAIMS_PER_PASS
+        for tenant, job_id in self.waiting.oldest(lambda gpus: shown or free // gpus + reclaims):
             gated = self._gated.get(job_id)
             if gated is None:
                 gated = self._gated[job_id] = _gated_pods(sim, sim.jobs[job_id])

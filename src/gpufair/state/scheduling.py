@@ -3,8 +3,9 @@
 One pass decides, for one instant ``now`` and nothing else (no clock, no I/O): who owns which
 namespace, which pool each GPU pod belongs to, each tenant's metered usage and budget, the fair
 shares of every pool, which waiting pods are admitted (their admission gate comes off, with the
-pool they were admitted into), and at most one reclaim per pool (victims to evict for one
-waiting pod, or for every member of one pod group at once). Every decision is
+pool they were admitted into), and the reclaims of each pool (victims to evict for waiting
+pods or for every member of a pod group at once, all chosen from this one instant). Every
+decision is
 :mod:`gpufair.core`'s (fair share, usage, admission order, preemption victims, placement); this
 module gathers the inputs per pool and turns the answers into intents.
 
@@ -763,9 +764,10 @@ def _reclaim(
     protected: frozenset[str],
     now: float,
 ) -> list[Eviction]:
-    """At most one reclaim per pool and pass, for the first waiting pod (in admission order)
-    core finds victims for; none while an eviction in the pool is still in flight or pods were
-    just admitted into it (the freed or free GPUs are already spoken for)."""
+    """Reclaim in one pool for up to :data:`RECLAIMS_PER_PASS` waiting pods or held pod groups,
+    in admission order, each judged with the victims of those before it gone (all from this
+    one snapshot); none while an eviction in the pool is still in flight or pods were just
+    admitted into it (the freed or free GPUs are already spoken for)."""
     if view.in_flight or admitted:
         return []
     pool = view.pool.name
@@ -818,88 +820,97 @@ def _reclaim(
         ],
         key=lambda pod: admission.order_key(pod, states),
     )
-    allowed: dict[tuple[frozenset[tuple[str, str]], str, str], dict[str, preemption.NodeGPUs]] = {}
+    allowed: dict[tuple[frozenset[tuple[str, str]], str, str], frozenset[str]] = {}
+    preemptors: list[preemption.Preemptor] = []
     for wanted in waiting:
         group = held_groups.get(wanted.uid)
-        asking = pods[wanted.uid] if group is None else group.members[0]
+        asking = (pods[wanted.uid],) if group is None else group.members
         # Pods asking alike (a job's pods, most pods) are allowed onto the same nodes.
+        first = asking[0]
         constraints = (
-            frozenset(asking.node_selector.items()),
-            repr(asking.required_terms),
-            repr(asking.tolerations),
+            frozenset(first.node_selector.items()),
+            repr(first.required_terms),
+            repr(first.tolerations),
         )
         if constraints not in allowed:
-            allowed[constraints] = {
-                name: state
-                for name, state in nodes.items()
-                if _admits(asking, members_by_name[name])
-            }
-        if group is not None:
-            for_group = preemption.choose_group_victims(
-                members=[_waiting(pod, tenant=group.tenant, pool=pool) for pod in group.members],
-                running=running,
+            allowed[constraints] = frozenset(
+                name for name in nodes if _admits(first, members_by_name[name])
+            )
+        preemptors.append(
+            preemption.Preemptor(
+                pods=(wanted,)
+                if group is None
+                else tuple(_waiting(pod, tenant=group.tenant, pool=pool) for pod in asking),
                 nodes=allowed[constraints],
                 needs={
                     pod.uid: preemption.Room(
                         cpu_millis=pod.cpu_millis, memory_bytes=pod.memory_bytes
                     )
-                    for pod in group.members
+                    for pod in asking
                 },
-                shares=shares,
-                allocated=allocated,
-                policies=policies,
-                now=now,
-                mode=view.pool.mode,
-                rule=view.pool.rule,
             )
-            if for_group is None:
-                continue
-            return [
-                Eviction(
-                    pod=pods[victim.uid],
-                    tenant=victim.tenant,
-                    pool=pool,
-                    preemptor=group.tenant,
-                    for_pod=group.members[0],
-                    message=f"preempted by gpufair: tenant {group.tenant} is below its fair share"
-                    f" in pool {pool} ({allocated[group.tenant]} of"
-                    f" {shares.share(group.tenant):g} GPUs) and {group.label} needs room for"
-                    f" every pod at once; tenant {victim.tenant} keeps at least"
-                    f" {shares.protected(victim.tenant):g} GPUs",
-                )
-                for victim in for_group.pods
-            ]
-        victims = preemption.choose_victims(
-            preemptor=wanted,
-            running=running,
-            nodes=allowed[constraints],
-            needs=preemption.Room(cpu_millis=asking.cpu_millis, memory_bytes=asking.memory_bytes),
-            shares=shares,
-            allocated=allocated,
-            policies=policies,
-            now=now,
-            mode=view.pool.mode,
-            rule=view.pool.rule,
         )
-        if victims is None:
-            continue
-        share = shares.share(wanted.tenant)
-        return [
-            Eviction(
-                pod=pods[victim.uid],
-                tenant=victim.tenant,
+    served = preemption.reclaim_in_turn(
+        preemptors=preemptors,
+        running=running,
+        nodes=nodes,
+        shares=shares,
+        allocated=allocated,
+        policies=policies,
+        now=now,
+        mode=view.pool.mode,
+        rule=view.pool.rule,
+        limit=RECLAIMS_PER_PASS,
+    )
+    groups_by_member = {pod.uid: g for g in held_groups.values() for pod in g.members}
+    return [
+        Eviction(
+            pod=pods[victim.uid],
+            tenant=victim.tenant,
+            pool=pool,
+            preemptor=reclaim.preemptor.pods[0].tenant,
+            for_pod=pods[reclaim.preemptor.pods[0].uid],
+            message=_eviction_message(
+                reclaim,
+                victim,
+                group=groups_by_member.get(reclaim.preemptor.pods[0].uid),
                 pool=pool,
-                preemptor=wanted.tenant,
-                for_pod=pods[wanted.uid],
-                message=f"preempted by gpufair: tenant {wanted.tenant} is below its fair share"
-                f" in pool {pool} ({allocated[wanted.tenant]} of {share:g} GPUs) and"
-                f" {wanted.name} needs {wanted.gpus} GPUs on node {victims.node};"
-                f" tenant {victim.tenant} keeps at least"
-                f" {shares.protected(victim.tenant):g} GPUs",
-            )
-            for victim in victims.pods
-        ]
-    return []
+                held=allocated,
+                shares=shares,
+            ),
+        )
+        for reclaim in served
+        for victim in reclaim.victims.pods
+    ]
+
+
+RECLAIMS_PER_PASS = 16
+"""Waiting pods or groups one pass may reclaim for in one pool, all chosen from the same
+snapshot in admission order (:func:`gpufair.core.preemption.reclaim_in_turn`)."""
+
+
+def _eviction_message(
+    reclaim: preemption.Reclaim,
+    victim: preemption.RunningPod,
+    *,
+    group: _Gang | None,
+    pool: str,
+    held: Mapping[str, int],
+    shares: fairshare.PoolShares,
+) -> str:
+    """Why ``victim`` is evicted, as its event and the preemptor's say."""
+    wanted = reclaim.preemptor.pods[0]
+    tenant = wanted.tenant
+    if group is not None:
+        needs = f"{group.label} needs room for every pod at once"
+    else:
+        node, _ = reclaim.victims.placements[wanted.uid]
+        needs = f"{wanted.name} needs {wanted.gpus} GPUs on node {node}"
+    return (
+        f"preempted by gpufair: tenant {tenant} is below its fair share in pool {pool}"
+        f" ({held[tenant]} of {shares.share(tenant):g} GPUs) and {needs};"
+        f" tenant {victim.tenant} keeps at least {shares.protected(victim.tenant):g} GPUs"
+    )
 
 
 def _held_groups(
