@@ -550,7 +550,14 @@ def _admit(
     pods = {pod.uid: (tenant, pool, pod) for (tenant, pool), ps in placed.items() for pod in ps}
     gangs, holds = _gangs(pods)
     free_sets = {name: dict(view.free) for name, view in views.items()}
-    nodes = {name: _FreeNodes(view, free_sets[name]) for name, view in views.items()}
+    waiting_sizes: dict[str, list[int]] = {name: [] for name in views}
+    for _, pool, pod in pods.values():
+        if pod.state in (model.PodState.GATED, model.PodState.PENDING) and pool in views:
+            waiting_sizes[pool].append(pod.gpus)
+    nodes = {
+        name: _FreeNodes(view, free_sets[name], rules.demand_by_size(waiting_sizes[name]))
+        for name, view in views.items()
+    }
     pending = [
         (pool, pod)
         for _, pool, pod in pods.values()
@@ -654,12 +661,20 @@ def _admit_gang(
 
 class _FreeNodes:
     """A pool's free GPUs per node, grouped by (topology, free set). Nodes alike get the same
-    answer from :func:`placement.choose`, so a placement asks each group once rather than
-    each node: at 5,000 nodes a pass had asked 3.7 million times (issue 16). Kept current as
-    pods are placed, and writes through to the ``free`` mapping it was made from."""
+    answer from :func:`placement.choose_keeping`, so a placement asks each group once rather
+    than each node: at 5,000 nodes a pass had asked 3.7 million times (issue 16). Kept current
+    as pods are placed, and writes through to the ``free`` mapping it was made from. ``demand``
+    is the pool's waiting pods by size, as the extender counts them, so the pass places a pod
+    where the extender will."""
 
-    def __init__(self, view: occupancy.PoolOccupancy, free: dict[str, frozenset[int]]) -> None:
+    def __init__(
+        self,
+        view: occupancy.PoolOccupancy,
+        free: dict[str, frozenset[int]],
+        demand: Mapping[int, int] | None = None,
+    ) -> None:
         self._view = view
+        self._demand = dict(demand or {})
         self.free = free
         self._groups: dict[tuple[topo.NodeTopology, frozenset[int]], list[str]] = {}
         self._answers: dict[
@@ -674,7 +689,7 @@ class _FreeNodes:
 
     def take(self, gpus: int) -> bool:
         """Place ``gpus`` GPUs on the best node as the extender would (the highest
-        :func:`placement.choose` score, the first node by name among equals); False when no
+        :func:`placement.choose_keeping` score, the first node by name among equals); False when no
         node fits."""
         best: tuple[int, str, tuple[int, ...]] | None = None
         for key, members in self._groups.items():
@@ -703,10 +718,11 @@ class _FreeNodes:
         """Score and GPUs of the best set of ``gpus`` on nodes of this group, ``None``: none."""
         asked = (key, gpus)
         if asked not in self._answers:
-            choice = placement.choose(
+            choice = placement.choose_keeping(
                 key[0],
                 free=key[1],
                 count=gpus,
+                demand=self._demand,
                 mode=self._view.pool.mode,
                 rule=self._view.pool.rule,
             )
