@@ -137,11 +137,11 @@ def test_a_small_pod_keeps_the_islands_waiting_8_gpu_pods_need(
     assert _best_node(_DEMO_LIKE, count, demand) == node
     if not demand:
         plain = {
-            name: placement.choose(shape(), free=free, count=count)  # type: ignore[operator]
+            name: placement.choose(shape(), free=free, count=count)
             for name, (shape, free) in _DEMO_LIKE.items()
         }
         kept = {
-            name: placement.choose_keeping(shape(), free=free, count=count, demand={})  # type: ignore[operator]
+            name: placement.choose_keeping(shape(), free=free, count=count, demand={})
             for name, (shape, free) in _DEMO_LIKE.items()
         }
         assert kept == plain
