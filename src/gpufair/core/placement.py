@@ -235,7 +235,7 @@ def _choose_keeping(
     if not demand or isinstance(plain, NoFit):
         return plain
     waiting = dict(demand)
-    if _keeping_cost(topology, free, frozenset(plain.gpus), waiting) == (0, 0):
+    if keeping_cost(topology, free, frozenset(plain.gpus), waiting) == (0, 0):
         return plain
     shape = _shape(topology)
     island_only = rule is policy.TopologyRule.REQUIRED and 2 <= count <= shape.largest_island
@@ -244,7 +244,7 @@ def _choose_keeping(
         measure = _measure(shape, free, gpus)
         if island_only and measure.level is not LinkLevel.NVLINK:
             continue
-        cost = _keeping_cost(topology, free, frozenset(gpus), waiting)
+        cost = keeping_cost(topology, free, frozenset(gpus), waiting)
         key = (*cost, *_key(measure, mode, gpus))
         if best is None or key < best[0]:
             best = (key, gpus, measure, cost)
@@ -256,13 +256,14 @@ def _choose_keeping(
     return Choice(gpus=gpus, level=measure.level, score=score)
 
 
-def _keeping_cost(
+def keeping_cost(
     topology: topo.NodeTopology,
     free: frozenset[int],
     chosen: frozenset[int],
     demand: Mapping[int, int],
 ) -> tuple[int, int]:
-    """What a set costs waiting larger pods: island room lost, then islands held back."""
+    """What taking ``chosen`` costs waiting pods larger than it: :func:`island_loss`, then
+    :func:`island_drain`; ``(0, 0)`` when it costs them nothing."""
     return (
         island_loss(topology, free=free, chosen=chosen, demand=demand),
         island_drain(topology, free=free, chosen=chosen, demand=demand),

@@ -565,6 +565,17 @@ def _admit(
     ]
     for pool, pod in sorted(pending, key=lambda item: item[1].created_at):
         nodes[pool].take(pod.gpus)
+    # GPUs freed on a node where a termination is in progress are spoken for (a reclaim evicted
+    # for a waiting pod): no pod is admitted onto them until the termination is over, else a
+    # smaller pod takes the room a reclaim made for a wide one. Reclaim still sees them free.
+    withheld = {
+        (pool, name): free_sets[pool][name]
+        for pool, view in views.items()
+        for name in sorted(view.draining)
+        if free_sets[pool].get(name)
+    }
+    for pool, name in withheld:
+        nodes[pool].remove(name, withheld[pool, name])
     candidates: dict[str, _Gang] = {}
     for gang in gangs:
         if gang.pool not in views:
@@ -614,6 +625,8 @@ def _admit(
                 f"waiting for {pod.gpus} GPUs on one node of pool {pool}"
                 f" (largest free set: {nodes[pool].largest_free()})"
             )
+    for (pool, name), gpus in withheld.items():
+        free_sets[pool][name] = gpus
     return admitted, holds, free_sets
 
 
@@ -810,6 +823,12 @@ def _reclaim(
         ),
         key=lambda pod: admission.order_key(pod, states),
     )
+    demand = rules.demand_by_size(
+        pod.gpus
+        for name in members
+        for pod in placed.get((name, pool), ())
+        if pod.state in (model.PodState.GATED, model.PodState.PENDING)
+    )
     for wanted in waiting:
         asking = pods[wanted.uid]
         victims = preemption.choose_victims(
@@ -821,6 +840,7 @@ def _reclaim(
                 if _admits(asking, members_by_name[name])
             },
             needs=preemption.Room(cpu_millis=asking.cpu_millis, memory_bytes=asking.memory_bytes),
+            demand=demand,
             shares=shares,
             allocated=allocated,
             policies=policies,
