@@ -133,7 +133,9 @@ def choose_victims(
     the preemptor's set costs the pool's waiting larger pods (``demand``, pods by size) no
     island (:func:`gpufair.core.placement.keeping_cost`), then the best link level, then the
     cheapest victims: a wide pod's reclaim frees a whole island, a small pod's leaves the
-    islands waiting wide pods need.
+    islands waiting wide pods need. A multi-GPU pod with no larger pod waiting, in a pool with
+    an island of its size, evicts only to run in one island: ``None`` when victims could only
+    make room spread (it waits for an island, or for GPUs freed by pods that finish).
 
     ``nodes`` are the pool's schedulable nodes *the preemptor may use* (its node selector,
     required affinity and tolerations admit them: :func:`gpufair.state.rules.node_admits`),
@@ -196,7 +198,20 @@ def choose_victims(
         key = _rank(found, now, _keeps(found, nodes[node_name], larger))
         if best is None or key < best[0]:
             best = (key, found)
-    return None if best is None else best[1]
+    if best is None:
+        return None
+    spread = best[1].choice.level is not placement.LinkLevel.NVLINK
+    if spread and not larger and _island_possible(nodes, preemptor.gpus):
+        return None  # it waits for an island rather than evict pods to run spread
+    return best[1]
+
+
+def _island_possible(nodes: Mapping[str, NodeGPUs], count: int) -> bool:
+    """Some node of the pool has an NVLink island of ``count`` GPUs or more (multi-GPU pods)."""
+    return count >= 2 and any(
+        any(len(island) >= count for island in state.topology.nvlink_islands())
+        for state in set(nodes.values())
+    )
 
 
 def may_reclaim(
