@@ -108,6 +108,12 @@ class Verdict:
         return self.choice is not None
 
 
+_DEMAND_CAP = 32
+"""Waiting pods of one size counted at most, for the verdict tables' key: no node holds more
+than 32 pods of 2 GPUs or more in its islands (64-GPU nodes), so more waiting pods of a size
+cannot change a verdict (``placement.relevant_demand`` caps per topology), and a cluster with
+hundreds of waiting pods keeps its tables while they are bound one by one."""
+
 _MAX_TABLES = 4096
 """Verdict tables kept at most (one per distinct request, pool settings and larger demand)."""
 
@@ -227,7 +233,11 @@ class Judge:
         change where this pod goes (``placement.choose_keeping`` ignores the rest)."""
         count = self.count(pool)
         return tuple(
-            sorted((size, n) for size, n in self.snapshot.demand(pool.name).items() if size > count)
+            sorted(
+                (size, min(n, _DEMAND_CAP))
+                for size, n in self.snapshot.demand(pool.name).items()
+                if size > count
+            )
         )
 
     def pool_verdict(self, pool_name: str) -> Verdict | None:
