@@ -169,6 +169,16 @@ def test_the_demo_schedules_every_tenant_and_exits_cleanly(
     assert allocations["corrected"] == 0, (allocations, demo.explain())
     assert sum(row["confirmed"] for row in rows.values()) == allocations["confirmed"]
     assert re.search(r"Allocations confirmed by kubelet: [1-9]\d* of \d+ bound pods", output)
+    # Placement: multi-GPU pods and the 8-GPU ones (a whole NVSwitch island) on one island, as
+    # kubelet confirmed them; the figures, not a threshold (the run is too short to judge).
+    islands = summary["islands"]
+    assert islands["multi_gpu_placed"] == sum(row["multi_gpu_placed"] for row in rows.values())
+    assert 0 <= islands["wide_one_island"] <= islands["wide_placed"], islands
+    assert (
+        f"Multi-GPU pods on one island: {islands['multi_gpu_one_island']} of"
+        f" {islands['multi_gpu_placed']}; 8-GPU pods on one island:"
+        f" {islands['wide_one_island']} of {islands['wide_placed']}"
+    ) in output, output
     for tenant in rows:  # the summary table names every tenant
         assert re.search(rf"^\s*{tenant}\s+\d", output, re.MULTILINE), output
 

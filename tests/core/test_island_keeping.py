@@ -66,6 +66,87 @@ def test_a_4_gpu_pod_still_takes_an_island_when_others_of_its_size_wait() -> Non
     assert answer == plain
 
 
+@pytest.mark.parametrize(
+    ("shape", "free", "chosen", "demand", "drain"),
+    [
+        pytest.param(topo.nvswitch8, range(2, 8), [2, 3], {8: 1}, 2, id="8-waits-partly-used-8"),
+        pytest.param(topo.nvswitch8, range(8), [0, 1], {8: 1}, 0, id="whole-island-is-a-loss"),
+        pytest.param(topo.nvswitch8, range(2, 8), [2, 3], {}, 0, id="no-demand"),
+        pytest.param(topo.nvswitch8, range(2, 8), [2, 3], {2: 4}, 0, id="same-size-not-counted"),
+        pytest.param(topo.nvswitch8, range(4, 8), [4, 5, 6, 7], {2: 3}, 0, id="smaller-waiting"),
+        pytest.param(topo.dgx1, [1, 2, 3, 4], [1], {8: 2}, 0, id="8-never-fits-a-4-island"),
+        pytest.param(topo.dgx1, range(1, 8), [1, 4], {4: 1}, 1, id="one-gpu-in-a-partly-used"),
+        pytest.param(topo.pcie8, range(1, 8), [1, 2], {8: 1}, 0, id="no-islands-no-drain"),
+    ],
+)
+def test_island_drain(
+    shape: object,
+    free: range | list[int],
+    chosen: list[int],
+    demand: Mapping[int, int],
+    drain: int,
+) -> None:
+    assert callable(shape)
+    assert (
+        placement.island_drain(
+            shape(), free=frozenset(free), chosen=frozenset(chosen), demand=demand
+        )
+        == drain
+    )
+
+
+def _best_node(
+    nodes: Mapping[str, tuple[object, frozenset[int]]], count: int, demand: Mapping[int, int]
+) -> str:
+    """The node the extender's prioritize would pick: the highest score, first name on ties."""
+    scores = {}
+    for name, (shape, free) in nodes.items():
+        assert callable(shape)
+        answer = placement.choose_keeping(shape(), free=free, count=count, demand=demand)
+        if isinstance(answer, placement.Choice):
+            scores[name] = answer.score
+    return max(sorted(scores), key=scores.__getitem__)
+
+
+_DEMO_LIKE = {
+    "a-nvswitch-idle": (topo.nvswitch8, frozenset(range(8))),
+    "b-nvswitch-busy": (topo.nvswitch8, frozenset(range(4, 8))),
+    "c-dgx1-idle": (topo.dgx1, frozenset(range(8))),
+    "d-pcie-idle": (topo.pcie8, frozenset(range(8))),
+}
+
+
+@pytest.mark.parametrize(
+    ("count", "demand", "node"),
+    [
+        pytest.param(2, {}, "b-nvswitch-busy", id="2-no-wide-demand-as-before"),
+        pytest.param(2, {8: 1}, "c-dgx1-idle", id="2-8-waits-the-dgx1-pair"),
+        pytest.param(2, {8: 1, 4: 1}, "c-dgx1-idle", id="2-8-and-a-4-wait-a-dgx1-has-two"),
+        pytest.param(2, {8: 1, 4: 2}, "d-pcie-idle", id="2-8-and-two-4s-wait-pcie"),
+        pytest.param(1, {8: 1}, "d-pcie-idle", id="1-8-waits-off-the-nvswitch"),
+        pytest.param(4, {}, "b-nvswitch-busy", id="4-no-demand-as-before"),
+        pytest.param(4, {8: 2}, "c-dgx1-idle", id="4-8-waits-a-dgx1-island"),
+        pytest.param(8, {8: 3}, "a-nvswitch-idle", id="8-takes-the-island-of-its-size"),
+    ],
+)
+def test_a_small_pod_keeps_the_islands_waiting_8_gpu_pods_need(
+    count: int, demand: Mapping[int, int], node: str
+) -> None:
+    """Five machines as in the demo: with 8-GPU pods waiting, a small pod neither breaks the
+    only whole NVSwitch island nor sits in the partly used one that must drain for them."""
+    assert _best_node(_DEMO_LIKE, count, demand) == node
+    if not demand:
+        plain = {
+            name: placement.choose(shape(), free=free, count=count)
+            for name, (shape, free) in _DEMO_LIKE.items()
+        }
+        kept = {
+            name: placement.choose_keeping(shape(), free=free, count=count, demand={})
+            for name, (shape, free) in _DEMO_LIKE.items()
+        }
+        assert kept == plain
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     free=st.sets(st.integers(0, 7), min_size=1),
@@ -74,7 +155,7 @@ def test_a_4_gpu_pod_still_takes_an_island_when_others_of_its_size_wait() -> Non
     shape=st.sampled_from([topo.dgx1, topo.nvswitch8, topo.pcie8, topo.islands4x2]),
     rule=st.sampled_from(list(policy.TopologyRule)),
 )
-def test_keeping_never_changes_whether_a_node_fits_nor_loses_more_than_plain(
+def test_keeping_never_changes_whether_a_node_fits_nor_costs_more_than_plain(
     free: set[int],
     count: int,
     demand: dict[int, int],
@@ -89,15 +170,20 @@ def test_keeping_never_changes_whether_a_node_fits_nor_loses_more_than_plain(
     )
     assert isinstance(kept, placement.NoFit) == isinstance(plain, placement.NoFit)
     if isinstance(kept, placement.Choice) and isinstance(plain, placement.Choice):
-        loss = {
-            name: placement.island_loss(
-                node, free=frozenset(free), chosen=frozenset(choice.gpus), demand=demand
+        cost = {
+            name: (
+                placement.island_loss(
+                    node, free=frozenset(free), chosen=frozenset(choice.gpus), demand=demand
+                ),
+                placement.island_drain(
+                    node, free=frozenset(free), chosen=frozenset(choice.gpus), demand=demand
+                ),
             )
             for name, choice in (("kept", kept), ("plain", plain))
         }
-        assert loss["kept"] <= loss["plain"]
+        assert cost["kept"] <= cost["plain"]
         assert len(kept.gpus) == count
         assert set(kept.gpus) <= free
         assert 0 <= kept.score <= placement.MAX_SCORE
-        if loss["plain"] == 0:
+        if cost["plain"] == (0, 0):
             assert kept == plain

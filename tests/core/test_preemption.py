@@ -96,6 +96,25 @@ class Case:
     want: tuple[str, ...] | None
     """Victim uids, or None for no preemption."""
     rule: policy.TopologyRule = policy.TopologyRule.PREFERRED
+    demand: dict[int, int] = dataclasses.field(default_factory=dict)
+    """The pool's waiting pods by size."""
+
+
+def nvswitch_and_pcie(**starts: float) -> tuple[preemption.RunningPod, ...]:
+    """b holds an NVSwitch machine and a PCIe one, each as a 2-GPU and a 6-GPU pod."""
+    return tuple(
+        running_pod(f"b-{node}{len(gpus)}")
+        .tenant("b")
+        .node(node)
+        .gpus(*gpus)
+        .started(starts.get(f"{node}{len(gpus)}", 0))
+        .obj()
+        for node in ("nv", "pc")
+        for gpus in ((0, 1), (2, 3, 4, 5, 6, 7))
+    )
+
+
+NVSWITCH_AND_PCIE = {"nv": topo_builders.nvswitch8(), "pc": topo_builders.pcie8()}
 
 
 BORROWER = (tenant("a").demand(4), tenant("b").demand(8))
@@ -266,6 +285,76 @@ CASES = [
         ),
         id="rationed-pool-restores-the-share",
     ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").demand(8), tenant("b").demand(16)),
+                (
+                    running_pod("b-nv").tenant("b").node("nv").gpus(*range(8)).obj(),
+                    running_pod("b-pc").tenant("b").node("pc").gpus(*range(8)).started(900).obj(),
+                ),
+                nodes=NVSWITCH_AND_PCIE,
+            ),
+            wants(8),
+            ("b-nv",),
+        ),
+        id="a-wide-pod-reclaims-a-whole-island-not-a-cheaper-spread",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").demand(2), tenant("b").demand(16)),
+                nvswitch_and_pcie(nv2=900, pc2=500),
+                nodes=NVSWITCH_AND_PCIE,
+            ),
+            wants(2),
+            ("b-nv2",),
+        ),
+        id="a-2-gpu-pod-reclaims-an-nvlink-pair",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").demand(2), tenant("b").demand(16)),
+                nvswitch_and_pcie(nv2=900, pc2=500),
+                nodes=NVSWITCH_AND_PCIE,
+            ),
+            wants(2),
+            ("b-pc2",),
+            demand={8: 1},
+        ),
+        id="with-an-8-gpu-pod-waiting-a-2-gpu-reclaim-leaves-its-island",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").demand(8), tenant("b").demand(16).min_runtime(600)),
+                (
+                    running_pod("b-nv").tenant("b").node("nv").gpus(*range(8)).started(900).obj(),
+                    running_pod("b-pc").tenant("b").node("pc").gpus(*range(8)).obj(),
+                ),
+                nodes=NVSWITCH_AND_PCIE,
+            ),
+            wants(8),
+            None,
+        ),
+        id="a-wide-pod-waits-for-an-island-rather-than-evict-to-run-spread",
+    ),
+    pytest.param(
+        Case(
+            Scene(
+                (tenant("a").demand(8), tenant("b").demand(16)),
+                (
+                    running_pod("b-p1").tenant("b").node("p1").gpus(*range(8)).obj(),
+                    running_pod("b-p2").tenant("b").node("p2").gpus(*range(8)).started(900).obj(),
+                ),
+                nodes={"p1": topo_builders.pcie8(), "p2": topo_builders.pcie8()},
+            ),
+            wants(8),
+            ("b-p2",),
+        ),
+        id="without-islands-in-the-pool-a-wide-pod-reclaims-a-spread",
+    ),
 ]
 
 
@@ -284,6 +373,7 @@ def test_choose_victims(case: Case) -> None:
         policies=scene.policies(),
         now=NOW,
         rule=case.rule,
+        demand=case.demand,
     )
 
     assert (None if found is None else tuple(pod.uid for pod in found.pods)) == case.want

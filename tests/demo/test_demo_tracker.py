@@ -230,3 +230,24 @@ def test_placement_quality_counts_what_kubelet_allocated_not_what_bind_chose() -
     assert figures.placement_quality == 0.5
     assert moved.corrected
     assert not kept.corrected
+
+
+def test_8_gpu_pods_on_one_island_counts_every_tenant_and_only_their_size() -> None:
+    t = new_tracker()
+    nvswitch = t.submitted(job(gpus=8), name="research-a", uid="a", now=0.0)
+    dgx1 = t.submitted(job("vision", gpus=8), name="vision-b", uid="b", now=0.0)
+    unconfirmed = t.submitted(job(gpus=8), name="research-c", uid="c", now=0.0)
+    smaller = t.submitted(job("batch", gpus=4), name="batch-d", uid="d", now=0.0)
+    every = "0,1,2,3,4,5,6,7"
+    t.observe(
+        [
+            pod(nvswitch.key, uid="a", node="dgx-a100", gpus=every, confirmed=every),
+            # two cube halves of four: not one island
+            pod(dgx1.key, uid="b", node="dgx1-v100", gpus=every, confirmed=every),
+            pod(unconfirmed.key, uid="c", node="hgx-h200", gpus=every),
+            pod(smaller.key, uid="d", node="dgx1-v100", gpus="0,1,2,3", confirmed="0,1,2,3"),
+        ],
+        now=1.0,
+    )
+    assert t.one_island(gpus=8) == tracker.IslandFigure(gpus=8, placed=2, one_island=1)
+    assert t.one_island(gpus=4) == tracker.IslandFigure(gpus=4, placed=1, one_island=1)

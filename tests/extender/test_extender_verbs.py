@@ -187,6 +187,21 @@ def test_prioritize_prefers_filling_a_broken_island(client: testclient.TestClien
     assert scores["cpu"] == 0
 
 
+def test_prioritize_keeps_the_islands_waiting_wider_pods_need() -> None:
+    """Two 4-GPU pods wait (not bound yet): a 2-GPU pod now prefers the PCIe node to both
+    DGX-1s, the idle one (it would break an island they need) and the broken one (its partly
+    used islands are the ones that must empty for them). The demand comes from the cache."""
+    waiting = [kube.pod(f"wide{i}", gpus=4, pod_uid=f"wide{i}") for i in range(2)]
+    base = objects()
+    state = cluster.cluster(**{**base, "pods": [*base["pods"], *waiting]})
+    response = client_for(state).post(
+        "/prioritize", json={"Pod": kube.pod(gpus=2), "Nodes": None, "NodeNames": NODES}
+    )
+    scores = {entry["Host"]: entry["Score"] for entry in response.json()}
+    assert scores["pcie"] > scores["broken"]
+    assert scores["pcie"] > scores["free"]
+
+
 # -- preempt ------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,8 @@ with the same free GPUs share one answer. The rules are in ``docs/topology.md``:
   NUMA nodes first (best fit); ``Spread`` takes the emptiest ones;
 - ``Required`` refuses a node that cannot give a request fitting one island a free island;
 - :func:`choose_keeping` adds the waiting demand: a set that costs waiting *larger* pods their
-  one-island room on this node (:func:`island_loss`) ranks below every set that costs none.
+  one-island room on this node (:func:`island_loss`), or that takes GPUs of a partly used
+  island such a pod needs drained (:func:`island_drain`), ranks below every set that costs none.
 
 The score ranks the candidate nodes of one pod, so it is absolute: set quality first (the
 bands do not overlap), then for ``Pack`` breaking no wholly free island, then breaking a smaller
@@ -111,9 +112,10 @@ def fragmentation(topology: topo.NodeTopology, free: frozenset[int]) -> float:
     return stranded / len(free)
 
 
-KEEPING_PENALTY = BANDS[LinkLevel.NVLINK][0]
-"""Score taken off a choice that costs waiting larger pods an island (:func:`choose_keeping`):
-the NVLink band's floor, so such a choice ranks below a PCIe-switch choice that costs none."""
+KEEPING_PENALTY = BANDS[LinkLevel.NVLINK][1] - BANDS[LinkLevel.PIX][0] + 1
+"""Score taken off a choice that costs waiting larger pods an island or holds one back from
+draining (:func:`choose_keeping`): 7, so the best such NVLink choice (10) scores below the worst
+PCIe-switch choice that costs none (4), not level with it."""
 
 
 def island_slots(topology: topo.NodeTopology, free: frozenset[int], size: int) -> int:
@@ -153,6 +155,33 @@ def island_loss(
     return loss
 
 
+def island_drain(
+    topology: topo.NodeTopology,
+    *,
+    free: frozenset[int],
+    chosen: frozenset[int],
+    demand: Mapping[int, int],
+) -> int:
+    """Chosen GPUs that sit in a *partly used* NVLink island big enough for a waiting pod larger
+    than ``chosen`` (``demand[s]`` pods of ``s`` GPUs, ``len(chosen) < s <= island size``).
+
+    Such an island has no whole-island room left (:func:`island_loss` sees nothing to lose), but
+    it is the room the waiting pod gets once its pods finish; a small pod put there holds it
+    back, while the same pod on a machine without such islands costs the waiting pod nothing.
+    """
+    if not chosen <= free:
+        raise ValueError(f"chosen GPUs {sorted(chosen - free)} are not free")
+    sizes = [s for s, waiting in demand.items() if waiting > 0 and s >= 2 and s > len(chosen)]
+    if not sizes:
+        return 0
+    smallest = min(sizes)
+    return sum(
+        len(island & chosen)
+        for island in _shape(topology).islands
+        if len(island) >= smallest and not island <= free
+    )
+
+
 def choose_keeping(
     topology: topo.NodeTopology,
     *,
@@ -165,11 +194,12 @@ def choose_keeping(
     """:func:`choose`, aware of the waiting demand by size (``demand[s]``: pods of ``s`` GPUs).
 
     Among the node's sets, the one that costs waiting larger pods the least island room
-    (:func:`island_loss`) wins, then :func:`choose`'s order. A set that costs some gets
-    :data:`KEEPING_PENALTY` off its score, so a node where the pod breaks no needed island
-    outranks one where it does, unless link quality differs by more than the NVLink band (a
-    worse-linked set costing nothing beats an NVLink set costing islands). Without demand for
-    larger pods this is :func:`choose` exactly.
+    (:func:`island_loss`) wins, then the one that holds back the fewest partly used islands they
+    need (:func:`island_drain`), then :func:`choose`'s order. A set that costs either gets
+    :data:`KEEPING_PENALTY` off its score, so a node where the pod breaks or holds back no
+    needed island outranks one where it does, unless link quality differs by more than the
+    NVLink band (a worse-linked set costing nothing beats an NVLink set costing islands).
+    Without demand for larger pods this is :func:`choose` exactly.
     """
     return _choose_keeping(
         topology, free, count, relevant_demand(topology, count, demand), mode, rule
@@ -205,25 +235,39 @@ def _choose_keeping(
     if not demand or isinstance(plain, NoFit):
         return plain
     waiting = dict(demand)
-    if island_loss(topology, free=free, chosen=frozenset(plain.gpus), demand=waiting) == 0:
+    if keeping_cost(topology, free, frozenset(plain.gpus), waiting) == (0, 0):
         return plain
     shape = _shape(topology)
     island_only = rule is policy.TopologyRule.REQUIRED and 2 <= count <= shape.largest_island
-    best: tuple[tuple[object, ...], tuple[int, ...], _Measure, int] | None = None
+    best: tuple[tuple[object, ...], tuple[int, ...], _Measure, tuple[int, int]] | None = None
     for gpus in _candidates(shape, free, count):
         measure = _measure(shape, free, gpus)
         if island_only and measure.level is not LinkLevel.NVLINK:
             continue
-        loss = island_loss(topology, free=free, chosen=frozenset(gpus), demand=waiting)
-        key = (loss, *_key(measure, mode, gpus))
+        cost = keeping_cost(topology, free, frozenset(gpus), waiting)
+        key = (*cost, *_key(measure, mode, gpus))
         if best is None or key < best[0]:
-            best = (key, gpus, measure, loss)
+            best = (key, gpus, measure, cost)
     assert best is not None  # plain is a candidate
-    _, gpus, measure, loss = best
+    _, gpus, measure, cost = best
     score = _score(shape, free=free, count=count, measure=measure, mode=mode)
-    if loss:
+    if cost != (0, 0):
         score = max(0, score - KEEPING_PENALTY)
     return Choice(gpus=gpus, level=measure.level, score=score)
+
+
+def keeping_cost(
+    topology: topo.NodeTopology,
+    free: frozenset[int],
+    chosen: frozenset[int],
+    demand: Mapping[int, int],
+) -> tuple[int, int]:
+    """What taking ``chosen`` costs waiting pods larger than it: :func:`island_loss`, then
+    :func:`island_drain`; ``(0, 0)`` when it costs them nothing."""
+    return (
+        island_loss(topology, free=free, chosen=chosen, demand=demand),
+        island_drain(topology, free=free, chosen=chosen, demand=demand),
+    )
 
 
 @dataclasses.dataclass(frozen=True)

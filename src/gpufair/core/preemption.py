@@ -125,8 +125,17 @@ def choose_victims(
     mode: policy.PlacementMode = policy.PlacementMode.PACK,
     rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
     needs: Room = Room(),
+    demand: Mapping[int, int] | None = None,
 ) -> Victims | None:
     """The cheapest allowed victims on one node of the pool that let ``preemptor`` run, or None.
+
+    Across nodes (:func:`_rank`): the lowest top priority among the victims, then a node where
+    the preemptor's set costs the pool's waiting larger pods (``demand``, pods by size) no
+    island (:func:`gpufair.core.placement.keeping_cost`), then the best link level, then the
+    cheapest victims: a wide pod's reclaim frees a whole island, a small pod's leaves the
+    islands waiting wide pods need. A multi-GPU pod with no larger pod waiting, in a pool with
+    an island of its size, evicts only to run in one island: ``None`` when victims could only
+    make room spread (it waits for an island, or for GPUs freed by pods that finish).
 
     ``nodes`` are the pool's schedulable nodes *the preemptor may use* (its node selector,
     required affinity and tolerations admit them: :func:`gpufair.state.rules.node_admits`),
@@ -151,6 +160,7 @@ def choose_victims(
         for name, amount in allocated.items()
         if name != preemptor.tenant
     }
+    larger = {size: n for size, n in (demand or {}).items() if size > preemptor.gpus}
     candidates = sorted(
         (
             pod
@@ -178,15 +188,30 @@ def choose_victims(
             mode=mode,
             rule=rule,
             now=now,
-            bound=None if best is None else _subset_cost(best[1].pods, now),
+            bound=None
+            if best is None
+            else _bound(best[1], nodes[node_name], preemptor.gpus, mode, rule, now, larger),
             needs=needs,
         )
         if found is None:
             continue
-        key = _rank(found, now)
+        key = _rank(found, now, _keeps(found, nodes[node_name], larger))
         if best is None or key < best[0]:
             best = (key, found)
-    return None if best is None else best[1]
+    if best is None:
+        return None
+    spread = best[1].choice.level is not placement.LinkLevel.NVLINK
+    if spread and not larger and _island_possible(nodes, preemptor.gpus):
+        return None  # it waits for an island rather than evict pods to run spread
+    return best[1]
+
+
+def _island_possible(nodes: Mapping[str, NodeGPUs], count: int) -> bool:
+    """Some node of the pool has an NVLink island of ``count`` GPUs or more (multi-GPU pods)."""
+    return count >= 2 and any(
+        any(len(island) >= count for island in state.topology.nvlink_islands())
+        for state in set(nodes.values())
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +256,7 @@ def reclaim_in_turn(
     now: float,
     mode: policy.PlacementMode = policy.PlacementMode.PACK,
     rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
+    demand: Mapping[int, int] | None = None,
     limit: int = 1,
 ) -> list[Reclaim]:
     """Victims for several waiting pods and pod groups at once, in the order given (admission
@@ -243,7 +269,8 @@ def reclaim_in_turn(
     :func:`choose_victims` picks; a group places its members largest first, each on free GPUs
     where it fits, else at the victims :func:`choose_victims` picks for it; if any member finds
     no room, the group gets nothing. A preemptor that finds nothing (or needs no victim) is
-    skipped: those behind it may still be served.
+    skipped: those behind it may still be served. ``demand``: the pool's waiting pods by size
+    (:func:`choose_victims` keeps their islands).
     """
     turns = _Turns(nodes=dict(nodes), running=list(running), held=dict(allocated))
     served: list[Reclaim] = []
@@ -277,6 +304,7 @@ def reclaim_in_turn(
                     mode=mode,
                     rule=rule,
                     needs=need,
+                    demand=demand,
                 )
                 if found is None:
                     break
@@ -638,6 +666,51 @@ def _subset_cost(pods: Sequence[RunningPod], now: float) -> tuple[object, ...]:
     )
 
 
-def _rank(found: Victims, now: float) -> tuple[object, ...]:
-    """Best node first: cheapest victims, then best placement score, then the node name."""
-    return (*_subset_cost(found.pods, now), -found.choice.score, found.node)
+def _rank(found: Victims, now: float, keeps: bool) -> tuple[object, ...]:
+    """Best node first: the lowest top priority among the victims, then a set that costs
+    waiting larger pods no island (``keeps``), then the preemptor's best link level (one NVLink
+    island before a PCIe switch before the machine: a wide pod's reclaim frees a whole island
+    rather than a cheaper spread), then the cheapest victims, then the best placement score,
+    then the node name."""
+    priority, *cost = _subset_cost(found.pods, now)
+    return (priority, not keeps, found.choice.level, *cost, -found.choice.score, found.node)
+
+
+def _keeps(found: Victims, state: NodeGPUs, larger: Mapping[int, int]) -> bool:
+    """Whether the preemptor's set, once the victims are gone, costs waiting larger pods no
+    island room (:func:`gpufair.core.placement.keeping_cost`)."""
+    if not larger:
+        return True
+    free = (state.free | {gpu for pod in found.pods for gpu in pod.gpus}) & _known(state.topology)
+    chosen = frozenset(found.choice.gpus)
+    return placement.keeping_cost(state.topology, free, chosen, larger) == (0, 0)
+
+
+_ANY = (float("inf"), float("inf"), float("inf"))
+
+
+def _bound(
+    best: Victims,
+    state: NodeGPUs,
+    count: int,
+    mode: policy.PlacementMode,
+    rule: policy.TopologyRule,
+    now: float,
+    larger: Mapping[int, int],
+) -> tuple[object, ...]:
+    """The dearest victim set on this node that could still rank above ``best``
+    (:func:`_rank`): any cost at the same top priority when the node could give a better link
+    level (or waiting larger pods make island costs count), only a lower top priority when it
+    could only give a worse one."""
+    cost = _subset_cost(best.pods, now)
+    priority = cost[0]
+    assert isinstance(priority, int)
+    if larger:
+        return (priority, *_ANY)
+    fit = _fit(state, state.topology.indices, count, mode, rule)
+    level = fit.level if isinstance(fit, placement.Choice) else placement.LinkLevel.SYS
+    if level < best.choice.level:
+        return (priority, *_ANY)
+    if level > best.choice.level:
+        return (priority - 1, *_ANY)
+    return cost

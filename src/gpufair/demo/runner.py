@@ -64,6 +64,7 @@ REFRESH_SECONDS = 0.5
 PLAIN_EVERY_SECONDS = 5.0
 RESUBMIT_DELAY_SECONDS = 1.0  # a Job controller recreating an evicted pod
 STATUS_EVERY_SECONDS = 1.0
+WIDE_GPUS = 8  # the summary says how many pods of this size (a whole island) got one island
 
 
 @dataclasses.dataclass(frozen=True)
@@ -544,6 +545,9 @@ class Demo:
         self.console.print(self._admission_line(), highlight=False)
         allocations = view.allocations_line(frame.figures)
         self.console.print(allocations[0].upper() + allocations[1:], highlight=False)
+        wide = self.tracker.one_island(gpus=WIDE_GPUS)
+        islands = view.islands_line(frame.figures, wide)
+        self.console.print(islands[0].upper() + islands[1:], highlight=False)
         self.console.print(
             "GPU-seconds: the operator's metered usage (TenantQuota status); wait: pod created"
             " to bound; one island: multi-GPU pods whose GPUs, as kubelet allocated them"
@@ -566,6 +570,13 @@ class Demo:
                     "bound": sum(row.bound for row in rows),
                     "confirmed": sum(row.confirmed for row in rows),
                     "corrected": sum(row.corrected for row in rows),
+                },
+                "islands": {
+                    "multi_gpu_placed": sum(row.multi_gpu_placed for row in rows),
+                    "multi_gpu_one_island": sum(row.multi_gpu_one_island for row in rows),
+                    "wide_gpus": wide.gpus,
+                    "wide_placed": wide.placed,
+                    "wide_one_island": wide.one_island,
                 },
                 "tenants": [dataclasses.asdict(row) for row in rows],
             }

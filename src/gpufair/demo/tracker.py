@@ -108,6 +108,15 @@ class TenantFigures:
         return self.multi_gpu_one_island / self.multi_gpu_placed
 
 
+@dataclasses.dataclass(frozen=True)
+class IslandFigure:
+    """Pods of one size whose allocation kubelet confirmed, and how many got one island."""
+
+    gpus: int
+    placed: int
+    one_island: int
+
+
 class Tracker:
     def __init__(
         self, *, tenants: Sequence[cluster.Tenant], topologies: Mapping[str, topology.NodeTopology]
@@ -222,13 +231,7 @@ class Tracker:
         bound = [r for r in mine if r.node and r.chosen]
         confirmed = [r for r in bound if r.confirmed is not None]
         placed = [r for r in confirmed if r.job.gpus > 1]
-        one_island = sum(
-            1
-            for r in placed
-            if r.node in self.topologies
-            and r.confirmed is not None
-            and cluster.on_one_island(self.topologies[r.node], r.confirmed)
-        )
+        one_island = sum(1 for r in placed if self._on_one_island(r))
         return TenantFigures(
             tenant=tenant,
             submitted=len(mine),
@@ -246,6 +249,28 @@ class Tracker:
             bound=len(bound),
             confirmed=len(confirmed),
             corrected=sum(1 for r in confirmed if r.corrected),
+        )
+
+    def one_island(self, *, gpus: int) -> IslandFigure:
+        """Of every pod of ``gpus`` GPUs whose allocation kubelet confirmed (any tenant, any run
+        of a job, finished or preempted included), how many got one NVLink island."""
+        placed = [
+            r
+            for r in self.records.values()
+            if r.job.gpus == gpus and r.node and r.chosen and r.confirmed is not None
+        ]
+        return IslandFigure(
+            gpus=gpus,
+            placed=len(placed),
+            one_island=sum(1 for r in placed if self._on_one_island(r)),
+        )
+
+    def _on_one_island(self, record: PodRecord) -> bool:
+        """The pod's confirmed GPUs share one NVLink island of its node."""
+        return (
+            record.node in self.topologies
+            and record.confirmed is not None
+            and cluster.on_one_island(self.topologies[record.node], record.confirmed)
         )
 
     def node_usage(self) -> dict[str, list[str | None]]:

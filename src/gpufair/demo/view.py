@@ -210,6 +210,16 @@ def allocations_line(figures: Sequence[tracker.TenantFigures]) -> str:
     )
 
 
+def islands_line(figures: Sequence[tracker.TenantFigures], wide: tracker.IslandFigure) -> str:
+    """Multi-GPU pods on one NVLink island, all tenants, and the widest pods' share of it."""
+    placed = sum(figure.multi_gpu_placed for figure in figures)
+    one_island = sum(figure.multi_gpu_one_island for figure in figures)
+    return (
+        f"multi-GPU pods on one island: {one_island} of {placed};"
+        f" {wide.gpus}-GPU pods on one island: {wide.one_island} of {wide.placed}"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class SummaryRow:
     tenant: str

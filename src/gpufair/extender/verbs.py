@@ -1,7 +1,8 @@
 """What the extender answers for each verb, computed on one cache snapshot.
 
 The routes decode the wire, call these functions and encode the result; these functions only
-ask core (``placement.choose``, ``admission.check_limit``, ``fairshare.compute``,
+ask core (``placement.choose_keeping`` with the pool's waiting demand by size from the
+snapshot, ``admission.check_limit``, ``fairshare.compute``,
 ``preemption.allowed_victims``) about the nodes and tenants in the snapshot, and never write
 anything. They are cheap by construction: nodes with the same *shape* (pool, topology, free
 GPUs; interned by the cache) get one verdict per request, and ``choose`` results are memoised
@@ -112,13 +113,23 @@ class Verdict:
         return self.choice is not None
 
 
+_DEMAND_CAP = 32
+"""Waiting pods of one size counted at most, for the verdict tables' key: no node holds more
+than 32 pods of 2 GPUs or more in its islands (64-GPU nodes), so more waiting pods of a size
+cannot change a verdict (``placement.relevant_demand`` caps per topology), and a cluster with
+hundreds of waiting pods keeps its tables while they are bound one by one."""
+
+_MAX_TABLES = 4096
+"""Verdict tables kept at most (one per distinct request, pool settings and larger demand)."""
+
 _UNKNOWN = Verdict(reason=UNKNOWN_NODE)
 _NO_POOL = Verdict(reason=NO_POOL, unresolvable=True)
 _NOT_SCHEDULABLE = Verdict(reason=NOT_SCHEDULABLE, unresolvable=True)
 
 
 class Placer:
-    """``placement.choose`` memoised per (node shape, count, mode, rule).
+    """``placement.choose_keeping`` memoised per (node shape, count, mode, rule, the part of the
+    pool's waiting demand that can change the answer: ``placement.relevant_demand``).
 
     One per cache (shape and topology ids are the cache's interned ids); safe to share between
     threads. A node with ``hidden`` GPUs (in use, indices unknown) must have that many more
@@ -133,12 +144,18 @@ class Placer:
         self._tables: dict[tuple[object, ...], dict[int, Verdict]] = {}
 
     def choose(
-        self, node: views.NodeView, *, count: int, pool: views.PoolView
+        self,
+        node: views.NodeView,
+        *,
+        count: int,
+        pool: views.PoolView,
+        demand: Mapping[int, int] | None = None,
     ) -> placement.Choice | placement.NoFit:
+        waiting = placement.relevant_demand(node.topology, count, demand) if demand else ()
         key: tuple[object, ...] = (
-            (node.shape_id, count, pool.mode, pool.rule)
+            (node.shape_id, count, pool.mode, pool.rule, waiting)
             if node.shape_id >= 0
-            else (node.topology_id, node.free, node.hidden, count, pool.mode, pool.rule)
+            else (node.topology_id, node.free, node.hidden, count, pool.mode, pool.rule, waiting)
         )
         found = self._memo.get(key)
         if found is not None:
@@ -147,11 +164,16 @@ class Placer:
         if count > available and count <= len(node.topology.gpus):
             found = placement.NoFit(reason=f"{max(available, 0)} free GPUs, {count} requested")
         else:
-            found = placement.choose(
-                node.topology, free=node.free, count=count, mode=pool.mode, rule=pool.rule
+            found = placement.choose_keeping(
+                node.topology,
+                free=node.free,
+                count=count,
+                demand=dict(waiting),
+                mode=pool.mode,
+                rule=pool.rule,
             )
         with self._lock:
-            if len(self._memo) >= self._max:
+            if len(self._memo) >= self._max or len(self._tables) >= _MAX_TABLES:
                 self._memo.clear()
                 self._tables.clear()
             self._memo[key] = found
@@ -161,8 +183,9 @@ class Placer:
         """Shape id -> verdict for pods asking the same, while every pool is open to them.
 
         Such a verdict depends only on the node shape (pool, topology, free GPUs, hidden,
-        problems, schedulability: shape ids are never reused), the pod's requests and the
-        pools' settings, which ``key`` names; so it holds across requests and snapshots.
+        problems, schedulability: shape ids are never reused), the pod's requests, the pools'
+        settings and their waiting demand for larger pods, which ``key`` names; so it holds
+        across requests and snapshots.
         """
         with self._lock:
             found = self._tables.get(key)
@@ -209,6 +232,18 @@ class Judge:
 
     def count(self, pool: views.PoolView) -> int:
         return self.ask.requests.get(pool.resource, 0)
+
+    def larger(self, pool: views.PoolView) -> tuple[tuple[int, int], ...]:
+        """The pool's waiting pods larger than this pod, by size: all of the demand that can
+        change where this pod goes (``placement.choose_keeping`` ignores the rest)."""
+        count = self.count(pool)
+        return tuple(
+            sorted(
+                (size, min(n, _DEMAND_CAP))
+                for size, n in self.snapshot.demand(pool.name).items()
+                if size > count
+            )
+        )
 
     def pool_verdict(self, pool_name: str) -> Verdict | None:
         """Why no node of the pool can take the pod, or ``None`` when the pool is open to it."""
@@ -274,7 +309,7 @@ class Judge:
             }
         key = (
             tuple(sorted(self.ask.requests.items())),
-            tuple((p.name, p.resource, p.mode, p.rule) for p in pools.values()),
+            tuple((p.name, p.resource, p.mode, p.rule, self.larger(p)) for p in pools.values()),
         )
         table = self.placer.table(key)
         wanted = shape_ids if isinstance(shape_ids, set) else set(shape_ids)
@@ -310,7 +345,9 @@ class Judge:
         shares = self.ask.shares.get(pool.resource, ())
         if allocation.blocks_bind(unconfirmed_sizes=node.waiting, size=count, shares=shares):
             return Verdict(reason=waiting_reason(count, shares), soon=True)
-        found = self.placer.choose(node, count=count, pool=pool)
+        found = self.placer.choose(
+            node, count=count, pool=pool, demand=self.snapshot.demand(pool.name)
+        )
         if isinstance(found, placement.NoFit):
             return Verdict(reason=found.reason)
         return Verdict(choice=found)

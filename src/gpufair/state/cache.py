@@ -112,6 +112,22 @@ class Snapshot:
     def used(self, tenant: str, pool: str) -> int:
         return self.usage.get((tenant, pool), 0)
 
+    @functools.cached_property
+    def _demand(self) -> dict[str, Mapping[int, int]]:
+        sizes: dict[str, list[int]] = {}
+        for (_, pool), waiting in self.unbound.items():
+            view = self.pools.get(pool)
+            if view is None:
+                continue
+            found = sizes.setdefault(pool, [])
+            found.extend(pod.request(view.resource) for pod in waiting if not pod.deleting)
+        return {pool: rules.demand_by_size(found) for pool, found in sizes.items()}
+
+    def demand(self, pool: str) -> Mapping[int, int]:
+        """Pods waiting in ``pool`` (gated or pending, not being deleted) by GPU count
+        (:func:`gpufair.state.rules.demand_by_size`); computed once per snapshot."""
+        return self._demand.get(pool, {})
+
 
 NOT_SYNCED = "gpufair extender cache has not synced with the API server yet"
 

@@ -48,6 +48,10 @@ class PoolOccupancy:
     spare: Mapping[str, preemption.Room | None] = dataclasses.field(default_factory=dict)
     """CPU and memory of each node not requested by the pods bound to it (``None``: the node
     does not report them)."""
+    draining: frozenset[str] = frozenset()
+    """Nodes with a pod whose termination is in progress (:func:`leaving`): the GPUs freed
+    there are spoken for (by the pod a reclaim evicted for), so no other pod is admitted onto
+    them until the termination is over."""
 
 
 def pool_occupancy(
@@ -93,6 +97,11 @@ def pool_occupancy(
             for pod in holders
             if pod.state is model.PodState.TERMINATING
             and leaving(pod, snap.nodes.get(pod.node or ""), snap.now)
+        ),
+        draining=frozenset(
+            pod.node
+            for pod in holders
+            if pod.node is not None and leaving(pod, snap.nodes.get(pod.node), snap.now)
         ),
         missing_topology=tuple(
             node.name

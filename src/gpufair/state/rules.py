@@ -10,7 +10,8 @@ apart (``tests/state/test_one_model.py`` checks that they agree on one cluster):
 - which GPUs of a node are free (:func:`node_topology`, :func:`free_gpus`);
 - which pool a pod that waits for admission belongs to (:func:`waiting_pool`, :class:`PoolFit`);
 - which nodes a pod may land on, taints included (:func:`node_admits`);
-- a tenant's claim in a pool, the input of fair shares (:func:`tenant_claim`).
+- a tenant's claim in a pool, the input of fair shares (:func:`tenant_claim`);
+- the waiting demand by size that placement keeps islands for (:func:`demand_by_size`).
 
 LabelSelector matching itself is :func:`gpufair.k8s.selectors.matches`; kubeconfig loading is
 :mod:`gpufair.state.kubeconfig`.
@@ -239,3 +240,15 @@ def tenant_claim(
         lendable=lendable,
         demand=held + waiting,
     )
+
+
+def demand_by_size(sizes: Iterable[int]) -> dict[int, int]:
+    """Pods waiting in a pool by GPU count (``{8: 2, 2: 5}``), from each waiting pod's request:
+    the ``demand`` of :func:`gpufair.core.placement.choose_keeping`. A waiting pod is one not on
+    a node and not being deleted, gated or admitted; the extender (its snapshot's ``unbound``
+    pods) and the operator's pass (gated and pending pods) both count it here."""
+    demand: dict[int, int] = {}
+    for size in sizes:
+        if size > 0:
+            demand[size] = demand.get(size, 0) + 1
+    return demand

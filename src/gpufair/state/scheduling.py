@@ -160,8 +160,9 @@ def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
     states = tenant_states(
         tenants, held=held, usages=usages, budgets=budgets, now=now, half_life=half_life
     )
+    demand = _waiting_demand(placed, snap.unlisted_demand, pools=pool_views)
     admissions, holds, free_after = _admit(
-        pool_views, placed=placed, states=states, shares=shares, now=now
+        pool_views, placed=placed, states=states, shares=shares, demand=demand, now=now
     )
 
     # 4. Reclaim, per pool, for tenants below their fair share whose pods still wait.
@@ -180,6 +181,7 @@ def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
                 admitted=any(a.pool == name for a in admissions),
                 blocked=blocked,
                 protected=snap.blocked,
+                demand=demand[name],
                 now=now,
             )
         )
@@ -542,12 +544,38 @@ def _gangs(
     return gangs, holds
 
 
+def _waiting_demand(
+    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    unlisted: Mapping[tuple[str, str], Mapping[int, int]],
+    *,
+    pools: Iterable[str],
+) -> dict[str, dict[int, int]]:
+    """The pods waiting in each pool by GPU count (gated, or admitted but not bound, and those
+    not listed: ``Snapshot.unlisted_demand``): the demand island keeping weighs in admission's
+    placement and in reclaim (:func:`gpufair.state.rules.demand_by_size`, as the extender)."""
+    sizes: dict[str, list[int]] = {pool: [] for pool in pools}
+    for (_, pool), pods in placed.items():
+        if pool in sizes:
+            sizes[pool].extend(
+                pod.gpus
+                for pod in pods
+                if pod.state in (model.PodState.GATED, model.PodState.PENDING)
+            )
+    demand = {pool: rules.demand_by_size(found) for pool, found in sizes.items()}
+    for (_, pool), counts in unlisted.items():
+        if pool in demand:
+            for size, count in counts.items():
+                demand[pool][size] = demand[pool].get(size, 0) + count
+    return demand
+
+
 def _admit(
     views: Mapping[str, occupancy.PoolOccupancy],
     *,
     placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
     states: Mapping[str, admission.TenantState],
     shares: Mapping[str, fairshare.PoolShares],
+    demand: Mapping[str, Mapping[int, int]],
     now: float,
 ) -> tuple[list[Admission], dict[str, str], dict[str, dict[str, frozenset[int]]]]:
     """Core's admission decision, then a node-fit check: a pod is admitted only when some node
@@ -565,7 +593,7 @@ def _admit(
     pods = {pod.uid: (tenant, pool, pod) for (tenant, pool), ps in placed.items() for pod in ps}
     gangs, holds = _gangs(pods)
     free_sets = {name: dict(view.free) for name, view in views.items()}
-    nodes = {name: _FreeNodes(view, free_sets[name]) for name, view in views.items()}
+    nodes = {name: _FreeNodes(view, free_sets[name], demand[name]) for name, view in views.items()}
     pending = [
         (pool, pod)
         for _, pool, pod in pods.values()
@@ -573,6 +601,17 @@ def _admit(
     ]
     for pool, pod in sorted(pending, key=lambda item: item[1].created_at):
         nodes[pool].take(pod.gpus)
+    # GPUs freed on a node where a termination is in progress are spoken for (a reclaim evicted
+    # for a waiting pod): no pod is admitted onto them until the termination is over, else a
+    # smaller pod takes the room a reclaim made for a wide one. Reclaim still sees them free.
+    withheld = {
+        (pool, name): free_sets[pool][name]
+        for pool, view in views.items()
+        for name in sorted(view.draining)
+        if free_sets[pool].get(name)
+    }
+    for pool, name in withheld:
+        nodes[pool].remove(name, withheld[pool, name])
     candidates: dict[str, _Gang] = {}
     for gang in gangs:
         if gang.pool not in views:
@@ -622,6 +661,8 @@ def _admit(
                 f"waiting for {pod.gpus} GPUs on one node of pool {pool}"
                 f" (largest free set: {nodes[pool].largest_free()})"
             )
+    for (pool, name), gpus in withheld.items():
+        free_sets[pool][name] = gpus
     return admitted, holds, free_sets
 
 
@@ -674,12 +715,20 @@ def _admit_gang(
 
 class _FreeNodes:
     """A pool's free GPUs per node, grouped by (topology, free set). Nodes alike get the same
-    answer from :func:`placement.choose`, so a placement asks each group once rather than
-    each node: at 5,000 nodes a pass had asked 3.7 million times (issue 16). Kept current as
-    pods are placed, and writes through to the ``free`` mapping it was made from."""
+    answer from :func:`placement.choose_keeping`, so a placement asks each group once rather
+    than each node: at 5,000 nodes a pass had asked 3.7 million times (issue 16). Kept current
+    as pods are placed, and writes through to the ``free`` mapping it was made from. ``demand``
+    is the pool's waiting pods by size, as the extender counts them, so the pass places a pod
+    where the extender will."""
 
-    def __init__(self, view: occupancy.PoolOccupancy, free: dict[str, frozenset[int]]) -> None:
+    def __init__(
+        self,
+        view: occupancy.PoolOccupancy,
+        free: dict[str, frozenset[int]],
+        demand: Mapping[int, int] | None = None,
+    ) -> None:
         self._view = view
+        self._demand = dict(demand or {})
         self.free = free
         self._groups: dict[tuple[topo.NodeTopology, frozenset[int]], list[str]] = {}
         self._answers: dict[
@@ -694,7 +743,7 @@ class _FreeNodes:
 
     def take(self, gpus: int) -> bool:
         """Place ``gpus`` GPUs on the best node as the extender would (the highest
-        :func:`placement.choose` score, the first node by name among equals); False when no
+        :func:`placement.choose_keeping` score, the first node by name among equals); False when no
         node fits."""
         best: tuple[int, str, tuple[int, ...]] | None = None
         for key, members in self._groups.items():
@@ -723,10 +772,11 @@ class _FreeNodes:
         """Score and GPUs of the best set of ``gpus`` on nodes of this group, ``None``: none."""
         asked = (key, gpus)
         if asked not in self._answers:
-            choice = placement.choose(
+            choice = placement.choose_keeping(
                 key[0],
                 free=key[1],
                 count=gpus,
+                demand=self._demand,
                 mode=self._view.pool.mode,
                 rule=self._view.pool.rule,
             )
@@ -762,6 +812,7 @@ def _reclaim(
     admitted: bool,
     blocked: set[str],
     protected: frozenset[str],
+    demand: Mapping[int, int],
     now: float,
 ) -> list[Eviction]:
     """Reclaim in one pool for up to :data:`RECLAIMS_PER_PASS` waiting pods or held pod groups,
@@ -860,6 +911,7 @@ def _reclaim(
         now=now,
         mode=view.pool.mode,
         rule=view.pool.rule,
+        demand=demand,
         limit=RECLAIMS_PER_PASS,
     )
     groups_by_member = {pod.uid: g for g in held_groups.values() for pod in g.members}
