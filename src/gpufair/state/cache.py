@@ -35,7 +35,7 @@ import time
 import types
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from gpufair.api import names
 from gpufair.core import allocation, topology
@@ -168,9 +168,7 @@ class ClusterCache:
         self._stale = False
 
         self._node_objs: dict[str, Obj] = {}
-        self._parsed: dict[
-            str, tuple[Obj, str, int, topology.NodeTopology | None, bool, str | None]
-        ] = {}
+        self._parsed: dict[str, _ParsedNode] = {}
         """Per node, what its object says (parsed again only when the object or the pool's
         resource changes; a pod event rebuilds the node's view but does not change it)."""
         self._pools: dict[str, views.PoolView] = {}
@@ -525,7 +523,7 @@ class ClusterCache:
         if view.node is None:
             self._unbound.add(uid)
         if view.node is not None:
-            self._forget(uid)
+            self._forget(uid, rebuild=self._assumed_node(uid) != view.node)
             self._pods_on_node[view.node].add(uid)
             self._account(uid, namespace=view.namespace, node=view.node, count=None)
             self._rebuild_node(view.node)
@@ -541,15 +539,22 @@ class ClusterCache:
             self._unaccount(uid)
             self._rebuild_node(view.node)
 
-    def _forget(self, uid: str) -> None:
+    def _forget(self, uid: str, *, rebuild: bool = True) -> None:
+        """Drop the pod's assumption; ``rebuild=False`` when the caller rebuilds its node next
+        (a confirmed binding: the node's view is rebuilt once, with the bound pod)."""
         assumption = self._assumed.pop(uid, None)
         if assumption is None:
             return
         self._assumed_on_node[assumption.node].discard(uid)
         if uid not in self._pods or self._pods[uid].node is None:
             self._unaccount(uid)
-        self._rebuild_node(assumption.node)
+        if rebuild:
+            self._rebuild_node(assumption.node)
         self._dirty.add("assumed")
+
+    def _assumed_node(self, uid: str) -> str | None:
+        assumption = self._assumed.get(uid)
+        return assumption.node if assumption is not None else None
 
     def _resource_of(self, node: str) -> str:
         pool = self._node_pool.get(node)
@@ -640,15 +645,11 @@ class ClusterCache:
             return
         resource = self._resource_of(name)
         parsed = self._parsed.get(name)
-        if parsed is None or parsed[0] is not obj or parsed[1] != resource:
-            parsed = self._parsed[name] = (obj, resource, *_parse_node(obj, resource))
-        _, _, allocatable, topo, schedulable, problem = parsed
+        if parsed is None or parsed.obj is not obj or parsed.resource != resource:
+            parsed = self._parsed[name] = self._parse(obj, resource)
+        allocatable, topo, topo_id = parsed.allocatable, parsed.topology, parsed.topology_id
+        schedulable, problem = parsed.schedulable, parsed.problem
         self._problem(Kind.NODE, name, problem)
-        if topo is None:
-            topo = self._flat.get(allocatable)
-            if topo is None:
-                topo = self._flat[allocatable] = rules.node_topology(None, allocatable)
-        topo, topo_id = self._intern(topo)
         held = [
             (self._pods[uid].gpus, self._pods[uid].request(resource))
             for uid in self._pods_on_node.get(name, ())
@@ -662,26 +663,48 @@ class ClusterCache:
         bound = tuple(self._pods[uid] for uid in sorted(self._pods_on_node.get(name, ())))
         waiting = self._waiting_sizes(name, obj, bound, resource)
         previous = self._views.get(name)
-        view = views.NodeView(
+        if previous is not None and previous.free == free:
+            free = previous.free
+        pool = self._node_pool.get(name)
+        node_problem = "node has invalid gpufair topology labels" if problem else None
+        shape = views.node_shape(
+            pool=pool,
+            topology_id=topo_id,
+            free=free,
+            hidden=free_gpus.hidden,
+            problem=node_problem,
+            schedulable=schedulable,
+            waiting=waiting,
+        )
+        shape_id = self._shape_ids.get(shape)
+        if shape_id is None:
+            shape_id = self._shape_ids[shape] = len(self._shape_ids)
+        view = self._views[name] = views.NodeView(
             name=name,
-            pool=self._node_pool.get(name),
+            pool=pool,
             topology=topo,
             topology_id=topo_id,
             allocatable=allocatable,
             schedulable=schedulable,
-            free=free if previous is None or previous.free != free else previous.free,
+            free=free,
             hidden=free_gpus.hidden,
-            problem="node has invalid gpufair topology labels" if problem else None,
+            problem=node_problem,
             pods=bound,
             waiting=waiting,
+            shape_id=shape_id,
         )
-        shape = view.shape()
-        shape_id = self._shape_ids.get(shape)
-        if shape_id is None:
-            shape_id = self._shape_ids[shape] = len(self._shape_ids)
-        view = self._views[name] = dataclasses.replace(view, shape_id=shape_id)
         self._shape_of[name] = shape_id
         self._shape_nodes[shape_id] = view
+
+    def _parse(self, obj: Obj, resource: str) -> _ParsedNode:
+        """What a node's object says, with its topology interned (parsed once per object)."""
+        allocatable, topo, schedulable, problem = _parse_node(obj, resource)
+        if topo is None:
+            topo = self._flat.get(allocatable)
+            if topo is None:
+                topo = self._flat[allocatable] = rules.node_topology(None, allocatable)
+        topo, topo_id = self._intern(topo)
+        return _ParsedNode(obj, resource, allocatable, topo, topo_id, schedulable, problem)
 
     def _waiting_sizes(
         self, name: str, obj: Obj, bound: tuple[views.PodView, ...], resource: str
@@ -745,6 +768,16 @@ class ClusterCache:
         for tenant in self._tenants.values():
             known |= tenant.namespaces.namespaces
         return {namespace: self._resolve_tenant(namespace) for namespace in known}
+
+
+class _ParsedNode(NamedTuple):
+    obj: Obj
+    resource: str
+    allocatable: int
+    topology: topology.NodeTopology
+    topology_id: int
+    schedulable: bool
+    problem: str | None
 
 
 def _parse_node(
