@@ -383,7 +383,9 @@ def filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
     # Verdict.fits in one C-level pass: a Choice is always true, a missing one is None.
     fits = set(itertools.compress(verdicts, map(_CHOICE, verdicts.values())))
     if len(fits) == len(verdicts):
-        return FilterOutcome(passed=list(candidates), failed={}, unresolvable={})
+        # The very list when it is one: the codec then writes its JSON back as it came.
+        passed = candidates if isinstance(candidates, list) else list(candidates)
+        return FilterOutcome(passed=passed, failed={}, unresolvable={})
     mask = list(map(fits.__contains__, ids))
     passed = list(itertools.compress(candidates, mask))
     if passed:
