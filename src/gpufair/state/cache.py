@@ -136,6 +136,19 @@ class ShapeIndex(dict[str, int]):
     def __missing__(self, key: str) -> int:
         return UNKNOWN_SHAPE
 
+    def compacted(self) -> ShapeIndex:
+        """The same index with its names copied into fresh strings, allocated one after the
+        other in name order. A verb looks up thousands of freshly decoded names per request,
+        and each lookup compares with the stored name: stored names scattered over the heap
+        (each beside its own node object) cost a cache miss apiece, about 4x the lookups'
+        time on a busy machine (0.6 against 0.15 ms for 3,350 names at 5,000 nodes)."""
+        return ShapeIndex({_fresh_copy(name): shape_id for name, shape_id in sorted(self.items())})
+
+
+def _fresh_copy(text: str) -> str:
+    """A new string equal to ``text`` (``str`` operations hand back ``text`` itself)."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
+
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -187,6 +200,9 @@ class ClusterCache:
         self._topologies: list[topology.NodeTopology] = []
         self._shape_ids: dict[tuple[object, ...], int] = {}
         self._shape_of = ShapeIndex()
+        self._names_added = 0
+        """Nodes added since ``_shape_of`` was last compacted (:meth:`ShapeIndex.compacted`;
+        again once they are a sixteenth of all, so adding nodes costs O(1) amortised)."""
         self._shape_nodes: dict[int, views.NodeView] = {}
         self._flat: dict[int, topology.NodeTopology] = {}
         self._contributions: dict[str, tuple[str, str, int]] = {}
@@ -361,6 +377,9 @@ class ClusterCache:
                 # Not copied (a copy of 10,000 nodes costs a quarter of a millisecond, once per
                 # pod): the cache copies them itself if they change while a snapshot lives.
                 parts["nodes"] = types.MappingProxyType(self._views)
+                if self._names_added * 16 > len(self._shape_of):
+                    self._shape_of = self._shape_of.compacted()
+                    self._names_added = 0
                 parts["shape_of"] = self._shape_of
                 # Never copied: an id, once given, always names the same shape, any view of a
                 # shape serves every decision about it, and ids only get added.
@@ -693,6 +712,8 @@ class ClusterCache:
             waiting=waiting,
             shape_id=shape_id,
         )
+        if name not in self._shape_of:
+            self._names_added += 1
         self._shape_of[name] = shape_id
         self._shape_nodes[shape_id] = view
 
