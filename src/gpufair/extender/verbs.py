@@ -409,6 +409,10 @@ def _reasons(
     if not shapes:
         return {}
     mask = list(map(shapes.__contains__, ids))
+    distinct = {reasons[shape] for shape in shapes}
+    if len(distinct) == 1:  # usual: every failing node is full, say; no per-name lookup
+        (reason,) = distinct
+        return dict.fromkeys(itertools.compress(candidates, mask), reason)
     return dict(
         zip(
             itertools.compress(candidates, mask),
