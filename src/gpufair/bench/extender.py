@@ -800,7 +800,7 @@ def render(report: Mapping[str, Any]) -> str:
         "wall-clock p50/p99 per call; CPU/pod: the extender's CPU time per pod (mean; in-process"
         " its calls, over HTTP its whole process), which other jobs on the machine do not inflate;"
         " null: the same HTTP stack and decoding answering every node passes, sent the same"
-        " bodies (the floor of the wire format)",
+        " bodies, its answers decoded by the client too (the floor of the wire format)",
         "",
         f"{'nodes':>6} {'path':<11} {'filter':>13} {'prioritize':>13} {'bind':>13} "
         f"{'per pod':>13} {'of budget':>9} {'CPU/pod':>9} {'of budget':>9}",
