@@ -290,3 +290,34 @@ def test_prioritize_names_equal_to_the_last_filter_answer_are_that_very_list() -
     assert args.node_names is codec.decode(go_body).node_names  # not decoded again
     other = codec.decode(go_body.replace(b'"n3"', b'"n4"'))
     assert other.node_names == ["n1", "n4"]
+
+
+def test_a_filter_passing_every_candidate_writes_their_json_back_as_it_came() -> None:
+    """The passed list *is* the decoded one: its JSON is not written again (only the same
+    names can come out, whatever the spelling of the request)."""
+    codec = wire.ArgsCodec()
+    names = b'[ "n1","n\\u0032" ]'
+    args = codec.decode(
+        b'{"Pod":' + body(kube.pod()) + b',"Nodes":null,"NodeNames":' + names + b"}"
+    )
+    answer = codec.encode_filter_result(
+        wire.ExtenderFilterResult.model_construct(
+            nodes=None,
+            node_names=args.node_names,
+            failed_nodes={},
+            failed_and_unresolvable_nodes={},
+            error="",
+        )
+    )
+    assert b'"NodeNames":' + names + b"," in answer
+    assert json.loads(answer)["NodeNames"] == ["n1", "n2"]
+
+
+def test_a_filter_passing_some_candidates_writes_those() -> None:
+    codec = wire.ArgsCodec()
+    args = codec.decode(b'{"Pod":' + body(kube.pod()) + b',"NodeNames":["n1","n2"]}')
+    assert args.node_names is not None
+    answer = codec.encode_filter_result(
+        wire.ExtenderFilterResult(node_names=args.node_names[:1], failed_nodes={"n2": "full"})
+    )
+    assert json.loads(answer)["NodeNames"] == ["n1"]

@@ -264,3 +264,22 @@ def test_invalid_pools_and_quotas_are_ignored_and_reported() -> None:
     messages = " | ".join(state.problems.values())
     assert "GPUPool broken-pool: spec.placement.mode" in messages
     assert "TenantQuota team-z: spec.pools.0" in messages
+
+
+def test_the_name_index_is_compacted_into_fresh_names_and_still_answers() -> None:
+    """Snapshots look names up in an index whose names were copied together, in name order
+    (lookups of thousands of names then stay in a few cache lines each); adding a node later
+    keeps every answer right."""
+    objs = [kube.node(f"n{i}", kube.dgx1()) for i in (3, 1, 2)]
+    state = cluster.cluster(nodes=objs)
+    index = state.snapshot().shape_of
+    assert list(index) == ["n1", "n2", "n3"]
+    for obj in objs:
+        name = obj["metadata"]["name"]
+        assert index[name] == state.snapshot().nodes[name].shape_id
+        assert next(key for key in index if key == name) is not name
+    assert index["elsewhere"] == cache.UNKNOWN_SHAPE
+    state.upsert(cache.Kind.NODE, kube.node("n0", kube.dgx1()))
+    after = state.snapshot()
+    assert after.shape_of["n0"] == after.nodes["n0"].shape_id
+    assert after.shape_of["n3"] == after.nodes["n3"].shape_id

@@ -353,6 +353,9 @@ class ArgsCodec:
 
     def __init__(self) -> None:
         self._answered: tuple[bytes, list[str]] | None = None
+        self._decoded: tuple[bytes, list[str]] | None = None
+        """The last names list decoded and its JSON: a filter that passes every candidate
+        answers that very list, and its JSON is written back as it came."""
 
     def decode(self, body: bytes) -> ExtenderArgs:
         try:
@@ -365,13 +368,19 @@ class ArgsCodec:
             names = known[1] if known is not None and raw == known[0] else _NAMES.decode(raw)
         except (msgspec.DecodeError, ValueError):
             return decode(ExtenderArgs, body)
+        if names is not None:
+            self._decoded = (raw, names)
         return ExtenderArgs.model_construct(pod=pod, nodes=None, node_names=names)
 
     def encode_filter_result(self, result: ExtenderFilterResult) -> bytes:
         """:func:`encode` for a filter answer, remembering its names."""
         if result.nodes is not None or result.node_names is None:
             return encode(result)
-        names = _ENCODE.encode(result.node_names)
+        decoded = self._decoded
+        if decoded is not None and decoded[1] is result.node_names:
+            names = decoded[0]  # every candidate passed: their JSON as it came
+        else:
+            names = _ENCODE.encode(result.node_names)
         self._answered = (names, result.node_names)
         return b"".join(
             (

@@ -82,13 +82,15 @@ def refusal(
     node_name: str,
     node: Mapping[str, Any] | None,
     managed: frozenset[str],
+    requests: Mapping[str, int] | None = None,
 ) -> str | None:
     """Why kube-scheduler would never ask to bind this pod to this node, or ``None``.
 
     The extender holds cluster-wide ``pods/binding`` rights, so it binds only what its own
     scheduler could have chosen: a pending pod of the gpufair scheduler that requests a GPU
     resource gpufair manages, to a known node its selector, required affinity and tolerations
-    allow (the tenant's pools are checked by the verdict afterwards).
+    allow (the tenant's pools are checked by the verdict afterwards). ``requests``: the pod's
+    extended requests when already read (``pods.extended_requests``).
     """
     ref = pods.ref(pod)
     if pods.scheduler_name(pod) != names.SCHEDULER_NAME:
@@ -98,7 +100,9 @@ def refusal(
         )
     if pods.node_name(pod):
         return f"refusing to bind {ref}: it is already bound to {pods.node_name(pod)}"
-    if not managed.intersection(pods.extended_requests(pod)):
+    if requests is None:
+        requests = pods.extended_requests(pod)
+    if not managed.intersection(requests):
         return f"refusing to bind {ref}: it requests no GPU resource gpufair manages"
     if node is None:
         return f"refusing to bind {ref} to {node_name}: node not in gpufair's cache"
@@ -120,7 +124,13 @@ def _ask(
     except verbs.CannotJudgeError as exc:
         raise BindError(str(exc)) from None
     managed = verbs.gpu_resources(snapshot)
-    reason = refusal(pod, node_name=args.node, node=state.node_object(args.node), managed=managed)
+    reason = refusal(
+        pod,
+        node_name=args.node,
+        node=state.node_object(args.node),
+        managed=managed,
+        requests=ask.requests,
+    )
     if reason is not None:
         raise BindError(reason)
     return ask

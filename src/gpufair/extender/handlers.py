@@ -53,10 +53,14 @@ def filter_nodes(rt: Runtime, args: wire.ExtenderArgs) -> wire.ExtenderFilterRes
     if outcome.unresolvable:
         counted.unresolvable.inc(len(outcome.unresolvable))
     if args.names_only or args.nodes is None:
-        return wire.ExtenderFilterResult(
+        # Built without validation: the names are the decoded candidates (or some of them)
+        # and the reasons strings; validating would copy and check thousands of names.
+        return wire.ExtenderFilterResult.model_construct(
+            nodes=None,
             node_names=outcome.passed,
             failed_nodes=outcome.failed,
             failed_and_unresolvable_nodes=outcome.unresolvable,
+            error="",
         )
     passed = set(outcome.passed)
     return wire.ExtenderFilterResult(

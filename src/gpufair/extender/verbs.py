@@ -471,7 +471,9 @@ def _filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
     # Verdict.fits in one C-level pass: a Choice is always true, a missing one is None.
     fits = set(itertools.compress(verdicts, map(_CHOICE, verdicts.values())))
     if len(fits) == len(verdicts):
-        return FilterOutcome(passed=list(candidates), failed={}, unresolvable={})
+        # The very list when it is one: the codec then writes its JSON back as it came.
+        passed = candidates if isinstance(candidates, list) else list(candidates)
+        return FilterOutcome(passed=passed, failed={}, unresolvable={})
     mask = list(map(fits.__contains__, ids))
     passed = list(itertools.compress(candidates, mask))
     if passed:
@@ -495,6 +497,10 @@ def _reasons(
     if not shapes:
         return {}
     mask = list(map(shapes.__contains__, ids))
+    distinct = {reasons[shape] for shape in shapes}
+    if len(distinct) == 1:  # usual: every failing node is full, say; no per-name lookup
+        (reason,) = distinct
+        return dict.fromkeys(itertools.compress(candidates, mask), reason)
     return dict(
         zip(
             itertools.compress(candidates, mask),

@@ -94,15 +94,29 @@ class NodeView:
 
     def shape(self) -> tuple[object, ...]:
         """Everything a decision about this node depends on, except its name."""
-        return (
-            self.pool,
-            self.topology_id,
-            self.free,
-            self.hidden,
-            self.problem,
-            self.schedulable,
-            self.waiting,
+        return node_shape(
+            pool=self.pool,
+            topology_id=self.topology_id,
+            free=self.free,
+            hidden=self.hidden,
+            problem=self.problem,
+            schedulable=self.schedulable,
+            waiting=self.waiting,
         )
+
+
+def node_shape(
+    *,
+    pool: str | None,
+    topology_id: int,
+    free: frozenset[int],
+    hidden: int,
+    problem: str | None,
+    schedulable: bool,
+    waiting: frozenset[int],
+) -> tuple[object, ...]:
+    """:meth:`NodeView.shape` from its parts (the cache interns it before building the view)."""
+    return (pool, topology_id, free, hidden, problem, schedulable, waiting)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
