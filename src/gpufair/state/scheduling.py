@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import functools
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.api import names
@@ -652,54 +653,74 @@ def _admit_gang(
     ]
 
 
+_GroupKey = tuple[topo.NodeTopology, frozenset[int]]
+"""Nodes of one topology with the same free GPUs: :func:`placement.choose` answers them alike."""
+
+
 class _FreeNodes:
     """A pool's free GPUs per node, grouped by (topology, free set). Nodes alike get the same
     answer from :func:`placement.choose`, so a placement asks each group once rather than
-    each node: at 5,000 nodes a pass had asked 3.7 million times (issue 16). Kept current as
+    each node: at 5,000 nodes a pass had asked 3.7 million times (issue 16). For each size
+    asked, the groups that can take it are kept in a heap by (best score, first node by name),
+    so a placement costs a heap look-up rather than a walk over every group. Kept current as
     pods are placed, and writes through to the ``free`` mapping it was made from."""
 
     def __init__(self, view: occupancy.PoolOccupancy, free: dict[str, frozenset[int]]) -> None:
         self._view = view
         self.free = free
-        self._groups: dict[tuple[topo.NodeTopology, frozenset[int]], list[str]] = {}
-        self._answers: dict[
-            tuple[tuple[topo.NodeTopology, frozenset[int]], int],
-            tuple[int, tuple[int, ...]] | None,
-        ] = {}
+        self._groups: dict[_GroupKey, list[str]] = {}
+        self._answers: dict[tuple[_GroupKey, int], tuple[int, tuple[int, ...]] | None] = {}
+        self._heaps: dict[int, list[tuple[int, str, int, _GroupKey]]] = {}
+        self._pushed = 0
         for name in sorted(free):
             self._groups.setdefault(self._key(name), []).append(name)
 
-    def _key(self, name: str) -> tuple[topo.NodeTopology, frozenset[int]]:
+    def _key(self, name: str) -> _GroupKey:
         return self._view.topologies[name], self.free[name]
 
     def take(self, gpus: int) -> bool:
         """Place ``gpus`` GPUs on the best node as the extender would (the highest
         :func:`placement.choose` score, the first node by name among equals); False when no
         node fits."""
-        best: tuple[int, str, tuple[int, ...]] | None = None
-        for key, members in self._groups.items():
-            if len(key[1]) < gpus:
-                continue
-            answer = self._answer(key, gpus)
-            if answer is None:
-                continue
-            score, chosen = answer
-            first = members[0]
-            if best is None or (-score, first) < (-best[0], best[1]):
-                best = (score, first, chosen)
+        best = self._best(gpus)
         if best is None:
             return False
-        _, name, chosen = best
-        self._move(name, self.free[name] - frozenset(chosen))
+        name, key = best
+        chosen = self._answers[(key, gpus)]
+        assert chosen is not None
+        self._move(name, self.free[name] - frozenset(chosen[1]))
         return True
+
+    def _best(self, gpus: int) -> tuple[str, _GroupKey] | None:
+        """The first node of the group with the best answer for ``gpus`` (stale heap entries,
+        of groups changed since they were pushed, are dropped on the way)."""
+        heap = self._heaps.get(gpus)
+        if heap is None:
+            heap = self._heaps[gpus] = []
+            for key in self._groups:
+                self._push(key, gpus)
+        while heap:
+            _, first, _, key = heap[0]
+            members = self._groups.get(key)
+            if members and members[0] == first:
+                return first, key
+            heapq.heappop(heap)
+        return None
+
+    def _push(self, key: _GroupKey, gpus: int) -> None:
+        if len(key[1]) < gpus:
+            return
+        answer = self._answer(key, gpus)
+        if answer is None:
+            return
+        self._pushed += 1
+        heapq.heappush(self._heaps[gpus], (-answer[0], self._groups[key][0], self._pushed, key))
 
     def largest_free(self) -> int:
         """The most free GPUs on one node of the pool."""
         return max((len(available) for _, available in self._groups), default=0)
 
-    def _answer(
-        self, key: tuple[topo.NodeTopology, frozenset[int]], gpus: int
-    ) -> tuple[int, tuple[int, ...]] | None:
+    def _answer(self, key: _GroupKey, gpus: int) -> tuple[int, tuple[int, ...]] | None:
         """Score and GPUs of the best set of ``gpus`` on nodes of this group, ``None``: none."""
         asked = (key, gpus)
         if asked not in self._answers:
@@ -722,11 +743,23 @@ class _FreeNodes:
     def _move(self, name: str, free: frozenset[int]) -> None:
         old = self._key(name)
         members = self._groups[old]
+        was_first = members[0] == name
         members.remove(name)
         if not members:
             del self._groups[old]
+        elif was_first:
+            self._refresh(old)
         self.free[name] = free
-        bisect.insort(self._groups.setdefault(self._key(name), []), name)
+        new = self._key(name)
+        members = self._groups.setdefault(new, [])
+        bisect.insort(members, name)
+        if members[0] == name:
+            self._refresh(new)
+
+    def _refresh(self, key: _GroupKey) -> None:
+        """The group's first node changed: push its new entry for every size asked."""
+        for gpus in self._heaps:
+            self._push(key, gpus)
 
 
 def _reclaim(
