@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from gpufair.core import admission
 from gpufair.operator import intents, statuses
-from gpufair.state import model, scheduling
+from gpufair.state import model, occupancy, passcache, scheduling
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,12 +49,31 @@ class Plan:
 # the pipeline
 
 
-def plan(snap: model.Snapshot, *, half_life: float) -> Plan:
+class PlanCache:
+    """What :func:`plan` keeps between passes (one per reconciler): the scheduling pass's
+    :class:`~gpufair.state.passcache.PassCache`, and each pool's free figures with the free
+    GPUs they were computed from. Plans are the same with or without it."""
+
+    def __init__(self) -> None:
+        self.scheduling = passcache.PassCache()
+        self.figures: dict[str, tuple[Mapping[str, frozenset[int]], statuses.FreeFigures]] = {}
+
+    def free_figures(self, view: occupancy.PoolOccupancy) -> statuses.FreeFigures:
+        known = self.figures.get(view.pool.name)
+        if known is None or known[0] is not view.free:
+            known = (view.free, statuses.free_figures(view))
+            self.figures[view.pool.name] = known
+        return known[1]
+
+
+def plan(snap: model.Snapshot, *, half_life: float, cache: PlanCache | None = None) -> Plan:
     """Decide one pass (:func:`gpufair.state.scheduling.schedule`), then the statuses,
-    conditions and the events of their transitions."""
-    decided = scheduling.schedule(snap, half_life=half_life)
+    conditions and the events of their transitions. ``cache``: see :class:`PlanCache`."""
+    cache = cache if cache is not None else PlanCache()
+    decided = scheduling.schedule(snap, half_life=half_life, cache=cache.scheduling)
     now = decided.now
     placed = decided.placed
+    counts = cache.scheduling.counts(placed)
     events: list[intents.Event] = []
     tenant_statuses: dict[str, intents.TenantStatus] = {}
     owned_by: dict[str, list[str]] = {}
@@ -63,7 +82,7 @@ def plan(snap: model.Snapshot, *, half_life: float) -> Plan:
     for name, tenant in sorted(snap.tenants.items()):
         status, tenant_events = statuses.tenant_status(
             tenant,
-            placed=placed,
+            counts=counts,
             usages=decided.usages,
             shares=decided.shares,
             conflicts=decided.conflicts.get(name, ()),
@@ -75,17 +94,17 @@ def plan(snap: model.Snapshot, *, half_life: float) -> Plan:
         )
         tenant_statuses[name] = status
         events.extend(tenant_events)
+    allocated: dict[str, dict[str, int]] = {}
+    for (tenant_name, pool_name), pair_counts in counts.items():
+        allocated.setdefault(pool_name, {})[tenant_name] = pair_counts.holding
     pool_statuses: dict[str, intents.PoolStatus] = {}
     for name, view in decided.pools.items():
         pool_statuses[name], pool_events = statuses.pool_status(
             view,
             shares=decided.shares[name],
-            tenant_allocated={
-                tenant: sum(pod.gpus for pod in pods if pod.holds_gpus)
-                for (tenant, pool), pods in placed.items()
-                if pool == name
-            },
+            tenant_allocated=allocated.get(name, {}),
             now=now,
+            figures=cache.free_figures(view),
         )
         events.extend(pool_events)
 

@@ -80,6 +80,8 @@ class Reconciler:
         """The last pass and what the webhook needs of it, replaced in one assignment (the
         webhook reads both from its own threads)."""
         self._lock = asyncio.Lock()
+        self._cache = plan.PlanCache()
+        """What passes reuse from the previous one (objects the watch did not replace)."""
         self._written: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
         """Each status last written (usage left out) and when."""
         self._told: dict[str, str] = {}
@@ -98,7 +100,7 @@ class Reconciler:
     async def _run(self, *, now: float) -> plan.Plan:
         with metrics.RECONCILE_DURATION.time():
             snap = self.cluster.take_snapshot(now=now)
-            decided = plan.plan(snap, half_life=self.config.half_life_seconds)
+            decided = plan.plan(snap, half_life=self.config.half_life_seconds, cache=self._cache)
             written = await self._write_statuses(decided)
             if written:
                 self.cluster.metered(up_to=decided.now)
@@ -112,7 +114,7 @@ class Reconciler:
             record_metrics(decided, previous=self.last)
             await self._label_namespaces(decided)  # last: nothing else in the pass waits on it
         self.last = decided
-        self.published = publication(snap, decided)
+        self.published = publication(snap, decided, memo=self._cache.scheduling.occupancy)
         return decided
 
     async def _write_statuses(self, decided: plan.Plan) -> bool:
@@ -323,13 +325,16 @@ class Reconciler:
             del self._told[uid]
 
 
-def publication(snap: model.Snapshot, decided: plan.Plan) -> tuple[plan.Plan, webhook.PassFacts]:
-    """A pass as the webhook reads it (:attr:`Reconciler.published`)."""
+def publication(
+    snap: model.Snapshot, decided: plan.Plan, *, memo: occupancy.Memo | None = None
+) -> tuple[plan.Plan, webhook.PassFacts]:
+    """A pass as the webhook reads it (:attr:`Reconciler.published`); ``memo``: the pass's
+    pool-of-node answers (:func:`gpufair.state.occupancy.pools_of_nodes`)."""
     return decided, webhook.pass_facts(
         snap.pods,
         pod_pools=decided.pod_pools,
         nodes=snap.nodes,
-        node_pool=occupancy.pools_of_nodes(snap.pools, snap.nodes),
+        node_pool=occupancy.pools_of_nodes(snap.pools, snap.nodes, memo),
     )
 
 

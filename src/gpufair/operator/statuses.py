@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from gpufair.core import fairshare, placement, usage
 from gpufair.operator import conditions, intents
-from gpufair.state import model, occupancy, scheduling
+from gpufair.state import model, occupancy, passcache, scheduling
 
 Type = conditions.Type
 Reason = intents.Reason
@@ -24,7 +24,7 @@ EventType = intents.EventType
 def tenant_status(
     tenant: model.Tenant,
     *,
-    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     usages: Mapping[tuple[str, str], usage.Usage],
     shares: Mapping[str, fairshare.PoolShares],
     conflicts: Sequence[str],
@@ -36,11 +36,10 @@ def tenant_status(
 ) -> tuple[intents.TenantStatus, list[Event]]:
     pools: list[intents.TenantPoolStatus] = []
     for entitlement in tenant.pools if tenant.invalid is None else ():
-        pods = placed.get((tenant.name, entitlement.pool), ())
+        pods = counts.get((tenant.name, entitlement.pool), passcache.NO_PODS)
         share = shares.get(entitlement.pool)
         record = usages.get((tenant.name, entitlement.pool)) or usage.Usage(as_of=now)
-        allocated = sum(pod.gpus for pod in pods if pod.holds_gpus)
-        waiting = [pod for pod in pods if pod.state is model.PodState.GATED]
+        allocated = pods.holding
         pools.append(
             intents.TenantPoolStatus(
                 pool=entitlement.pool,
@@ -49,11 +48,11 @@ def tenant_status(
                 limit=entitlement.limit,
                 fair_share=share.share(tenant.name) if share else 0.0,
                 borrowed=share.borrowed(tenant.name, allocated) if share else 0.0,
-                waiting=len(waiting),
-                waiting_gpus=sum(pod.gpus for pod in waiting),
+                waiting=pods.gated,
+                waiting_gpus=pods.gated_gpus,
                 demand=share.demand.get(tenant.name, 0) if share else 0,
-                pending=sum(1 for pod in pods if pod.state is model.PodState.PENDING),
-                pending_gpus=sum(pod.gpus for pod in pods if pod.state is model.PodState.PENDING),
+                pending=pods.pending,
+                pending_gpus=pods.pending_gpus,
                 usage=record,
                 decayed_now=usage.decayed_at(record, now=now, half_life=half_life),
             )
@@ -192,25 +191,11 @@ def pool_status(
     shares: fairshare.PoolShares,
     tenant_allocated: Mapping[str, int],
     now: float,
+    figures: FreeFigures | None = None,
 ) -> tuple[intents.PoolStatus, list[Event]]:
+    """The pool's status; ``figures`` are :func:`free_figures` of ``view`` when known."""
     pool = view.pool
-    free = sum(len(gpus) for gpus in view.free.values())
-    largest = max(
-        (
-            placement.largest_free_island(view.topologies[name], gpus)
-            for name, gpus in view.free.items()
-        ),
-        default=0,
-    )
-    fragmentation = (
-        sum(
-            placement.fragmentation(view.topologies[name], gpus) * len(gpus)
-            for name, gpus in view.free.items()
-        )
-        / free
-        if free
-        else 0.0
-    )
+    free, largest, fragmentation = figures if figures is not None else free_figures(view)
     wanted: list[conditions.Desired] = []
     schedulable = sum(1 for node in view.nodes if node.schedulable)
     if pool.invalid is not None:
@@ -280,6 +265,33 @@ def pool_status(
     )
     target = ObjectRef(kind=ObjectKind.GPU_POOL, name=pool.name)
     return status, [_condition_event(target, want) for want in changed]
+
+
+FreeFigures = tuple[int, int, float]
+"""A pool's free GPUs, largest free island and fragmentation ratio."""
+
+
+def free_figures(view: occupancy.PoolOccupancy) -> FreeFigures:
+    """Free GPUs, the largest free island of one node, and the fragmentation of the free GPUs
+    (weighted by each node's free GPUs) of a pool."""
+    free = sum(len(gpus) for gpus in view.free.values())
+    largest = max(
+        (
+            placement.largest_free_island(view.topologies[name], gpus)
+            for name, gpus in view.free.items()
+        ),
+        default=0,
+    )
+    fragmentation = (
+        sum(
+            placement.fragmentation(view.topologies[name], gpus) * len(gpus)
+            for name, gpus in view.free.items()
+        )
+        / free
+        if free
+        else 0.0
+    )
+    return free, largest, fragmentation
 
 
 def _condition_event(target: ObjectRef, want: conditions.Desired) -> Event:

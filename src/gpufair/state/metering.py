@@ -40,10 +40,23 @@ def advance(
     Without a persisted record, metering starts when the quota was created (pods that ran
     before the quota existed are not the tenant's yet).
     """
+    return advance_intervals(previous, intervals(pods), tenant=tenant, now=now, half_life=half_life)
+
+
+def advance_intervals(
+    previous: usage.Usage | None,
+    spans: Iterable[usage.Interval],
+    *,
+    tenant: model.Tenant,
+    now: float,
+    half_life: float,
+) -> usage.Usage:
+    """:func:`advance` from the pods' :func:`intervals` (kept between passes by
+    :class:`gpufair.state.passcache.PassCache` while the pods do not change)."""
     start = previous if previous is not None else usage.Usage(as_of=min(tenant.created_at, now))
     period = tenant.budget.period_seconds if tenant.budget is not None else None
     return usage.accrue_intervals(
-        start, intervals=intervals(pods), now=now, half_life=half_life, period=period
+        start, intervals=spans, now=now, half_life=half_life, period=period
     )
 
 

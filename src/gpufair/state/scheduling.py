@@ -28,13 +28,13 @@ import bisect
 import dataclasses
 import functools
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from gpufair.api import names
 from gpufair.core import admission, fairshare, placement, preemption, usage
 from gpufair.core import gang as gang_fit
 from gpufair.core import topology as topo
-from gpufair.state import groups, metering, model, occupancy, rules
+from gpufair.state import groups, model, occupancy, passcache, rules
 
 # ---------------------------------------------------------------------------------------------
 # intents
@@ -115,47 +115,43 @@ class Decisions:
     relabels: tuple[TenantLabel, ...]
 
 
-def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
-    """Decide one pass: own, place, meter, share, admit, reclaim (see the module docstring)."""
+def schedule(
+    snap: model.Snapshot, *, half_life: float, cache: passcache.PassCache | None = None
+) -> Decisions:
+    """Decide one pass: own, place, meter, share, admit, reclaim (see the module docstring).
+
+    ``cache`` (kept by the caller from one pass to the next) lets the pass reuse what it
+    computed from the same objects before (:mod:`gpufair.state.passcache`); the decisions are
+    the same with or without it.
+    """
+    cache = cache if cache is not None else passcache.PassCache()
     now = snap.now
     # 1. Who owns which namespace, which nodes form which pool, where each pod belongs.
-    owners, conflicts = namespace_owners(snap)
-    node_pool = occupancy.pools_of_nodes(snap.pools, snap.nodes)
+    owners, conflicts = namespace_owners(snap, cache=cache)
+    node_pool = occupancy.pools_of_nodes(snap.pools, snap.nodes, cache.occupancy)
     tenants = {name: t for name, t in snap.tenants.items() if t.invalid is None}
-    placed = place_pods(snap, owners=owners, tenants=tenants, node_pool=node_pool)
+    placed = place_pods(snap, owners=owners, tenants=tenants, node_pool=node_pool, cache=cache)
+    counts = cache.counts(placed)
     releases = release_unowned(snap, owners=owners)
     relabels = tenant_labels(snap, owners=owners)
 
     # 2. Meter every (tenant, pool) pair up to now.
-    usages = {
-        (name, pool.pool): metering.advance(
-            tenant.usage.get(pool.pool),
-            placed.get((name, pool.pool), ()),
-            tenant=tenant,
-            now=now,
-            half_life=half_life,
-        )
-        for name, tenant in tenants.items()
-        for pool in tenant.pools
-    }
+    usages = cache.meter(tenants, placed, now=now, half_life=half_life)
     budgets = {name: _budget(tenant, usages, now=now) for name, tenant in tenants.items()}
     exhausted = {name: b is not None and b.exhausted for name, b in budgets.items()}
     blocked = {name for name, b in budgets.items() if b is not None and b.blocks}
 
     # 3. Per pool: capacity and fair shares; then admission over all pools at once.
-    pool_views = {
-        name: occupancy.pool_occupancy(pool, snap=snap, node_pool=node_pool)
-        for name, pool in sorted(snap.pools.items())
-    }
+    pool_views = occupancy.pool_occupancies(snap, node_pool=node_pool, memo=cache.occupancy)
     shares: dict[str, fairshare.PoolShares] = {}
     for name, view in pool_views.items():
         members = {t: tenants[t] for t in tenants if tenants[t].entitlement(name) is not None}
-        shares[name] = _shares(view, members, placed, blocked=blocked)
+        shares[name] = _shares(view, members, counts, blocked=blocked)
     states = tenant_states(
-        tenants, placed=placed, usages=usages, budgets=budgets, now=now, half_life=half_life
+        tenants, counts=counts, usages=usages, budgets=budgets, now=now, half_life=half_life
     )
     admissions, holds, free_after = _admit(
-        pool_views, placed=placed, states=states, shares=shares, now=now
+        pool_views, placed=placed, states=states, shares=shares, now=now, cache=cache
     )
 
     # 4. Reclaim, per pool, for tenants below their fair share whose pods still wait.
@@ -166,6 +162,7 @@ def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
                 view,
                 tenants=tenants,
                 placed=placed,
+                counts=counts,
                 shares=shares[name],
                 states=states,
                 free=free_after[name],
@@ -200,14 +197,33 @@ def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
 
 
 def namespace_owners(
-    snap: model.Snapshot,
+    snap: model.Snapshot, *, cache: passcache.PassCache | None = None
 ) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     """Owner of each namespace, and for each tenant the conflicts it is part of (messages).
 
     A namespace claimed by several tenants goes to one of them by the same rule every
     component uses (:func:`gpufair.state.rules.namespace_claimants`: a listing beats a
     selector, then the alphabetically first); all claimants get ``NamespaceConflict``.
+    With a ``cache``, the answer of the previous pass stands while no tenant's namespaces or
+    selector and no namespace object changed.
     """
+    if cache is None:
+        return _namespace_owners(snap)
+    key = tuple((t.name, t.namespaces, t.namespace_selector) for t in snap.tenants.values())
+    if (
+        cache.owners is None
+        or cache.owners_key != key
+        or not passcache.same_values(cache.owners_namespaces, snap.namespaces)
+    ):
+        cache.owners = _namespace_owners(snap)
+        cache.owners_key = key
+        cache.owners_namespaces = dict(snap.namespaces)
+    return cache.owners
+
+
+def _namespace_owners(
+    snap: model.Snapshot,
+) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     claims: dict[str, tuple[str, ...]] = {}
     names = set(snap.namespaces)
     for tenant in snap.tenants.values():
@@ -304,6 +320,7 @@ def place_pods(
     owners: Mapping[str, str],
     tenants: Mapping[str, model.Tenant],
     node_pool: Mapping[str, str],
+    cache: passcache.PassCache | None = None,
 ) -> dict[tuple[str, str], tuple[model.GpuPod, ...]]:
     """The GPU pods of each (tenant, pool) pair.
 
@@ -316,41 +333,86 @@ def place_pods(
     (pool, nodeSelector) answer is kept for the pass, since a job's pods share their selector;
     so a waiting pod costs a scan of one pool's nodes at most once per distinct selector instead
     of a scan of every node per pod and pool.
+
+    With a ``cache``, a pod object seen by the previous pass keeps its pair while the owners,
+    the tenants' pools, the pool of every node and (for a pod not on a node) every node's
+    labels are unchanged; and a pair whose pods are the same objects keeps its tuple, so what
+    is computed from it later in the pass can be reused too.
     """
+    cache = cache if cache is not None else passcache.PassCache()
     members = pool_members(snap.nodes, node_pool)
     fits = rules.PoolFit(lambda pool: ((node.name, node.labels) for node in members.get(pool, ())))
 
     def fit(pool_name: str, pod: model.GpuPod) -> bool:
         return fits(pool_name, node_selector=pod.node_selector, terms=pod.required_terms)
 
+    key = (
+        dict(owners),
+        {name: tuple(p.pool for p in t.pools) for name, t in tenants.items()},
+        dict(node_pool),
+    )
+    same_labels = _same_labels(cache.place_labels, snap.nodes)
+    known = cache.pod_pairs if cache.place_key == key else {}
+    cache.place_key = key
+    if not same_labels:
+        cache.place_labels = {name: node.labels for name, node in snap.nodes.items()}
+    pairs: dict[str, tuple[model.GpuPod, passcache.Pair | None]] = {}
     result: dict[tuple[str, str], list[model.GpuPod]] = {}
     for pod in snap.pods:
-        tenant_name = owners.get(pod.namespace)
-        tenant = tenants.get(tenant_name) if tenant_name else None
-        if tenant is None or not tenant.pools:
-            continue
-        own = [p.pool for p in tenant.pools]
-        pool: str | None
-        if pod.node is not None:
-            pool = node_pool.get(pod.node)
-            if pool not in own:
-                pool = pod.pool_hint if pod.pool_hint in own else None
+        hit = known.get(pod.uid)
+        if hit is not None and hit[0] is pod and (same_labels or pod.node is not None):
+            pair = hit[1]
         else:
-            pool = rules.waiting_pool(tenant_pools=own, fits=functools.partial(fit, pod=pod))
-        if pool is not None:
-            result.setdefault((tenant.name, pool), []).append(pod)
-    return {pair: tuple(pods) for pair, pods in result.items()}
+            pair = _pair(pod, owners=owners, tenants=tenants, node_pool=node_pool, fit=fit)
+        pairs[pod.uid] = (pod, pair)
+        if pair is not None:
+            result.setdefault(pair, []).append(pod)
+    cache.pod_pairs = pairs
+    placed: dict[tuple[str, str], tuple[model.GpuPod, ...]] = {}
+    for pair, pods in result.items():
+        before = cache.placed.get(pair)
+        placed[pair] = (
+            before if before is not None and passcache.same_items(before, pods) else tuple(pods)
+        )
+    cache.placed = placed
+    return placed
 
 
-def _gated_demand(pods: Sequence[model.GpuPod]) -> int:
-    """What the tenant's gated pods wait for."""
-    return sum(pod.gpus for pod in pods if pod.state is model.PodState.GATED)
+def _same_labels(before: Mapping[str, Mapping[str, str]], nodes: Mapping[str, model.Node]) -> bool:
+    """Whether every node has the labels it had (and no node came or went)."""
+    return len(before) == len(nodes) and all(
+        before.get(name) == node.labels for name, node in nodes.items()
+    )
+
+
+def _pair(
+    pod: model.GpuPod,
+    *,
+    owners: Mapping[str, str],
+    tenants: Mapping[str, model.Tenant],
+    node_pool: Mapping[str, str],
+    fit: Callable[..., bool],
+) -> passcache.Pair | None:
+    """The (tenant, pool) of one pod (:func:`place_pods`), ``None``: none."""
+    tenant_name = owners.get(pod.namespace)
+    tenant = tenants.get(tenant_name) if tenant_name else None
+    if tenant is None or not tenant.pools:
+        return None
+    own = [p.pool for p in tenant.pools]
+    pool: str | None
+    if pod.node is not None:
+        pool = node_pool.get(pod.node)
+        if pool not in own:
+            pool = pod.pool_hint if pod.pool_hint in own else None
+    else:
+        pool = rules.waiting_pool(tenant_pools=own, fits=functools.partial(fit, pod=pod))
+    return None if pool is None else (tenant.name, pool)
 
 
 def _shares(
     view: occupancy.PoolOccupancy,
     members: Mapping[str, model.Tenant],
-    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     *,
     blocked: set[str],
 ) -> fairshare.PoolShares:
@@ -359,7 +421,7 @@ def _shares(
     for name, tenant in sorted(members.items()):
         entitlement = tenant.entitlement(view.pool.name)
         assert entitlement is not None
-        pods = placed.get((name, view.pool.name), ())
+        pods = counts.get((name, view.pool.name), passcache.NO_PODS)
         claims.append(
             rules.tenant_claim(
                 tenant=name,
@@ -367,18 +429,11 @@ def _shares(
                 guaranteed=entitlement.guaranteed,
                 limit=entitlement.limit,
                 lendable=entitlement.lendable,
-                held=_held(pods),
-                waiting=0 if name in blocked else _gated_demand(pods),
+                held=pods.held,
+                waiting=0 if name in blocked else pods.gated_gpus,
             )
         )
     return fairshare.compute(view.capacity, claims)
-
-
-def _held(pods: Iterable[model.GpuPod]) -> int:
-    """GPUs the tenant holds or was admitted for (terminating pods are leaving: not counted)."""
-    return sum(
-        pod.gpus for pod in pods if pod.state in (model.PodState.BOUND, model.PodState.PENDING)
-    )
 
 
 def _budget(
@@ -401,7 +456,7 @@ def _budget(
 def tenant_states(
     tenants: Mapping[str, model.Tenant],
     *,
-    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     usages: Mapping[tuple[str, str], usage.Usage],
     budgets: Mapping[str, admission.Budget | None],
     now: float,
@@ -417,7 +472,9 @@ def tenant_states(
                 for p in tenant.pools
                 if (name, p.pool) in usages
             ),
-            allocated={p.pool: _held(placed.get((name, p.pool), ())) for p in tenant.pools},
+            allocated={
+                p.pool: counts.get((name, p.pool), passcache.NO_PODS).held for p in tenant.pools
+            },
             limits={p.pool: p.limit for p in tenant.pools},
             budget=budgets.get(name),
             on_limit=tenant.on_limit,
@@ -535,6 +592,7 @@ def _admit(
     states: Mapping[str, admission.TenantState],
     shares: Mapping[str, fairshare.PoolShares],
     now: float,
+    cache: passcache.PassCache,
 ) -> tuple[list[Admission], dict[str, str], dict[str, dict[str, frozenset[int]]]]:
     """Core's admission decision, then a node-fit check: a pod is admitted only when some node
     of its pool can give it a GPU set (pods admitted earlier but not bound are placed first).
@@ -551,7 +609,7 @@ def _admit(
     pods = {pod.uid: (tenant, pool, pod) for (tenant, pool), ps in placed.items() for pod in ps}
     gangs, holds = _gangs(pods)
     free_sets = {name: dict(view.free) for name, view in views.items()}
-    nodes = {name: _FreeNodes(view, free_sets[name]) for name, view in views.items()}
+    nodes = {name: _FreeNodes(view, free_sets[name], cache) for name, view in views.items()}
     pending = [
         (pool, pod)
         for _, pool, pod in pods.values()
@@ -665,15 +723,29 @@ class _FreeNodes:
     so a placement costs a heap look-up rather than a walk over every group. Kept current as
     pods are placed, and writes through to the ``free`` mapping it was made from."""
 
-    def __init__(self, view: occupancy.PoolOccupancy, free: dict[str, frozenset[int]]) -> None:
+    def __init__(
+        self,
+        view: occupancy.PoolOccupancy,
+        free: dict[str, frozenset[int]],
+        cache: passcache.PassCache | None = None,
+    ) -> None:
         self._view = view
         self.free = free
-        self._groups: dict[_GroupKey, list[str]] = {}
         self._answers: dict[tuple[_GroupKey, int], tuple[int, tuple[int, ...]] | None] = {}
         self._heaps: dict[int, list[tuple[int, str, int, _GroupKey]]] = {}
         self._pushed = 0
+        known = cache.free_groups.get(view.pool.name) if cache is not None else None
+        if known is not None and known[0] is view.free:
+            self._groups = {key: list(names) for key, names in known[1].items()}
+            return
+        self._groups = {}
         for name in sorted(free):
             self._groups.setdefault(self._key(name), []).append(name)
+        if cache is not None:
+            cache.free_groups[view.pool.name] = (
+                view.free,
+                {key: list(names) for key, names in self._groups.items()},
+            )
 
     def _key(self, name: str) -> _GroupKey:
         return self._view.topologies[name], self.free[name]
@@ -767,6 +839,7 @@ def _reclaim(
     *,
     tenants: Mapping[str, model.Tenant],
     placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     states: Mapping[str, admission.TenantState],
     shares: fairshare.PoolShares,
     free: Mapping[str, frozenset[int]],
@@ -783,7 +856,7 @@ def _reclaim(
         return []
     pool = view.pool.name
     members = {name: t for name, t in tenants.items() if t.entitlement(pool) is not None}
-    allocated = {name: _held(placed.get((name, pool), ())) for name in members}
+    allocated = {name: counts.get((name, pool), passcache.NO_PODS).held for name in members}
     policies = {
         name: preemption.Policy(reclaim=t.reclaim, min_runtime_seconds=t.min_runtime_seconds)
         for name, t in members.items()
