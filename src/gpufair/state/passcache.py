@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gpufair.core import admission, preemption, usage
 from gpufair.core import topology as topo
-from gpufair.core import usage
 from gpufair.state import metering, model, occupancy
 
 Pair = tuple[str, str]
@@ -41,6 +41,11 @@ class PairCounts:
     gated_gpus: int = 0
     pending: int = 0
     pending_gpus: int = 0
+    active: tuple[model.GpuPod, ...] = ()
+    """The pods admission looks at (gated, admitted-but-unbound, or members of a group), in
+    the pair's order."""
+    unstarted: bool = False
+    """Whether a bound pod has no start time (reclaim then takes ``now`` as its start)."""
 
 
 NO_PODS = PairCounts()
@@ -49,10 +54,19 @@ NO_PODS = PairCounts()
 def count(pods: Sequence[model.GpuPod]) -> PairCounts:
     """The counts of one pair's pods."""
     held = holding = gated = gated_gpus = pending = pending_gpus = 0
+    active: list[model.GpuPod] = []
+    unstarted = False
     for pod in pods:
         state = pod.state
+        if (
+            state is model.PodState.GATED
+            or state is model.PodState.PENDING
+            or pod.group is not None
+        ):
+            active.append(pod)
         if state is model.PodState.BOUND:
             held += pod.gpus
+            unstarted = unstarted or pod.started_at is None
             if pod.node is not None:
                 holding += pod.gpus
         elif state is model.PodState.PENDING:
@@ -71,6 +85,8 @@ def count(pods: Sequence[model.GpuPod]) -> PairCounts:
         gated_gpus=gated_gpus,
         pending=pending,
         pending_gpus=pending_gpus,
+        active=tuple(active),
+        unstarted=unstarted,
     )
 
 
@@ -95,12 +111,22 @@ class PassCache:
         self.owners_namespaces: Mapping[str, model.Namespace] = {}
         self.owners: tuple[dict[str, str], dict[str, tuple[str, ...]]] | None = None
         self.place_key: tuple[Any, ...] | None = None
-        self.place_labels: dict[str, Mapping[str, str]] = {}
-        self.pod_pairs: dict[str, tuple[model.GpuPod, Pair | None]] = {}
+        self.node_labels = MappingIndex()
+        self.pod_index = PodIndex()
+        self.pod_pairs: dict[str, Pair | None] = {}
+        """The pair of every pod of the previous pass (``None``: no tenant's)."""
+        self.unbound: set[str] = set()
+        """Pods not on a node (their pool depends on node labels)."""
         self.placed: dict[Pair, tuple[model.GpuPod, ...]] = {}
+        self.placed_valid = False
         self._counts: dict[Pair, tuple[tuple[model.GpuPod, ...], PairCounts]] = {}
         self._intervals: dict[Pair, tuple[tuple[model.GpuPod, ...], list[usage.Interval]]] = {}
         self._usages: dict[Pair, tuple[tuple[Any, ...], tuple[model.GpuPod, ...], usage.Usage]] = {}
+        self._waiting: dict[str, tuple[model.GpuPod, Pair, admission.WaitingPod]] = {}
+        self._running: dict[
+            Pair,
+            tuple[tuple[Any, ...], tuple[model.GpuPod, ...], list[preemption.RunningPod]],
+        ] = {}
         self.free_groups: dict[
             str,
             tuple[
@@ -108,6 +134,40 @@ class PassCache:
                 dict[tuple[topo.NodeTopology, frozenset[int]], list[str]],
             ],
         ] = {}
+
+    def waiting_pod(
+        self,
+        pod: model.GpuPod,
+        pair: Pair,
+        make: Callable[[], admission.WaitingPod],
+    ) -> admission.WaitingPod:
+        """The pod as core admission sees it (``make``), kept while the pod object and its
+        pair are the same."""
+        known = self._waiting.get(pod.uid)
+        if known is None or known[0] is not pod or known[1] != pair:
+            known = (pod, pair, make())
+            self._waiting[pod.uid] = known
+        return known[2]
+
+    def forget_waiting(self, live: Mapping[str, object]) -> None:
+        """Drop the admission views of pods no longer waiting (``live``: uids still in use)."""
+        if len(self._waiting) > 2 * len(live) + 64:
+            self._waiting = {uid: v for uid, v in self._waiting.items() if uid in live}
+
+    def running(
+        self,
+        pair: Pair,
+        pods: tuple[model.GpuPod, ...],
+        key: tuple[Any, ...],
+        make: Callable[[], list[preemption.RunningPod]],
+    ) -> list[preemption.RunningPod]:
+        """The pair's bound pods as preemption sees them (``make``), kept while the pods and
+        ``key`` (what else they are made from) are the same."""
+        known = self._running.get(pair)
+        if known is None or known[1] is not pods or known[0] != key:
+            known = (key, pods, make())
+            self._running[pair] = known
+        return known[2]
 
     def counts(self, placed: Mapping[Pair, tuple[model.GpuPod, ...]]) -> dict[Pair, PairCounts]:
         """:func:`count` of every pair, recounting only pairs whose pods changed."""
@@ -166,3 +226,106 @@ class PassCache:
         self._usages = fresh
         self._intervals = intervals
         return {pair: known[2] for pair, known in fresh.items()}
+
+
+_UID = operator.attrgetter("uid")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodChanges:
+    """The pods of a snapshot against those of the previous pass (:meth:`PodIndex.update`)."""
+
+    changed: frozenset[str]
+    """Uids of pods that are new or another object than before."""
+    removed: frozenset[str]
+    """Uids of pods that are gone."""
+    before: Mapping[str, model.GpuPod]
+    """The previous pass's pods by uid (the old objects of changed and removed pods)."""
+    position: Mapping[str, int]
+    """Where each pod is in the snapshot's ``pods``."""
+    after: Mapping[str, model.GpuPod]
+    """The snapshot's pods by uid."""
+
+    def current(self, uid: str) -> model.GpuPod:
+        return self.after[uid]
+
+    @property
+    def gone(self) -> frozenset[str]:
+        """Uids whose previous object no longer stands."""
+        return self.changed | self.removed
+
+
+class PodIndex:
+    """Which pods changed since the previous pass, found without a Python loop over them all:
+    each snapshot's pods are compared by uid and object identity (the previous pods are held
+    until the comparison is made, so no new object can reuse an old one's ``id``)."""
+
+    def __init__(self) -> None:
+        self._pods: tuple[model.GpuPod, ...] = ()
+        self._uids: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._by_uid: dict[str, model.GpuPod] = {}
+        self._positions: dict[str, int] | None = None
+
+    def update(self, pods: tuple[model.GpuPod, ...]) -> PodChanges | None:
+        """The changes since the previous call; ``None`` when they cannot be told apart from a
+        new stream (first call, repeated uids, or pods that stayed but changed their order):
+        then every answer is computed afresh."""
+        previous, before, old_uids, old_ids = self._pods, self._by_uid, self._uids, self._ids
+        if previous and same_items(previous, pods):
+            return PodChanges(frozenset(), frozenset(), before, self._position(), before)
+        uids = list(map(_UID, pods))
+        ids = dict(zip(uids, map(id, pods), strict=True))
+        self._pods, self._uids, self._ids = pods, uids, ids
+        self._by_uid = dict(zip(uids, pods, strict=True))
+        self._positions = None
+        if not previous or len(ids) != len(uids):
+            return None
+        changed = frozenset(uid for uid, _ in ids.items() - old_ids.items())
+        removed = frozenset(old_ids.keys() - ids.keys())
+        gone = changed | removed
+        if [uid for uid in old_uids if uid not in gone] != [uid for uid in uids if uid not in gone]:
+            return None
+        del previous
+        return PodChanges(changed, removed, before, self._position(), self._by_uid)
+
+    def _position(self) -> dict[str, int]:
+        if self._positions is None:
+            self._positions = dict(zip(self._uids, range(len(self._uids)), strict=True))
+        return self._positions
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Changes:
+    """The entries of a mapping that changed since the previous pass (:class:`MappingIndex`)."""
+
+    changed: frozenset[str]
+    """Keys that are new or map to another object than before."""
+    removed: frozenset[str]
+    before: Mapping[str, Any]
+    """The previous mapping."""
+
+
+class MappingIndex:
+    """Which entries of a mapping (nodes by name) changed since the previous pass, compared
+    by key and object identity without a Python loop over every entry (the previous objects
+    are held, so no new object can reuse an old one's ``id``)."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Any] = {}
+        self._ids: dict[str, int] = {}
+        self._seen = False
+
+    def update(self, mapping: Mapping[str, Any]) -> Changes | None:
+        """The changes since the previous call (``None`` on the first)."""
+        previous, old_ids = self._items, self._ids
+        ids = dict(zip(mapping.keys(), map(id, mapping.values()), strict=True))
+        self._items, self._ids = dict(mapping), ids
+        if not self._seen:
+            self._seen = True
+            return None
+        return Changes(
+            changed=frozenset(key for key, _ in ids.items() - old_ids.items()),
+            removed=frozenset(old_ids.keys() - ids.keys()),
+            before=previous,
+        )

@@ -151,7 +151,7 @@ def schedule(
         tenants, counts=counts, usages=usages, budgets=budgets, now=now, half_life=half_life
     )
     admissions, holds, free_after = _admit(
-        pool_views, placed=placed, states=states, shares=shares, now=now, cache=cache
+        pool_views, counts=counts, states=states, shares=shares, now=now, cache=cache
     )
 
     # 4. Reclaim, per pool, for tenants below their fair share whose pods still wait.
@@ -171,6 +171,7 @@ def schedule(
                 blocked=blocked,
                 protected=snap.blocked,
                 now=now,
+                cache=cache,
             )
         )
     return Decisions(
@@ -340,48 +341,125 @@ def place_pods(
     is computed from it later in the pass can be reused too.
     """
     cache = cache if cache is not None else passcache.PassCache()
-    members = pool_members(snap.nodes, node_pool)
-    fits = rules.PoolFit(lambda pool: ((node.name, node.labels) for node in members.get(pool, ())))
+    members: dict[str, tuple[model.Node, ...]] = {}
+
+    def nodes_of(pool: str) -> Iterable[tuple[str, Mapping[str, str]]]:
+        if not members:
+            members.update(pool_members(snap.nodes, node_pool))
+        return ((node.name, node.labels) for node in members.get(pool, ()))
+
+    fits = rules.PoolFit(nodes_of)
 
     def fit(pool_name: str, pod: model.GpuPod) -> bool:
         return fits(pool_name, node_selector=pod.node_selector, terms=pod.required_terms)
+
+    def pair_of(pod: model.GpuPod) -> passcache.Pair | None:
+        return _pair(pod, owners=owners, tenants=tenants, node_pool=node_pool, fit=fit)
 
     key = (
         dict(owners),
         {name: tuple(p.pool for p in t.pools) for name, t in tenants.items()},
         dict(node_pool),
     )
-    same_labels = _same_labels(cache.place_labels, snap.nodes)
-    known = cache.pod_pairs if cache.place_key == key else {}
+    labels = cache.node_labels.update(snap.nodes)
+    same_key = cache.place_key == key
     cache.place_key = key
-    if not same_labels:
-        cache.place_labels = {name: node.labels for name, node in snap.nodes.items()}
-    pairs: dict[str, tuple[model.GpuPod, passcache.Pair | None]] = {}
+    changes = cache.pod_index.update(snap.pods)
+    if changes is not None and same_key and cache.placed_valid:
+        placed = _place_changed(snap, changes, labels, cache=cache, pair_of=pair_of)
+    else:
+        placed = _place_all(snap, cache=cache, pair_of=pair_of)
+    cache.placed = placed
+    cache.placed_valid = True
+    return placed
+
+
+def _place_all(
+    snap: model.Snapshot,
+    *,
+    cache: passcache.PassCache,
+    pair_of: Callable[[model.GpuPod], passcache.Pair | None],
+) -> dict[passcache.Pair, tuple[model.GpuPod, ...]]:
+    """:func:`place_pods` for every pod (a pair whose pods are those of the previous pass
+    keeps its tuple)."""
+    pairs: dict[str, passcache.Pair | None] = {}
+    unbound: set[str] = set()
     result: dict[tuple[str, str], list[model.GpuPod]] = {}
     for pod in snap.pods:
-        hit = known.get(pod.uid)
-        if hit is not None and hit[0] is pod and (same_labels or pod.node is not None):
-            pair = hit[1]
-        else:
-            pair = _pair(pod, owners=owners, tenants=tenants, node_pool=node_pool, fit=fit)
-        pairs[pod.uid] = (pod, pair)
+        pair = pair_of(pod)
+        pairs[pod.uid] = pair
+        if pod.node is None:
+            unbound.add(pod.uid)
         if pair is not None:
             result.setdefault(pair, []).append(pod)
     cache.pod_pairs = pairs
+    cache.unbound = unbound
     placed: dict[tuple[str, str], tuple[model.GpuPod, ...]] = {}
     for pair, pods in result.items():
         before = cache.placed.get(pair)
         placed[pair] = (
             before if before is not None and passcache.same_items(before, pods) else tuple(pods)
         )
-    cache.placed = placed
     return placed
 
 
-def _same_labels(before: Mapping[str, Mapping[str, str]], nodes: Mapping[str, model.Node]) -> bool:
-    """Whether every node has the labels it had (and no node came or went)."""
-    return len(before) == len(nodes) and all(
-        before.get(name) == node.labels for name, node in nodes.items()
+def _place_changed(
+    snap: model.Snapshot,
+    changes: passcache.PodChanges,
+    labels: passcache.Changes | None,
+    *,
+    cache: passcache.PassCache,
+    pair_of: Callable[[model.GpuPod], passcache.Pair | None],
+) -> dict[passcache.Pair, tuple[model.GpuPod, ...]]:
+    """:func:`place_pods` from the previous pass's answer: only pods that changed (and, when
+    a node's labels changed, the pods not on a node) are placed again, and only their pairs
+    rebuilt (in the snapshot's order, as :func:`_place_all` would)."""
+    redo = set(changes.changed)
+    if _labels_moved(labels, snap.nodes):
+        redo |= cache.unbound - changes.removed
+    pairs, unbound = cache.pod_pairs, cache.unbound
+    dirty: set[passcache.Pair] = set()
+    for uid in changes.removed | redo:
+        old = pairs.pop(uid, None)
+        unbound.discard(uid)
+        if old is not None:
+            dirty.add(old)
+    by_uid = {pod.uid: pod for pod in (changes.current(uid) for uid in redo)}
+    arrived: dict[passcache.Pair, list[model.GpuPod]] = {}
+    for uid, pod in by_uid.items():
+        pair = pair_of(pod)
+        pairs[uid] = pair
+        if pod.node is None:
+            unbound.add(uid)
+        if pair is not None:
+            dirty.add(pair)
+            arrived.setdefault(pair, []).append(pod)
+    if not dirty:
+        return dict(cache.placed)
+    placed = dict(cache.placed)
+    position = changes.position
+    for pair in dirty:
+        pods = [pod for pod in placed.get(pair, ()) if pod.uid not in by_uid]
+        pods = [pod for pod in pods if pod.uid not in changes.removed]
+        pods.extend(arrived.get(pair, ()))
+        if pods:
+            pods.sort(key=lambda pod: position[pod.uid])
+            before = placed.get(pair)
+            placed[pair] = (
+                before if before is not None and passcache.same_items(before, pods) else tuple(pods)
+            )
+        else:
+            placed.pop(pair, None)
+    return {pair: placed[pair] for pair in sorted(placed, key=lambda p: position[placed[p][0].uid])}
+
+
+def _labels_moved(labels: passcache.Changes | None, nodes: Mapping[str, model.Node]) -> bool:
+    """Whether a node came, went or changed its labels since the previous pass."""
+    if labels is None or labels.removed:
+        return True
+    return any(
+        name not in labels.before or labels.before[name].labels != nodes[name].labels
+        for name in labels.changed
     )
 
 
@@ -483,7 +561,7 @@ def tenant_states(
     }
 
 
-def _waiting(pod: model.GpuPod, *, tenant: str, pool: str) -> admission.WaitingPod:
+def _waiting(pod: model.GpuPod, tenant: str, pool: str) -> admission.WaitingPod:
     """A gated pod as core admission and preemption see it."""
     return admission.WaitingPod(
         uid=pod.uid,
@@ -588,7 +666,7 @@ def _gangs(
 def _admit(
     views: Mapping[str, occupancy.PoolOccupancy],
     *,
-    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     states: Mapping[str, admission.TenantState],
     shares: Mapping[str, fairshare.PoolShares],
     now: float,
@@ -606,7 +684,11 @@ def _admit(
     Also returns the free GPUs of each pool's nodes once the admitted-but-unbound pods (earlier
     and now) are placed: what reclaim may count as free.
     """
-    pods = {pod.uid: (tenant, pool, pod) for (tenant, pool), ps in placed.items() for pod in ps}
+    pods = {
+        pod.uid: (tenant, pool, pod)
+        for (tenant, pool), pair_counts in counts.items()
+        for pod in pair_counts.active
+    }
     gangs, holds = _gangs(pods)
     free_sets = {name: dict(view.free) for name, view in views.items()}
     nodes = {name: _FreeNodes(view, free_sets[name], cache) for name, view in views.items()}
@@ -627,13 +709,14 @@ def _admit(
         else:
             candidates[gang.uid] = gang
     waiting = [
-        _waiting(pod, tenant=tenant, pool=pool)
+        cache.waiting_pod(pod, (tenant, pool), functools.partial(_waiting, pod, tenant, pool))
         for tenant, pool, pod in pods.values()
         if pod.state is model.PodState.GATED
         and pod.group is None
         and pod.group_error is None
         and pod.uid not in holds
     ]
+    cache.forget_waiting(pods)
     waiting.extend(gang.waiting() for gang in candidates.values())
     free = {name: sum(len(gpus) for gpus in free_sets[name].values()) for name in views}
     decision = admission.decide(
@@ -848,6 +931,7 @@ def _reclaim(
     blocked: set[str],
     protected: frozenset[str],
     now: float,
+    cache: passcache.PassCache,
 ) -> list[Eviction]:
     """At most one reclaim per pool and pass, for the first waiting pod (in admission order)
     core finds victims for; none while an eviction in the pool is still in flight or pods were
@@ -856,31 +940,35 @@ def _reclaim(
         return []
     pool = view.pool.name
     members = {name: t for name, t in tenants.items() if t.entitlement(pool) is not None}
+    waiting = sorted(
+        (
+            cache.waiting_pod(pod, (name, pool), functools.partial(_waiting, pod, name, pool))
+            for name in members
+            if name not in blocked
+            for pod in counts.get((name, pool), passcache.NO_PODS).active
+            if pod.state is model.PodState.GATED and pod.uid in holds and pod.group is None
+        ),
+        key=lambda pod: admission.order_key(pod, states),
+    )
+    if not waiting:
+        return []
     allocated = {name: counts.get((name, pool), passcache.NO_PODS).held for name in members}
     policies = {
         name: preemption.Policy(reclaim=t.reclaim, min_runtime_seconds=t.min_runtime_seconds)
         for name, t in members.items()
     }
     running = [
-        preemption.RunningPod(
-            uid=pod.uid,
-            tenant=name,
-            pool=pool,
-            node=pod.node,
-            gpus=view.indices[pod.uid],
-            priority=pod.priority,
-            started_at=pod.started_at if pod.started_at is not None else now,
-            checkpoint_at=pod.checkpoint_at,
-            name=pod.key,
-            cpu_millis=pod.cpu_millis,
-            memory_bytes=pod.memory_bytes,
-        )
+        running_pod
         for name in members
-        for pod in placed.get((name, pool), ())
-        if pod.state is model.PodState.BOUND
-        and pod.node is not None
-        and pod.uid in view.indices
-        and pod.uid not in protected
+        for running_pod in _running(
+            view,
+            (name, pool),
+            placed.get((name, pool), ()),
+            counts.get((name, pool), passcache.NO_PODS),
+            protected=protected,
+            now=now,
+            cache=cache,
+        )
     ]
     nodes = {
         name: preemption.NodeGPUs(
@@ -890,16 +978,6 @@ def _reclaim(
     }
     members_by_name = {node.name: node for node in view.nodes}
     pods = {pod.uid: pod for name in members for pod in placed.get((name, pool), ())}
-    waiting = sorted(
-        (
-            _waiting(pod, tenant=name, pool=pool)
-            for name in members
-            if name not in blocked
-            for pod in placed.get((name, pool), ())
-            if pod.state is model.PodState.GATED and pod.uid in holds and pod.group is None
-        ),
-        key=lambda pod: admission.order_key(pod, states),
-    )
     for wanted in waiting:
         asking = pods[wanted.uid]
         victims = preemption.choose_victims(
@@ -937,6 +1015,46 @@ def _reclaim(
             for victim in victims.pods
         ]
     return []
+
+
+def _running(
+    view: occupancy.PoolOccupancy,
+    pair: passcache.Pair,
+    pods: Sequence[model.GpuPod],
+    counts: passcache.PairCounts,
+    *,
+    protected: frozenset[str],
+    now: float,
+    cache: passcache.PassCache,
+) -> list[preemption.RunningPod]:
+    """The pair's bound pods as preemption sees them (kept while nothing they come from
+    changed: a pod without a start time starts ``now``)."""
+    pool = pair[1]
+
+    def make() -> list[preemption.RunningPod]:
+        return [
+            preemption.RunningPod(
+                uid=pod.uid,
+                tenant=pair[0],
+                pool=pool,
+                node=pod.node,
+                gpus=view.indices[pod.uid],
+                priority=pod.priority,
+                started_at=pod.started_at if pod.started_at is not None else now,
+                checkpoint_at=pod.checkpoint_at,
+                name=pod.key,
+                cpu_millis=pod.cpu_millis,
+                memory_bytes=pod.memory_bytes,
+            )
+            for pod in pods
+            if pod.state is model.PodState.BOUND
+            and pod.node is not None
+            and pod.uid in view.indices
+            and pod.uid not in protected
+        ]
+
+    key = (view.indices, protected, now if counts.unstarted else None)
+    return cache.running(pair, tuple(pods), key, make)
 
 
 def _admits(pod: model.GpuPod, node: model.Node) -> bool:
