@@ -117,12 +117,12 @@ def step(snap: model.Snapshot, op: int, rng: random.Random) -> model.Snapshot:
         return dataclasses.replace(snap, nodes={**snap.nodes, name: changed})
     if op == 8:  # a quota edited
         name = rng.choice(sorted(snap.tenants))
-        tenant = snap.tenants[name]
+        quota = snap.tenants[name]
         pools = tuple(
             dataclasses.replace(p, guaranteed=rng.randrange(0, 40), limit=rng.choice((None, 64)))
-            for p in tenant.pools
+            for p in quota.pools
         )
-        edited = dataclasses.replace(tenant, pools=pools, generation=tenant.generation + 1)
+        edited = dataclasses.replace(quota, pools=pools, generation=quota.generation + 1)
         return dataclasses.replace(snap, tenants={**snap.tenants, name: edited})
     if op == 9 and snap.pods:  # a pod sent again unchanged
         i = rng.randrange(len(snap.pods))
