@@ -148,3 +148,56 @@ def test_decayed_never_exceeds_cumulative_and_cumulative_never_shrinks(
         assert following.cumulative_milli >= current.cumulative_milli
         assert following.decayed_milli <= following.cumulative_milli + 1
         current = following
+
+
+def _accrue_span_by_span(
+    before: usage.Usage, spans: list[usage.Span], *, now: float, half_life: float, period: float
+) -> usage.Usage:
+    """Every span through the general clipping path, one at a time (what ``accrue_spans``
+    shortcuts for spans held all along)."""
+    assert before.as_of is not None
+    since, window = before.as_of, usage.period_start(now, period=period)
+    added = weighted = in_period = 0.0
+    for start, stop, gpus in spans:
+        begin, end = max(start, since), now if stop is None else min(stop, now)
+        if end <= begin:
+            continue
+        added += gpus * (end - begin)
+        weighted += gpus * usage._decayed_integral(begin, end, now=now, half_life=half_life)
+        if end > window:
+            in_period += gpus * (end - max(begin, window))
+    return usage.Usage(
+        cumulative_milli=before.cumulative_milli + round(added * usage.MILLI),
+        decayed_milli=round(
+            usage._decay(before.decayed_milli, elapsed=now - since, half_life=half_life)
+            + weighted * usage.MILLI
+        ),
+        as_of=now,
+        period_milli=round(in_period * usage.MILLI)
+        + (before.period_milli if before.period_start == window else 0),
+        period_start=window,
+    )
+
+
+@given(
+    spans=st.lists(
+        st.tuples(
+            st.floats(-2 * HOUR, 2 * HOUR, allow_nan=False),
+            st.one_of(st.none(), st.floats(-HOUR, 3 * HOUR, allow_nan=False)),
+            st.integers(0, 8),
+        ),
+        max_size=12,
+    ),
+    elapsed=st.floats(0.001, 3 * HOUR, allow_nan=False),
+    half_life=half_lives,
+)
+def test_spans_held_all_along_add_exactly_what_clipping_each_span_adds(
+    spans: list[tuple[float, float | None, int]], elapsed: float, half_life: float
+) -> None:
+    before = usage.Usage(
+        cumulative_milli=5, decayed_milli=7, as_of=T0, period_milli=3, period_start=T0
+    )
+    held = [(T0 + a, None if b is None else T0 + b, gpus) for a, b, gpus in spans]
+    now = T0 + elapsed
+    got = usage.accrue_spans(before, spans=held, now=now, half_life=half_life, period=HOUR)
+    assert got == _accrue_span_by_span(before, held, now=now, half_life=half_life, period=HOUR)

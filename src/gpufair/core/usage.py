@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 MILLI = 1000
 """Milli-GPU-seconds per GPU-second."""
@@ -142,6 +142,26 @@ def accrue_intervals(
     return _accrue(usage, spans=spans, now=now, half_life=half_life, period=period)
 
 
+Span = tuple[float, float | None, int]
+"""``(start, end, gpus)``: an :class:`Interval` as a plain tuple."""
+
+
+def accrue_spans(
+    usage: Usage,
+    *,
+    spans: Sequence[Span],
+    now: float,
+    half_life: float,
+    period: float | None = None,
+) -> Usage:
+    """:func:`accrue_intervals` of ``(start, end, gpus)`` tuples (the operator meters every
+    pod of every tenant on each pass, and keeps each tenant's spans while its pods do not
+    change)."""
+    if any(span[2] < 0 for span in spans):
+        raise ValueError(f"span gpus must be >= 0, got {min(span[2] for span in spans)}")
+    return _accrue(usage, spans=spans, now=now, half_life=half_life, period=period)
+
+
 def _accrue(
     usage: Usage,
     *,
@@ -161,7 +181,19 @@ def _accrue(
     added = 0.0
     weighted = 0.0
     in_period = 0.0
+    # A span held all along (the usual running pod) adds the same two terms as every other:
+    # computed once, the sums are exactly those of the general case below.
+    whole = now - since
+    whole_weighted = (
+        _decayed_integral(since, now, now=now, half_life=half_life) if whole > 0 else 0.0
+    )
     for start, stop, gpus in spans:
+        if stop is None and start <= since and whole > 0:
+            added += gpus * whole
+            weighted += gpus * whole_weighted
+            if window is not None and now > window:
+                in_period += gpus * (now - max(since, window))
+            continue
         begin = max(start, since)
         end = now if stop is None else min(stop, now)
         if end <= begin:

@@ -120,7 +120,7 @@ class PassCache:
         self.placed: dict[Pair, tuple[model.GpuPod, ...]] = {}
         self.placed_valid = False
         self._counts: dict[Pair, tuple[tuple[model.GpuPod, ...], PairCounts]] = {}
-        self._intervals: dict[Pair, tuple[tuple[model.GpuPod, ...], list[usage.Interval]]] = {}
+        self._spans: dict[Pair, tuple[tuple[model.GpuPod, ...], tuple[usage.Span, ...]]] = {}
         self._usages: dict[Pair, tuple[tuple[Any, ...], tuple[model.GpuPod, ...], usage.Usage]] = {}
         self._waiting: dict[str, tuple[model.GpuPod, Pair, admission.WaitingPod]] = {}
         self._running: dict[
@@ -192,7 +192,7 @@ class PassCache:
         tenants; a pair whose record, pods and instant are those of the previous pass keeps
         its answer, and the intervals of a pair whose pods did not change are reused."""
         fresh: dict[Pair, tuple[tuple[Any, ...], tuple[model.GpuPod, ...], usage.Usage]] = {}
-        intervals: dict[Pair, tuple[tuple[model.GpuPod, ...], list[usage.Interval]]] = {}
+        intervals: dict[Pair, tuple[tuple[model.GpuPod, ...], tuple[usage.Span, ...]]] = {}
         for name, tenant in tenants.items():
             period = tenant.budget.period_seconds if tenant.budget is not None else None
             for entitlement in tenant.pools:
@@ -208,23 +208,23 @@ class PassCache:
                 known = self._usages.get(pair)
                 if known is not None and known[1] is pods and known[0] == key:
                     fresh[pair] = known
-                    spans = self._intervals.get(pair)
+                    spans = self._spans.get(pair)
                     if spans is not None:
                         intervals[pair] = spans
                     continue
-                spans = self._intervals.get(pair)
+                spans = self._spans.get(pair)
                 if spans is None or spans[0] is not pods:
-                    spans = (pods, metering.intervals(pods))
+                    spans = (pods, metering.spans(pods))
                 intervals[pair] = spans
                 fresh[pair] = (
                     key,
                     pods,
-                    metering.advance_intervals(
+                    metering.advance_spans(
                         key[0], spans[1], tenant=tenant, now=now, half_life=half_life
                     ),
                 )
         self._usages = fresh
-        self._intervals = intervals
+        self._spans = intervals
         return {pair: known[2] for pair, known in fresh.items()}
 
 
@@ -324,6 +324,8 @@ class MappingIndex:
         if not self._seen:
             self._seen = True
             return None
+        if ids == old_ids:
+            return Changes(changed=frozenset(), removed=frozenset(), before=previous)
         return Changes(
             changed=frozenset(key for key, _ in ids.items() - old_ids.items()),
             removed=frozenset(old_ids.keys() - ids.keys()),
