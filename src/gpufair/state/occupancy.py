@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from gpufair.core import preemption
 from gpufair.core import topology as topo
-from gpufair.state import model, rules
+from gpufair.state import changes, model, rules
 
 
 def pools_of_nodes(
@@ -137,28 +137,95 @@ def _node_answer(
 
 class Memo:
     """Per-node answers kept between passes by the caller (the operator's reconciler, the
-    benchmark): the pool of each node object, and what each node contributes to its pool for
-    the pods on it. An answer is reused only for the very same node and pod objects (the store
-    replaces an object on each watch event that changes it), so a pass with a memo decides
-    exactly what a pass without one does."""
+    benchmark): the pool of each node object, the GPU pods on each node, and what each node
+    contributes to its pool. Told which pods and nodes changed (:mod:`gpufair.state.changes`),
+    a pass recomputes only their nodes and rebuilds only their pools, so a pass with a memo
+    decides exactly what a pass without one does."""
 
     def __init__(self) -> None:
         self.selectors: list[tuple[str, model.LabelSelector]] | None = None
         self.pool_of: dict[str, tuple[model.Node, str | None]] = {}
+        self.valid = False
+        self.node_pool: dict[str, str] = {}
+        self.resources: dict[str, str] = {}
+        self.others: dict[str, tuple[int, int]] = {}
+        self.members: dict[str, tuple[str, ...]] = {}
+        """Each pool's node names, in name order."""
+        self.on_node: dict[str, tuple[model.GpuPod, ...]] = {}
+        """The GPU-holding pods on each pool node, in the snapshot's order."""
+        self.holders: dict[str, tuple[model.GpuPod, ...]] = {}
+        self.terminating: dict[str, tuple[model.GpuPod, ...]] = {}
         self.nodes: dict[str, _NodeAnswer] = {}
-        self.pools: dict[str, tuple[tuple[_NodeAnswer, ...], PoolOccupancy]] = {}
+        self.views: dict[str, PoolOccupancy] = {}
 
 
 def pool_occupancies(
-    snap: model.Snapshot, *, node_pool: Mapping[str, str], memo: Memo | None = None
+    snap: model.Snapshot,
+    *,
+    node_pool: Mapping[str, str],
+    memo: Memo | None = None,
+    pods_moved: changes.PodChanges | None = None,
+    nodes_moved: changes.Changes | None = None,
 ) -> dict[str, PoolOccupancy]:
     """The occupancy of every pool of ``snap`` (by name, in name order).
 
-    The GPU pods are grouped by node once for all pools; with a ``memo``, a node whose object
-    and pods are those of the previous pass keeps its answer, and a pool none of whose nodes
-    changed keeps its maps.
+    The GPU pods are grouped by node once for all pools. With a ``memo`` of the previous
+    pass and what changed since (``pods_moved``, ``nodes_moved``), only nodes whose object,
+    pods or other requests changed are recomputed, only their pools' maps rebuilt, and every
+    other pool keeps its maps; without them (or when the pools' nodes or resources changed)
+    everything is computed afresh.
     """
     memo = memo if memo is not None else Memo()
+    pools = sorted(snap.pools.items())
+    resources = {name: pool.resource_name for name, pool in pools}
+    if (
+        memo.valid
+        and pods_moved is not None
+        and nodes_moved is not None
+        and not nodes_moved.removed
+        and memo.node_pool == node_pool
+        and memo.resources == resources
+    ):
+        dirty = _dirty_nodes(snap, memo, pods_moved, nodes_moved, node_pool=node_pool)
+    else:
+        _group(snap, memo, node_pool=node_pool)
+        dirty = None
+    memo.node_pool, memo.resources = dict(node_pool), resources
+    memo.others = dict(snap.other_requests)
+    result: dict[str, PoolOccupancy] = {}
+    for name, pool in pools:
+        members = memo.members.get(name, ())
+        previous = memo.views.get(name)
+        if dirty is not None and previous is not None and not dirty.get(name):
+            result[name] = dataclasses.replace(
+                previous,
+                pool=pool,
+                in_flight=_in_flight(memo.terminating.get(name, ()), snap),
+            )
+            continue
+        answers = []
+        for node_name in members:
+            node = snap.nodes[node_name]
+            pods = memo.on_node.get(node_name, ())
+            others = snap.other_requests.get(node_name, (0, 0))
+            answer = memo.nodes.get(node_name)
+            if answer is None or not answer.same(node, pool.resource_name, pods, others):
+                answer = _node_answer(node, pool.resource_name, pods, others)
+                memo.nodes[node_name] = answer
+            answers.append(answer)
+        result[name] = _pool(
+            pool,
+            tuple(answers),
+            memo.holders.get(name, ()),
+            in_flight=_in_flight(memo.terminating.get(name, ()), snap),
+        )
+    memo.views = result
+    memo.valid = True
+    return result
+
+
+def _group(snap: model.Snapshot, memo: Memo, *, node_pool: Mapping[str, str]) -> None:
+    """Every pool's nodes and every node's GPU-holding pods, from scratch."""
     on_node: dict[str, list[model.GpuPod]] = {}
     holders: dict[str, list[model.GpuPod]] = {}
     for pod in snap.pods:
@@ -170,30 +237,77 @@ def pool_occupancies(
             continue
         on_node.setdefault(node_name, []).append(pod)
         holders.setdefault(pool_name, []).append(pod)
-    members: dict[str, list[model.Node]] = {}
-    for name, node in sorted(snap.nodes.items()):
+    members: dict[str, list[str]] = {}
+    for name in sorted(snap.nodes):
         pool_name = node_pool.get(name)
         if pool_name is not None:
-            members.setdefault(pool_name, []).append(node)
-    answers: dict[str, _NodeAnswer] = {}
-    result: dict[str, PoolOccupancy] = {}
-    for name, pool in sorted(snap.pools.items()):
-        pool_answers = []
-        for node in members.get(name, ()):
-            pods = on_node.get(node.name, ())
-            others = snap.other_requests.get(node.name, (0, 0))
-            answer = memo.nodes.get(node.name)
-            if answer is None or not answer.same(node, pool.resource_name, pods, others):
-                answer = _node_answer(node, pool.resource_name, tuple(pods), others)
-            answers[node.name] = answer
-            pool_answers.append(answer)
-        result[name] = _pool(pool, tuple(pool_answers), holders.get(name, []), snap=snap, memo=memo)
-    memo.nodes = answers
-    memo.pools = {
-        name: (tuple(answers[node.name] for node in view.nodes), view)
-        for name, view in result.items()
-    }
-    return result
+            members.setdefault(pool_name, []).append(name)
+    memo.members = {name: tuple(names) for name, names in members.items()}
+    memo.on_node = {name: tuple(pods) for name, pods in on_node.items()}
+    memo.holders = {name: tuple(pods) for name, pods in holders.items()}
+    memo.terminating = {name: _terminating(pods) for name, pods in memo.holders.items()}
+    memo.nodes = {name: answer for name, answer in memo.nodes.items() if name in node_pool}
+
+
+def _dirty_nodes(
+    snap: model.Snapshot,
+    memo: Memo,
+    pods_moved: changes.PodChanges,
+    nodes_moved: changes.Changes,
+    *,
+    node_pool: Mapping[str, str],
+) -> dict[str, bool]:
+    """Bring the memo's pods per node and per pool up to date with what changed; which pools
+    have a node whose object, pods or other requests changed."""
+    gone = pods_moved.gone
+    touched: set[str] = set()
+    for uid in gone:
+        old = pods_moved.before.get(uid)
+        if old is not None and old.node is not None and old.state in _HOLDING:
+            touched.update((old.node,) if old.node in node_pool else ())
+    arrived: dict[str, list[model.GpuPod]] = {}
+    for uid in pods_moved.changed:
+        pod = pods_moved.after[uid]
+        if pod.node is not None and pod.state in _HOLDING and pod.node in node_pool:
+            touched.add(pod.node)
+            arrived.setdefault(pod.node, []).append(pod)
+    position = pods_moved.position
+    pools_touched: set[str] = set()
+    for node_name in touched:
+        pods = [pod for pod in memo.on_node.get(node_name, ()) if pod.uid not in gone]
+        pods.extend(arrived.get(node_name, ()))
+        pods.sort(key=lambda pod: position[pod.uid])
+        memo.on_node[node_name] = tuple(pods)
+        pools_touched.add(node_pool[node_name])
+    for pool_name in pools_touched:
+        pods = [pod for pod in memo.holders.get(pool_name, ()) if pod.uid not in gone]
+        pods.extend(
+            pod
+            for node_name, new in arrived.items()
+            if node_pool[node_name] == pool_name
+            for pod in new
+        )
+        pods.sort(key=lambda pod: position[pod.uid])
+        memo.holders[pool_name] = tuple(pods)
+        memo.terminating[pool_name] = _terminating(memo.holders[pool_name])
+    dirty = {node_pool[name]: True for name in touched}
+    for name in nodes_moved.changed:
+        if name in node_pool:
+            dirty[node_pool[name]] = True
+    if snap.other_requests != memo.others:
+        for name, _ in snap.other_requests.items() ^ memo.others.items():
+            if name in node_pool:
+                dirty[node_pool[name]] = True
+    return dirty
+
+
+def _terminating(holders: Sequence[model.GpuPod]) -> tuple[model.GpuPod, ...]:
+    return tuple(pod for pod in holders if pod.state is model.PodState.TERMINATING)
+
+
+def _in_flight(terminating: Sequence[model.GpuPod], snap: model.Snapshot) -> int:
+    """Terminating pods whose deletion is in progress (:func:`leaving`)."""
+    return sum(1 for pod in terminating if leaving(pod, snap.nodes.get(pod.node or ""), snap.now))
 
 
 _HOLDING = (model.PodState.BOUND, model.PodState.TERMINATING)
@@ -203,27 +317,11 @@ _HOLDING = (model.PodState.BOUND, model.PodState.TERMINATING)
 def _pool(
     pool: model.Pool,
     answers: tuple[_NodeAnswer, ...],
-    holders: Sequence[model.GpuPod],
+    holders: tuple[model.GpuPod, ...],
     *,
-    snap: model.Snapshot,
-    memo: Memo,
+    in_flight: int,
 ) -> PoolOccupancy:
-    """A pool's occupancy from its nodes' answers (the previous maps when none changed)."""
-    in_flight = sum(
-        1
-        for pod in holders
-        if pod.state is model.PodState.TERMINATING
-        and leaving(pod, snap.nodes.get(pod.node or ""), snap.now)
-    )
-    previous = memo.pools.get(pool.name)
-    if (
-        previous is not None
-        and len(previous[0]) == len(answers)
-        and all(map(operator.is_, previous[0], answers))
-        and len(previous[1].holders) == len(holders)
-        and all(map(operator.is_, previous[1].holders, holders))
-    ):
-        return dataclasses.replace(previous[1], pool=pool, in_flight=in_flight)
+    """A pool's occupancy from its nodes' answers."""
     free: dict[str, frozenset[int]] = {}
     indices: dict[str, tuple[int, ...]] = {}
     for answer in answers:
@@ -240,7 +338,7 @@ def _pool(
         allocated=sum(answer.allocated for answer in answers),
         in_flight=in_flight,
         missing_topology=tuple(answer.node.name for answer in answers if answer.missing_topology),
-        holders=tuple(holders),
+        holders=holders,
         spare={answer.node.name: answer.spare for answer in answers},
     )
 

@@ -17,13 +17,12 @@ overlap in the reconciler).
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gpufair.core import admission, preemption, usage
 from gpufair.core import topology as topo
-from gpufair.state import metering, model, occupancy
+from gpufair.state import changes, metering, model, occupancy
 
 Pair = tuple[str, str]
 """(tenant, pool)."""
@@ -90,9 +89,7 @@ def count(pods: Sequence[model.GpuPod]) -> PairCounts:
     )
 
 
-def same_items(a: Sequence[Any], b: Sequence[Any]) -> bool:
-    """Whether two sequences hold the very same objects in the same order."""
-    return len(a) == len(b) and all(map(operator.is_, a, b))
+same_items = changes.same_items
 
 
 def same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -106,13 +103,19 @@ class PassCache:
     call of one stream of snapshots."""
 
     def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (the next pass computes afresh)."""
         self.occupancy = occupancy.Memo()
         self.owners_key: tuple[Any, ...] | None = None
         self.owners_namespaces: Mapping[str, model.Namespace] = {}
         self.owners: tuple[dict[str, str], dict[str, tuple[str, ...]]] | None = None
         self.place_key: tuple[Any, ...] | None = None
-        self.node_labels = MappingIndex()
-        self.pod_index = PodIndex()
+        self.node_index = changes.MappingIndex()
+        self.pod_index = changes.PodIndex()
+        self._observed: model.Snapshot | None = None
+        self._changes: tuple[changes.PodChanges | None, changes.Changes | None] = (None, None)
         self.pod_pairs: dict[str, Pair | None] = {}
         """The pair of every pod of the previous pass (``None``: no tenant's)."""
         self.unbound: set[str] = set()
@@ -134,6 +137,16 @@ class PassCache:
                 dict[tuple[topo.NodeTopology, frozenset[int]], list[str]],
             ],
         ] = {}
+
+    def observe(
+        self, snap: model.Snapshot
+    ) -> tuple[changes.PodChanges | None, changes.Changes | None]:
+        """What changed in the snapshot's pods and nodes since the previous snapshot this
+        cache saw (``None``: compare nothing, compute afresh); asked once per snapshot."""
+        if self._observed is not snap:
+            self._observed = snap
+            self._changes = (self.pod_index.update(snap.pods), self.node_index.update(snap.nodes))
+        return self._changes
 
     def waiting_pod(
         self,
@@ -226,108 +239,3 @@ class PassCache:
         self._usages = fresh
         self._spans = intervals
         return {pair: known[2] for pair, known in fresh.items()}
-
-
-_UID = operator.attrgetter("uid")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PodChanges:
-    """The pods of a snapshot against those of the previous pass (:meth:`PodIndex.update`)."""
-
-    changed: frozenset[str]
-    """Uids of pods that are new or another object than before."""
-    removed: frozenset[str]
-    """Uids of pods that are gone."""
-    before: Mapping[str, model.GpuPod]
-    """The previous pass's pods by uid (the old objects of changed and removed pods)."""
-    position: Mapping[str, int]
-    """Where each pod is in the snapshot's ``pods``."""
-    after: Mapping[str, model.GpuPod]
-    """The snapshot's pods by uid."""
-
-    def current(self, uid: str) -> model.GpuPod:
-        return self.after[uid]
-
-    @property
-    def gone(self) -> frozenset[str]:
-        """Uids whose previous object no longer stands."""
-        return self.changed | self.removed
-
-
-class PodIndex:
-    """Which pods changed since the previous pass, found without a Python loop over them all:
-    each snapshot's pods are compared by uid and object identity (the previous pods are held
-    until the comparison is made, so no new object can reuse an old one's ``id``)."""
-
-    def __init__(self) -> None:
-        self._pods: tuple[model.GpuPod, ...] = ()
-        self._uids: list[str] = []
-        self._ids: dict[str, int] = {}
-        self._by_uid: dict[str, model.GpuPod] = {}
-        self._positions: dict[str, int] | None = None
-
-    def update(self, pods: tuple[model.GpuPod, ...]) -> PodChanges | None:
-        """The changes since the previous call; ``None`` when they cannot be told apart from a
-        new stream (first call, repeated uids, or pods that stayed but changed their order):
-        then every answer is computed afresh."""
-        previous, before, old_uids, old_ids = self._pods, self._by_uid, self._uids, self._ids
-        if previous and same_items(previous, pods):
-            return PodChanges(frozenset(), frozenset(), before, self._position(), before)
-        uids = list(map(_UID, pods))
-        ids = dict(zip(uids, map(id, pods), strict=True))
-        self._pods, self._uids, self._ids = pods, uids, ids
-        self._by_uid = dict(zip(uids, pods, strict=True))
-        self._positions = None
-        if not previous or len(ids) != len(uids):
-            return None
-        changed = frozenset(uid for uid, _ in ids.items() - old_ids.items())
-        removed = frozenset(old_ids.keys() - ids.keys())
-        gone = changed | removed
-        if [uid for uid in old_uids if uid not in gone] != [uid for uid in uids if uid not in gone]:
-            return None
-        del previous
-        return PodChanges(changed, removed, before, self._position(), self._by_uid)
-
-    def _position(self) -> dict[str, int]:
-        if self._positions is None:
-            self._positions = dict(zip(self._uids, range(len(self._uids)), strict=True))
-        return self._positions
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Changes:
-    """The entries of a mapping that changed since the previous pass (:class:`MappingIndex`)."""
-
-    changed: frozenset[str]
-    """Keys that are new or map to another object than before."""
-    removed: frozenset[str]
-    before: Mapping[str, Any]
-    """The previous mapping."""
-
-
-class MappingIndex:
-    """Which entries of a mapping (nodes by name) changed since the previous pass, compared
-    by key and object identity without a Python loop over every entry (the previous objects
-    are held, so no new object can reuse an old one's ``id``)."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, Any] = {}
-        self._ids: dict[str, int] = {}
-        self._seen = False
-
-    def update(self, mapping: Mapping[str, Any]) -> Changes | None:
-        """The changes since the previous call (``None`` on the first)."""
-        previous, old_ids = self._items, self._ids
-        ids = dict(zip(mapping.keys(), map(id, mapping.values()), strict=True))
-        self._items, self._ids = dict(mapping), ids
-        if not self._seen:
-            self._seen = True
-            return None
-        if ids == old_ids:
-            return Changes(changed=frozenset(), removed=frozenset(), before=previous)
-        return Changes(
-            changed=frozenset(key for key, _ in ids.items() - old_ids.items()),
-            removed=frozenset(old_ids.keys() - ids.keys()),
-            before=previous,
-        )

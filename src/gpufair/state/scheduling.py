@@ -34,7 +34,7 @@ from gpufair.api import names
 from gpufair.core import admission, fairshare, placement, preemption, usage
 from gpufair.core import gang as gang_fit
 from gpufair.core import topology as topo
-from gpufair.state import groups, model, occupancy, passcache, rules
+from gpufair.state import changes, groups, model, occupancy, passcache, rules
 
 # ---------------------------------------------------------------------------------------------
 # intents
@@ -124,7 +124,16 @@ def schedule(
     computed from the same objects before (:mod:`gpufair.state.passcache`); the decisions are
     the same with or without it.
     """
-    cache = cache if cache is not None else passcache.PassCache()
+    if cache is None:
+        return _schedule(snap, half_life=half_life, cache=passcache.PassCache())
+    try:
+        return _schedule(snap, half_life=half_life, cache=cache)
+    except BaseException:
+        cache.clear()  # half-updated answers must not outlive a pass that failed
+        raise
+
+
+def _schedule(snap: model.Snapshot, *, half_life: float, cache: passcache.PassCache) -> Decisions:
     now = snap.now
     # 1. Who owns which namespace, which nodes form which pool, where each pod belongs.
     owners, conflicts = namespace_owners(snap, cache=cache)
@@ -142,7 +151,14 @@ def schedule(
     blocked = {name for name, b in budgets.items() if b is not None and b.blocks}
 
     # 3. Per pool: capacity and fair shares; then admission over all pools at once.
-    pool_views = occupancy.pool_occupancies(snap, node_pool=node_pool, memo=cache.occupancy)
+    pods_moved, nodes_moved = cache.observe(snap)
+    pool_views = occupancy.pool_occupancies(
+        snap,
+        node_pool=node_pool,
+        memo=cache.occupancy,
+        pods_moved=pods_moved,
+        nodes_moved=nodes_moved,
+    )
     shares: dict[str, fairshare.PoolShares] = {}
     for name, view in pool_views.items():
         members = {t: tenants[t] for t in tenants if tenants[t].entitlement(name) is not None}
@@ -267,12 +283,12 @@ def _namespace_owners(
 def tenant_labels(snap: model.Snapshot, *, owners: Mapping[str, str]) -> tuple[TenantLabel, ...]:
     """Namespaces whose ``gpufair.dev/tenant`` label is not their owner: set it, or remove it
     from a namespace that belongs to no tenant (a label someone else wrote claims nothing)."""
-    changes = []
+    wanted = []
     for name, namespace in sorted(snap.namespaces.items()):
         owner = owners.get(name)
         if namespace.labels.get(names.TENANT_LABEL) != owner:
-            changes.append(TenantLabel(namespace=name, tenant=owner))
-    return tuple(changes)
+            wanted.append(TenantLabel(namespace=name, tenant=owner))
+    return tuple(wanted)
 
 
 def release_unowned(snap: model.Snapshot, *, owners: Mapping[str, str]) -> tuple[Release, ...]:
@@ -361,12 +377,11 @@ def place_pods(
         {name: tuple(p.pool for p in t.pools) for name, t in tenants.items()},
         dict(node_pool),
     )
-    labels = cache.node_labels.update(snap.nodes)
+    moved, labels = cache.observe(snap)
     same_key = cache.place_key == key
     cache.place_key = key
-    changes = cache.pod_index.update(snap.pods)
-    if changes is not None and same_key and cache.placed_valid:
-        placed = _place_changed(snap, changes, labels, cache=cache, pair_of=pair_of)
+    if moved is not None and same_key and cache.placed_valid:
+        placed = _place_changed(snap, moved, labels, cache=cache, pair_of=pair_of)
     else:
         placed = _place_all(snap, cache=cache, pair_of=pair_of)
     cache.placed = placed
@@ -405,8 +420,8 @@ def _place_all(
 
 def _place_changed(
     snap: model.Snapshot,
-    changes: passcache.PodChanges,
-    labels: passcache.Changes | None,
+    moved: changes.PodChanges,
+    labels: changes.Changes | None,
     *,
     cache: passcache.PassCache,
     pair_of: Callable[[model.GpuPod], passcache.Pair | None],
@@ -414,17 +429,17 @@ def _place_changed(
     """:func:`place_pods` from the previous pass's answer: only pods that changed (and, when
     a node's labels changed, the pods not on a node) are placed again, and only their pairs
     rebuilt (in the snapshot's order, as :func:`_place_all` would)."""
-    redo = set(changes.changed)
+    redo = set(moved.changed)
     if _labels_moved(labels, snap.nodes):
-        redo |= cache.unbound - changes.removed
+        redo |= cache.unbound - moved.removed
     pairs, unbound = cache.pod_pairs, cache.unbound
     dirty: set[passcache.Pair] = set()
-    for uid in changes.removed | redo:
+    for uid in moved.removed | redo:
         old = pairs.pop(uid, None)
         unbound.discard(uid)
         if old is not None:
             dirty.add(old)
-    by_uid = {pod.uid: pod for pod in (changes.current(uid) for uid in redo)}
+    by_uid = {pod.uid: pod for pod in (moved.current(uid) for uid in redo)}
     arrived: dict[passcache.Pair, list[model.GpuPod]] = {}
     for uid, pod in by_uid.items():
         pair = pair_of(pod)
@@ -437,10 +452,10 @@ def _place_changed(
     if not dirty:
         return dict(cache.placed)
     placed = dict(cache.placed)
-    position = changes.position
+    position = moved.position
     for pair in dirty:
         pods = [pod for pod in placed.get(pair, ()) if pod.uid not in by_uid]
-        pods = [pod for pod in pods if pod.uid not in changes.removed]
+        pods = [pod for pod in pods if pod.uid not in moved.removed]
         pods.extend(arrived.get(pair, ()))
         if pods:
             pods.sort(key=lambda pod: position[pod.uid])
@@ -453,7 +468,7 @@ def _place_changed(
     return {pair: placed[pair] for pair in sorted(placed, key=lambda p: position[placed[p][0].uid])}
 
 
-def _labels_moved(labels: passcache.Changes | None, nodes: Mapping[str, model.Node]) -> bool:
+def _labels_moved(labels: changes.Changes | None, nodes: Mapping[str, model.Node]) -> bool:
     """Whether a node came, went or changed its labels since the previous pass."""
     if labels is None or labels.removed:
         return True
