@@ -11,8 +11,9 @@ one's ``id``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from gpufair.state import model
@@ -24,6 +25,25 @@ def same_items(a: Sequence[Any], b: Sequence[Any]) -> bool:
 
 
 _UID = operator.attrgetter("uid")
+
+
+class ByUid(Mapping[str, model.GpuPod]):
+    """A snapshot's pods by uid, read through their positions (no dict of them is built)."""
+
+    __slots__ = ("_pods", "_position")
+
+    def __init__(self, pods: Sequence[model.GpuPod], position: Mapping[str, int]) -> None:
+        self._pods = pods
+        self._position = position
+
+    def __getitem__(self, uid: str) -> model.GpuPod:
+        return self._pods[self._position[uid]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._position)
+
+    def __len__(self) -> int:
+        return len(self._position)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -51,43 +71,62 @@ class PodChanges:
 
 
 class PodIndex:
-    """Which pods changed since the previous pass, found without a Python loop over them all:
-    each snapshot's pods are compared by uid and object identity (the previous pods are held
-    until the comparison is made, so no new object can reuse an old one's ``id``)."""
+    """Which pods changed since the previous pass, found without a Python-level comparison of
+    every pod in the usual case (objects replaced in place: one identity comparison of the two
+    tuples in C), and with one cheap pass over the uids when pods came or went. The previous
+    pods are held until the comparison is made, so identities are never confused."""
 
     def __init__(self) -> None:
         self._pods: tuple[model.GpuPod, ...] = ()
-        self._uids: list[str] = []
-        self._ids: dict[str, int] = {}
-        self._by_uid: dict[str, model.GpuPod] = {}
-        self._positions: dict[str, int] | None = None
+        self._position: dict[str, int] = {}
+        self._unique = False
 
     def update(self, pods: tuple[model.GpuPod, ...]) -> PodChanges | None:
         """The changes since the previous call; ``None`` when they cannot be told apart from a
         new stream (first call, repeated uids, or pods that stayed but changed their order):
         then every answer is computed afresh."""
-        previous, before, old_uids, old_ids = self._pods, self._by_uid, self._uids, self._ids
-        if previous and len(self._ids) == len(previous) and same_items(previous, pods):
-            return PodChanges(frozenset(), frozenset(), before, self._position(), before)
+        previous, old_position = self._pods, self._position
+        if previous and self._unique and len(previous) == len(pods):
+            replaced = self._replaced(previous, pods)
+            if replaced is not None:
+                self._pods = pods
+                return PodChanges(
+                    replaced,
+                    frozenset(),
+                    ByUid(previous, old_position),
+                    old_position,
+                    ByUid(pods, old_position),
+                )
         uids = list(map(_UID, pods))
-        ids = dict(zip(uids, map(id, pods), strict=True))
-        self._pods, self._uids, self._ids = pods, uids, ids
-        self._by_uid = dict(zip(uids, pods, strict=True))
-        self._positions = None
-        if not previous or len(ids) != len(uids):
+        position = dict(zip(uids, range(len(uids)), strict=True))
+        self._pods, self._position = pods, position
+        unique, self._unique = self._unique, len(position) == len(uids)
+        if not previous or not unique or not self._unique:
             return None
-        changed = frozenset(uid for uid, _ in ids.items() - old_ids.items())
-        removed = frozenset(old_ids.keys() - ids.keys())
+        removed = frozenset(old_position.keys() - position.keys())
+        changed = frozenset(
+            uid
+            for uid, index in position.items()
+            if (old := old_position.get(uid)) is None or previous[old] is not pods[index]
+        )
         gone = changed | removed
-        if [uid for uid in old_uids if uid not in gone] != [uid for uid in uids if uid not in gone]:
+        kept = list(map(old_position.__getitem__, itertools.filterfalse(gone.__contains__, uids)))
+        if not all(map(operator.lt, kept, kept[1:])):
             return None
-        del previous
-        return PodChanges(changed, removed, before, self._position(), self._by_uid)
+        return PodChanges(
+            changed, removed, ByUid(previous, old_position), position, ByUid(pods, position)
+        )
 
-    def _position(self) -> dict[str, int]:
-        if self._positions is None:
-            self._positions = dict(zip(self._uids, range(len(self._uids)), strict=True))
-        return self._positions
+    @staticmethod
+    def _replaced(
+        previous: tuple[model.GpuPod, ...], pods: tuple[model.GpuPod, ...]
+    ) -> frozenset[str] | None:
+        """The uids of pods replaced in place (same uid at the same position), or ``None``
+        when some position holds another pod now."""
+        moved = list(itertools.compress(range(len(pods)), map(operator.is_not, previous, pods)))
+        if any(previous[index].uid != pods[index].uid for index in moved):
+            return None
+        return frozenset(pods[index].uid for index in moved)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
