@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from gpufair.core import admission
+from gpufair.core import admission, topology
 from gpufair.operator import intents, statuses
 from gpufair.state import model, occupancy, passcache, scheduling
 
@@ -57,13 +57,23 @@ class PlanCache:
     def __init__(self) -> None:
         self.scheduling = passcache.PassCache()
         self.figures: dict[str, tuple[Mapping[str, frozenset[int]], statuses.FreeFigures]] = {}
+        self.nodes: dict[tuple[topology.NodeTopology, frozenset[int]], tuple[int, float]] = {}
 
     def free_figures(self, view: occupancy.PoolOccupancy) -> statuses.FreeFigures:
         known = self.figures.get(view.pool.name)
         if known is None or known[0] is not view.free:
-            known = (view.free, statuses.free_figures(view))
+            known = (view.free, statuses.free_figures(view, self._node_figures))
             self.figures[view.pool.name] = known
         return known[1]
+
+    def _node_figures(self, node: topology.NodeTopology, free: frozenset[int]) -> tuple[int, float]:
+        key = (node, free)
+        known = self.nodes.get(key)
+        if known is None:
+            if len(self.nodes) > 100_000:  # shapes x free sets are few; bound it anyway
+                self.nodes.clear()
+            known = self.nodes[key] = statuses.node_figures(node, free)
+        return known
 
 
 def plan(snap: model.Snapshot, *, half_life: float, cache: PlanCache | None = None) -> Plan:

@@ -7,9 +7,9 @@ a restarted operator (reading the persisted conditions) repeats none.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from gpufair.core import fairshare, placement, usage
+from gpufair.core import fairshare, placement, topology, usage
 from gpufair.operator import conditions, intents
 from gpufair.state import model, occupancy, passcache, scheduling
 
@@ -271,27 +271,26 @@ FreeFigures = tuple[int, int, float]
 """A pool's free GPUs, largest free island and fragmentation ratio."""
 
 
-def free_figures(view: occupancy.PoolOccupancy) -> FreeFigures:
+def free_figures(view: occupancy.PoolOccupancy, measure: Measure | None = None) -> FreeFigures:
     """Free GPUs, the largest free island of one node, and the fragmentation of the free GPUs
-    (weighted by each node's free GPUs) of a pool."""
-    free = sum(len(gpus) for gpus in view.free.values())
-    largest = max(
-        (
-            placement.largest_free_island(view.topologies[name], gpus)
-            for name, gpus in view.free.items()
-        ),
-        default=0,
-    )
-    fragmentation = (
-        sum(
-            placement.fragmentation(view.topologies[name], gpus) * len(gpus)
-            for name, gpus in view.free.items()
-        )
-        / free
-        if free
-        else 0.0
-    )
-    return free, largest, fragmentation
+    (weighted by each node's free GPUs) of a pool; ``measure`` answers :func:`node_figures`
+    (kept per topology and free set by the caller: nodes alike are many)."""
+    measure = measure if measure is not None else node_figures
+    figures = [
+        (measure(view.topologies[name], gpus), len(gpus)) for name, gpus in view.free.items()
+    ]
+    free = sum(count for _, count in figures)
+    largest = max((island for (island, _), _ in figures), default=0)
+    weighted = sum(fragmentation * count for (_, fragmentation), count in figures)
+    return free, largest, weighted / free if free else 0.0
+
+
+Measure = Callable[[topology.NodeTopology, frozenset[int]], tuple[int, float]]
+
+
+def node_figures(node: topology.NodeTopology, free: frozenset[int]) -> tuple[int, float]:
+    """The largest free island and the fragmentation of one node's free GPUs."""
+    return placement.largest_free_island(node, free), placement.fragmentation(node, free)
 
 
 def _condition_event(target: ObjectRef, want: conditions.Desired) -> Event:

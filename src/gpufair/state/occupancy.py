@@ -108,6 +108,23 @@ class _NodeAnswer:
             and all(map(operator.is_, self.pods, pods))
         )
 
+    def alike(self, other: _NodeAnswer) -> bool:
+        """Whether ``other`` (made from new objects) contributes exactly what this one does."""
+        return (
+            self.node == other.node
+            and self.free == other.free
+            and self.indices == other.indices
+            and self.topology == other.topology
+            and self.capacity == other.capacity
+            and self.allocated == other.allocated
+            and self.missing_topology == other.missing_topology
+            and self.spare == other.spare
+        )
+
+
+def _names(nodes: Sequence[model.Node]) -> tuple[str, ...]:
+    return tuple(node.name for node in nodes)
+
 
 def _node_answer(
     node: model.Node, resource: str, pods: tuple[model.GpuPod, ...], others: tuple[int, int]
@@ -204,21 +221,31 @@ def pool_occupancies(
             )
             continue
         answers = []
+        alike = previous is not None and len(previous.nodes) == len(members)
         for node_name in members:
             node = snap.nodes[node_name]
             pods = memo.on_node.get(node_name, ())
             others = snap.other_requests.get(node_name, (0, 0))
             answer = memo.nodes.get(node_name)
             if answer is None or not answer.same(node, pool.resource_name, pods, others):
-                answer = _node_answer(node, pool.resource_name, pods, others)
-                memo.nodes[node_name] = answer
+                fresh = _node_answer(node, pool.resource_name, pods, others)
+                alike = alike and answer is not None and answer.alike(fresh)
+                answer = memo.nodes[node_name] = fresh
             answers.append(answer)
-        result[name] = _pool(
-            pool,
-            tuple(answers),
-            memo.holders.get(name, ()),
-            in_flight=_in_flight(memo.terminating.get(name, ()), snap),
-        )
+        in_flight = _in_flight(memo.terminating.get(name, ()), snap)
+        holders = memo.holders.get(name, ())
+        if alike and previous is not None and _names(previous.nodes) == members:
+            # Objects sent again with the same content (the watch re-sends them): the pool's
+            # maps stand, so what later steps keep for them (free-GPU groups) stands too.
+            result[name] = dataclasses.replace(
+                previous,
+                pool=pool,
+                nodes=tuple(answer.node for answer in answers),
+                in_flight=in_flight,
+                holders=holders,
+            )
+            continue
+        result[name] = _pool(pool, tuple(answers), holders, in_flight=in_flight)
     memo.views = result
     memo.valid = True
     return result
