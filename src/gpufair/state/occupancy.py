@@ -113,7 +113,7 @@ class _NodeAnswer:
         return (
             self.node == other.node
             and self.free == other.free
-            and self.indices == other.indices
+            and list(self.indices.items()) == list(other.indices.items())
             and self.topology == other.topology
             and self.capacity == other.capacity
             and self.allocated == other.allocated
