@@ -28,7 +28,7 @@ from gpufair import captures
 from gpufair.api import names
 from gpufair.core import labels, topology
 from gpufair.k8s import writes
-from gpufair.operator import plan, reconciler, settings, store
+from gpufair.operator import heap, plan, reconciler, settings, store
 from gpufair.state import model
 
 GPUS_PER_NODE = 8
@@ -223,6 +223,8 @@ def run(
         cold = time.perf_counter() - started
         cache = plan.PlanCache()
         plan.plan(snap, half_life=HALF_LIFE, cache=cache)  # warm-up: the cache is filled
+        collector = heap.Heap()  # as the operator's loop does after each pass
+        collector.after_pass()
         rng = random.Random(seed)
         times: list[float] = []
         for number in range(passes):
@@ -230,6 +232,7 @@ def run(
             started = time.perf_counter()
             plan.plan(snap, half_life=HALF_LIFE, cache=cache)
             times.append(time.perf_counter() - started)
+            collector.after_pass()
         to_status, reconcile = asyncio.run(
             _quota_to_status(snap, random.Random(seed), changes=quota_changes)
         )
@@ -331,8 +334,10 @@ async def _quota_to_status(
         events=_ignore,
         config=settings.OperatorSettings(half_life_seconds=HALF_LIFE),
     )
+    collector = heap.Heap()
     await driver.run_once(now=snap.now)
     await driver.run_once(now=snap.now + 1.0)
+    collector.after_pass()
     to_status: list[float] = []
     passes: list[float] = []
     logging.disable(logging.INFO)
@@ -351,6 +356,7 @@ async def _quota_to_status(
             cluster.tenants[name] = edited
             await driver.run_once(now=snap.now + 2.0 + number)
             passes.append(time.perf_counter() - changed)
+            collector.after_pass()
             patched = writer.patched.get((names.TENANT_QUOTA_PLURAL, name))
             if patched is None or patched[0] < changed:
                 raise RuntimeError(f"the status of TenantQuota {name} was not written")
