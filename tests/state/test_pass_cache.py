@@ -159,7 +159,8 @@ def test_a_kept_cache_decides_what_a_fresh_pass_decides(
         snap = step(snap, op, random.Random(salt))
         kept = plan.plan(snap, half_life=HALF_LIFE, cache=plans)
         fresh = plan.plan(snap, half_life=HALF_LIFE)
-        assert repr(kept) == repr(fresh), f"after op {op}"
+        # The plan's lookup tables may list their keys in another order: compared by value.
+        assert kept == fresh, f"after op {op}"
         decided = scheduling.schedule(snap, half_life=HALF_LIFE, cache=schedules)
         assert repr(decided) == repr(scheduling.schedule(snap, half_life=HALF_LIFE))
 

@@ -58,6 +58,27 @@ class PlanCache:
         self.scheduling = passcache.PassCache()
         self.figures: dict[str, tuple[Mapping[str, frozenset[int]], statuses.FreeFigures]] = {}
         self.nodes: dict[tuple[topology.NodeTopology, frozenset[int]], tuple[int, float]] = {}
+        self._placed: dict[tuple[str, str], tuple[model.GpuPod, ...]] = {}
+        self._pod_pools: dict[str, tuple[str, str]] = {}
+
+    def pod_pools(
+        self, placed: Mapping[tuple[str, str], tuple[model.GpuPod, ...]]
+    ) -> dict[str, tuple[str, str]]:
+        """The (tenant, pool) of every placed pod by uid; only pairs whose pods changed since
+        the previous pass are gone through again."""
+        before, table = self._placed, dict(self._pod_pools)
+        for pair, pods in before.items():
+            if placed.get(pair) is not pods:
+                for pod in pods:
+                    if table.get(pod.uid) == pair:
+                        del table[pod.uid]
+        for pair, pods in placed.items():
+            if before.get(pair) is not pods:
+                table.update((pod.uid, pair) for pod in pods if pod.uid)
+        if len(table) != sum(map(len, placed.values())):  # a uid twice, or none: from scratch
+            table = {pod.uid: pair for pair, pods in placed.items() for pod in pods if pod.uid}
+        self._placed, self._pod_pools = dict(placed), table
+        return dict(table)
 
     def free_figures(self, view: occupancy.PoolOccupancy) -> statuses.FreeFigures:
         known = self.figures.get(view.pool.name)
@@ -126,7 +147,7 @@ def plan(snap: model.Snapshot, *, half_life: float, cache: PlanCache | None = No
         evictions=decided.evictions,
         events=tuple(events),
         holds=decided.holds,
-        pod_pools={pod.uid: pair for pair, pods in placed.items() for pod in pods if pod.uid},
+        pod_pools=cache.pod_pools(placed),
         owners=decided.owners,
         states=decided.states,
         releases=decided.releases,
