@@ -22,7 +22,7 @@ from typing import Any
 
 from gpufair.core import admission, preemption, usage
 from gpufair.core import topology as topo
-from gpufair.state import changes, metering, model, occupancy
+from gpufair.state import changes, metering, model, occupancy, rules
 
 Pair = tuple[str, str]
 """(tenant, pool)."""
@@ -122,6 +122,8 @@ class PassCache:
         """Pods not on a node (their pool depends on node labels)."""
         self.placed: dict[Pair, tuple[model.GpuPod, ...]] = {}
         self.placed_valid = False
+        self.fits: rules.PoolFit | None = None
+        """Answers of which pools have a node a selector allows (while no node moved)."""
         self._counts: dict[Pair, tuple[tuple[model.GpuPod, ...], PairCounts]] = {}
         self._spans: dict[Pair, tuple[tuple[model.GpuPod, ...], tuple[usage.Span, ...]]] = {}
         self._usages: dict[Pair, tuple[tuple[Any, ...], tuple[model.GpuPod, ...], usage.Usage]] = {}

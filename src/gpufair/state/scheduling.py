@@ -357,21 +357,6 @@ def place_pods(
     is computed from it later in the pass can be reused too.
     """
     cache = cache if cache is not None else passcache.PassCache()
-    members: dict[str, tuple[model.Node, ...]] = {}
-
-    def nodes_of(pool: str) -> Iterable[tuple[str, Mapping[str, str]]]:
-        if not members:
-            members.update(pool_members(snap.nodes, node_pool))
-        return ((node.name, node.labels) for node in members.get(pool, ()))
-
-    fits = rules.PoolFit(nodes_of)
-
-    def fit(pool_name: str, pod: model.GpuPod) -> bool:
-        return fits(pool_name, node_selector=pod.node_selector, terms=pod.required_terms)
-
-    def pair_of(pod: model.GpuPod) -> passcache.Pair | None:
-        return _pair(pod, owners=owners, tenants=tenants, node_pool=node_pool, fit=fit)
-
     key = (
         dict(owners),
         {name: tuple(p.pool for p in t.pools) for name, t in tenants.items()},
@@ -380,6 +365,17 @@ def place_pods(
     moved, labels = cache.observe(snap)
     same_key = cache.place_key == key
     cache.place_key = key
+    if cache.fits is None or not same_key or _labels_moved(labels, snap.nodes):
+        # The answers of a pool's node labels stand while no node changed pool or labels.
+        cache.fits = _pool_fit(snap, node_pool)
+    fits = cache.fits
+
+    def fit(pool_name: str, pod: model.GpuPod) -> bool:
+        return fits(pool_name, node_selector=pod.node_selector, terms=pod.required_terms)
+
+    def pair_of(pod: model.GpuPod) -> passcache.Pair | None:
+        return _pair(pod, owners=owners, tenants=tenants, node_pool=node_pool, fit=fit)
+
     if moved is not None and same_key and cache.placed_valid:
         placed = _place_changed(snap, moved, labels, cache=cache, pair_of=pair_of)
     else:
@@ -387,6 +383,21 @@ def place_pods(
     cache.placed = placed
     cache.placed_valid = True
     return placed
+
+
+def _pool_fit(snap: model.Snapshot, node_pool: Mapping[str, str]) -> rules.PoolFit:
+    """Whether a pool has a node a selector allows, each answer kept (the pool's nodes listed
+    only when first asked)."""
+    members: dict[str, tuple[model.Node, ...]] = {}
+    nodes = snap.nodes
+    node_pool = dict(node_pool)
+
+    def nodes_of(pool: str) -> Iterable[tuple[str, Mapping[str, str]]]:
+        if not members:
+            members.update(pool_members(nodes, node_pool))
+        return ((node.name, node.labels) for node in members.get(pool, ()))
+
+    return rules.PoolFit(nodes_of)
 
 
 def _place_all(
