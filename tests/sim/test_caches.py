@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.builders import sim as b
 
-from gpufair.core import admission, fairshare, preemption, usage
+from gpufair.core import fairshare
 from gpufair.sim import engine, gpufair_policy, queues, runner
-from gpufair.state import rules
+from gpufair.state import model, rules, scheduling
 
 TENANTS = [b.tenant("a", guaranteed=4), b.tenant("b", guaranteed=6), b.tenant("c", guaranteed=6)]
 
@@ -46,55 +46,52 @@ def fresh_shares(sim: engine.Simulation) -> fairshare.PoolShares:
     )
 
 
-def fresh_running_pods(sim: engine.Simulation) -> list[preemption.RunningPod]:
-    """Preemption's view of the running single-machine jobs, built from the jobs' records."""
+def fresh_bound_pods(sim: engine.Simulation, job: engine.Job) -> list[tuple[str, float | None]]:
+    """A running job's pods as (uid, last checkpoint), from the job's record."""
     interval = sim.settings.checkpoint_interval
-    pods = []
-    for job in sim.running.values():
-        if job.placement is None or job.placement.machines != 1:
-            continue
-        part = job.placement.parts[0]
-        ran = sim.now - job.started
-        pods.append(
-            preemption.RunningPod(
-                uid=f"job-{job.job_id:09d}",
-                tenant=job.tenant,
-                pool=gpufair_policy.POOL,
-                node=str(part.node),
-                gpus=sim.cluster.indices(part.node, part.mask),
-                started_at=job.started,
-                checkpoint_at=(
-                    job.started + (ran // interval) * interval
-                    if interval > 0 and ran >= interval
-                    else None
-                ),
-            )
-        )
-    return pods
+    ran = sim.now - job.started
+    checkpoint = (
+        job.started + (ran // interval) * interval if interval > 0 and ran >= interval else None
+    )
+    assert job.placement is not None
+    return [
+        (gpufair_policy.pod_name(job.job_id, part, job.preemptions), checkpoint)
+        for part in range(job.placement.machines)
+    ]
+
+
+def decided(decisions: scheduling.Decisions) -> tuple[list[str], list[str], dict[str, float]]:
+    """What a pass changes: admitted and evicted pods (uids), and the fair shares."""
+    shares = decisions.shares[gpufair_policy.POOL]
+    return (
+        [a.pod.uid for a in decisions.admissions],
+        [e.pod.uid for e in decisions.evictions],
+        {name: shares.share(name) for name in decisions.tenants},
+    )
 
 
 class AuditedGpufair(gpufair_policy.Gpufair):
-    """gpufair's policy that checks its cached views against fresh ones after every pass."""
+    """gpufair's policy that checks, at every pass, that the pass shown only the heads of the
+    queues decides what it decides shown every waiting job, and that its cached pods are those
+    of the jobs' records."""
 
-    passes = 0
+    audited = 0
 
-    def schedule(self, sim: engine.Simulation) -> None:
-        super().schedule(sim)
-        assert self._running_pods(sim) == fresh_running_pods(sim)
-        states = self._tenant_states(sim)
-        for name, spec in sim.tenants.items():
-            assert states[name] == admission.TenantState(
-                tenant=name,
-                weight=spec.weight,
-                decayed_usage=usage.decayed_at(
-                    self.usages[name], now=sim.now, half_life=self.half_life
-                ),
-                allocated={gpufair_policy.POOL: sim.allocated[name]},
-                limits={gpufair_policy.POOL: spec.limit},
-            )
-        waiting = [job for job in sim.jobs if job.status is engine.JobStatus.WAITING]
-        assert {job.job_id for job in waiting} == set(self._waiting_pods)
-        self.passes += 1
+    def _snapshot(self, sim: engine.Simulation, *, whole_queue: bool = False) -> model.Snapshot:
+        shown = super()._snapshot(sim)
+        whole = super()._snapshot(sim, whole_queue=True)
+        assert decided(scheduling.schedule(shown, half_life=self.half_life)) == decided(
+            scheduling.schedule(whole, half_life=self.half_life)
+        )
+        bound = {pod.uid: pod for pod in shown.pods if pod.state is not model.PodState.GATED}
+        for job in sim.running.values():
+            assert [
+                (uid, bound[uid].checkpoint_at) for uid, _ in fresh_bound_pods(sim, job)
+            ] == fresh_bound_pods(sim, job)
+        waiting = {job.job_id for job in sim.jobs if job.status is engine.JobStatus.WAITING}
+        assert {gpufair_policy.job_of(pod.uid) for pod in whole.pods if pod.waiting} == waiting
+        self.audited += 1
+        return shown
 
 
 class SharesAudit:
@@ -132,7 +129,7 @@ def test_cached_views_match_fresh_ones(
     audit = SharesAudit()
     sim.run(policy, observers=[audit])
     assert sim.done == len(sim.jobs)
-    assert policy.passes > 0
+    assert policy.audited > 0
     assert audit.checks > 0
 
 

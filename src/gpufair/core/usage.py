@@ -178,26 +178,18 @@ def _accrue(
     since = now if usage.as_of is None else usage.as_of
     window = None if period is None else period_start(now, period=period)
 
+    # Pods held over the same stretch (most: from before ``since`` until now) share one
+    # integral: a pass meters every pod of every tenant.
+    stretches: dict[tuple[float, float], int] = {}
+    for start, stop, gpus in spans:
+        begin = max(start, since)
+        end = now if stop is None else min(stop, now)
+        if end > begin:
+            stretches[begin, end] = stretches.get((begin, end), 0) + gpus
     added = 0.0
     weighted = 0.0
     in_period = 0.0
-    # A span held all along (the usual running pod) adds the same two terms as every other:
-    # computed once, the sums are exactly those of the general case below.
-    whole = now - since
-    whole_weighted = (
-        _decayed_integral(since, now, now=now, half_life=half_life) if whole > 0 else 0.0
-    )
-    for start, stop, gpus in spans:
-        if stop is None and start <= since and whole > 0:
-            added += gpus * whole
-            weighted += gpus * whole_weighted
-            if window is not None and now > window:
-                in_period += gpus * (now - max(since, window))
-            continue
-        begin = max(start, since)
-        end = now if stop is None else min(stop, now)
-        if end <= begin:
-            continue
+    for (begin, end), gpus in stretches.items():
         added += gpus * (end - begin)
         weighted += gpus * _decayed_integral(begin, end, now=now, half_life=half_life)
         if window is not None and end > window:

@@ -1,47 +1,68 @@
-"""gpufair's policy on the replayed clock: the operator's admission and reclaim, the extender's
-placement, all decided by ``gpufair.core`` exactly as the running components decide them.
+"""gpufair's policy on the replayed clock: the operator's own scheduling pass, fed by the replay.
 
-Per scheduling pass (after every batch of simultaneous events), as the operator's reconcile
-pass does (``gpufair.state.scheduling``):
+This module decides nothing. Per pass it shows the cluster to the pass the operator runs
+(:func:`gpufair.state.scheduling.schedule`) as the operator's store would hold it
+(:mod:`gpufair.state.model`: one node per machine, one GPU pod per pod of a job, one tenant per
+trace tenant with a namespace of its own, one pool), and applies the pass's intents as the
+cluster would:
 
-1. meter: accrue each tenant's GPUs held since the last pass into its ``core.usage.Usage``;
-2. admit: ``core.admission.decide`` on the oldest waiting job of every (tenant, size) that some
-   machine could hold, with the tenants' decayed usage, limits and the entitled
-   ``core.fairshare`` shares; each admitted job is placed at once by the extender's rule
-   (``core.placement.choose`` on every machine kind, best score), or stays waiting when no
-   machine can give it a GPU set (the operator's node-fit check);
-3. reclaim: for a tenant below ``min(fair share, demand)`` whose oldest fitting job cannot be
-   placed, ``core.preemption`` chooses victims among tenants above their share; the engine
-   evicts them and the job starts on the GPUs they freed.
+- **admissions**: the gate comes off and the scheduler places the job at once by the
+  extender's rule (:class:`~gpufair.sim.placers.TopologyAware`: ``core.placement`` on every
+  machine kind, best score);
+- **evictions**: the victim keeps its GPUs, and runs, for its grace period (``grace_period``,
+  Kubernetes' default 30 s) as a terminating pod, so the pass starts no other reclaim in the
+  pool meanwhile (as in the operator); then it stops, keeps its work up to its last checkpoint
+  and is queued again at its submit time.
 
-Jobs are the pods: a job of up to one machine is one pod; a wider job is one pod per
-machine-full, admitted and placed together (gang).
+Cadence, as the operator's: a pass after every batch of simultaneous events (its watch-triggered
+pass), ``debounce`` seconds after a pass that started jobs (the pass their bind events
+trigger), at the end of every grace period, and every ``reclaim_interval`` seconds while a job
+waits and others run (the operator's tick is 5 s; the replay's default, 60 s, keeps a 108-day
+replay quick). A pass with nothing waiting and nothing terminating could decide nothing and is
+skipped; the next pass meters the skipped time exactly (usage accrues over each pod's held
+interval, whenever it is counted: pods that finished meanwhile are shown once as finished).
+
+Jobs are pods: a job of up to one machine is one pod; a wider job is one pod per machine-full,
+declared a pod group (``gpufair.dev/pod-group``), which the pass admits all or nothing. A
+group's pods are protected from eviction as a PodDisruptionBudget covering the whole job would
+protect them (``Snapshot.blocked``): evicting one pod of a gang stops all of its machines.
+
+The one liberty taken: a pass is shown, of each (tenant, GPU count) queue, only the oldest
+jobs it could act on (one more than fit in the free GPUs), and the GPUs the rest wait for as
+``Snapshot.unlisted_demand``, so the fair shares are those of the whole queue. The pass admits
+a queue's jobs oldest first and never more than fit, so it decides the same; a property test
+(``tests/sim/test_gpufair_pass.py``) checks that against the whole queue.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import heapq
+import math
 
-from gpufair.core import admission, preemption, usage
+from gpufair.api import names
 from gpufair.core import policy as core_policy
-from gpufair.sim import cluster as cluster_model
+from gpufair.core import usage
 from gpufair.sim import engine, placers, queues
+from gpufair.state import groups, model, scheduling
 
 POOL = "sim"
 """The simulated cluster is one GPU pool."""
 
-MAX_PER_GROUP = 64
-"""Waiting jobs per (tenant, size) shown to one admission call; more rounds follow if needed."""
+POOL_LABEL = "gpufair.dev/sim-pool"
+"""The node label the simulated pool selects its machines by."""
 
 
-MAX_RECLAIMS_PER_PASS = 16
-"""Reclaims per pass; the rest wait for the next attempt (``reclaim_interval`` later)."""
+def pod_name(job_id: int, part: int, attempt: int = 0) -> str:
+    """Pod ``part`` of the job's ``attempt``-th run (an evicted pod is gone; its controller
+    creates a new one). Zero-padded, so admission's name and uid tie-breaks order like submit
+    order."""
+    return f"job-{job_id:09d}-{attempt}-{part}"
 
 
-def _uid(job_id: int) -> str:
-    """Zero-padded, so admission's uid tie-break orders like submit order."""
-    return f"job-{job_id:09d}"
+def job_of(uid: str) -> int:
+    """The job a pod of :func:`pod_name` belongs to."""
+    return int(uid.split("-")[1])
 
 
 @dataclasses.dataclass
@@ -50,29 +71,33 @@ class Gpufair:
     half_life: float = 7 * 24 * 3600.0
     """Seconds; the operator's default ``half_life_seconds``."""
     reclaim_interval: float = 60.0
-    """Seconds between reclaim attempts while a tenant below its share waits."""
+    """Seconds between passes while a job waits and no event triggers one (the tick)."""
+    grace_period: float = 30.0
+    """Seconds an evicted pod keeps its GPUs before they free (Kubernetes' default)."""
+    debounce: float = 0.5
+    """Seconds from a pass that started jobs to the pass their bind events trigger (the
+    operator's ``debounce_seconds``)."""
     min_runtime: float = 0.0
     """Seconds a job must have run before it may be preempted (``minRuntimeSeconds``)."""
     name: str = "gpufair"
     waiting: queues.WaitingJobs = dataclasses.field(default_factory=queues.WaitingJobs)
-    usages: dict[str, usage.Usage] = dataclasses.field(default_factory=dict)
-    _held: dict[str, int] = dataclasses.field(default_factory=dict)
-    _next_reclaim: float = 0.0
-    _waiting_pods: dict[int, admission.WaitingPod] = dataclasses.field(default_factory=dict)
-    """The admission view of every waiting job, built once at enqueue."""
-    _running_pods_cache: dict[int, tuple[int, float | None, preemption.RunningPod]] = (
-        dataclasses.field(default_factory=dict)
-    )
-    """Preemption's view of a running job by id, with the job version and checkpoint it
-    describes: rebuilt only when the job restarts or passes a checkpoint."""
-    _node_states: dict[tuple[int, int], preemption.NodeGPUs] = dataclasses.field(
-        default_factory=dict
-    )
-    """Preemption's view of a machine by (machine type, free mask): a few hundred at most."""
-    _states: dict[str, admission.TenantState] = dataclasses.field(default_factory=dict)
-    """Admission's view of each tenant, rebuilt when its usage or allocation moves."""
-    _decayed: tuple[float, dict[str, float]] | None = None
-    """Decayed usage per tenant at one instant, until the next metering."""
+    passes: int = 0
+    """Passes run (skipped ones not counted)."""
+    _gated: dict[int, tuple[model.GpuPod, ...]] = dataclasses.field(default_factory=dict)
+    """The gated pods of waiting jobs shown to a pass (built once per wait)."""
+    _bound: dict[int, tuple[model.GpuPod, ...]] = dataclasses.field(default_factory=dict)
+    """The bound pods of every running job (rebuilt when its checkpoint or state moves)."""
+    _terminating: dict[int, float] = dataclasses.field(default_factory=dict)
+    """Evicted jobs and when their grace period ends."""
+    _departed: list[model.GpuPod] = dataclasses.field(default_factory=list)
+    """Pods that stopped holding GPUs since the last pass (metered once, then dropped)."""
+    _usages: dict[str, usage.Usage] = dataclasses.field(default_factory=dict)
+    _due: list[tuple[float, int, int]] = dataclasses.field(default_factory=list)
+    """``(time, job id, job version)`` of every running job's next checkpoint (a heap)."""
+    _protected: set[str] = dataclasses.field(default_factory=set)
+    """The pods of running gangs (``Snapshot.blocked``)."""
+    _cluster: _Objects | None = None
+    _next_tick: float = -math.inf
 
     @property
     def mode(self) -> core_policy.PlacementMode:
@@ -84,237 +109,286 @@ class Gpufair:
 
     def enqueue(self, job: engine.Job) -> None:
         self.waiting.push(job)
-        self._waiting_pods[job.job_id] = admission.WaitingPod(
-            uid=_uid(job.job_id), tenant=job.tenant, pool=POOL, gpus=job.gpus, created_at=job.submit
-        )
 
     def schedule(self, sim: engine.Simulation) -> None:
-        self._meter(sim)
-        self._admit(sim)
-        if self.waiting.count and sim.now >= self._next_reclaim:
-            for _ in range(MAX_RECLAIMS_PER_PASS):
-                if not self._reclaim(sim):
-                    break
-                self._admit(sim)
-        self._held = dict(sim.allocated)
+        self._settle(sim)
+        if not self.waiting.count and not self._terminating:
+            return
+        self.passes += 1
+        decided = scheduling.schedule(self._snapshot(sim), half_life=self.half_life)
+        for (tenant, _), record in decided.usages.items():
+            self._usages[tenant] = record
+        self._departed.clear()
+        started = self._admit(sim, decided.admissions)
+        self._evict(sim, decided.evictions)
+        if not self.waiting.count:
+            return
+        if started:
+            sim.wake_at(sim.now + self.debounce)
+        elif sim.running and self._next_tick <= sim.now:
+            self._next_tick = sim.now + self.reclaim_interval
+            sim.wake_at(self._next_tick)
 
-    # -- 1. meter ---------------------------------------------------------------------------
+    # -- the cluster as the operator's store holds it ---------------------------------------
 
-    def _meter(self, sim: engine.Simulation) -> None:
-        self._decayed = None
-        for name in sim.tenants:
-            record = self.usages.get(name) or usage.Usage(as_of=sim.now)
-            self.usages[name] = usage.accrue(
-                record, gpus=self._held.get(name, 0), now=sim.now, half_life=self.half_life
+    def _snapshot(self, sim: engine.Simulation, *, whole_queue: bool = False) -> model.Snapshot:
+        """The cluster now; ``whole_queue``: every waiting job listed (the module docstring's
+        liberty not taken)."""
+        if self._cluster is None:
+            self._cluster = _Objects.of(
+                sim, mode=self.mode, rule=self.rule, min_runtime=self.min_runtime
             )
-
-    def _tenant_states(self, sim: engine.Simulation) -> dict[str, admission.TenantState]:
-        decayed = self._decayed_usage(sim.now)
-        cache = self._states
-        states = {}
-        for name, spec in sim.tenants.items():
-            allocated = sim.allocated[name]
-            state = cache.get(name)
-            if (
-                state is None
-                or state.decayed_usage != decayed[name]
-                or state.allocated[POOL] != allocated
-            ):
-                state = cache[name] = admission.TenantState(
-                    tenant=name,
-                    weight=spec.weight,
-                    decayed_usage=decayed[name],
-                    allocated={POOL: allocated},
-                    limits={POOL: spec.limit},
-                )
-            states[name] = state
-        return states
-
-    def _decayed_usage(self, now: float) -> dict[str, float]:
-        """``usage.decayed_at`` of every tenant at ``now``, once per pass (metering, which
-        changes usage, happens at the start of a pass)."""
-        if self._decayed is not None and self._decayed[0] == now:
-            return self._decayed[1]
-        decayed = {
-            name: usage.decayed_at(record, now=now, half_life=self.half_life)
-            for name, record in self.usages.items()
-        }
-        self._decayed = (now, decayed)
-        return decayed
-
-    # -- 2. admit ---------------------------------------------------------------------------
-
-    def _admit(self, sim: engine.Simulation) -> None:
-        """Admit and place until a round starts nothing."""
-        cluster = sim.cluster
-        pods = self._waiting_pods
-        while True:
-            free = cluster.total_free
-            fits = _fit_test(self.placer, cluster, free)
-            candidates = [
-                pods[job_id]
-                for job_id in self.waiting.first_ids(min(MAX_PER_GROUP, max(1, free)), fits)
-            ]
-            if not candidates:
-                return
-            decision = admission.decide(
-                waiting=candidates,
-                tenants=self._tenant_states(sim),
-                free={POOL: free},
-                shares={POOL: sim.shares},
-            )
-            started = False
-            blocked: set[int] = set()
-            for pod in decision.admit:
-                if pod.gpus in blocked:
-                    continue
-                parts = self.placer.place(cluster, pod.gpus)
-                if parts is None:
-                    blocked.add(pod.gpus)
-                    continue
-                job_id = self._pop(pod)
-                if _uid(job_id) != pod.uid:
-                    raise RuntimeError(f"admitted {pod.uid} but job {job_id} heads its group")
-                sim.start(sim.jobs[job_id], parts)
-                started = True
-            if not started:
-                return
-
-    # -- 3. reclaim -------------------------------------------------------------------------
-
-    def _reclaim(self, sim: engine.Simulation) -> bool:
-        """Preempt for the first starved job core allows (``core.preemption``); True if it ran.
-
-        Only jobs of up to one machine reclaim, and only single-machine jobs are victims: core
-        chooses victims pod by pod on one node, and evicting one pod of a gang would stop all
-        of its machines.
-        """
-        shares = sim.shares
-        starved = {
-            name
-            for name in sim.tenants
-            if sim.waiting[name] and shares.deficit(name, sim.allocated[name]) > 0
-        }
-        if not starved:
-            return False
-        if self._next_reclaim <= sim.now:
-            self._next_reclaim = sim.now + self.reclaim_interval
-            sim.wake_at(self._next_reclaim)
-        states = self._tenant_states(sim)
-        machine = sim.cluster.machine_gpus
-        preemptors = sorted(
-            (
-                self._waiting_pods[job_id]
-                for tenant, gpus, _, job_id in self.waiting.heads()
-                if tenant in starved and gpus <= machine
-            ),
-            key=lambda pod: admission.order_key(pod, states),
+        self._checkpoint_due(sim)
+        pods = [pod for bound in self._bound.values() for pod in bound]
+        listed = dict.fromkeys(sim.tenants, 0)
+        free = sim.cluster.total_free
+        shown = self.waiting.count if whole_queue else None
+        for tenant, job_id in self.waiting.oldest(lambda gpus: shown or free // gpus + 1):
+            gated = self._gated.get(job_id)
+            if gated is None:
+                gated = self._gated[job_id] = _gated_pods(sim, sim.jobs[job_id])
+            pods.extend(gated)
+            listed[tenant] += sim.jobs[job_id].gpus
+        pods.extend(self._departed)
+        return model.Snapshot(
+            now=sim.now,
+            nodes=self._cluster.nodes,
+            pods=tuple(pods),
+            tenants=self._cluster.tenants_with(self._usages),
+            pools=self._cluster.pools,
+            namespaces=self._cluster.namespaces,
+            blocked=frozenset(self._protected),
+            synced=True,
+            unlisted_demand={
+                (tenant, POOL): sim.waiting[tenant] - count
+                for tenant, count in listed.items()
+                if sim.waiting[tenant] > count
+            },
         )
-        if not preemptors:
-            return False
-        running = self._running_pods(sim)
-        nodes = self._nodes(sim)
-        policies = {
-            name: preemption.Policy(min_runtime_seconds=self.min_runtime) for name in sim.tenants
-        }
-        for pod in preemptors:
-            victims = preemption.choose_victims(
-                preemptor=pod,
-                running=running,
-                nodes=nodes,
-                shares=shares,
-                allocated=dict(sim.allocated),
-                policies=policies,
-                now=sim.now,
-                mode=self.mode,
-                rule=self.rule,
-            )
-            if victims is None:
+
+    def _checkpoint_due(self, sim: engine.Simulation) -> None:
+        """Running jobs that passed a checkpoint since the last pass: their pods say so (what
+        reclaim weighs: a victim loses what it ran since its last checkpoint)."""
+        while self._due and self._due[0][0] <= sim.now:
+            _, job_id, version = heapq.heappop(self._due)
+            job = sim.jobs[job_id]
+            if job_id not in self._bound or job.version != version:
                 continue
-            for victim in victims.pods:
-                sim.preempt(sim.jobs[_job_id(victim.uid)], self)
-            node = int(victims.node)
-            job_id = self._pop(pod)
-            if _uid(job_id) != pod.uid:
-                raise RuntimeError(f"reclaimed for {pod.uid} but job {job_id} heads its group")
-            mask = sim.cluster.mask_of(node, victims.choice.gpus)
-            sim.start(sim.jobs[job_id], [cluster_model.Part(node=node, mask=mask)])
-            return True
-        return False
+            checkpoint = _checkpoint(sim, job)
+            self._bound[job_id] = tuple(
+                dataclasses.replace(pod, checkpoint_at=checkpoint) for pod in self._bound[job_id]
+            )
+            self._schedule_checkpoint(sim, job)
 
-    def _pop(self, pod: admission.WaitingPod) -> int:
-        """Take the head of the pod's (tenant, size) group out of the queue."""
-        job_id = self.waiting.pop(pod.tenant, pod.gpus)
-        del self._waiting_pods[job_id]
-        return job_id
-
-    def _running_pods(self, sim: engine.Simulation) -> list[preemption.RunningPod]:
+    def _schedule_checkpoint(self, sim: engine.Simulation, job: engine.Job) -> None:
         interval = sim.settings.checkpoint_interval
-        now = sim.now
-        cache = self._running_pods_cache
-        kept: dict[int, tuple[int, float | None, preemption.RunningPod]] = {}
-        pods = []
-        for job_id, job in sim.running.items():
-            placement = job.placement
-            if placement is None or len(placement.parts) != 1:
-                continue
-            started = job.started
-            ran = now - started
-            checkpoint = (
-                started + (ran // interval) * interval if interval > 0 and ran >= interval else None
-            )
-            cached = cache.get(job_id)
-            if cached is not None and cached[0] == job.version and cached[1] == checkpoint:
-                kept[job_id] = cached
-                pods.append(cached[2])
-                continue
-            part = placement.parts[0]
-            pod = preemption.RunningPod(
-                uid=_uid(job_id),
-                tenant=job.tenant,
-                pool=POOL,
-                node=str(part.node),
-                gpus=sim.cluster.indices(part.node, part.mask),
-                started_at=started,
-                checkpoint_at=checkpoint,
-            )
-            kept[job_id] = (job.version, checkpoint, pod)
-            pods.append(pod)
-        self._running_pods_cache = kept
-        return pods
+        if interval > 0:
+            due = job.started + ((sim.now - job.started) // interval + 1) * interval
+            heapq.heappush(self._due, (due, job.job_id, job.version))
 
-    def _nodes(self, sim: engine.Simulation) -> dict[str, preemption.NodeGPUs]:
+    def _settle(self, sim: engine.Simulation) -> None:
+        """Finished jobs leave their pods to be metered once; evicted jobs whose grace period
+        is over stop and free their GPUs."""
+        for job_id in [job_id for job_id in self._bound if job_id not in sim.running]:
+            self._depart(job_id, now=sim.now)
+            self._terminating.pop(job_id, None)
+        for job_id, until in list(self._terminating.items()):
+            if until <= sim.now + engine.EPSILON:
+                self._stop(sim, job_id)
+
+    def _depart(self, job_id: int, *, now: float) -> None:
+        pods = self._bound.pop(job_id)
+        self._protected.difference_update(pod.uid for pod in pods)
+        self._departed.extend(
+            dataclasses.replace(pod, state=model.PodState.FINISHED, finished_at=now) for pod in pods
+        )
+
+    def _stop(self, sim: engine.Simulation, job_id: int) -> None:
+        """The evicted job's grace period is over: it stops and is queued again."""
+        del self._terminating[job_id]
+        self._depart(job_id, now=sim.now)
+        sim.preempt(sim.jobs[job_id], self)
+
+    # -- applying the intents ---------------------------------------------------------------
+
+    def _admit(self, sim: engine.Simulation, admissions: tuple[scheduling.Admission, ...]) -> bool:
+        """Start each job whose pods were all admitted where the extender would place it;
+        whether any started. (A group's pods are admitted together or not at all.)"""
+        admitted: dict[int, int] = {}
+        for intent in admissions:
+            job_id = job_of(intent.pod.uid)
+            admitted[job_id] = admitted.get(job_id, 0) + 1
+        started = False
+        unplaced: set[int] = set()
+        for job_id, count in admitted.items():
+            if count != len(self._gated[job_id]):
+                raise RuntimeError(f"the pass admitted {count} pods of job {job_id}'s group")
+            job = sim.jobs[job_id]
+            # A job the scheduler could not place keeps the later ones of its size waiting too
+            # (they would overtake it in its queue); all retry at the next pass.
+            parts = None if job.gpus in unplaced else self.placer.place(sim.cluster, job.gpus)
+            if parts is None:
+                unplaced.add(job.gpus)
+                continue
+            head = self.waiting.pop(job.tenant, job.gpus)
+            if head != job_id:
+                raise RuntimeError(f"the pass admitted job {job_id} but job {head} heads its queue")
+            del self._gated[job_id]
+            sim.start(job, parts)
+            pods = self._bound[job_id] = _bound_pods(sim, job)
+            if len(pods) > 1:
+                self._protected.update(pod.uid for pod in pods)
+            self._schedule_checkpoint(sim, job)
+            started = True
+        return started
+
+    def _evict(self, sim: engine.Simulation, evictions: tuple[scheduling.Eviction, ...]) -> None:
+        for intent in evictions:
+            job_id = job_of(intent.pod.uid)
+            if job_id in self._terminating:
+                continue
+            until = self._terminating[job_id] = sim.now + self.grace_period
+            self._bound[job_id] = tuple(
+                dataclasses.replace(pod, state=model.PodState.TERMINATING, deleting_at=until)
+                for pod in self._bound[job_id]
+            )
+            if self.grace_period > 0:
+                sim.wake_at(sim.now + self.grace_period)
+            else:
+                self._stop(sim, job_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Objects:
+    """What the replay's cluster looks like to the operator's store and never changes: a node
+    per machine, one pool of them all, a tenant per trace tenant owning a namespace of its own."""
+
+    nodes: dict[str, model.Node]
+    pools: dict[str, model.Pool]
+    namespaces: dict[str, model.Namespace]
+    tenants: dict[str, model.Tenant]
+
+    @classmethod
+    def of(
+        cls,
+        sim: engine.Simulation,
+        *,
+        mode: core_policy.PlacementMode,
+        rule: core_policy.TopologyRule,
+        min_runtime: float,
+    ) -> _Objects:
         cluster = sim.cluster
-        states = self._node_states
-        nodes: dict[str, preemption.NodeGPUs] = {}
-        for key, members in cluster.by_key.items():
-            state = states.get(key)
-            if state is None:
-                kind, mask = key
-                node_type = cluster.types[kind].topology
-                state = states[key] = preemption.NodeGPUs(
-                    topology=node_type,
-                    free=frozenset(node_type.gpus[bit].index for bit in cluster_model.bits(mask)),
+        nodes = {
+            str(node): model.Node(
+                name=str(node),
+                labels={POOL_LABEL: POOL},
+                allocatable={names.DEFAULT_GPU_RESOURCE: cluster.types[kind].size},
+                topology=cluster.types[kind].topology,
+            )
+            for node, kind in enumerate(cluster.layout)
+        }
+        selector = {"matchLabels": {POOL_LABEL: POOL}}
+        return cls(
+            nodes=nodes,
+            pools={POOL: model.Pool(name=POOL, selector=selector, mode=mode, rule=rule)},
+            namespaces={
+                name: model.Namespace(name=name, labels={names.TENANT_LABEL: name})
+                for name in sim.tenants
+            },
+            tenants={
+                name: model.Tenant(
+                    name=name,
+                    weight=spec.weight,
+                    namespaces=frozenset({name}),
+                    pools=(
+                        model.TenantPool(pool=POOL, guaranteed=spec.guaranteed, limit=spec.limit),
+                    ),
+                    min_runtime_seconds=min_runtime,
                 )
-            for node in members:
-                nodes[str(node)] = state
-        return nodes
+                for name, spec in sim.tenants.items()
+            },
+        )
+
+    def tenants_with(self, usages: dict[str, usage.Usage]) -> dict[str, model.Tenant]:
+        """The tenants with their usage as the last pass metered it (their persisted status)."""
+        return {
+            name: dataclasses.replace(tenant, usage={POOL: usages[name]})
+            if name in usages
+            else tenant
+            for name, tenant in self.tenants.items()
+        }
 
 
-def _fit_test(
-    placer: placers.TopologyAware, cluster: cluster_model.Cluster, free: int
-) -> Callable[[int], bool]:
-    """Whether a job of a given size could start now (``free`` GPUs), each size tested once."""
-    fits: dict[int, bool] = {}
-
-    def fit(gpus: int) -> bool:
-        known = fits.get(gpus)
-        if known is None:
-            known = fits[gpus] = gpus <= free and placer.could_fit(cluster, gpus)
-        return known
-
-    return fit
+def _group(job: engine.Job, pods: int) -> groups.Membership | None:
+    """A job of several pods is a pod group of that many pods."""
+    if pods == 1:
+        return None
+    key = groups.GroupKey(job.tenant, groups.Source.GPUFAIR, f"job-{job.job_id:09d}")
+    return groups.Membership(key=key, size=pods)
 
 
-def _job_id(uid: str) -> int:
-    return int(uid.removeprefix("job-"))
+def _gated_pods(sim: engine.Simulation, job: engine.Job) -> tuple[model.GpuPod, ...]:
+    sizes = placers.pod_sizes(job.gpus, sim.cluster.machine_gpus)
+    group = _group(job, len(sizes))
+    return tuple(
+        _pod(job, part, gpus=size, group=group, state=model.PodState.GATED)
+        for part, size in enumerate(sizes)
+    )
+
+
+def _bound_pods(sim: engine.Simulation, job: engine.Job) -> tuple[model.GpuPod, ...]:
+    assert job.placement is not None
+    parts = job.placement.parts
+    group = _group(job, len(parts))
+    return tuple(
+        _pod(
+            job,
+            number,
+            gpus=part.mask.bit_count(),
+            group=group,
+            state=model.PodState.BOUND,
+            node=str(part.node),
+            started_at=job.started,
+            checkpoint_at=_checkpoint(sim, job),
+            gpu_indices=frozenset(sim.cluster.indices(part.node, part.mask)),
+        )
+        for number, part in enumerate(parts)
+    )
+
+
+def _pod(
+    job: engine.Job,
+    part: int,
+    *,
+    gpus: int,
+    group: groups.Membership | None,
+    state: model.PodState,
+    node: str | None = None,
+    started_at: float | None = None,
+    checkpoint_at: float | None = None,
+    gpu_indices: frozenset[int] | None = None,
+) -> model.GpuPod:
+    """Pod ``part`` of the job's current run, in the job's tenant's namespace."""
+    name = pod_name(job.job_id, part, job.preemptions)
+    return model.GpuPod(
+        namespace=job.tenant,
+        name=name,
+        uid=name,
+        gpus=gpus,
+        state=state,
+        created_at=job.submit,
+        node=node,
+        started_at=started_at,
+        checkpoint_at=checkpoint_at,
+        gpu_indices=gpu_indices,
+        group=group,
+    )
+
+
+def _checkpoint(sim: engine.Simulation, job: engine.Job) -> float | None:
+    """When the job last checkpointed (every ``checkpoint_interval`` of run time)."""
+    interval = sim.settings.checkpoint_interval
+    ran = sim.now - job.started
+    if interval > 0 and ran >= interval:
+        return job.started + (ran // interval) * interval
+    return None

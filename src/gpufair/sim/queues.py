@@ -96,6 +96,12 @@ class WaitingJobs:
                 for _, job_id in group.first(count):
                     yield job_id
 
+    def oldest(self, count: Callable[[int], int]) -> Iterator[tuple[str, int]]:
+        """``(tenant, job_id)`` of the ``count(gpus)`` oldest jobs of every group."""
+        for (tenant, gpus), group in self._groups.items():
+            for _, job_id in group.first(count(gpus)):
+                yield tenant, job_id
+
     def first(self, count: int) -> Iterator[tuple[str, int, float, int]]:
         """Up to ``count`` oldest jobs of every group, as :meth:`heads` yields them."""
         for (tenant, gpus), group in self._groups.items():

@@ -221,3 +221,9 @@ class Snapshot:
     synced: bool = False
     other_requests: Mapping[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     """CPU millicores and memory bytes requested on each node by bound pods without GPUs."""
+    unlisted_demand: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """GPUs that gated pods not listed in ``pods`` wait for, per (tenant, pool): counted in the
+    tenant's demand (its fair share) but never admitted or held. The operator lists every pod
+    and leaves this empty; the simulator lists only the oldest jobs of each queue that one pass
+    could act on (:mod:`gpufair.sim.gpufair_policy`) and declares the rest here, so the shares
+    are those of the whole queue."""

@@ -5,6 +5,7 @@ reclaim of that pool are computed from (called by the scheduling pass,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 from collections.abc import Mapping, Sequence
 
@@ -131,20 +132,17 @@ def _node_answer(
 ) -> _NodeAnswer:
     count = node.allocatable.get(resource, 0)
     node_topology = rules.node_topology(node.topology, count)
+    held, usable = _node_gpus(
+        node_topology, count, tuple((pod.uid, pod.gpu_indices, pod.gpus) for pod in pods)
+    )
     return _NodeAnswer(
         node=node,
         resource=resource,
         pods=pods,
         others=others,
         topology=node_topology,
-        free=rules.free_gpus(
-            gpus=node_topology,
-            allocatable=count,
-            held=[(pod.gpu_indices, pod.gpus) for pod in pods],
-        ).usable
-        if node.schedulable
-        else None,
-        indices=_held_indices(node_topology, pods),
+        free=usable if node.schedulable else None,
+        indices=dict(held),
         capacity=count if node.schedulable else 0,
         allocated=sum(pod.gpus for pod in pods),
         missing_topology=node.topology is None and count > 0,
@@ -402,20 +400,36 @@ def leaving(pod: model.GpuPod, node: model.Node | None, now: float) -> bool:
     return pod.deleting_at is None or now <= pod.deleting_at + STUCK_AFTER_SECONDS
 
 
-def _held_indices(
-    node_topology: topo.NodeTopology, on_node: Sequence[model.GpuPod]
-) -> dict[str, tuple[int, ...]]:
+HeldBy = tuple[tuple[str, frozenset[int] | None, int], ...]
+"""The pods on a node as (uid, recorded GPU indices, GPU count)."""
+
+
+@functools.lru_cache(maxsize=16384)
+def _node_gpus(
+    node_topology: topo.NodeTopology, allocatable: int, on_node: HeldBy
+) -> tuple[tuple[tuple[str, tuple[int, ...]], ...], frozenset[int]]:
+    """The GPUs each pod on the node holds (:func:`_held_indices`) and the node's usable free
+    GPUs (:func:`gpufair.state.rules.free_gpus`). Remembered: a node's pods change far less
+    often than passes run (every pass asks for every node)."""
+    held = _held_indices(node_topology, on_node)
+    free = rules.free_gpus(
+        gpus=node_topology, allocatable=allocatable, held=[(gpus, n) for _, gpus, n in on_node]
+    )
+    return tuple(held.items()), free.usable
+
+
+def _held_indices(node_topology: topo.NodeTopology, on_node: HeldBy) -> dict[str, tuple[int, ...]]:
     """The GPUs each pod holds: as recorded by bind; a pod without a record (bound by another
     scheduler) is assumed to hold the highest indices nobody recorded."""
     held: dict[str, tuple[int, ...]] = {}
     taken: set[int] = set()
-    for pod in on_node:
-        if pod.gpu_indices is not None:
-            held[pod.uid] = tuple(sorted(pod.gpu_indices))
-            taken |= pod.gpu_indices
+    for uid, recorded, _ in on_node:
+        if recorded is not None:
+            held[uid] = tuple(sorted(recorded))
+            taken |= recorded
     rest = [index for index in reversed(node_topology.indices) if index not in taken]
-    for pod in on_node:
-        if pod.gpu_indices is None:
-            mine, rest = rest[: pod.gpus], rest[pod.gpus :]
-            held[pod.uid] = tuple(sorted(mine))
+    for uid, recorded, count in on_node:
+        if recorded is None:
+            mine, rest = rest[:count], rest[count:]
+            held[uid] = tuple(sorted(mine))
     return held

@@ -162,7 +162,9 @@ def _schedule(snap: model.Snapshot, *, half_life: float, cache: passcache.PassCa
     shares: dict[str, fairshare.PoolShares] = {}
     for name, view in pool_views.items():
         members = {t: tenants[t] for t in tenants if tenants[t].entitlement(name) is not None}
-        shares[name] = _shares(view, members, counts, blocked=blocked)
+        shares[name] = _shares(
+            view, members, counts, blocked=blocked, unlisted=snap.unlisted_demand
+        )
     states = tenant_states(
         tenants, counts=counts, usages=usages, budgets=budgets, now=now, half_life=half_life
     )
@@ -519,8 +521,10 @@ def _shares(
     counts: Mapping[tuple[str, str], passcache.PairCounts],
     *,
     blocked: set[str],
+    unlisted: Mapping[tuple[str, str], int],
 ) -> fairshare.PoolShares:
-    """Fair shares of the pool; a tenant stopped by its budget claims no waiting demand."""
+    """Fair shares of the pool; a tenant stopped by its budget claims no waiting demand.
+    ``unlisted``: :attr:`~gpufair.state.model.Snapshot.unlisted_demand`."""
     claims = []
     for name, tenant in sorted(members.items()):
         entitlement = tenant.entitlement(view.pool.name)
@@ -534,7 +538,9 @@ def _shares(
                 limit=entitlement.limit,
                 lendable=entitlement.lendable,
                 held=pods.held,
-                waiting=0 if name in blocked else pods.gated_gpus,
+                waiting=0
+                if name in blocked
+                else pods.gated_gpus + unlisted.get((name, view.pool.name), 0),
             )
         )
     return fairshare.compute(view.capacity, claims)
@@ -566,7 +572,8 @@ def tenant_states(
     now: float,
     half_life: float,
 ) -> dict[str, admission.TenantState]:
-    """What core admission knows of each tenant (also the webhook's input)."""
+    """What core admission knows of each tenant (also the webhook's input); ``counts``: of
+    each (tenant, pool) pair's pods (:func:`gpufair.state.passcache.count`)."""
     return {
         name: admission.TenantState(
             tenant=name,
@@ -1004,16 +1011,25 @@ def _reclaim(
     }
     members_by_name = {node.name: node for node in view.nodes}
     pods = {pod.uid: pod for name in members for pod in placed.get((name, pool), ())}
+    allowed: dict[tuple[frozenset[tuple[str, str]], str, str], dict[str, preemption.NodeGPUs]] = {}
     for wanted in waiting:
         asking = pods[wanted.uid]
-        victims = preemption.choose_victims(
-            preemptor=wanted,
-            running=running,
-            nodes={
+        # Pods asking alike (a job's pods, most pods) are allowed onto the same nodes.
+        constraints = (
+            frozenset(asking.node_selector.items()),
+            repr(asking.required_terms),
+            repr(asking.tolerations),
+        )
+        if constraints not in allowed:
+            allowed[constraints] = {
                 name: state
                 for name, state in nodes.items()
                 if _admits(asking, members_by_name[name])
-            },
+            }
+        victims = preemption.choose_victims(
+            preemptor=wanted,
+            running=running,
+            nodes=allowed[constraints],
             needs=preemption.Room(cpu_millis=asking.cpu_millis, memory_bytes=asking.memory_bytes),
             shares=shares,
             allocated=allocated,
