@@ -880,8 +880,13 @@ class _FreeNodes:
         return True
 
     def _best(self, gpus: int) -> tuple[str, _GroupKey] | None:
-        """The first node of the group with the best answer for ``gpus`` (stale heap entries,
-        of groups changed since they were pushed, are dropped on the way)."""
+        """The first node of the group with the best answer for ``gpus``.
+
+        A heap entry is stale when its group's first node changed since it was pushed. A group
+        whose first node was taken has a later first node now, so its true place is behind
+        its stale entry: the entry is corrected only when it comes to the top (one push per
+        size asked, not one per size on every change). A group that gained an earlier first
+        node, or that is new, is pushed at once (:meth:`_move`)."""
         heap = self._heaps.get(gpus)
         if heap is None:
             heap = self._heaps[gpus] = []
@@ -893,6 +898,8 @@ class _FreeNodes:
             if members and members[0] == first:
                 return first, key
             heapq.heappop(heap)
+            if members:
+                self._push(key, gpus)
         return None
 
     def _push(self, key: _GroupKey, gpus: int) -> None:
@@ -931,12 +938,10 @@ class _FreeNodes:
     def _move(self, name: str, free: frozenset[int]) -> None:
         old = self._key(name)
         members = self._groups[old]
-        was_first = members[0] == name
         members.remove(name)
         if not members:
             del self._groups[old]
-        elif was_first:
-            self._refresh(old)
+        # The old group's entries (if its first node went) are corrected at the top (_best).
         self.free[name] = free
         new = self._key(name)
         members = self._groups.setdefault(new, [])
@@ -945,7 +950,7 @@ class _FreeNodes:
             self._refresh(new)
 
     def _refresh(self, key: _GroupKey) -> None:
-        """The group's first node changed: push its new entry for every size asked."""
+        """The group is new or has an earlier first node: push its entry for every size."""
         for gpus in self._heaps:
             self._push(key, gpus)
 
