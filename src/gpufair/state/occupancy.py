@@ -218,8 +218,24 @@ def pool_occupancies(
                 in_flight=_in_flight(memo.terminating.get(name, ()), snap),
             )
             continue
+        in_flight = _in_flight(memo.terminating.get(name, ()), snap)
+        holders = memo.holders.get(name, ())
+        followed = dirty is not None and previous is not None and _names(previous.nodes) == members
+        changed = dirty.get(name, set()) if dirty is not None else set()
+        if followed and previous is not None and _still_alike(snap, memo, pool, changed):
+            # Objects sent again with the same content (the watch re-sends them): the pool's
+            # maps stand, so what later steps keep for them (free-GPU groups) stands too.
+            result[name] = dataclasses.replace(
+                previous,
+                pool=pool,
+                nodes=tuple(snap.nodes[node_name] for node_name in members),
+                in_flight=in_flight,
+                holders=holders,
+            )
+            continue
         answers = []
-        alike = previous is not None and len(previous.nodes) == len(members)
+        # (When the changed nodes were just found to differ, the pool's maps are rebuilt.)
+        alike = not followed and previous is not None and len(previous.nodes) == len(members)
         for node_name in members:
             node = snap.nodes[node_name]
             pods = memo.on_node.get(node_name, ())
@@ -230,8 +246,6 @@ def pool_occupancies(
                 alike = alike and answer is not None and answer.alike(fresh)
                 answer = memo.nodes[node_name] = fresh
             answers.append(answer)
-        in_flight = _in_flight(memo.terminating.get(name, ()), snap)
-        holders = memo.holders.get(name, ())
         if alike and previous is not None and _names(previous.nodes) == members:
             # Objects sent again with the same content (the watch re-sends them): the pool's
             # maps stand, so what later steps keep for them (free-GPU groups) stands too.
@@ -281,9 +295,9 @@ def _dirty_nodes(
     nodes_moved: changes.Changes,
     *,
     node_pool: Mapping[str, str],
-) -> dict[str, bool]:
-    """Bring the memo's pods per node and per pool up to date with what changed; which pools
-    have a node whose object, pods or other requests changed."""
+) -> dict[str, set[str]]:
+    """Bring the memo's pods per node and per pool up to date with what changed; the nodes
+    of each pool whose object, pods or other requests changed."""
     gone = pods_moved.gone
     touched: set[str] = set()
     for uid in gone:
@@ -315,15 +329,34 @@ def _dirty_nodes(
         pods.sort(key=lambda pod: position[pod.uid])
         memo.holders[pool_name] = tuple(pods)
         memo.terminating[pool_name] = _terminating(memo.holders[pool_name])
-    dirty = {node_pool[name]: True for name in touched}
+    dirty: dict[str, set[str]] = {}
+    for name in touched:
+        dirty.setdefault(node_pool[name], set()).add(name)
     for name in nodes_moved.changed:
         if name in node_pool:
-            dirty[node_pool[name]] = True
+            dirty.setdefault(node_pool[name], set()).add(name)
     if snap.other_requests != memo.others:
         for name, _ in snap.other_requests.items() ^ memo.others.items():
             if name in node_pool:
-                dirty[node_pool[name]] = True
+                dirty.setdefault(node_pool[name], set()).add(name)
     return dirty
+
+
+def _still_alike(snap: model.Snapshot, memo: Memo, pool: model.Pool, names: set[str]) -> bool:
+    """Recompute the answers of the changed nodes ``names``; whether each contributes exactly
+    what it did (then the pool's maps stand)."""
+    alike = True
+    for node_name in names:
+        node = snap.nodes[node_name]
+        pods = memo.on_node.get(node_name, ())
+        others = snap.other_requests.get(node_name, (0, 0))
+        answer = memo.nodes.get(node_name)
+        if answer is not None and answer.same(node, pool.resource_name, pods, others):
+            continue
+        fresh = _node_answer(node, pool.resource_name, pods, others)
+        alike = alike and answer is not None and answer.alike(fresh)
+        memo.nodes[node_name] = fresh
+    return alike
 
 
 def _terminating(holders: Sequence[model.GpuPod]) -> tuple[model.GpuPod, ...]:
