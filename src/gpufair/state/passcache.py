@@ -132,6 +132,10 @@ class PassCache:
             Pair,
             tuple[tuple[Any, ...], tuple[model.GpuPod, ...], list[preemption.RunningPod]],
         ] = {}
+        self.placements: dict[
+            tuple[Any, Any], dict[tuple[tuple[topo.NodeTopology, frozenset[int]], int], Any]
+        ] = {}
+        """placement.choose's answers per (mode, rule), (topology, free set) and size."""
         self.free_groups: dict[
             str,
             tuple[

@@ -847,7 +847,13 @@ class _FreeNodes:
     ) -> None:
         self._view = view
         self.free = free
-        self._answers: dict[tuple[_GroupKey, int], tuple[int, tuple[int, ...]] | None] = {}
+        # placement.choose's answers depend on the topology, free set, size, mode and rule
+        # alone: kept from pass to pass in the cache, per (mode, rule).
+        self._answers: dict[tuple[_GroupKey, int], tuple[int, tuple[int, ...]] | None] = (
+            cache.placements.setdefault((view.pool.mode, view.pool.rule), {})
+            if cache is not None
+            else {}
+        )
         self._heaps: dict[int, list[tuple[int, str, int, _GroupKey]]] = {}
         self._pushed = 0
         known = cache.free_groups.get(view.pool.name) if cache is not None else None
