@@ -148,3 +148,20 @@ def test_decayed_never_exceeds_cumulative_and_cumulative_never_shrinks(
         assert following.cumulative_milli >= current.cumulative_milli
         assert following.decayed_milli <= following.cumulative_milli + 1
         current = following
+
+
+def test_spans_accrue_as_the_intervals_they_are() -> None:
+    before = usage.Usage(as_of=T0)
+    held = [(T0 - HOUR, None, 2), (T0 + 60.0, T0 + 600.0, 1), (T0 + 900.0, None, 4)]
+    intervals = [usage.Interval(start=a, end=b, gpus=n) for a, b, n in held]
+    now = T0 + HOUR
+    assert usage.accrue_spans(before, spans=held, now=now, half_life=HOUR) == (
+        usage.accrue_intervals(before, intervals=intervals, now=now, half_life=HOUR)
+    )
+
+
+def test_a_span_of_negative_gpus_is_refused() -> None:
+    with pytest.raises(ValueError, match="span gpus must be >= 0, got -1"):
+        usage.accrue_spans(
+            usage.Usage(as_of=T0), spans=[(T0, None, -1)], now=T0 + 1, half_life=HOUR
+        )

@@ -14,6 +14,9 @@ The captures are read by :mod:`gpufair.captures`, as for the extender's benchmar
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
 import pathlib
 import random
 import statistics
@@ -22,8 +25,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gpufair import captures
+from gpufair.api import names
 from gpufair.core import labels, topology
-from gpufair.operator import plan
+from gpufair.k8s import writes
+from gpufair.operator import heap, plan, reconciler, settings, store
 from gpufair.state import model
 
 GPUS_PER_NODE = 8
@@ -197,10 +202,15 @@ def run(
     waiting: int,
     tenants: int,
     passes: int,
+    events: int = 20,
+    quota_changes: int = 5,
     topology_dir: pathlib.Path | None = None,
     seed: int = 1,
 ) -> dict[str, Any]:
-    """Time ``passes`` planning passes (after one warm-up) per node count; a JSON-able report."""
+    """Per node count: one cold pass (nothing kept), then ``passes`` passes as the operator
+    runs them (its :class:`~gpufair.operator.plan.PlanCache` kept, ``events`` watch events
+    and one second between passes), and ``quota_changes`` TenantQuota edits timed from the
+    event to the status patch of a whole reconciler pass; a JSON-able report."""
     shapes_by_name = captures.load_dir(topology_dir or captures.default_dir())
     shapes = list(shapes_by_name.values())
     runs: list[dict[str, Any]] = []
@@ -208,12 +218,26 @@ def run(
         snap = build_snapshot(
             nodes=nodes, waiting=waiting, tenants=tenants, shapes=shapes, seed=seed
         )
-        result = plan.plan(snap, half_life=HALF_LIFE)  # warm-up
+        started = time.perf_counter()
+        result = plan.plan(snap, half_life=HALF_LIFE)
+        cold = time.perf_counter() - started
+        cache = plan.PlanCache()
+        plan.plan(snap, half_life=HALF_LIFE, cache=cache)  # warm-up: the cache is filled
+        collector = heap.Heap()  # as the operator's loop does after each pass
+        collector.after_pass()
+        rng = random.Random(seed)
         times: list[float] = []
-        for _ in range(passes):
-            started = time.perf_counter()
-            plan.plan(snap, half_life=HALF_LIFE)
+        cpu: list[float] = []
+        for number in range(passes):
+            snap = watch_events(snap, rng, events=events, now=NOW + number + 1)
+            started, started_cpu = time.perf_counter(), time.process_time()
+            plan.plan(snap, half_life=HALF_LIFE, cache=cache)
             times.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - started_cpu)
+            collector.after_pass()
+        to_status, reconcile = asyncio.run(
+            _quota_to_status(snap, random.Random(seed), changes=quota_changes)
+        )
         allocated = sum(pod.gpus for pod in snap.pods if pod.holds_gpus)
         gated = sum(1 for pod in snap.pods if pod.waiting)
         p50, p99 = statistics.median(times), _percentile(times, 0.99)
@@ -227,10 +251,19 @@ def run(
                 "occupancy": allocated / (nodes * GPUS_PER_NODE),
                 "admitted_per_pass": len(result.admissions),
                 "evictions_per_pass": len(result.evictions),
+                "events_per_pass": events,
+                "cold_pass_ms": cold * 1e3,
                 "pass": {"p50_ms": p50 * 1e3, "p99_ms": p99 * 1e3},
+                "pass_cpu": {"p50_ms": statistics.median(cpu) * 1e3},
                 "per_waiting_pod": {
                     "p50_ms": p50 * 1e3 / max(1, gated),
                     "p99_ms": p99 * 1e3 / max(1, gated),
+                },
+                "quota_to_status": {
+                    "p50_ms": statistics.median(to_status) * 1e3,
+                    "max_ms": max(to_status) * 1e3,
+                    "debounce_ms": settings.OperatorSettings().debounce_seconds * 1e3,
+                    "reconcile_pass_p50_ms": statistics.median(reconcile) * 1e3,
                 },
             }
         )
@@ -242,15 +275,115 @@ def run(
     }
 
 
+def watch_events(
+    snap: model.Snapshot, rng: random.Random, *, events: int, now: float
+) -> model.Snapshot:
+    """The next snapshot as the operator's store gives it: ``events`` pods and a fifth as many
+    nodes sent again by the watch (new objects, as every watch event makes; the content stays
+    the same so the scenario does not drift), at ``now``."""
+    pods = list(snap.pods)
+    for index in rng.sample(range(len(pods)), min(events, len(pods))):
+        pods[index] = dataclasses.replace(pods[index])
+    nodes = dict(snap.nodes)
+    for name in rng.sample(sorted(nodes), min(events // 5, len(nodes))):
+        nodes[name] = dataclasses.replace(nodes[name])
+    return dataclasses.replace(snap, now=now, pods=tuple(pods), nodes=nodes)
+
+
+class _Writer:
+    """The reconciler's API writes, answered at once; when each status patch was made."""
+
+    def __init__(self) -> None:
+        self.patched: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    async def patch_status(self, *, plural: str, name: str, status: Any) -> None:
+        self.patched[(plural, name)] = (time.perf_counter(), status)
+
+    async def admit(self, **_: Any) -> bool:
+        return True
+
+    async def evict(self, **_: Any) -> writes.EvictionOutcome:
+        return writes.EvictionOutcome.EVICTED
+
+    async def label_namespace(self, **_: Any) -> None:
+        return None
+
+    async def nudge(self, **_: Any) -> None:
+        return None
+
+
+def _ignore(_: object) -> None:
+    """The reconciler's event sink: events are not posted in the benchmark."""
+
+
+async def _quota_to_status(
+    snap: model.Snapshot, rng: random.Random, *, changes: int
+) -> tuple[list[float], list[float]]:
+    """Seconds from a TenantQuota change reaching the store (as its watch handler puts it
+    there) to the reconciler's patch of that quota's status showing it, over ``changes``
+    edits of a random tenant's guarantee; and the duration of each such reconciler pass
+    (snapshot, plan, every write). The operator's loop adds its debounce before the pass."""
+    cluster = store.ClusterStore()
+    cluster.nodes.update(snap.nodes)
+    cluster.pods.update({pod.uid: pod for pod in snap.pods})
+    cluster.tenants.update(snap.tenants)
+    cluster.pools.update(snap.pools)
+    cluster.namespaces.update(snap.namespaces)
+    cluster.mark_synced()
+    writer = _Writer()
+    driver = reconciler.Reconciler(
+        cluster=cluster,
+        writer=writer,
+        events=_ignore,
+        config=settings.OperatorSettings(half_life_seconds=HALF_LIFE),
+    )
+    collector = heap.Heap()
+    await driver.run_once(now=snap.now)
+    await driver.run_once(now=snap.now + 1.0)
+    collector.after_pass()
+    to_status: list[float] = []
+    passes: list[float] = []
+    logging.disable(logging.INFO)
+    try:
+        for number in range(changes):
+            name = rng.choice(sorted(cluster.tenants))
+            tenant = cluster.tenants[name]
+            first = tenant.pools[0]
+            wanted = first.guaranteed + 1
+            edited = dataclasses.replace(
+                tenant,
+                pools=(dataclasses.replace(first, guaranteed=wanted), *tenant.pools[1:]),
+                generation=tenant.generation + 1,
+            )
+            changed = time.perf_counter()
+            cluster.tenants[name] = edited
+            await driver.run_once(now=snap.now + 2.0 + number)
+            passes.append(time.perf_counter() - changed)
+            collector.after_pass()
+            patched = writer.patched.get((names.TENANT_QUOTA_PLURAL, name))
+            if patched is None or patched[0] < changed:
+                raise RuntimeError(f"the status of TenantQuota {name} was not written")
+            shown = patched[1]["pools"][0]
+            if shown["name"] != first.pool or shown["guaranteed"] != wanted:
+                raise RuntimeError(f"the status of TenantQuota {name} does not show the change")
+            to_status.append(patched[0] - changed)
+    finally:
+        logging.disable(logging.NOTSET)
+    return to_status, passes
+
+
 def render(report: Mapping[str, Any]) -> str:
     """The report as an aligned table."""
     lines = [
-        f"gpufair operator benchmark: {report['passes']} passes per run (after one warm-up), "
-        f"topologies: {', '.join(report['topologies'])}",
-        "wall-clock p50/p99 of plan.plan per pass, and divided by the waiting pods",
+        f"gpufair operator benchmark: {report['passes']} passes per run (after a cold pass and"
+        f" a warm-up), topologies: {', '.join(report['topologies'])}",
+        "wall-clock p50/p99 of plan.plan per pass with the operator's cache, watch events"
+        " between passes (and the p50 of the process's CPU time: less swayed by other load);"
+        " the cold pass keeps nothing",
         "",
         f"{'nodes':>6} {'pools':>5} {'tenants':>7} {'bound':>6} {'waiting':>7} {'occupancy':>9} "
-        f"{'admitted':>8} {'pass ms':>15} {'per waiting pod ms':>19}",
+        f"{'admitted':>8} {'events':>6} {'cold ms':>8} {'pass ms':>15} {'cpu ms':>7} "
+        f"{'per waiting pod ms':>19}",
     ]
     for run_ in report["runs"]:
         per_pass = f"{run_['pass']['p50_ms']:.1f}/{run_['pass']['p99_ms']:.1f}"
@@ -258,6 +391,19 @@ def render(report: Mapping[str, Any]) -> str:
         lines.append(
             f"{run_['nodes']:>6} {run_['pools']:>5} {run_['tenants']:>7} {run_['bound_pods']:>6} "
             f"{run_['waiting_pods']:>7} {run_['occupancy']:>9.0%} {run_['admitted_per_pass']:>8} "
-            f"{per_pass:>15} {per_pod:>19}"
+            f"{run_['events_per_pass']:>6} {run_['cold_pass_ms']:>8.1f} {per_pass:>15} "
+            f"{run_['pass_cpu']['p50_ms']:>7.1f} {per_pod:>19}"
+        )
+    lines += [
+        "",
+        "quota change -> status: from the TenantQuota event in the store to the patch of its"
+        " status (one reconciler pass: snapshot, plan, writes)",
+        f"{'nodes':>6} {'p50 ms':>8} {'max ms':>8} {'+ debounce ms':>14} {'pass p50 ms':>12}",
+    ]
+    for run_ in report["runs"]:
+        quota = run_["quota_to_status"]
+        lines.append(
+            f"{run_['nodes']:>6} {quota['p50_ms']:>8.1f} {quota['max_ms']:>8.1f} "
+            f"{quota['debounce_ms']:>14.0f} {quota['reconcile_pass_p50_ms']:>12.1f}"
         )
     return "\n".join(lines)

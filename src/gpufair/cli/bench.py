@@ -88,7 +88,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     operator = targets.add_parser(
         "operator",
         help="operator planning-pass latency on a synthetic cluster",
-        description="p50/p99 of one operator planning pass (plan.plan) and per waiting pod.",
+        description="p50/p99 of one operator planning pass (plan.plan, with the operator's"
+        " cache and watch events between passes) and per waiting pod, a cold pass, and the"
+        " time from a TenantQuota change to its status patch.",
     )
     operator.add_argument(
         "--nodes", type=_counts, default=[1000, 5000], help="node counts, e.g. 1000,5000"
@@ -96,6 +98,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     operator.add_argument("--waiting", type=int, default=200, help="gated pods (200)")
     operator.add_argument("--tenants", type=int, default=20, help="tenants (20)")
     operator.add_argument("--passes", type=int, default=20, help="measured passes per run (20)")
+    operator.add_argument(
+        "--events", type=int, default=20, help="watch events between two passes (20)"
+    )
+    operator.add_argument(
+        "--quota-changes",
+        type=int,
+        default=5,
+        help="TenantQuota edits timed to their status patch (5)",
+    )
     operator.add_argument(
         "--topology-dir",
         type=pathlib.Path,
@@ -141,6 +152,8 @@ def run_operator(args: argparse.Namespace) -> int:
         ("--waiting", args.waiting, 0),
         ("--tenants", args.tenants, 1),
         ("--passes", args.passes, 1),
+        ("--events", args.events, 0),
+        ("--quota-changes", args.quota_changes, 1),
     ):
         if value < least:
             print(f"gpufair bench operator: {flag} must be at least {least}", file=sys.stderr)
@@ -151,6 +164,8 @@ def run_operator(args: argparse.Namespace) -> int:
             waiting=args.waiting,
             tenants=args.tenants,
             passes=args.passes,
+            events=args.events,
+            quota_changes=args.quota_changes,
             topology_dir=args.topology_dir,
             seed=args.seed,
         )

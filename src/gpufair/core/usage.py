@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 MILLI = 1000
 """Milli-GPU-seconds per GPU-second."""
@@ -139,6 +139,26 @@ def accrue_intervals(
         if interval.gpus < 0:
             raise ValueError(f"interval gpus must be >= 0, got {interval.gpus}")
         spans.append((interval.start, interval.end, interval.gpus))
+    return _accrue(usage, spans=spans, now=now, half_life=half_life, period=period)
+
+
+Span = tuple[float, float | None, int]
+"""``(start, end, gpus)``: an :class:`Interval` as a plain tuple."""
+
+
+def accrue_spans(
+    usage: Usage,
+    *,
+    spans: Sequence[Span],
+    now: float,
+    half_life: float,
+    period: float | None = None,
+) -> Usage:
+    """:func:`accrue_intervals` of ``(start, end, gpus)`` tuples (the operator meters every
+    pod of every tenant on each pass, and keeps each tenant's spans while its pods do not
+    change)."""
+    if any(span[2] < 0 for span in spans):
+        raise ValueError(f"span gpus must be >= 0, got {min(span[2] for span in spans)}")
     return _accrue(usage, spans=spans, now=now, half_life=half_life, period=period)
 
 

@@ -33,7 +33,7 @@ import kopf
 
 from gpufair.api import names
 from gpufair.k8s import writes
-from gpufair.operator import intents, metrics, reconciler, settings, store, webhook
+from gpufair.operator import heap, intents, metrics, reconciler, settings, store, webhook
 from gpufair.state import kubeconfig
 
 logger = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             settings.admission.managed = names.GROUP
     kubeconfig.use_as_default()
     memo.store = store.ClusterStore()
+    memo.heap = heap.Heap()
     # Made here, in the operator's memo: kopf hands each admission call a shallow copy of it,
     # so a ledger made on first use would be a new one per review.
     memo.ledger = webhook.Ledger()
@@ -239,6 +240,7 @@ async def reconcile_loop(name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo
         cluster.changed.clear()
         try:
             await driver.run_once(now=time.time())
+            memo.heap.after_pass()
         except Exception as error:
             # Single API writes never get here (the reconciler logs and counts them); this is a
             # bug or a broken snapshot. kopf restarts the daemon after the delay.

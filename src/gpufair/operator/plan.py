@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from gpufair.core import admission
+from gpufair.core import admission, topology
 from gpufair.operator import intents, statuses
-from gpufair.state import model, scheduling
+from gpufair.state import model, occupancy, passcache, scheduling
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,12 +49,62 @@ class Plan:
 # the pipeline
 
 
-def plan(snap: model.Snapshot, *, half_life: float) -> Plan:
+class PlanCache:
+    """What :func:`plan` keeps between passes (one per reconciler): the scheduling pass's
+    :class:`~gpufair.state.passcache.PassCache`, and each pool's free figures with the free
+    GPUs they were computed from. Plans are the same with or without it."""
+
+    def __init__(self) -> None:
+        self.scheduling = passcache.PassCache()
+        self.figures: dict[str, tuple[Mapping[str, frozenset[int]], statuses.FreeFigures]] = {}
+        self.nodes: dict[tuple[topology.NodeTopology, frozenset[int]], tuple[int, float]] = {}
+        self._placed: dict[tuple[str, str], tuple[model.GpuPod, ...]] = {}
+        self._pod_pools: dict[str, tuple[str, str]] = {}
+
+    def pod_pools(
+        self, placed: Mapping[tuple[str, str], tuple[model.GpuPod, ...]]
+    ) -> dict[str, tuple[str, str]]:
+        """The (tenant, pool) of every placed pod by uid; only pairs whose pods changed since
+        the previous pass are gone through again."""
+        before, table = self._placed, dict(self._pod_pools)
+        for pair, pods in before.items():
+            if placed.get(pair) is not pods:
+                for pod in pods:
+                    if table.get(pod.uid) == pair:
+                        del table[pod.uid]
+        for pair, pods in placed.items():
+            if before.get(pair) is not pods:
+                table.update((pod.uid, pair) for pod in pods if pod.uid)
+        if len(table) != sum(map(len, placed.values())):  # a uid twice, or none: from scratch
+            table = {pod.uid: pair for pair, pods in placed.items() for pod in pods if pod.uid}
+        self._placed, self._pod_pools = dict(placed), table
+        return dict(table)
+
+    def free_figures(self, view: occupancy.PoolOccupancy) -> statuses.FreeFigures:
+        known = self.figures.get(view.pool.name)
+        if known is None or known[0] is not view.free:
+            known = (view.free, statuses.free_figures(view, self._node_figures))
+            self.figures[view.pool.name] = known
+        return known[1]
+
+    def _node_figures(self, node: topology.NodeTopology, free: frozenset[int]) -> tuple[int, float]:
+        key = (node, free)
+        known = self.nodes.get(key)
+        if known is None:
+            if len(self.nodes) > 100_000:  # shapes x free sets are few; bound it anyway
+                self.nodes.clear()
+            known = self.nodes[key] = statuses.node_figures(node, free)
+        return known
+
+
+def plan(snap: model.Snapshot, *, half_life: float, cache: PlanCache | None = None) -> Plan:
     """Decide one pass (:func:`gpufair.state.scheduling.schedule`), then the statuses,
-    conditions and the events of their transitions."""
-    decided = scheduling.schedule(snap, half_life=half_life)
+    conditions and the events of their transitions. ``cache``: see :class:`PlanCache`."""
+    cache = cache if cache is not None else PlanCache()
+    decided = scheduling.schedule(snap, half_life=half_life, cache=cache.scheduling)
     now = decided.now
     placed = decided.placed
+    counts = cache.scheduling.counts(placed)
     events: list[intents.Event] = []
     tenant_statuses: dict[str, intents.TenantStatus] = {}
     owned_by: dict[str, list[str]] = {}
@@ -63,7 +113,7 @@ def plan(snap: model.Snapshot, *, half_life: float) -> Plan:
     for name, tenant in sorted(snap.tenants.items()):
         status, tenant_events = statuses.tenant_status(
             tenant,
-            placed=placed,
+            counts=counts,
             usages=decided.usages,
             shares=decided.shares,
             conflicts=decided.conflicts.get(name, ()),
@@ -75,17 +125,17 @@ def plan(snap: model.Snapshot, *, half_life: float) -> Plan:
         )
         tenant_statuses[name] = status
         events.extend(tenant_events)
+    allocated: dict[str, dict[str, int]] = {}
+    for (tenant_name, pool_name), pair_counts in counts.items():
+        allocated.setdefault(pool_name, {})[tenant_name] = pair_counts.holding
     pool_statuses: dict[str, intents.PoolStatus] = {}
     for name, view in decided.pools.items():
         pool_statuses[name], pool_events = statuses.pool_status(
             view,
             shares=decided.shares[name],
-            tenant_allocated={
-                tenant: sum(pod.gpus for pod in pods if pod.holds_gpus)
-                for (tenant, pool), pods in placed.items()
-                if pool == name
-            },
+            tenant_allocated=allocated.get(name, {}),
             now=now,
+            figures=cache.free_figures(view),
         )
         events.extend(pool_events)
 
@@ -97,7 +147,7 @@ def plan(snap: model.Snapshot, *, half_life: float) -> Plan:
         evictions=decided.evictions,
         events=tuple(events),
         holds=decided.holds,
-        pod_pools={pod.uid: pair for pair, pods in placed.items() for pod in pods if pod.uid},
+        pod_pools=cache.pod_pools(placed),
         owners=decided.owners,
         states=decided.states,
         releases=decided.releases,

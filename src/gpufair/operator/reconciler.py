@@ -87,6 +87,10 @@ class Reconciler:
         """The last pass and what the webhook needs of it, replaced in one assignment (the
         webhook reads both from its own threads)."""
         self._lock = asyncio.Lock()
+        self._generations: dict[str, int] = {}
+        """The spec generation each quota's status was last written for."""
+        self._cache = plan.PlanCache()
+        """What passes reuse from the previous one (objects the watch did not replace)."""
         self._written: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
         """Each status last written (usage left out) and when."""
         self._told: dict[str, str] = {}
@@ -105,7 +109,7 @@ class Reconciler:
     async def _run(self, *, now: float) -> plan.Plan:
         with metrics.RECONCILE_DURATION.time():
             snap = self.cluster.take_snapshot(now=now)
-            decided = plan.plan(snap, half_life=self.config.half_life_seconds)
+            decided = plan.plan(snap, half_life=self.config.half_life_seconds, cache=self._cache)
             written = await self._write_statuses(decided)
             if written:
                 self.cluster.metered(up_to=decided.now)
@@ -119,7 +123,7 @@ class Reconciler:
             record_metrics(decided, previous=self.last)
             await self._label_namespaces(decided)  # last: nothing else in the pass waits on it
         self.last = decided
-        self.published = publication(snap, decided)
+        self.published = publication(snap, decided, memo=self._cache.scheduling.occupancy)
         return decided
 
     async def _write_statuses(self, decided: plan.Plan) -> bool:
@@ -131,7 +135,13 @@ class Reconciler:
         """
         force = bool(self.cluster.departed)
         ok = True
-        for tenant in decided.tenants.values():
+        # Quotas whose spec changed since their status was last written go first: a quota
+        # edit shows in its status without waiting for a thousand others to be compared.
+        edited = sorted(
+            decided.tenants.values(),
+            key=lambda t: self._generations.get(t.name) == t.observed_generation,
+        )
+        for tenant in edited:
             status = objects.tenant_status(tenant)
             key = (names.TENANT_QUOTA_PLURAL, tenant.name)
             if not force and not self._due(key, status, now=decided.now):
@@ -146,6 +156,7 @@ class Reconciler:
                 logger.exception("writing the status of TenantQuota %s failed", tenant.name)
             else:
                 self._written[key] = (_without_usage(status), decided.now)
+                self._generations[tenant.name] = tenant.observed_generation
                 self.cluster.record_tenant(tenant)
         for pool in decided.pools.values():
             status = objects.pool_status(pool)
@@ -331,13 +342,16 @@ class Reconciler:
             del self._told[uid]
 
 
-def publication(snap: model.Snapshot, decided: plan.Plan) -> tuple[plan.Plan, webhook.PassFacts]:
-    """A pass as the webhook reads it (:attr:`Reconciler.published`)."""
+def publication(
+    snap: model.Snapshot, decided: plan.Plan, *, memo: occupancy.Memo | None = None
+) -> tuple[plan.Plan, webhook.PassFacts]:
+    """A pass as the webhook reads it (:attr:`Reconciler.published`); ``memo``: the pass's
+    pool-of-node answers (:func:`gpufair.state.occupancy.pools_of_nodes`)."""
     return decided, webhook.pass_facts(
         snap.pods,
         pod_pools=decided.pod_pools,
         nodes=snap.nodes,
-        node_pool=occupancy.pools_of_nodes(snap.pools, snap.nodes),
+        node_pool=occupancy.pools_of_nodes(snap.pools, snap.nodes, memo),
     )
 
 

@@ -7,12 +7,12 @@ a restarted operator (reading the persisted conditions) repeats none.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from gpufair.api import names
-from gpufair.core import fairshare, placement, usage
+from gpufair.core import fairshare, placement, topology, usage
 from gpufair.operator import conditions, intents
-from gpufair.state import model, occupancy, scheduling
+from gpufair.state import model, occupancy, passcache, scheduling
 
 Type = conditions.Type
 Reason = intents.Reason
@@ -25,7 +25,7 @@ EventType = intents.EventType
 def tenant_status(
     tenant: model.Tenant,
     *,
-    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     usages: Mapping[tuple[str, str], usage.Usage],
     shares: Mapping[str, fairshare.PoolShares],
     conflicts: Sequence[str],
@@ -37,11 +37,10 @@ def tenant_status(
 ) -> tuple[intents.TenantStatus, list[Event]]:
     pools: list[intents.TenantPoolStatus] = []
     for entitlement in tenant.pools if tenant.invalid is None else ():
-        pods = placed.get((tenant.name, entitlement.pool), ())
+        pods = counts.get((tenant.name, entitlement.pool), passcache.NO_PODS)
         share = shares.get(entitlement.pool)
         record = usages.get((tenant.name, entitlement.pool)) or usage.Usage(as_of=now)
-        allocated = sum(pod.gpus for pod in pods if pod.holds_gpus)
-        waiting = [pod for pod in pods if pod.state is model.PodState.GATED]
+        allocated = pods.holding
         pools.append(
             intents.TenantPoolStatus(
                 pool=entitlement.pool,
@@ -50,11 +49,11 @@ def tenant_status(
                 limit=entitlement.limit,
                 fair_share=share.share(tenant.name) if share else 0.0,
                 borrowed=share.borrowed(tenant.name, allocated) if share else 0.0,
-                waiting=len(waiting),
-                waiting_gpus=sum(pod.gpus for pod in waiting),
+                waiting=pods.gated,
+                waiting_gpus=pods.gated_gpus,
                 demand=share.demand.get(tenant.name, 0) if share else 0,
-                pending=sum(1 for pod in pods if pod.state is model.PodState.PENDING),
-                pending_gpus=sum(pod.gpus for pod in pods if pod.state is model.PodState.PENDING),
+                pending=pods.pending,
+                pending_gpus=pods.pending_gpus,
                 usage=record,
                 decayed_now=usage.decayed_at(record, now=now, half_life=half_life),
             )
@@ -193,25 +192,11 @@ def pool_status(
     shares: fairshare.PoolShares,
     tenant_allocated: Mapping[str, int],
     now: float,
+    figures: FreeFigures | None = None,
 ) -> tuple[intents.PoolStatus, list[Event]]:
+    """The pool's status; ``figures`` are :func:`free_figures` of ``view`` when known."""
     pool = view.pool
-    free = sum(len(gpus) for gpus in view.free.values())
-    largest = max(
-        (
-            placement.largest_free_island(view.topologies[name], gpus)
-            for name, gpus in view.free.items()
-        ),
-        default=0,
-    )
-    fragmentation = (
-        sum(
-            placement.fragmentation(view.topologies[name], gpus) * len(gpus)
-            for name, gpus in view.free.items()
-        )
-        / free
-        if free
-        else 0.0
-    )
+    free, largest, fragmentation = figures if figures is not None else free_figures(view)
     wanted: list[conditions.Desired] = []
     schedulable = sum(1 for node in view.nodes if node.schedulable)
     if pool.invalid is not None:
@@ -281,6 +266,32 @@ def pool_status(
     )
     target = ObjectRef(kind=ObjectKind.GPU_POOL, name=pool.name)
     return status, [_condition_event(target, want) for want in changed]
+
+
+FreeFigures = tuple[int, int, float]
+"""A pool's free GPUs, largest free island and fragmentation ratio."""
+
+
+def free_figures(view: occupancy.PoolOccupancy, measure: Measure | None = None) -> FreeFigures:
+    """Free GPUs, the largest free island of one node, and the fragmentation of the free GPUs
+    (weighted by each node's free GPUs) of a pool; ``measure`` answers :func:`node_figures`
+    (kept per topology and free set by the caller: nodes alike are many)."""
+    measure = measure if measure is not None else node_figures
+    figures = [
+        (measure(view.topologies[name], gpus), len(gpus)) for name, gpus in view.free.items()
+    ]
+    free = sum(count for _, count in figures)
+    largest = max((island for (island, _), _ in figures), default=0)
+    weighted = sum(fragmentation * count for (_, fragmentation), count in figures)
+    return free, largest, weighted / free if free else 0.0
+
+
+Measure = Callable[[topology.NodeTopology, frozenset[int]], tuple[int, float]]
+
+
+def node_figures(node: topology.NodeTopology, free: frozenset[int]) -> tuple[int, float]:
+    """The largest free island and the fragmentation of one node's free GPUs."""
+    return placement.largest_free_island(node, free), placement.fragmentation(node, free)
 
 
 def _condition_event(target: ObjectRef, want: conditions.Desired) -> Event:

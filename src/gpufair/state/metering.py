@@ -12,7 +12,7 @@ while no operator was running (docs/operator.md states the precision).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from gpufair.core import usage
 from gpufair.state import model
@@ -40,11 +40,29 @@ def advance(
     Without a persisted record, metering starts when the quota was created (pods that ran
     before the quota existed are not the tenant's yet).
     """
+    return advance_spans(previous, spans(pods), tenant=tenant, now=now, half_life=half_life)
+
+
+def spans(pods: Iterable[model.GpuPod]) -> tuple[usage.Span, ...]:
+    """:func:`intervals` as ``(start, end, gpus)`` tuples (:func:`advance_spans`)."""
+    return tuple(
+        (pod.started_at, pod.finished_at, pod.gpus) for pod in pods if pod.started_at is not None
+    )
+
+
+def advance_spans(
+    previous: usage.Usage | None,
+    held: Sequence[usage.Span],
+    *,
+    tenant: model.Tenant,
+    now: float,
+    half_life: float,
+) -> usage.Usage:
+    """:func:`advance` from the pods' :func:`spans` (kept between passes by
+    :class:`gpufair.state.passcache.PassCache` while the pods do not change)."""
     start = previous if previous is not None else usage.Usage(as_of=min(tenant.created_at, now))
     period = tenant.budget.period_seconds if tenant.budget is not None else None
-    return usage.accrue_intervals(
-        start, intervals=intervals(pods), now=now, half_life=half_life, period=period
-    )
+    return usage.accrue_spans(start, spans=held, now=now, half_life=half_life, period=period)
 
 
 def charged(before: usage.Usage | None, after: usage.Usage) -> float:

@@ -28,13 +28,14 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from gpufair.api import names
 from gpufair.core import admission, fairshare, placement, preemption, usage
 from gpufair.core import gang as gang_fit
 from gpufair.core import topology as topo
-from gpufair.state import groups, metering, model, occupancy, rules
+from gpufair.state import changes, groups, model, occupancy, passcache, rules
 
 # ---------------------------------------------------------------------------------------------
 # intents
@@ -118,51 +119,68 @@ class Decisions:
     relabels: tuple[TenantLabel, ...]
 
 
-def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
-    """Decide one pass: own, place, meter, share, admit, reclaim (see the module docstring)."""
+def schedule(
+    snap: model.Snapshot, *, half_life: float, cache: passcache.PassCache | None = None
+) -> Decisions:
+    """Decide one pass: own, place, meter, share, admit, reclaim (see the module docstring).
+
+    ``cache`` (kept by the caller from one pass to the next) lets the pass reuse what it
+    computed from the same objects before (:mod:`gpufair.state.passcache`); the decisions are
+    the same with or without it.
+    """
+    if cache is None:
+        return _schedule(snap, half_life=half_life, cache=passcache.PassCache())
+    try:
+        return _schedule(snap, half_life=half_life, cache=cache)
+    except BaseException:
+        cache.clear()  # half-updated answers must not outlive a pass that failed
+        raise
+
+
+def _schedule(snap: model.Snapshot, *, half_life: float, cache: passcache.PassCache) -> Decisions:
     now = snap.now
     # 1. Who owns which namespace, which nodes form which pool, where each pod belongs.
-    owners, conflicts = namespace_owners(snap)
-    node_pool = occupancy.pools_of_nodes(snap.pools, snap.nodes)
+    owners, conflicts = namespace_owners(snap, cache=cache)
+    node_pool = occupancy.pools_of_nodes(snap.pools, snap.nodes, cache.occupancy)
     tenants = {name: t for name, t in snap.tenants.items() if t.invalid is None}
-    placed = place_pods(snap, owners=owners, tenants=tenants, node_pool=node_pool)
+    placed = place_pods(snap, owners=owners, tenants=tenants, node_pool=node_pool, cache=cache)
+    counts = cache.counts(placed)
     releases = release_unowned(snap, owners=owners)
     relabels = tenant_labels(snap, owners=owners)
 
     # 2. Meter every (tenant, pool) pair up to now.
-    usages = {
-        (name, pool.pool): metering.advance(
-            tenant.usage.get(pool.pool),
-            placed.get((name, pool.pool), ()),
-            tenant=tenant,
-            now=now,
-            half_life=half_life,
-        )
-        for name, tenant in tenants.items()
-        for pool in tenant.pools
-    }
+    usages = cache.meter(tenants, placed, now=now, half_life=half_life)
     budgets = {name: _budget(tenant, usages, now=now) for name, tenant in tenants.items()}
     exhausted = {name: b is not None and b.exhausted for name, b in budgets.items()}
     blocked = {name for name, b in budgets.items() if b is not None and b.blocks}
 
     # 3. Per pool: capacity and fair shares; then admission over all pools at once.
-    held = {pair: _held(pods) for pair, pods in placed.items()}
-    pool_views = {
-        name: occupancy.pool_occupancy(pool, snap=snap, node_pool=node_pool)
-        for name, pool in sorted(snap.pools.items())
-    }
+    pods_moved, nodes_moved = cache.observe(snap)
+    pool_views = occupancy.pool_occupancies(
+        snap,
+        node_pool=node_pool,
+        memo=cache.occupancy,
+        pods_moved=pods_moved,
+        nodes_moved=nodes_moved,
+    )
     shares: dict[str, fairshare.PoolShares] = {}
     for name, view in pool_views.items():
         members = {t: tenants[t] for t in tenants if tenants[t].entitlement(name) is not None}
         shares[name] = _shares(
-            view, members, placed, held, blocked=blocked, unlisted=snap.unlisted_demand
+            view, members, counts, blocked=blocked, unlisted=snap.unlisted_demand
         )
     states = tenant_states(
-        tenants, held=held, usages=usages, budgets=budgets, now=now, half_life=half_life
+        tenants, counts=counts, usages=usages, budgets=budgets, now=now, half_life=half_life
     )
     demand = _waiting_demand(placed, snap.unlisted_demand, pools=pool_views)
     admissions, holds, free_after = _admit(
-        pool_views, placed=placed, states=states, shares=shares, demand=demand, now=now
+        pool_views,
+        counts=counts,
+        states=states,
+        shares=shares,
+        demand=demand,
+        now=now,
+        cache=cache,
     )
 
     # 4. Reclaim, per pool, for tenants below their fair share whose pods still wait.
@@ -173,7 +191,7 @@ def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
                 view,
                 tenants=tenants,
                 placed=placed,
-                held=held,
+                counts=counts,
                 shares=shares[name],
                 states=states,
                 free=free_after[name],
@@ -183,6 +201,7 @@ def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
                 protected=snap.blocked,
                 demand=demand[name],
                 now=now,
+                cache=cache,
             )
         )
     return Decisions(
@@ -209,14 +228,33 @@ def schedule(snap: model.Snapshot, *, half_life: float) -> Decisions:
 
 
 def namespace_owners(
-    snap: model.Snapshot,
+    snap: model.Snapshot, *, cache: passcache.PassCache | None = None
 ) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     """Owner of each namespace, and for each tenant the conflicts it is part of (messages).
 
     A namespace claimed by several tenants goes to one of them by the same rule every
     component uses (:func:`gpufair.state.rules.namespace_claimants`: a listing beats a
     selector, then the alphabetically first); all claimants get ``NamespaceConflict``.
+    With a ``cache``, the answer of the previous pass stands while no tenant's namespaces or
+    selector and no namespace object changed.
     """
+    if cache is None:
+        return _namespace_owners(snap)
+    key = tuple((t.name, t.namespaces, t.namespace_selector) for t in snap.tenants.values())
+    if (
+        cache.owners is None
+        or cache.owners_key != key
+        or not passcache.same_values(cache.owners_namespaces, snap.namespaces)
+    ):
+        cache.owners = _namespace_owners(snap)
+        cache.owners_key = key
+        cache.owners_namespaces = dict(snap.namespaces)
+    return cache.owners
+
+
+def _namespace_owners(
+    snap: model.Snapshot,
+) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     claims: dict[str, tuple[str, ...]] = {}
     names = set(snap.namespaces)
     for tenant in snap.tenants.values():
@@ -259,12 +297,12 @@ def namespace_owners(
 def tenant_labels(snap: model.Snapshot, *, owners: Mapping[str, str]) -> tuple[TenantLabel, ...]:
     """Namespaces whose ``gpufair.dev/tenant`` label is not their owner: set it, or remove it
     from a namespace that belongs to no tenant (a label someone else wrote claims nothing)."""
-    changes = []
+    wanted = []
     for name, namespace in sorted(snap.namespaces.items()):
         owner = owners.get(name)
         if namespace.labels.get(names.TENANT_LABEL) != owner:
-            changes.append(TenantLabel(namespace=name, tenant=owner))
-    return tuple(changes)
+            wanted.append(TenantLabel(namespace=name, tenant=owner))
+    return tuple(wanted)
 
 
 def release_unowned(snap: model.Snapshot, *, owners: Mapping[str, str]) -> tuple[Release, ...]:
@@ -313,6 +351,7 @@ def place_pods(
     owners: Mapping[str, str],
     tenants: Mapping[str, model.Tenant],
     node_pool: Mapping[str, str],
+    cache: passcache.PassCache | None = None,
 ) -> dict[tuple[str, str], tuple[model.GpuPod, ...]]:
     """The GPU pods of each (tenant, pool) pair.
 
@@ -325,42 +364,173 @@ def place_pods(
     (pool, nodeSelector) answer is kept for the pass, since a job's pods share their selector;
     so a waiting pod costs a scan of one pool's nodes at most once per distinct selector instead
     of a scan of every node per pod and pool.
+
+    With a ``cache``, a pod object seen by the previous pass keeps its pair while the owners,
+    the tenants' pools, the pool of every node and (for a pod not on a node) every node's
+    labels are unchanged; and a pair whose pods are the same objects keeps its tuple, so what
+    is computed from it later in the pass can be reused too.
     """
-    members = pool_members(snap.nodes, node_pool)
-    fits = rules.PoolFit(lambda pool: ((node.name, node.labels) for node in members.get(pool, ())))
+    cache = cache if cache is not None else passcache.PassCache()
+    key = (
+        dict(owners),
+        {name: tuple(p.pool for p in t.pools) for name, t in tenants.items()},
+        dict(node_pool),
+    )
+    moved, labels = cache.observe(snap)
+    same_key = cache.place_key == key
+    cache.place_key = key
+    if cache.fits is None or not same_key or _labels_moved(labels, snap.nodes):
+        # The answers of a pool's node labels stand while no node changed pool or labels.
+        cache.fits = _pool_fit(snap, node_pool)
+    fits = cache.fits
 
     def fit(pool_name: str, pod: model.GpuPod) -> bool:
         return fits(pool_name, node_selector=pod.node_selector, terms=pod.required_terms)
 
+    def pair_of(pod: model.GpuPod) -> passcache.Pair | None:
+        return _pair(pod, owners=owners, tenants=tenants, node_pool=node_pool, fit=fit)
+
+    if moved is not None and same_key and cache.placed_valid:
+        placed = _place_changed(snap, moved, labels, cache=cache, pair_of=pair_of)
+    else:
+        placed = _place_all(snap, cache=cache, pair_of=pair_of)
+    cache.placed = placed
+    cache.placed_valid = True
+    return placed
+
+
+def _pool_fit(snap: model.Snapshot, node_pool: Mapping[str, str]) -> rules.PoolFit:
+    """Whether a pool has a node a selector allows, each answer kept (the pool's nodes listed
+    only when first asked)."""
+    members: dict[str, tuple[model.Node, ...]] = {}
+    nodes = snap.nodes
+    node_pool = dict(node_pool)
+
+    def nodes_of(pool: str) -> Iterable[tuple[str, Mapping[str, str]]]:
+        if not members:
+            members.update(pool_members(nodes, node_pool))
+        return ((node.name, node.labels) for node in members.get(pool, ()))
+
+    return rules.PoolFit(nodes_of)
+
+
+def _place_all(
+    snap: model.Snapshot,
+    *,
+    cache: passcache.PassCache,
+    pair_of: Callable[[model.GpuPod], passcache.Pair | None],
+) -> dict[passcache.Pair, tuple[model.GpuPod, ...]]:
+    """:func:`place_pods` for every pod (a pair whose pods are those of the previous pass
+    keeps its tuple)."""
+    pairs: dict[str, passcache.Pair | None] = {}
+    unbound: set[str] = set()
     result: dict[tuple[str, str], list[model.GpuPod]] = {}
-    pools_of = {name: [p.pool for p in tenant.pools] for name, tenant in tenants.items()}
     for pod in snap.pods:
-        tenant_name = owners.get(pod.namespace)
-        own = pools_of.get(tenant_name) if tenant_name is not None else None
-        if tenant_name is None or not own:
-            continue
-        pool: str | None
-        if pod.node is not None:
-            pool = node_pool.get(pod.node)
-            if pool not in own:
-                pool = pod.pool_hint if pod.pool_hint in own else None
+        pair = pair_of(pod)
+        pairs[pod.uid] = pair
+        if pod.node is None:
+            unbound.add(pod.uid)
+        if pair is not None:
+            result.setdefault(pair, []).append(pod)
+    cache.pod_pairs = pairs
+    cache.unbound = unbound
+    placed: dict[tuple[str, str], tuple[model.GpuPod, ...]] = {}
+    for pair, pods in result.items():
+        before = cache.placed.get(pair)
+        placed[pair] = (
+            before if before is not None and passcache.same_items(before, pods) else tuple(pods)
+        )
+    return placed
+
+
+def _place_changed(
+    snap: model.Snapshot,
+    moved: changes.PodChanges,
+    labels: changes.Changes | None,
+    *,
+    cache: passcache.PassCache,
+    pair_of: Callable[[model.GpuPod], passcache.Pair | None],
+) -> dict[passcache.Pair, tuple[model.GpuPod, ...]]:
+    """:func:`place_pods` from the previous pass's answer: only pods that changed (and, when
+    a node's labels changed, the pods not on a node) are placed again, and only their pairs
+    rebuilt (in the snapshot's order, as :func:`_place_all` would)."""
+    redo = set(moved.changed)
+    if _labels_moved(labels, snap.nodes):
+        redo |= cache.unbound - moved.removed
+    pairs, unbound = cache.pod_pairs, cache.unbound
+    dirty: set[passcache.Pair] = set()
+    for uid in moved.removed | redo:
+        old = pairs.pop(uid, None)
+        unbound.discard(uid)
+        if old is not None:
+            dirty.add(old)
+    by_uid = {pod.uid: pod for pod in (moved.current(uid) for uid in redo)}
+    arrived: dict[passcache.Pair, list[model.GpuPod]] = {}
+    for uid, pod in by_uid.items():
+        pair = pair_of(pod)
+        pairs[uid] = pair
+        if pod.node is None:
+            unbound.add(uid)
+        if pair is not None:
+            dirty.add(pair)
+            arrived.setdefault(pair, []).append(pod)
+    if not dirty:
+        return dict(cache.placed)
+    placed = dict(cache.placed)
+    position = moved.position
+    for pair in dirty:
+        pods = [pod for pod in placed.get(pair, ()) if pod.uid not in by_uid]
+        pods = [pod for pod in pods if pod.uid not in moved.removed]
+        pods.extend(arrived.get(pair, ()))
+        if pods:
+            pods.sort(key=lambda pod: position[pod.uid])
+            before = placed.get(pair)
+            placed[pair] = (
+                before if before is not None and passcache.same_items(before, pods) else tuple(pods)
+            )
         else:
-            pool = rules.waiting_pool(tenant_pools=own, fits=functools.partial(fit, pod=pod))
-        if pool is not None:
-            result.setdefault((tenant_name, pool), []).append(pod)
-    return {pair: tuple(pods) for pair, pods in result.items()}
+            placed.pop(pair, None)
+    return {pair: placed[pair] for pair in sorted(placed, key=lambda p: position[placed[p][0].uid])}
 
 
-def _gated_demand(pods: Sequence[model.GpuPod]) -> int:
-    """What the tenant's gated pods wait for."""
-    return sum(pod.gpus for pod in pods if pod.state is model.PodState.GATED)
+def _labels_moved(labels: changes.Changes | None, nodes: Mapping[str, model.Node]) -> bool:
+    """Whether a node came, went or changed its labels since the previous pass."""
+    if labels is None or labels.removed:
+        return True
+    return any(
+        name not in labels.before or labels.before[name].labels != nodes[name].labels
+        for name in labels.changed
+    )
+
+
+def _pair(
+    pod: model.GpuPod,
+    *,
+    owners: Mapping[str, str],
+    tenants: Mapping[str, model.Tenant],
+    node_pool: Mapping[str, str],
+    fit: Callable[..., bool],
+) -> passcache.Pair | None:
+    """The (tenant, pool) of one pod (:func:`place_pods`), ``None``: none."""
+    tenant_name = owners.get(pod.namespace)
+    tenant = tenants.get(tenant_name) if tenant_name else None
+    if tenant is None or not tenant.pools:
+        return None
+    own = [p.pool for p in tenant.pools]
+    pool: str | None
+    if pod.node is not None:
+        pool = node_pool.get(pod.node)
+        if pool not in own:
+            pool = pod.pool_hint if pod.pool_hint in own else None
+    else:
+        pool = rules.waiting_pool(tenant_pools=own, fits=functools.partial(fit, pod=pod))
+    return None if pool is None else (tenant.name, pool)
 
 
 def _shares(
     view: occupancy.PoolOccupancy,
     members: Mapping[str, model.Tenant],
-    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
-    held: Mapping[tuple[str, str], int],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     *,
     blocked: set[str],
     unlisted: Mapping[tuple[str, str], Mapping[int, int]],
@@ -371,7 +541,7 @@ def _shares(
     for name, tenant in sorted(members.items()):
         entitlement = tenant.entitlement(view.pool.name)
         assert entitlement is not None
-        pods = placed.get((name, view.pool.name), ())
+        pods = counts.get((name, view.pool.name), passcache.NO_PODS)
         claims.append(
             rules.tenant_claim(
                 tenant=name,
@@ -379,21 +549,14 @@ def _shares(
                 guaranteed=entitlement.guaranteed,
                 limit=entitlement.limit,
                 lendable=entitlement.lendable,
-                held=held.get((name, view.pool.name), 0),
+                held=pods.held,
                 waiting=0
                 if name in blocked
-                else _gated_demand(pods)
+                else pods.gated_gpus
                 + sum(g * n for g, n in unlisted.get((name, view.pool.name), {}).items()),
             )
         )
     return fairshare.compute(view.capacity, claims)
-
-
-def _held(pods: Iterable[model.GpuPod]) -> int:
-    """GPUs the tenant holds or was admitted for (terminating pods are leaving: not counted)."""
-    return sum(
-        pod.gpus for pod in pods if pod.state in (model.PodState.BOUND, model.PodState.PENDING)
-    )
 
 
 def _budget(
@@ -416,14 +579,14 @@ def _budget(
 def tenant_states(
     tenants: Mapping[str, model.Tenant],
     *,
-    held: Mapping[tuple[str, str], int],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     usages: Mapping[tuple[str, str], usage.Usage],
     budgets: Mapping[str, admission.Budget | None],
     now: float,
     half_life: float,
 ) -> dict[str, admission.TenantState]:
-    """What core admission knows of each tenant (also the webhook's input); ``held``: the
-    GPUs each (tenant, pool) pair holds or was admitted for (:func:`_held`)."""
+    """What core admission knows of each tenant (also the webhook's input); ``counts``: of
+    each (tenant, pool) pair's pods (:func:`gpufair.state.passcache.count`)."""
     return {
         name: admission.TenantState(
             tenant=name,
@@ -433,7 +596,9 @@ def tenant_states(
                 for p in tenant.pools
                 if (name, p.pool) in usages
             ),
-            allocated={p.pool: held.get((name, p.pool), 0) for p in tenant.pools},
+            allocated={
+                p.pool: counts.get((name, p.pool), passcache.NO_PODS).held for p in tenant.pools
+            },
             limits={p.pool: p.limit for p in tenant.pools},
             budget=budgets.get(name),
             on_limit=tenant.on_limit,
@@ -442,7 +607,7 @@ def tenant_states(
     }
 
 
-def _waiting(pod: model.GpuPod, *, tenant: str, pool: str) -> admission.WaitingPod:
+def _waiting(pod: model.GpuPod, tenant: str, pool: str) -> admission.WaitingPod:
     """A gated pod as core admission and preemption see it."""
     return admission.WaitingPod(
         uid=pod.uid,
@@ -572,11 +737,12 @@ def _waiting_demand(
 def _admit(
     views: Mapping[str, occupancy.PoolOccupancy],
     *,
-    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     states: Mapping[str, admission.TenantState],
     shares: Mapping[str, fairshare.PoolShares],
     demand: Mapping[str, Mapping[int, int]],
     now: float,
+    cache: passcache.PassCache,
 ) -> tuple[list[Admission], dict[str, str], dict[str, dict[str, frozenset[int]]]]:
     """Core's admission decision, then a node-fit check: a pod is admitted only when some node
     of its pool can give it a GPU set (pods admitted earlier but not bound are placed first).
@@ -590,10 +756,16 @@ def _admit(
     Also returns the free GPUs of each pool's nodes once the admitted-but-unbound pods (earlier
     and now) are placed: what reclaim may count as free.
     """
-    pods = {pod.uid: (tenant, pool, pod) for (tenant, pool), ps in placed.items() for pod in ps}
+    pods = {
+        pod.uid: (tenant, pool, pod)
+        for (tenant, pool), pair_counts in counts.items()
+        for pod in pair_counts.active
+    }
     gangs, holds = _gangs(pods)
     free_sets = {name: dict(view.free) for name, view in views.items()}
-    nodes = {name: _FreeNodes(view, free_sets[name], demand[name]) for name, view in views.items()}
+    nodes = {
+        name: _FreeNodes(view, free_sets[name], demand[name], cache) for name, view in views.items()
+    }
     pending = [
         (pool, pod)
         for _, pool, pod in pods.values()
@@ -622,13 +794,14 @@ def _admit(
         else:
             candidates[gang.uid] = gang
     waiting = [
-        _waiting(pod, tenant=tenant, pool=pool)
+        cache.waiting_pod(pod, (tenant, pool), functools.partial(_waiting, pod, tenant, pool))
         for tenant, pool, pod in pods.values()
         if pod.state is model.PodState.GATED
         and pod.group is None
         and pod.group_error is None
         and pod.uid not in holds
     ]
+    cache.forget_waiting(pods)
     waiting.extend(gang.waiting() for gang in candidates.values())
     free = {name: sum(len(gpus) for gpus in free_sets[name].values()) for name in views}
     decision = admission.decide(
@@ -713,11 +886,21 @@ def _admit_gang(
     ]
 
 
+_GroupKey = tuple[topo.NodeTopology, frozenset[int]]
+"""Nodes of one topology with the same free GPUs: :func:`placement.choose` answers them alike."""
+
+_Asked = tuple[_GroupKey, int, tuple[tuple[int, int], ...]]
+"""A group, a GPU count and the waiting demand that can change the answer
+(:func:`placement.relevant_demand`): what one placement answer is kept by."""
+
+
 class _FreeNodes:
     """A pool's free GPUs per node, grouped by (topology, free set). Nodes alike get the same
     answer from :func:`placement.choose_keeping`, so a placement asks each group once rather
-    than each node: at 5,000 nodes a pass had asked 3.7 million times (issue 16). Kept current
-    as pods are placed, and writes through to the ``free`` mapping it was made from. ``demand``
+    than each node: at 5,000 nodes a pass had asked 3.7 million times (issue 16). For each size
+    asked, the groups that can take it are kept in a heap by (best score, first node by name),
+    so a placement costs a heap look-up rather than a walk over every group. Kept current as
+    pods are placed, and writes through to the ``free`` mapping it was made from. ``demand``
     is the pool's waiting pods by size, as the extender counts them, so the pass places a pod
     where the extender will."""
 
@@ -726,51 +909,92 @@ class _FreeNodes:
         view: occupancy.PoolOccupancy,
         free: dict[str, frozenset[int]],
         demand: Mapping[int, int] | None = None,
+        cache: passcache.PassCache | None = None,
     ) -> None:
         self._view = view
         self._demand = dict(demand or {})
         self.free = free
-        self._groups: dict[tuple[topo.NodeTopology, frozenset[int]], list[str]] = {}
-        self._answers: dict[
-            tuple[tuple[topo.NodeTopology, frozenset[int]], int],
-            tuple[int, tuple[int, ...]] | None,
-        ] = {}
+        # placement.choose's answers depend on the topology, free set, size, mode and rule
+        # alone: kept from pass to pass in the cache, per (mode, rule).
+        # Keyed by the part of the demand that can change the answer too (relevant_demand).
+        self._answers: dict[_Asked, tuple[int, tuple[int, ...]] | None] = (
+            cache.placements.setdefault((view.pool.mode, view.pool.rule), {})
+            if cache is not None
+            else {}
+        )
+        self._heaps: dict[int, list[tuple[int, str, int, _GroupKey]]] = {}
+        self._pushed = 0
+        known = cache.free_groups.get(view.pool.name) if cache is not None else None
+        if known is not None and known[0] is view.free:
+            self._groups = {key: list(names) for key, names in known[1].items()}
+            return
+        self._groups = {}
         for name in sorted(free):
             self._groups.setdefault(self._key(name), []).append(name)
+        if cache is not None:
+            cache.free_groups[view.pool.name] = (
+                view.free,
+                {key: list(names) for key, names in self._groups.items()},
+            )
 
-    def _key(self, name: str) -> tuple[topo.NodeTopology, frozenset[int]]:
+    def _key(self, name: str) -> _GroupKey:
         return self._view.topologies[name], self.free[name]
 
     def take(self, gpus: int) -> bool:
         """Place ``gpus`` GPUs on the best node as the extender would (the highest
         :func:`placement.choose_keeping` score, the first node by name among equals); False when no
         node fits."""
-        best: tuple[int, str, tuple[int, ...]] | None = None
-        for key, members in self._groups.items():
-            if len(key[1]) < gpus:
-                continue
-            answer = self._answer(key, gpus)
-            if answer is None:
-                continue
-            score, chosen = answer
-            first = members[0]
-            if best is None or (-score, first) < (-best[0], best[1]):
-                best = (score, first, chosen)
+        best = self._best(gpus)
         if best is None:
             return False
-        _, name, chosen = best
-        self._move(name, self.free[name] - frozenset(chosen))
+        name, key = best
+        chosen = self._answers[self._asked(key, gpus)]
+        assert chosen is not None
+        self._move(name, self.free[name] - frozenset(chosen[1]))
         return True
+
+    def _best(self, gpus: int) -> tuple[str, _GroupKey] | None:
+        """The first node of the group with the best answer for ``gpus``.
+
+        A heap entry is stale when its group's first node changed since it was pushed. A group
+        whose first node was taken has a later first node now, so its true place is behind
+        its stale entry: the entry is corrected only when it comes to the top (one push per
+        size asked, not one per size on every change). A group that gained an earlier first
+        node, or that is new, is pushed at once (:meth:`_move`)."""
+        heap = self._heaps.get(gpus)
+        if heap is None:
+            heap = self._heaps[gpus] = []
+            for key in self._groups:
+                self._push(key, gpus)
+        while heap:
+            _, first, _, key = heap[0]
+            members = self._groups.get(key)
+            if members and members[0] == first:
+                return first, key
+            heapq.heappop(heap)
+            if members:
+                self._push(key, gpus)
+        return None
+
+    def _push(self, key: _GroupKey, gpus: int) -> None:
+        if len(key[1]) < gpus:
+            return
+        answer = self._answer(key, gpus)
+        if answer is None:
+            return
+        self._pushed += 1
+        heapq.heappush(self._heaps[gpus], (-answer[0], self._groups[key][0], self._pushed, key))
 
     def largest_free(self) -> int:
         """The most free GPUs on one node of the pool."""
         return max((len(available) for _, available in self._groups), default=0)
 
-    def _answer(
-        self, key: tuple[topo.NodeTopology, frozenset[int]], gpus: int
-    ) -> tuple[int, tuple[int, ...]] | None:
+    def _asked(self, key: _GroupKey, gpus: int) -> _Asked:
+        return key, gpus, placement.relevant_demand(key[0], gpus, self._demand)
+
+    def _answer(self, key: _GroupKey, gpus: int) -> tuple[int, tuple[int, ...]] | None:
         """Score and GPUs of the best set of ``gpus`` on nodes of this group, ``None``: none."""
-        asked = (key, gpus)
+        asked = self._asked(key, gpus)
         if asked not in self._answers:
             choice = placement.choose_keeping(
                 key[0],
@@ -795,8 +1019,18 @@ class _FreeNodes:
         members.remove(name)
         if not members:
             del self._groups[old]
+        # The old group's entries (if its first node went) are corrected at the top (_best).
         self.free[name] = free
-        bisect.insort(self._groups.setdefault(self._key(name), []), name)
+        new = self._key(name)
+        members = self._groups.setdefault(new, [])
+        bisect.insort(members, name)
+        if members[0] == name:
+            self._refresh(new)
+
+    def _refresh(self, key: _GroupKey) -> None:
+        """The group is new or has an earlier first node: push its entry for every size."""
+        for gpus in self._heaps:
+            self._push(key, gpus)
 
 
 def _reclaim(
@@ -804,7 +1038,7 @@ def _reclaim(
     *,
     tenants: Mapping[str, model.Tenant],
     placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
-    held: Mapping[tuple[str, str], int],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     states: Mapping[str, admission.TenantState],
     shares: fairshare.PoolShares,
     free: Mapping[str, frozenset[int]],
@@ -814,6 +1048,7 @@ def _reclaim(
     protected: frozenset[str],
     demand: Mapping[int, int],
     now: float,
+    cache: passcache.PassCache,
 ) -> list[Eviction]:
     """Reclaim in one pool for up to :data:`RECLAIMS_PER_PASS` waiting pods or held pod groups,
     in admission order, each judged with the victims of those before it gone (all from this
@@ -823,31 +1058,39 @@ def _reclaim(
         return []
     pool = view.pool.name
     members = {name: t for name, t in tenants.items() if t.entitlement(pool) is not None}
-    allocated = {name: held.get((name, pool), 0) for name in members}
+    held_groups = _held_groups(members, placed, pool=pool, holds=holds, blocked=blocked)
+    waiting = sorted(
+        [
+            *(
+                cache.waiting_pod(pod, (name, pool), functools.partial(_waiting, pod, name, pool))
+                for name in members
+                if name not in blocked
+                for pod in counts.get((name, pool), passcache.NO_PODS).active
+                if pod.state is model.PodState.GATED and pod.uid in holds and pod.group is None
+            ),
+            *(group.waiting() for group in held_groups.values()),
+        ],
+        key=lambda pod: admission.order_key(pod, states),
+    )
+    if not waiting:
+        return []
+    allocated = {name: counts.get((name, pool), passcache.NO_PODS).held for name in members}
     policies = {
         name: preemption.Policy(reclaim=t.reclaim, min_runtime_seconds=t.min_runtime_seconds)
         for name, t in members.items()
     }
     running = [
-        preemption.RunningPod(
-            uid=pod.uid,
-            tenant=name,
-            pool=pool,
-            node=pod.node,
-            gpus=view.indices[pod.uid],
-            priority=pod.priority,
-            started_at=pod.started_at if pod.started_at is not None else now,
-            checkpoint_at=pod.checkpoint_at,
-            name=pod.key,
-            cpu_millis=pod.cpu_millis,
-            memory_bytes=pod.memory_bytes,
-        )
+        running_pod
         for name in members
-        for pod in placed.get((name, pool), ())
-        if pod.state is model.PodState.BOUND
-        and pod.node is not None
-        and pod.uid in view.indices
-        and pod.uid not in protected
+        for running_pod in _running(
+            view,
+            (name, pool),
+            placed.get((name, pool), ()),
+            counts.get((name, pool), passcache.NO_PODS),
+            protected=protected,
+            now=now,
+            cache=cache,
+        )
     ]
     nodes = {
         name: preemption.NodeGPUs(
@@ -857,20 +1100,6 @@ def _reclaim(
     }
     members_by_name = {node.name: node for node in view.nodes}
     pods = {pod.uid: pod for name in members for pod in placed.get((name, pool), ())}
-    held_groups = _held_groups(members, placed, pool=pool, holds=holds, blocked=blocked)
-    waiting = sorted(
-        [
-            *(
-                _waiting(pod, tenant=name, pool=pool)
-                for name in members
-                if name not in blocked
-                for pod in placed.get((name, pool), ())
-                if pod.state is model.PodState.GATED and pod.uid in holds and pod.group is None
-            ),
-            *(group.waiting() for group in held_groups.values()),
-        ],
-        key=lambda pod: admission.order_key(pod, states),
-    )
     allowed: dict[tuple[frozenset[tuple[str, str]], str, str], frozenset[str]] = {}
     preemptors: list[preemption.Preemptor] = []
     for wanted in waiting:
@@ -994,6 +1223,46 @@ def _held_groups(
             )
             held[group.uid] = group
     return held
+
+
+def _running(
+    view: occupancy.PoolOccupancy,
+    pair: passcache.Pair,
+    pods: Sequence[model.GpuPod],
+    counts: passcache.PairCounts,
+    *,
+    protected: frozenset[str],
+    now: float,
+    cache: passcache.PassCache,
+) -> list[preemption.RunningPod]:
+    """The pair's bound pods as preemption sees them (kept while nothing they come from
+    changed: a pod without a start time starts ``now``)."""
+    pool = pair[1]
+
+    def make() -> list[preemption.RunningPod]:
+        return [
+            preemption.RunningPod(
+                uid=pod.uid,
+                tenant=pair[0],
+                pool=pool,
+                node=pod.node,
+                gpus=view.indices[pod.uid],
+                priority=pod.priority,
+                started_at=pod.started_at if pod.started_at is not None else now,
+                checkpoint_at=pod.checkpoint_at,
+                name=pod.key,
+                cpu_millis=pod.cpu_millis,
+                memory_bytes=pod.memory_bytes,
+            )
+            for pod in pods
+            if pod.state is model.PodState.BOUND
+            and pod.node is not None
+            and pod.uid in view.indices
+            and pod.uid not in protected
+        ]
+
+    key = (view.indices, protected, now if counts.unstarted else None)
+    return cache.running(pair, tuple(pods), key, make)
 
 
 def _admits(pod: model.GpuPod, node: model.Node) -> bool:
