@@ -276,3 +276,20 @@ def test_pack_keeps_a_whole_island_before_numa_alignment() -> None:
     result = placement.choose(node_, free=free(1, 2, 4, 5, 6, 7), count=2)
     assert isinstance(result, placement.Choice)
     assert result.gpus == (1, 2)
+
+
+def test_the_level_of_a_set_is_its_worst_pair_when_no_one_domain_holds_it() -> None:
+    """GPUs 0 and 2 share an island, 1 and 2 a PCIe switch, 0 and 1 a NUMA node (2's is not
+    known): every pair shares something, so the set's worst link is NODE, not SYS (found by
+    Hypothesis: the set-wide shortcut said SYS)."""
+    node = topology.NodeTopology(
+        gpus=(
+            topology.GPU(index=0, numa=1, pcie_switch=None, nvlink_island=0),
+            topology.GPU(index=1, numa=1, pcie_switch=1, nvlink_island=None),
+            topology.GPU(index=2, numa=None, pcie_switch=1, nvlink_island=0),
+            topology.GPU(index=3, numa=None, pcie_switch=None, nvlink_island=None),
+        )
+    )
+    chosen = placement.choose(node, free=frozenset({0, 1, 2}), count=3)
+    assert isinstance(chosen, placement.Choice)
+    assert chosen.level is topology.LinkLevel.NODE

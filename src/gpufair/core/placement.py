@@ -398,6 +398,17 @@ def _measure(shape: _Shape, free: frozenset[int], gpus: tuple[int, ...]) -> _Mea
     )
 
 
+def _pair_level(shape: _Shape, a: int, b: int) -> LinkLevel:
+    for domain_of, level in (
+        (shape.island, LinkLevel.NVLINK),
+        (shape.pcie, LinkLevel.PIX),
+        (shape.numa, LinkLevel.NODE),
+    ):
+        if domain_of[a] is not None and domain_of[a] == domain_of[b]:
+            return level
+    return LinkLevel.SYS
+
+
 def _free_in(domain_of: dict[int, int | None], gpu: int, free: frozenset[int]) -> int:
     """Free GPUs in ``gpu``'s domain; a GPU outside any domain shares the whole node's room."""
     domain = domain_of[gpu]
@@ -407,6 +418,7 @@ def _free_in(domain_of: dict[int, int | None], gpu: int, free: frozenset[int]) -
 
 
 def _level(shape: _Shape, gpus: tuple[int, ...]) -> LinkLevel:
+    """The worst link between two GPUs of the set (:meth:`NodeTopology.level` of each pair)."""
     if len(gpus) == 1:
         return LinkLevel.SELF
     for domain_of, level in (
@@ -417,7 +429,15 @@ def _level(shape: _Shape, gpus: tuple[int, ...]) -> LinkLevel:
         values = {domain_of[g] for g in gpus}
         if len(values) == 1 and None not in values:
             return level
-    return LinkLevel.SYS
+    # No one domain holds the set; each pair may still share one (GPU a and b an island, b
+    # and c a switch, a and c a NUMA node): the worst pair decides.
+    worst = LinkLevel.NVLINK
+    for i, a in enumerate(gpus):
+        for b in gpus[i + 1 :]:
+            worst = max(worst, _pair_level(shape, a, b))
+            if worst is LinkLevel.SYS:
+                return worst
+    return worst
 
 
 def _key(
