@@ -48,7 +48,7 @@ from gpufair.api import names
 from gpufair.core import policy as core_policy
 from gpufair.core import usage
 from gpufair.sim import engine, placers, queues
-from gpufair.state import groups, model, scheduling
+from gpufair.state import groups, model, passcache, scheduling
 
 POOL = "sim"
 """The simulated cluster is one GPU pool."""
@@ -101,6 +101,9 @@ class Gpufair:
     _protected: set[str] = dataclasses.field(default_factory=set)
     """The pods of running gangs (``Snapshot.blocked``)."""
     _cluster: _Objects | None = None
+    _pass_cache: passcache.PassCache = dataclasses.field(default_factory=passcache.PassCache)
+    """What the pass keeps between passes, as the operator's reconciler keeps it: the adapter
+    hands it the same pod and node objects while they do not change."""
     _next_tick: float = -math.inf
 
     @property
@@ -119,7 +122,9 @@ class Gpufair:
         if not self.waiting.count and not self._terminating:
             return
         self.passes += 1
-        decided = scheduling.schedule(self._snapshot(sim), half_life=self.half_life)
+        decided = scheduling.schedule(
+            self._snapshot(sim), half_life=self.half_life, cache=self._pass_cache
+        )
         for (tenant, _), record in decided.usages.items():
             self._usages[tenant] = record
         self._departed.clear()
