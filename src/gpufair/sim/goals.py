@@ -223,7 +223,8 @@ def to_markdown(goals: Sequence[Goal]) -> list[str]:
 
 
 def _pct(value: float) -> str:
-    return f"{value * 100:.1f}%"
+    """``0.57%`` below one percent (deviations live there), ``85.2%`` above."""
+    return f"{value * 100:.2f}%" if abs(value) < 0.01 else f"{value * 100:.1f}%"
 
 
 def _duration(seconds: float) -> str:
