@@ -759,22 +759,37 @@ def test_group_reclaim_invariants(
 # -- several preemptors in one pass ------------------------------------------------------------
 
 
+def b_holds_sixteen_single_gpu_pods() -> tuple[preemption.RunningPod, ...]:
+    """b holds both nodes in one-GPU pods, started in order (b15 youngest)."""
+    return tuple(
+        running_pod(f"b{i}").tenant("b").node(f"n{1 + i // 8}").gpus(i % 8).started(i).obj()
+        for i in range(16)
+    )
+
+
 @pytest.mark.parametrize(
-    ("a_demand", "limit", "want"),
+    ("sizes", "a_demand", "limit", "want"),
     [
-        pytest.param(8, 2, [("w0", {"b4"}), ("w1", {"b3"})], id="two-pods-two-victims"),
-        pytest.param(8, 1, [("w0", {"b4"})], id="at-most-limit"),
-        # a's share is 4: the second pod would take a above it once the first has run.
-        pytest.param(4, 2, [("w0", {"b4"})], id="the-second-judged-after-the-first"),
+        pytest.param((1, 1), 2, 2, [("w0", {"b15"}), ("w1", {"b14"})], id="two-pods-two-victims"),
+        pytest.param((1, 1), 2, 1, [("w0", {"b15"})], id="at-most-limit"),
+        # a's share is 1: the second pod would take a above it once the first has run.
+        pytest.param((1, 1), 1, 2, [("w0", {"b15"})], id="the-second-judged-after-the-first"),
+        # A multi-GPU pod reclaims alone: first of its batch, or it ends the batch.
+        pytest.param((2, 1), 3, 2, [("w0", {"b14", "b15"})], id="a-wide-pod-reclaims-alone"),
+        pytest.param((1, 2), 3, 2, [("w0", {"b15"})], id="a-batch-stops-at-a-wide-pod"),
     ],
 )
-def test_reclaim_in_turn(a_demand: int, limit: int, want: list[tuple[str, set[str]]]) -> None:
+def test_reclaim_in_turn(
+    sizes: tuple[int, int], a_demand: int, limit: int, want: list[tuple[str, set[str]]]
+) -> None:
     scene = Scene(
-        (tenant("a").demand(a_demand), tenant("b").demand(16)), b_holds_two_nodes(), TWO_NODES
+        (tenant("a").demand(a_demand), tenant("b").demand(16)),
+        b_holds_sixteen_single_gpu_pods(),
+        TWO_NODES,
     )
     preemptors = [
-        preemption.Preemptor(pods=(waiting_pod(f"w{i}").tenant("a").gpus(4).obj(),))
-        for i in range(2)
+        preemption.Preemptor(pods=(waiting_pod(f"w{i}").tenant("a").gpus(size).obj(),))
+        for i, size in enumerate(sizes)
     ]
     served = preemption.reclaim_in_turn(
         preemptors=preemptors,

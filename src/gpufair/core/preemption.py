@@ -236,6 +236,11 @@ class Preemptor:
     def group(self) -> bool:
         return len(self.pods) > 1
 
+    @property
+    def wide(self) -> bool:
+        """A group or a multi-GPU pod: it reclaims alone (see :func:`reclaim_in_turn`)."""
+        return self.group or self.pods[0].gpus > 1
+
 
 @dataclasses.dataclass(frozen=True)
 class Reclaim:
@@ -269,13 +274,18 @@ def reclaim_in_turn(
     :func:`choose_victims` picks; a group places its members largest first, each on free GPUs
     where it fits, else at the victims :func:`choose_victims` picks for it; if any member finds
     no room, the group gets nothing. A preemptor that finds nothing (or needs no victim) is
-    skipped: those behind it may still be served. ``demand``: the pool's waiting pods by size
-    (:func:`choose_victims` keeps their islands).
+    skipped: those behind it may still be served.
+
+    Only one-GPU pods share a batch. A multi-GPU pod or a group is served alone, first of its
+    batch, and a batch of one-GPU pods stops where one comes: the room made for it must still
+    be free, in the shape it needs, when admission next places pods (admission places in its own
+    order, not the reclaim's), so nothing else is made room for beside it. ``demand``: the
+    pool's waiting pods by size (:func:`choose_victims` keeps their islands).
     """
     turns = _Turns(nodes=dict(nodes), running=list(running), held=dict(allocated))
     served: list[Reclaim] = []
     for preemptor in preemptors:
-        if len(served) >= limit:
+        if len(served) >= limit or (served and preemptor.wide):
             break
         trial = turns.copy()
         placements: dict[str, tuple[str, tuple[int, ...]]] = {}
@@ -318,6 +328,8 @@ def reclaim_in_turn(
                 served.append(
                     Reclaim(preemptor, GroupVictims(pods=tuple(victims), placements=placements))
                 )
+                if preemptor.wide:
+                    break
     return served
 
 
