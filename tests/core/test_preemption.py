@@ -688,11 +688,12 @@ GROUP_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", GROUP_CASES)
-def test_choose_group_victims(case: GroupCase) -> None:
-    scene = case.scene
-    found = preemption.choose_group_victims(
-        members=case.members,
+def group_victims(
+    scene: Scene, members: list[admission.WaitingPod]
+) -> preemption.GroupVictims | None:
+    """What :func:`preemption.reclaim_in_turn` gives a group reclaiming alone (None: nothing)."""
+    served = preemption.reclaim_in_turn(
+        preemptors=[preemption.Preemptor(pods=tuple(members))],
         running=scene.running,
         nodes=scene.node_gpus(),
         shares=scene.shares(),
@@ -700,6 +701,13 @@ def test_choose_group_victims(case: GroupCase) -> None:
         policies=scene.policies(),
         now=NOW,
     )
+    return served[0].victims if served else None
+
+
+@pytest.mark.parametrize("case", GROUP_CASES)
+def test_a_group_reclaims_for_every_member_or_none(case: GroupCase) -> None:
+    scene = case.scene
+    found = group_victims(scene, case.members)
     if case.want is None:
         assert found is None
         return
@@ -727,15 +735,7 @@ def test_group_reclaim_invariants(
     to keep, and every member has its own GPUs, free once the victims are gone."""
     scene, first = scenario
     group = [first, waiting_pod("new2").tenant("a").gpus(second).obj()]
-    found = preemption.choose_group_victims(
-        members=group,
-        running=scene.running,
-        nodes=scene.node_gpus(),
-        shares=scene.shares(),
-        allocated=scene.allocated(),
-        policies=scene.policies(),
-        now=NOW,
-    )
+    found = group_victims(scene, group)
     event("victims" if found is not None else "no victims")
     if found is None:
         return

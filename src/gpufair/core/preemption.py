@@ -333,38 +333,6 @@ def reclaim_in_turn(
     return served
 
 
-def choose_group_victims(
-    *,
-    members: Sequence[admission.WaitingPod],
-    running: Sequence[RunningPod],
-    nodes: Mapping[str, NodeGPUs],
-    shares: fairshare.PoolShares,
-    allocated: Mapping[str, int],
-    policies: Mapping[str, Policy],
-    now: float,
-    mode: policy.PlacementMode = policy.PlacementMode.PACK,
-    rule: policy.TopologyRule = policy.TopologyRule.PREFERRED,
-    needs: Mapping[str, Room] | None = None,
-) -> GroupVictims | None:
-    """Victims that make room for every member of a pod group at once, or None (see
-    :func:`reclaim_in_turn`: the group reclaims as one preemptor, within its tenant's share;
-    ``None`` when a member finds no room, or when the group fits without evicting anyone)."""
-    if not members:
-        return None
-    served = reclaim_in_turn(
-        preemptors=[Preemptor(pods=tuple(members), needs=needs or {})],
-        running=running,
-        nodes=nodes,
-        shares=shares,
-        allocated=allocated,
-        policies=policies,
-        now=now,
-        mode=mode,
-        rule=rule,
-    )
-    return served[0].victims if served else None
-
-
 @dataclasses.dataclass
 class _Turns:
     """The pool as the reclaims chosen so far leave it (victims gone, preemptors placed)."""
