@@ -173,7 +173,7 @@ def _schedule(snap: model.Snapshot, *, half_life: float, cache: passcache.PassCa
         tenants, counts=counts, usages=usages, budgets=budgets, now=now, half_life=half_life
     )
     demand = _waiting_demand(placed, snap.unlisted_demand, pools=pool_views)
-    admissions, holds, free_after = _admit(
+    admissions, holds, free_after, gangs = _admit(
         pool_views,
         counts=counts,
         states=states,
@@ -200,6 +200,7 @@ def _schedule(snap: model.Snapshot, *, half_life: float, cache: passcache.PassCa
                 blocked=blocked,
                 protected=snap.blocked,
                 demand=demand[name],
+                gangs=gangs,
                 now=now,
                 cache=cache,
             )
@@ -743,7 +744,7 @@ def _admit(
     demand: Mapping[str, Mapping[int, int]],
     now: float,
     cache: passcache.PassCache,
-) -> tuple[list[Admission], dict[str, str], dict[str, dict[str, frozenset[int]]]]:
+) -> tuple[list[Admission], dict[str, str], dict[str, dict[str, frozenset[int]]], list[_Gang]]:
     """Core's admission decision, then a node-fit check: a pod is admitted only when some node
     of its pool can give it a GPU set (pods admitted earlier but not bound are placed first).
 
@@ -836,7 +837,7 @@ def _admit(
             )
     for (pool, name), gpus in withheld.items():
         free_sets[pool][name] = gpus
-    return admitted, holds, free_sets
+    return admitted, holds, free_sets, gangs
 
 
 def _fit_gang(
@@ -1047,6 +1048,7 @@ def _reclaim(
     blocked: set[str],
     protected: frozenset[str],
     demand: Mapping[int, int],
+    gangs: Sequence[_Gang],
     now: float,
     cache: passcache.PassCache,
 ) -> list[Eviction]:
@@ -1058,7 +1060,7 @@ def _reclaim(
         return []
     pool = view.pool.name
     members = {name: t for name, t in tenants.items() if t.entitlement(pool) is not None}
-    held_groups = _held_groups(members, placed, pool=pool, holds=holds, blocked=blocked)
+    held_groups = _held_groups(gangs, pool=pool, holds=holds, blocked=blocked)
     waiting = sorted(
         [
             *(
@@ -1195,34 +1197,19 @@ def _eviction_message(
 
 
 def _held_groups(
-    members: Mapping[str, model.Tenant],
-    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
-    *,
-    pool: str,
-    holds: Mapping[str, str],
-    blocked: set[str],
+    gangs: Sequence[_Gang], *, pool: str, holds: Mapping[str, str], blocked: set[str]
 ) -> dict[str, _Gang]:
     """The pod groups of the pool held whole (every member created and waiting, none admitted),
     by the uid core admission knows each by: reclaim makes room for a group at once."""
-    found: dict[groups.GroupKey, tuple[str, list[model.GpuPod]]] = {}
-    for name in members:
-        if name in blocked:
-            continue
-        for pod in placed.get((name, pool), ()):
-            if pod.group is not None and pod.state is model.PodState.GATED and pod.uid in holds:
-                found.setdefault(pod.group.key, (name, []))[1].append(pod)
-    held = {}
-    for key, (tenant, gated) in sorted(found.items()):
-        size = max(pod.group.size or 0 for pod in gated if pod.group is not None)
-        if len(gated) == size:
-            group = _Gang(
-                key=key,
-                tenant=tenant,
-                pool=pool,
-                members=tuple(sorted(gated, key=lambda pod: pod.name)),
-            )
-            held[group.uid] = group
-    return held
+    return {
+        gang.uid: gang
+        for gang in gangs
+        if gang.pool == pool
+        and gang.tenant not in blocked
+        and all(pod.uid in holds for pod in gang.members)
+        and gang.members[0].group is not None
+        and len(gang.members) == gang.members[0].group.size
+    }
 
 
 def _running(
