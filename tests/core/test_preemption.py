@@ -688,9 +688,7 @@ GROUP_CASES = [
 ]
 
 
-def group_victims(
-    scene: Scene, members: list[admission.WaitingPod]
-) -> preemption.GroupVictims | None:
+def group_victims(scene: Scene, members: list[admission.WaitingPod]) -> preemption.Reclaim | None:
     """What :func:`preemption.reclaim_in_turn` gives a group reclaiming alone (None: nothing)."""
     served = preemption.reclaim_in_turn(
         preemptors=[preemption.Preemptor(pods=tuple(members))],
@@ -701,7 +699,7 @@ def group_victims(
         policies=scene.policies(),
         now=NOW,
     )
-    return served[0].victims if served else None
+    return served[0] if served else None
 
 
 @pytest.mark.parametrize("case", GROUP_CASES)
@@ -801,8 +799,5 @@ def test_reclaim_in_turn(
         now=NOW,
         limit=limit,
     )
-    got = [
-        (reclaim.preemptor.pods[0].uid, {pod.uid for pod in reclaim.victims.pods})
-        for reclaim in served
-    ]
+    got = [(reclaim.preemptor.pods[0].uid, {pod.uid for pod in reclaim.pods}) for reclaim in served]
     assert got == want

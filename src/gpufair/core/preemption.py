@@ -215,15 +215,6 @@ def _island_possible(nodes: Mapping[str, NodeGPUs], count: int) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class GroupVictims:
-    """Pods to evict, on one or more nodes, so that every member of a pod group fits at once,
-    and where each member then runs (member uid -> node and GPUs)."""
-
-    pods: tuple[RunningPod, ...]
-    placements: Mapping[str, tuple[str, tuple[int, ...]]]
-
-
-@dataclasses.dataclass(frozen=True)
 class Preemptor:
     """One waiting pod, or every member of one pod group (room for all of them or none), with
     the nodes it may use (``None``: all) and the CPU and memory each pod needs, by uid."""
@@ -244,10 +235,12 @@ class Preemptor:
 
 @dataclasses.dataclass(frozen=True)
 class Reclaim:
-    """What one preemptor gets: the pods to evict for it and where each of its pods runs."""
+    """What one preemptor gets: the pods to evict for it (on one or more nodes) and where each
+    of its pods then runs (pod uid -> node and GPUs)."""
 
     preemptor: Preemptor
-    victims: GroupVictims
+    pods: tuple[RunningPod, ...]
+    placements: Mapping[str, tuple[str, tuple[int, ...]]]
 
 
 def reclaim_in_turn(
@@ -325,9 +318,7 @@ def reclaim_in_turn(
         else:
             if victims:
                 turns = trial
-                served.append(
-                    Reclaim(preemptor, GroupVictims(pods=tuple(victims), placements=placements))
-                )
+                served.append(Reclaim(preemptor, pods=tuple(victims), placements=placements))
                 if preemptor.wide:
                     break
     return served

@@ -1163,7 +1163,7 @@ def _reclaim(
             ),
         )
         for reclaim in served
-        for victim in reclaim.victims.pods
+        for victim in reclaim.pods
     ]
 
 
@@ -1187,7 +1187,7 @@ def _eviction_message(
     if group is not None:
         needs = f"{group.label} needs room for every pod at once"
     else:
-        node, _ = reclaim.victims.placements[wanted.uid]
+        node, _ = reclaim.placements[wanted.uid]
         needs = f"{wanted.name} needs {wanted.gpus} GPUs on node {node}"
     return (
         f"preempted by gpufair: tenant {tenant} is below its fair share in pool {pool}"
