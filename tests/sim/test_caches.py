@@ -138,7 +138,7 @@ def test_cached_views_match_fresh_ones(
     assert audit.checks > 0
 
 
-def test_first_ids_are_first_of_the_sizes_asked() -> None:
+def test_oldest_are_the_first_of_each_queue_as_many_as_asked_for_its_size() -> None:
     waiting = queues.WaitingJobs()
     jobs = b.trace(
         b.job("a", at=0, gpus=1),
@@ -146,15 +146,15 @@ def test_first_ids_are_first_of_the_sizes_asked() -> None:
         b.job("b", at=2, gpus=1),
         b.job("a", at=3, gpus=1),
         b.job("b", at=4, gpus=8),
+        b.job("a", at=5, gpus=1),
     )
     for record in jobs.jobs:
         waiting.push(engine.Job(trace=record, remaining=record.duration))
     asked: list[int] = []
 
-    def small(gpus: int) -> bool:
+    def two_small_none_wide(gpus: int) -> int:
         asked.append(gpus)
-        return gpus < 8
+        return 2 if gpus < 8 else 0
 
-    ids = list(waiting.first_ids(2, small))
-    assert ids == [job_id for _, gpus, _, job_id in waiting.first(2) if gpus < 8]
+    assert sorted(waiting.oldest(two_small_none_wide)) == [("a", 0), ("a", 1), ("a", 3), ("b", 2)]
     assert sorted(asked) == [1, 1, 4, 8]

@@ -88,14 +88,6 @@ class WaitingJobs:
             submit, job_id = group.head()
             yield tenant, gpus, submit, job_id
 
-    def first_ids(self, count: int, sizes: Callable[[int], bool]) -> Iterator[int]:
-        """The ids :meth:`first` yields, of the groups whose GPU count passes ``sizes`` (asked
-        once per group, so a fit test runs once per size and skipped groups cost nothing)."""
-        for (_, gpus), group in self._groups.items():
-            if sizes(gpus):
-                for _, job_id in group.first(count):
-                    yield job_id
-
     def counts(self) -> Iterator[tuple[str, int, int]]:
         """``(tenant, gpus, jobs)`` of every group."""
         for (tenant, gpus), group in self._groups.items():
@@ -106,9 +98,3 @@ class WaitingJobs:
         for (tenant, gpus), group in self._groups.items():
             for _, job_id in group.first(count(gpus)):
                 yield tenant, job_id
-
-    def first(self, count: int) -> Iterator[tuple[str, int, float, int]]:
-        """Up to ``count`` oldest jobs of every group, as :meth:`heads` yields them."""
-        for (tenant, gpus), group in self._groups.items():
-            for submit, job_id in group.first(count):
-                yield tenant, gpus, submit, job_id
