@@ -52,28 +52,25 @@ class Goal:
 
 def worst_tenant_deviation(figures: metrics.PolicyFigures) -> tuple[str, float]:
     """The tenant whose time-weighted deviation from its entitled share is largest, and it."""
-    active = {
-        name: tenant.mean_deviation
-        for name, tenant in figures.tenants.items()
-        if tenant.demand_hours > 0
-    }
+    active = _in_demand(figures)
     if not active:
         return "-", 0.0
-    name = max(active, key=lambda tenant: (active[tenant], tenant))
-    return name, active[name]
+    name = max(active, key=lambda tenant: (active[tenant].mean_deviation, tenant))
+    return name, active[name].mean_deviation
 
 
 def lowest_share_ratio(figures: metrics.PolicyFigures) -> tuple[str, float]:
     """The tenant that got the smallest part of its entitlement while it had demand, and it."""
-    active = {
-        name: tenant.share_ratio
-        for name, tenant in figures.tenants.items()
-        if tenant.demand_hours > 0
-    }
+    active = _in_demand(figures)
     if not active:
         return "-", 1.0
-    name = min(active, key=lambda tenant: (active[tenant], tenant))
-    return name, active[name]
+    name = min(active, key=lambda tenant: (active[tenant].share_ratio, tenant))
+    return name, active[name].share_ratio
+
+
+def _in_demand(figures: metrics.PolicyFigures) -> dict[str, metrics.TenantFigures]:
+    """The tenants that had demand during the window (the others are entitled to nothing)."""
+    return {name: tenant for name, tenant in figures.tenants.items() if tenant.demand_hours > 0}
 
 
 def check(results: Sequence[metrics.PolicyFigures]) -> list[Goal]:
