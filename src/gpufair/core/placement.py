@@ -274,6 +274,7 @@ def keeping_cost(
 class _Shape:
     """What placement needs of a topology, computed once per topology."""
 
+    topology: topo.NodeTopology
     total: int
     islands: tuple[frozenset[int], ...]
     largest_island: int
@@ -286,6 +287,7 @@ class _Shape:
 def _shape(topology: topo.NodeTopology) -> _Shape:
     islands = tuple(frozenset(members) for members in topology.nvlink_islands())
     return _Shape(
+        topology=topology,
         total=len(topology.gpus),
         islands=islands,
         largest_island=max((len(island) for island in islands), default=0),
@@ -398,17 +400,6 @@ def _measure(shape: _Shape, free: frozenset[int], gpus: tuple[int, ...]) -> _Mea
     )
 
 
-def _pair_level(shape: _Shape, a: int, b: int) -> LinkLevel:
-    for domain_of, level in (
-        (shape.island, LinkLevel.NVLINK),
-        (shape.pcie, LinkLevel.PIX),
-        (shape.numa, LinkLevel.NODE),
-    ):
-        if domain_of[a] is not None and domain_of[a] == domain_of[b]:
-            return level
-    return LinkLevel.SYS
-
-
 def _free_in(domain_of: dict[int, int | None], gpu: int, free: frozenset[int]) -> int:
     """Free GPUs in ``gpu``'s domain; a GPU outside any domain shares the whole node's room."""
     domain = domain_of[gpu]
@@ -434,7 +425,7 @@ def _level(shape: _Shape, gpus: tuple[int, ...]) -> LinkLevel:
     worst = LinkLevel.NVLINK
     for i, a in enumerate(gpus):
         for b in gpus[i + 1 :]:
-            worst = max(worst, _pair_level(shape, a, b))
+            worst = max(worst, shape.topology.level(a, b))
             if worst is LinkLevel.SYS:
                 return worst
     return worst
