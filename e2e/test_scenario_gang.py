@@ -111,15 +111,10 @@ class GroupWatch:
         return len(open_)
 
 
-def test_a_group_is_admitted_whole_or_not_at_all_under_contention(
-    stack: scenario.Stack,
-    k8s: Any,
-    cleanup: scenario.Cleanup,
-    make_gpu_node: Callable[..., dict[str, Any]],
-) -> None:
-    pool, node = scenario.unique("gang"), scenario.unique("n")
+def _two_tenants(cleanup: scenario.Cleanup, k8s: Any, pool: str) -> tuple[str, str, dict[str, str]]:
+    """GPUPool ``pool`` and two tenants of equal weight in it, each with a namespace of its own,
+    known to the operator: (team, other, namespace by tenant)."""
     team, other = scenario.unique("team"), scenario.unique("other")
-    make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
     spaces = {tenant: cleanup.namespace() for tenant in (team, other)}
     cleanup.apply(scenario.pool_manifest(pool))
     for tenant in (team, other):
@@ -127,6 +122,18 @@ def test_a_group_is_admitted_whole_or_not_at_all_under_contention(
             scenario.quota_manifest(tenant, namespaces=[spaces[tenant]], pools=[{"name": pool}])
         )
     scenario.wait_known(k8s, team, other)
+    return team, other, spaces
+
+
+def test_a_group_is_admitted_whole_or_not_at_all_under_contention(
+    stack: scenario.Stack,
+    k8s: Any,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    pool, node = scenario.unique("gang"), scenario.unique("n")
+    make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
+    team, other, spaces = _two_tenants(cleanup, k8s, pool)
     watch = GroupWatch(stack, k8s, spaces[team])
 
     with stack.driver(spaces.values()) as driver:
@@ -200,15 +207,8 @@ def test_the_members_of_an_admitted_group_are_bound_to_the_nodes_of_its_plan(
 ) -> None:
     pool = scenario.unique("plan")
     taken, empty = scenario.unique("taken"), scenario.unique("empty")
-    team, other = scenario.unique("team"), scenario.unique("other")
     make_gpu_node(taken, DGX1, labels={scenario.POOL_LABEL: pool})
-    spaces = {tenant: cleanup.namespace() for tenant in (team, other)}
-    cleanup.apply(scenario.pool_manifest(pool))
-    for tenant in (team, other):
-        cleanup.apply(
-            scenario.quota_manifest(tenant, namespaces=[spaces[tenant]], pools=[{"name": pool}])
-        )
-    scenario.wait_known(k8s, team, other)
+    team, other, spaces = _two_tenants(cleanup, k8s, pool)
 
     with stack.driver(spaces.values()) as driver:
         # 2 of the first node's GPUs are taken before the second node exists.
@@ -267,15 +267,8 @@ def test_an_indexed_jobs_pods_are_admitted_whole_sized_by_the_job(
     make_gpu_node: Callable[..., dict[str, Any]],
 ) -> None:
     pool, node = scenario.unique("job"), scenario.unique("n")
-    team, other = scenario.unique("team"), scenario.unique("other")
     make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
-    spaces = {tenant: cleanup.namespace() for tenant in (team, other)}
-    cleanup.apply(scenario.pool_manifest(pool))
-    for tenant in (team, other):
-        cleanup.apply(
-            scenario.quota_manifest(tenant, namespaces=[spaces[tenant]], pools=[{"name": pool}])
-        )
-    scenario.wait_known(k8s, team, other)
+    team, other, spaces = _two_tenants(cleanup, k8s, pool)
     batch = kubernetes.client.BatchV1Api(k8s.api_client)
     job = {
         "apiVersion": "batch/v1",
