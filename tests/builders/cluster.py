@@ -11,8 +11,11 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from fastapi import testclient
 from tests.builders import kube
 
+from gpufair.extender import app as extender_app
+from gpufair.extender import settings
 from gpufair.state import cache
 
 
@@ -81,3 +84,12 @@ class FakeWriter:
             bound = kube.bound_copy(copy.deepcopy(pod), node=node, annotations=notes)
             self.pods[(namespace, name)] = bound
             self.state.upsert(cache.Kind.POD, bound)
+
+
+def extender_client(state: cache.ClusterCache, writer: Any = None) -> testclient.TestClient:
+    """The extender's app over ``state`` (no watch), binding through ``writer`` (default: a
+    :class:`FakeWriter` over the same state), behind FastAPI's test client."""
+    app = extender_app.create_app(
+        settings.ExtenderSettings(watch=False), state=state, writer=writer or FakeWriter(state)
+    )
+    return testclient.TestClient(app)

@@ -10,12 +10,9 @@ import threading
 from typing import Any
 
 import pytest
-from fastapi import testclient
 from tests.builders import cluster, kube
 
 from gpufair.api import names
-from gpufair.extender import app as extender_app
-from gpufair.extender import settings
 from gpufair.state import cache
 
 Pod = dict[str, Any]
@@ -37,13 +34,6 @@ def bind_args(pod: Pod, node: str) -> dict[str, str]:
         "PodUID": meta["uid"],
         "Node": node,
     }
-
-
-def client_for(state: cache.ClusterCache, writer: Any) -> testclient.TestClient:
-    app = extender_app.create_app(
-        settings.ExtenderSettings(watch=False), state=state, writer=writer
-    )
-    return testclient.TestClient(app)
 
 
 def held_by_team_a(state: cache.ClusterCache) -> int:
@@ -71,7 +61,7 @@ def test_concurrent_binds_of_one_tenant_to_different_nodes_keep_its_limit(
         pods=pods,
     )
     writer = cluster.FakeWriter(state, pods, confirm=confirm)
-    client = client_for(state, writer)
+    client = cluster.extender_client(state, writer)
     both_decided = threading.Barrier(2, timeout=0.5)
     node_lock = state.node_lock
 
@@ -107,7 +97,7 @@ def test_many_concurrent_binds_of_two_tenants_never_pass_either_limit() -> None:
         nodes=[kube.node(f"n{i}", kube.dgx1()) for i in range(4)], quotas=quotas, pods=pods
     )
     writer = cluster.FakeWriter(state, pods, confirm=False)
-    client = client_for(state, writer)
+    client = cluster.extender_client(state, writer)
     start = threading.Barrier(8)
 
     def bind(index: int) -> str:
@@ -155,7 +145,11 @@ def test_a_bind_ending_in_409_leaves_no_gpus_annotation_and_no_assumption() -> N
     pod = kube.pod("late", gpus=2)
     state = cluster.cluster(nodes=[kube.node("n1", kube.dgx1())], pods=[pod])
     writer = LosingWriter(state, [pod])
-    error = client_for(state, writer).post("/bind", json=bind_args(pod, "n1")).json()["Error"]
+    error = (
+        cluster.extender_client(state, writer)
+        .post("/bind", json=bind_args(pod, "n1"))
+        .json()["Error"]
+    )
     assert "already assigned" in error
     annotations = writer.pods[("team-a", "late")]["metadata"].get("annotations") or {}
     assert names.GPUS_ANNOTATION not in annotations
@@ -174,7 +168,7 @@ def test_a_cache_silent_past_its_bound_is_not_ready_until_the_watch_hears_again(
     state = cluster.cluster(
         nodes=[kube.node("n1", kube.dgx1())], pods=[pod], clock=clock, staleness_seconds=10
     )
-    client = client_for(state, cluster.FakeWriter(state, [pod]))
+    client = cluster.extender_client(state, cluster.FakeWriter(state, [pod]))
     filter_body = {"Pod": pod, "NodeNames": ["n1"]}
     assert client.get("/readyz").status_code == 200
 
@@ -209,7 +203,7 @@ def test_a_bind_while_the_api_server_is_unreachable_is_an_error_not_a_500() -> N
     """Found by e2e/test_faults_extender.py: reading the pod raised through the route."""
     pod = kube.pod("p", gpus=1)
     state = cluster.cluster(nodes=[kube.node("n1", kube.dgx1())], pods=[pod])
-    answer = client_for(state, UnreachableWriter(state, [pod])).post(
+    answer = cluster.extender_client(state, UnreachableWriter(state, [pod])).post(
         "/bind", json=bind_args(pod, "n1")
     )
     assert answer.status_code == 200

@@ -14,8 +14,7 @@ import pytest
 from fastapi import testclient
 from tests.builders import cluster, kube
 
-from gpufair.extender import app as extender_app
-from gpufair.extender import settings, verbs
+from gpufair.extender import verbs
 from gpufair.state import cache
 
 NODES = ["free", "broken", "pcie", "cpu"]
@@ -35,13 +34,6 @@ def fresh_state() -> cache.ClusterCache:
     )
 
 
-def client_for(state: cache.ClusterCache) -> testclient.TestClient:
-    app = extender_app.create_app(
-        settings.ExtenderSettings(watch=False), state=state, writer=cluster.FakeWriter(state)
-    )
-    return testclient.TestClient(app)
-
-
 def args(pod: dict[str, Any], nodes: list[str] = NODES) -> dict[str, Any]:
     return {"Pod": pod, "Nodes": None, "NodeNames": nodes}
 
@@ -55,13 +47,13 @@ def scores(client: testclient.TestClient, pod: dict[str, Any]) -> dict[str, int]
 @pytest.mark.parametrize("verb", ["filter", "prioritize", "preempt", "bind"])
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_verbs_answer_other_methods_with_405_and_allow_post(verb: str, method: str) -> None:
-    response = client_for(fresh_state()).request(method, f"/{verb}")
+    response = cluster.extender_client(fresh_state()).request(method, f"/{verb}")
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
 
 
 def test_verbs_still_answer_json_with_their_content_type() -> None:
-    response = client_for(fresh_state()).post("/filter", json=args(kube.pod(gpus=2)))
+    response = cluster.extender_client(fresh_state()).post("/filter", json=args(kube.pod(gpus=2)))
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert int(response.headers["content-length"]) == len(response.content)
@@ -69,9 +61,9 @@ def test_verbs_still_answer_json_with_their_content_type() -> None:
 
 def test_prioritize_after_filter_scores_as_a_fresh_extender_does() -> None:
     pod = kube.pod(gpus=2)
-    warm = client_for(fresh_state())
+    warm = cluster.extender_client(fresh_state())
     warm.post("/filter", json=args(pod))
-    assert scores(warm, pod) == scores(client_for(fresh_state()), pod)
+    assert scores(warm, pod) == scores(cluster.extender_client(fresh_state()), pod)
 
 
 def test_prioritize_sees_a_change_made_after_filter() -> None:
@@ -79,14 +71,14 @@ def test_prioritize_sees_a_change_made_after_filter() -> None:
     filter's verdicts: a new snapshot gets a new judge."""
     pod = kube.pod(gpus=2)
     state = fresh_state()
-    client = client_for(state)
+    client = cluster.extender_client(state)
     client.post("/filter", json=args(pod))
     before = scores(client, pod)
     state.upsert(
         cache.Kind.POD, kube.pod("a1", gpus=6, node="free", bound=[0, 1, 2, 3, 4, 5], pod_uid="a1")
     )
     after = scores(client, pod)
-    expected = scores(client_for(state), pod)
+    expected = scores(cluster.extender_client(state), pod)
     assert after == expected
     assert after["free"] != before["free"]
 
@@ -118,10 +110,10 @@ def test_prioritize_after_filter_of_other_names_scores_as_a_fresh_extender(
     names: list[str],
 ) -> None:
     pod = kube.pod(gpus=2)
-    warm = client_for(fresh_state())
+    warm = cluster.extender_client(fresh_state())
     warm.post("/filter", json=args(pod))
     answers = []
-    for client in (warm, client_for(fresh_state())):
+    for client in (warm, cluster.extender_client(fresh_state())):
         response = client.post("/prioritize", json=args(pod, names))
         answers.append(sorted((e["Host"], e["Score"]) for e in response.json()))
     assert answers[0] == answers[1]
@@ -158,17 +150,17 @@ def test_a_long_running_extender_answers_as_a_fresh_one_after_every_change() -> 
     """Verdicts kept across requests (per node shape, per pod ask) never outlive what they
     depend on: after each change, pods of every size get what a just-started extender says."""
     state = fresh_state()
-    warm = client_for(state)
+    warm = cluster.extender_client(state)
     for step in range(8):
         for gpus in (1, 2, 4, 8):
             pod = kube.pod(f"p{step}-{gpus}", gpus=gpus, pod_uid=f"p{step}-{gpus}")
-            assert answers(warm, pod) == answers(client_for(state), pod), (step, gpus)
+            assert answers(warm, pod) == answers(cluster.extender_client(state), pod), (step, gpus)
         action, kind, obj = CHANGES[step % len(CHANGES)]
         (state.upsert if action == "upsert" else state.delete)(kind, obj)
 
 
 def test_the_same_malformed_body_twice_is_refused_twice() -> None:
-    client = client_for(fresh_state())
+    client = cluster.extender_client(fresh_state())
     body = b'{"Pod": null, "NodeNames": ["free"]}'
     for _ in range(2):
         response = client.post("/filter", content=body)
@@ -178,7 +170,7 @@ def test_the_same_malformed_body_twice_is_refused_twice() -> None:
 
 def test_a_body_repeated_for_another_verb_is_decoded_as_that_verb() -> None:
     """filter's bytes sent to preempt are a preempt body without proposals, not filter args."""
-    client = client_for(fresh_state())
+    client = cluster.extender_client(fresh_state())
     body = kube_json(args(kube.pod(gpus=2)))
     assert client.post("/filter", content=body).json()["NodeNames"] == ["free", "broken", "pcie"]
     assert client.post("/preempt", content=body).json() == {"NodeNameToMetaVictims": {}}
@@ -203,7 +195,7 @@ def test_malformed_names_get_400_naming_the_field_after_a_filter_answer(
 ) -> None:
     """The names are decoded by msgspec, or not at all when they are filter's last answer;
     a bad list still gets pydantic's specific message, never a stack trace."""
-    client = client_for(fresh_state())
+    client = cluster.extender_client(fresh_state())
     pod = kube.pod(gpus=2)
     assert client.post("/filter", json=args(pod)).status_code == 200
     bad = b'{"Pod":' + kube_json(pod) + b',"Nodes":null,"NodeNames":' + names.encode() + b"}"

@@ -24,8 +24,6 @@ from tests.builders import cluster, kube
 
 from gpufair.api import names
 from gpufair.core import labels
-from gpufair.extender import app as extender_app
-from gpufair.extender import settings
 from gpufair.state import cache, groups
 
 NODES = ["free", "broken", "pcie", "proxy"]
@@ -56,17 +54,6 @@ def member(planned: str | None, *, gpus: int = 2) -> dict[str, Any]:
     if planned is not None:
         notes.update(groups.plan_annotations(planned))
     return kube.pod("w-0", gpus=gpus, annotations=notes, pod_uid="w-0")
-
-
-def client_for(
-    state: cache.ClusterCache, writer: cluster.FakeWriter | None = None
-) -> testclient.TestClient:
-    app = extender_app.create_app(
-        settings.ExtenderSettings(watch=False),
-        state=state,
-        writer=writer or cluster.FakeWriter(state),
-    )
-    return testclient.TestClient(app)
 
 
 def filter_names(
@@ -131,7 +118,7 @@ CASES = [
 def test_filter_keeps_a_member_to_its_plan_while_the_planned_node_can_take_it(
     state: cache.ClusterCache, case: Case, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = client_for(state)
+    client = cluster.extender_client(state)
     with caplog.at_level(logging.WARNING, logger="gpufair.extender.handlers"):
         result = filter_names(client, member(case.planned, gpus=case.gpus), case.offered)
     assert result["Error"] == ""
@@ -152,12 +139,12 @@ def test_filter_keeps_a_member_to_its_plan_while_the_planned_node_can_take_it(
 
 
 def test_the_waiting_member_keeps_the_planned_nodes_own_reason(state: cache.ClusterCache) -> None:
-    result = filter_names(client_for(state), member("proxy"))
+    result = filter_names(cluster.extender_client(state), member("proxy"))
     assert "not yet confirmed by the node agent" in result["FailedNodes"]["proxy"]
 
 
 def test_prioritize_scores_the_planned_node_highest(state: cache.ClusterCache) -> None:
-    client = client_for(state)
+    client = cluster.extender_client(state)
     offered = ["free", "broken", "pcie"]
     assert scores(client, member("pcie"), offered) == {"pcie": 10, "free": 0, "broken": 0}
     unplanned = scores(client, member(None), offered)
@@ -170,7 +157,7 @@ def test_bind_counts_members_bound_on_and_off_their_plan(state: cache.ClusterCac
     on_plan, off_plan = member("pcie"), kube.pod("w-1", gpus=2, pod_uid="w-1")
     off_plan["metadata"]["annotations"] = dict(groups.plan_annotations("pcie"))
     writer = cluster.FakeWriter(state, [on_plan, off_plan])
-    client = client_for(state, writer)
+    client = cluster.extender_client(state, writer)
     for pod, node in ((on_plan, "pcie"), (off_plan, "free")):
         meta = pod["metadata"]
         args = {

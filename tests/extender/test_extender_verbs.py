@@ -15,8 +15,6 @@ from fastapi import testclient
 from tests.builders import cluster, kube
 
 from gpufair.api import names
-from gpufair.extender import app as extender_app
-from gpufair.extender import settings
 from gpufair.state import cache
 
 NODES = ["free", "broken", "pcie", "cpu"]
@@ -44,17 +42,6 @@ def objects(rule: str = "Required") -> dict[str, Any]:
     }
 
 
-def client_for(
-    state: cache.ClusterCache, writer: cluster.FakeWriter | None = None
-) -> testclient.TestClient:
-    app = extender_app.create_app(
-        settings.ExtenderSettings(watch=False),
-        state=state,
-        writer=writer or cluster.FakeWriter(state),
-    )
-    return testclient.TestClient(app)
-
-
 @pytest.fixture
 def state() -> cache.ClusterCache:
     return cluster.cluster(**objects())
@@ -62,7 +49,7 @@ def state() -> cache.ClusterCache:
 
 @pytest.fixture
 def client(state: cache.ClusterCache) -> testclient.TestClient:
-    return client_for(state)
+    return cluster.extender_client(state)
 
 
 def filter_names(
@@ -155,7 +142,7 @@ def test_a_pod_that_cannot_be_judged_gets_error_with_200(client: testclient.Test
 def test_filter_and_bind_before_the_cache_synced_are_errors() -> None:
     unsynced = cache.ClusterCache()
     pod = kube.pod(gpus=1)
-    client = client_for(unsynced, cluster.FakeWriter(unsynced, [pod]))
+    client = cluster.extender_client(unsynced, cluster.FakeWriter(unsynced, [pod]))
     assert client.get("/readyz").status_code == 503
     result = filter_names(client, pod, ["free"])
     assert result["Error"] == "gpufair extender cache has not synced with the API server yet"
@@ -194,7 +181,7 @@ def test_prioritize_keeps_the_islands_waiting_wider_pods_need() -> None:
     waiting = [kube.pod(f"wide{i}", gpus=4, pod_uid=f"wide{i}") for i in range(2)]
     base = objects()
     state = cluster.cluster(**{**base, "pods": [*base["pods"], *waiting]})
-    response = client_for(state).post(
+    response = cluster.extender_client(state).post(
         "/prioritize", json={"Pod": kube.pod(gpus=2), "Nodes": None, "NodeNames": NODES}
     )
     scores = {entry["Host"]: entry["Score"] for entry in response.json()}
@@ -300,7 +287,7 @@ def test_bind_records_gpus_and_numa_then_binds(state: cache.ClusterCache) -> Non
     pod = kube.pod("train", gpus=4)
     state.upsert(cache.Kind.POD, pod)
     writer = cluster.FakeWriter(state, [pod])
-    client = client_for(state, writer)
+    client = cluster.extender_client(state, writer)
     response = client.post("/bind", json=bind_args(pod, "broken"))
     assert response.json() == {
         "Error": "cannot bind team-a/train to broken:"
@@ -320,7 +307,7 @@ def test_bind_records_gpus_and_numa_then_binds(state: cache.ClusterCache) -> Non
 def test_bind_reads_a_pod_the_cache_has_not_seen(state: cache.ClusterCache) -> None:
     pod = kube.pod("fresh", gpus=1)
     writer = cluster.FakeWriter(state, [pod])
-    response = client_for(state, writer).post("/bind", json=bind_args(pod, "broken"))
+    response = cluster.extender_client(state, writer).post("/bind", json=bind_args(pod, "broken"))
     assert response.json() == {"Error": ""}
     assert writer.annotations[("team-a", "fresh")][names.GPUS_ANNOTATION] in {"2", "3", "6", "7"}
 
@@ -328,7 +315,7 @@ def test_bind_reads_a_pod_the_cache_has_not_seen(state: cache.ClusterCache) -> N
 def test_a_failed_binding_gives_the_gpus_back(state: cache.ClusterCache) -> None:
     pod = kube.pod("train", gpus=4)
     writer = cluster.FakeWriter(state, [pod], fail_bind="pods/binding: conflict")
-    response = client_for(state, writer).post("/bind", json=bind_args(pod, "free"))
+    response = cluster.extender_client(state, writer).post("/bind", json=bind_args(pod, "free"))
     assert "pods/binding: conflict" in response.json()["Error"]
     assert state.snapshot().nodes["free"].free == frozenset(range(8))
     assert state.snapshot().assumed == {}
