@@ -139,6 +139,34 @@ def pytorchjob(name: str, *, master: int = 1, workers: int = 3) -> dict[str, Any
     }
 
 
+KUBEFLOW_REPLICA_FIELDS = {
+    "PyTorchJob": "pytorchReplicaSpecs",
+    "TFJob": "tfReplicaSpecs",
+    "MPIJob": "mpiReplicaSpecs",
+    "XGBoostJob": "xgbReplicaSpecs",
+    "PaddleJob": "paddleReplicaSpecs",
+    "JAXJob": "jaxReplicaSpecs",
+}
+"""The replica specs field of each Kubeflow training operator (v1) kind."""
+
+
+def kubeflow_job(kind: str, name: str, *, replicas: Mapping[str, int | None]) -> dict[str, Any]:
+    """A ``kubeflow.org/v1`` job of ``kind``; ``replicas``: role -> replicas (``None``: the
+    field left out, which the training operator defaults to 1)."""
+    specs: dict[str, Any] = {}
+    for role, count in replicas.items():
+        spec: dict[str, Any] = {"restartPolicy": "OnFailure", "template": {"spec": {}}}
+        if count is not None:
+            spec["replicas"] = count
+        specs[role] = spec
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": {"runPolicy": {"cleanPodPolicy": "None"}, KUBEFLOW_REPLICA_FIELDS[kind]: specs},
+    }
+
+
 def pod_group(name: str, *, min_count: int | None) -> dict[str, Any]:
     policy: dict[str, Any] = (
         {"basic": {}} if min_count is None else {"gang": {"minCount": min_count}}

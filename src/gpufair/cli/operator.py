@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
     import kopf
 
-    from gpufair.operator import handlers, metrics, settings
+    from gpufair.operator import handlers, metrics, owners, settings
     from gpufair.state import kubeconfig
 
     try:  # fail fast and plainly; kopf would retry its startup handler every minute
@@ -200,10 +200,10 @@ def run(args: argparse.Namespace) -> int:
         from gpufair.operator import webhook_handlers
 
         del webhook_handlers
-    del handlers
     kopf.configure(verbose=args.verbose)
     if not args.verbose:  # one INFO line per watch event is noise at fleet scale
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    handlers.watch_owners(owners.served(owners.api_lookup))  # after configure: logged once
     if config.metrics_port:
         try:
             metrics.serve(port=config.metrics_port, host=config.metrics_host)

@@ -15,6 +15,9 @@ the same without the webhook. What runs:
 - ``on.event`` for pods, nodes, namespaces, TenantQuotas, GPUPools and Jobs feeds the store
   (deletions included, which index handlers never see); Jobs only for the size of an indexed
   Job's pod group, so that its pods are admitted all or nothing (docs/pod-groups.md);
+- :func:`watch_owners` adds the same two handlers for the other owner kinds the API server
+  serves (JobSets, Kubeflow jobs, upstream PodGroups and Workloads, :mod:`.owners`); ``gpufair
+  operator`` calls it after asking discovery, before kopf starts;
 - a ``daemon`` on GPUPool objects runs the reconcile loop. Daemons stop while peering pauses
   this replica, so only the leader acts; of the pool daemons, only the one of the
   alphabetically first pool drives passes (the others idle), so there is one loop per process.
@@ -23,17 +26,19 @@ the same without the webhook. What runs:
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
 
 from gpufair.api import names
 from gpufair.k8s import writes
-from gpufair.operator import heap, intents, metrics, reconciler, settings, store, webhook
+from gpufair.operator import heap, intents, metrics, owners, reconciler, settings, store, webhook
 from gpufair.state import kubeconfig
 
 logger = logging.getLogger(__name__)
@@ -203,6 +208,29 @@ def tenant_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: An
 @kopf.on.event("batch", "v1", "jobs")
 def job_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.store.apply_job(body, deleted=_deleted(event))
+
+
+def watch_owners(kinds: Iterable[owners.OwnerKind]) -> None:
+    """List (an index, so the first pass waits for it) and watch each of ``kinds`` into the
+    store's group sizes. Call before kopf starts: kopf sizes its indices at start."""
+    for kind in kinds:
+        kopf.index(kind.group, kind.version, kind.plural, id=f"listed-{kind.resource}")(
+            functools.partial(_listed_owner, kind)
+        )
+        kopf.on.event(kind.group, kind.version, kind.plural, id=f"{kind.resource}-event")(
+            functools.partial(_owner_event, kind)
+        )
+
+
+def _listed_owner(kind: owners.OwnerKind, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if not memo.store.synced:
+        memo.store.apply_owner(kind, body, deleted=False)
+
+
+def _owner_event(
+    kind: owners.OwnerKind, event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    memo.store.apply_owner(kind, body, deleted=_deleted(event))
 
 
 @kopf.on.event(names.GROUP, names.VERSION, names.GPU_POOL_PLURAL)

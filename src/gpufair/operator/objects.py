@@ -158,10 +158,11 @@ def _group(
     controller's group the pair sizes); why its group annotations cannot be read; and a
     controller's group whose size the pod does not state.
 
-    Of owner objects the operator reads indexed Jobs only (the store sizes their groups at each
-    pass, :meth:`gpufair.operator.store.ClusterStore.take_snapshot`); a JobSet's, Kubeflow
-    job's, PodGroup's or Workload's group without ``gpufair.dev/group-size`` has no known size,
-    and its pods are admitted one by one, each told so (docs/pod-groups.md).
+    A controller's group whose size the pod does not state is sized from its owner object at
+    each pass (:mod:`gpufair.operator.owners`, the store's
+    :meth:`~gpufair.operator.store.ClusterStore.take_snapshot`); one whose owner the operator
+    has not seen (its API not served, or the object not listed yet) keeps no size, and its pods
+    are admitted one by one, each told so (docs/pod-groups.md).
     """
     try:
         membership = groups.group_of(body)
@@ -172,17 +173,6 @@ def _group(
     if membership.size is None:
         return None, None, membership.key
     return membership, None, None
-
-
-def job_group(body: Body) -> tuple[tuple[str, str], int | None]:
-    """A Job's (namespace, name) and the size of its pods' group
-    (:func:`gpufair.state.groups.job_group_size`; ``None``: not indexed, or unreadable)."""
-    meta = _meta(body)
-    key = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
-    try:
-        return key, groups.job_group_size(body)
-    except groups.GroupError:
-        return key, None
 
 
 def holds_a_node(body: Body) -> bool:

@@ -330,14 +330,16 @@ def admission_events(admissions: Iterable[scheduling.Admission]) -> Iterable[Eve
 
 def _alone(pod: model.GpuPod) -> str:
     """What the Admitted event says of a pod admitted on its own although a controller groups
-    it: the group's size is on an owner object gpufair does not read (or has not seen)."""
+    it: the group's size is on an owner object gpufair has not seen (its API is not served,
+    the object is not listed yet, or its size cannot be read, :mod:`.owners`)."""
     key = pod.group_unsized
     if key is None:
         return ""
     return (
         f"; admitted on its own: it belongs to {key}, whose size gpufair does not know"
-        f" (it reads the sizes of indexed Jobs only); set {names.GROUP_SIZE_KEY} on the pod"
-        " template to admit the group all or nothing"
+        " (the operator has not read its owner: the API server does not serve that kind, the"
+        f" object is not listed yet, or its size is unreadable); set {names.GROUP_SIZE_KEY}"
+        " on the pod template to admit the group all or nothing"
     )
 
 

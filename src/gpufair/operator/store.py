@@ -1,7 +1,8 @@
 """The operator's in-memory store of the cluster, fed by kopf watch events.
 
 The kopf handlers (:mod:`.handlers`) call ``apply_*`` for every event of pods, nodes,
-namespaces, TenantQuotas, GPUPools and Jobs (whose sizes group their indexed pods); the
+namespaces, TenantQuotas, GPUPools and the owners whose sizes group their pods (Jobs, and
+JobSets, Kubeflow jobs and upstream PodGroups/Workloads where served, :mod:`.owners`); the
 reconciler takes an immutable :class:`~.snapshot.Snapshot` per pass. The store also
 remembers what this process last wrote (usage records and conditions), because its own status
 writes reach it through the watch only later: the newer of persisted and written wins, so a
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from gpufair.api import names
 from gpufair.core import usage
-from gpufair.operator import intents, objects
+from gpufair.operator import intents, objects, owners
 from gpufair.state import groups, model
+
+logger = logging.getLogger(__name__)
 
 Body = Mapping[str, Any]
 
@@ -36,9 +40,11 @@ class ClusterStore:
         self.others: dict[str, tuple[str, int, int]] = {}
         """Pods without GPUs bound to a node: (node, CPU millicores, memory bytes) they request,
         by uid; what reclaim subtracts from a node's CPU and memory besides the GPU pods."""
-        self.jobs: dict[tuple[str, str], int] = {}
-        """Group size of each indexed Job's pods, by (namespace, name): what sizes the groups
-        their pods do not state (``gpufair.state.groups.job_group_size``)."""
+        self.owner_sizes: dict[str, owners.OwnerEntries] = {f: {} for f in owners.FIELDS}
+        """Group sizes from the owner objects seen, by ``groups.OwnerSizes`` field: what sizes
+        the groups their pods do not state (indexed Jobs, JobSets, Kubeflow jobs, ...)."""
+        self._owned: dict[tuple[str, str, str], tuple[Hashable, ...]] = {}
+        """The keys each owner object (resource, namespace, name) put in ``owner_sizes``."""
         self.unsized: set[str] = set()
         """Pods (uid) of a controller's group whose size the pod does not state."""
         self.blocked: dict[str, float] = {}
@@ -88,13 +94,34 @@ class ClusterStore:
 
     def apply_job(self, body: Body, *, deleted: bool) -> None:
         """A Job event: the size of its pods' group (only indexed Jobs form groups)."""
-        key, size = objects.job_group(body)
-        before = self.jobs.get(key)
-        if deleted or size is None:
-            self.jobs.pop(key, None)
-        else:
-            self.jobs[key] = size
-        if self.jobs.get(key) != before:
+        self.apply_owner(owners.JOB, body, deleted=deleted)
+
+    def apply_owner(self, kind: owners.OwnerKind, body: Body, *, deleted: bool) -> None:
+        """An owner object's event: the sizes of its pods' groups. An object whose sizes cannot
+        be read gives none (its pods are admitted one by one, each told so) and is logged."""
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+        entries: owners.OwnerEntries = {}
+        if not deleted:
+            try:
+                entries = kind.entries(body)
+            except groups.GroupError as error:
+                logger.warning(
+                    "%s %s/%s: %s; its pods are admitted one by one",
+                    kind.kind,
+                    namespace,
+                    name,
+                    error,
+                )
+        sizes = self.owner_sizes[kind.field]
+        ident = (kind.resource, namespace, name)
+        before = {key: sizes[key] for key in self._owned.pop(ident, ()) if key in sizes}
+        for key in before:
+            del sizes[key]
+        sizes.update(entries)
+        if entries:
+            self._owned[ident] = tuple(entries)
+        if entries != before:
             self.changed.set()
 
     def apply_node(self, body: Body, *, deleted: bool) -> None:
@@ -146,7 +173,7 @@ class ClusterStore:
         self.written_conditions.pop(("tenant", tenant), None)
 
     def mark_synced(self) -> None:
-        """The initial listings of pods, nodes, namespaces, TenantQuotas, GPUPools and Jobs are in.
+        """The initial listings of pods, nodes, namespaces, quotas, pools and owners are in.
 
         :mod:`.handlers` calls it when the reconcile loop starts: kopf runs that daemon only
         after every indexed kind was listed and each listed object went through the index
@@ -179,12 +206,12 @@ class ClusterStore:
         )
 
     def _sized_pods(self) -> list[model.GpuPod]:
-        """The pods, each controller's group sized from the Jobs seen (an indexed Job of one
+        """The pods, each controller's group sized from the owners seen (an indexed Job of one
         pod is no group); a group whose owner is unknown stays unsized: its pods run alone."""
         if not self.unsized:
             return list(self.pods.values())
         pods = dict(self.pods)
-        sizes = groups.OwnerSizes(jobs=self.jobs)
+        sizes = groups.OwnerSizes(**self.owner_sizes)
         for uid in self.unsized & pods.keys():
             pod = pods[uid]
             key = pod.group_unsized
