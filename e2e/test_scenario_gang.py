@@ -18,10 +18,14 @@ the group over both machines); the pass plans all 4 members on the free node (fe
 the operator writes it on each member (``gpufair.dev/group-plan``) as it lifts the gate, and every
 member is bound to the node its plan names.
 
-A third scenario shows a group sized by its owner: an indexed Job (``parallelism: 4``) whose pods
-carry only the Job controller's labels (the stand-in runs no Job controller, so the test creates
-the Job and its pods); the operator reads the Job through its watch and admits the 4 pods all
-or nothing.
+Two more scenarios show a group sized by its owner: an indexed Job (``parallelism: 4``), and a
+JobSet (one replicated job of 4 pods), whose pods carry only their controller's labels (the
+stand-in runs neither controller, so the test creates the owner and its pods); the operator
+reads the owner through its watch and admits the 4 pods all or nothing. The JobSet API is a
+CRD, so the operator watches it only because discovery lists it when the operator starts: this
+module installs the CRDs of every optional owner kind (``gpufair.operator.owners.OPTIONAL``:
+JobSet, the Kubeflow training jobs, and the upstream alpha PodGroup/Workload API, here as CRDs
+standing in for the feature-gated built-ins) before its operator starts.
 
 Throughout, the members' gates are polled: a pass never leaves the group partly admitted. Gates
 come off pod by pod (Kubernetes has no multi-object write), so a poll that lands between the
@@ -31,18 +35,71 @@ has finished, with the same ``admitted-at`` stamp.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import kubernetes
+import pytest
 
 from e2e.harness import scenario
 from gpufair.api import names
+from gpufair.operator import owners
 from gpufair.state import groups
 
 DGX1 = "dgx1-v100-8gpu-mlx5.txt"
 MEMBERS = 4
+
+
+def _owner_crd(kind: owners.OwnerKind) -> dict[str, Any]:
+    """A CRD serving ``kind`` as its API does (group, version, names); the schema keeps every
+    field. A group under ``k8s.io`` needs the API approval annotation on a real API server."""
+    metadata: dict[str, Any] = {"name": kind.resource}
+    if kind.group.endswith(".k8s.io"):
+        metadata["annotations"] = {
+            "api-approved.kubernetes.io": "unapproved, stands in for the feature-gated built-in"
+        }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": metadata,
+        "spec": {
+            "group": kind.group,
+            "scope": "Namespaced",
+            "names": {
+                "plural": kind.plural,
+                "singular": kind.kind.lower(),
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+            },
+            "versions": [
+                {
+                    "name": kind.version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def owner_apis(k8s: Any) -> Iterator[None]:
+    """The optional owner kinds served before the module's operator starts (autouse fixtures
+    of a scope come first), removed after it stopped."""
+    created = []
+    for kind in owners.OPTIONAL:
+        k8s.apiextensions.create_custom_resource_definition(_owner_crd(kind))
+        created.append(kind.resource)
+    yield
+    for name in created:
+        k8s.apiextensions.delete_custom_resource_definition(name)
 
 
 def _submit_member(k8s: Any, namespace: str, name: str, *, group: str = "train") -> None:
@@ -260,28 +317,22 @@ def test_the_members_of_an_admitted_group_are_bound_to_the_nodes_of_its_plan(
     assert scenario.shared_gpus(k8s, [taken, empty]) == {}
 
 
-def test_an_indexed_jobs_pods_are_admitted_whole_sized_by_the_job(
+def _owned_group_is_admitted_whole(
     stack: scenario.Stack,
     k8s: Any,
     cleanup: scenario.Cleanup,
     make_gpu_node: Callable[..., dict[str, Any]],
+    *,
+    create_owner: Callable[[str], Callable[[], object]],
+    labels: Callable[[int], dict[str, str]],
 ) -> None:
-    pool, node = scenario.unique("job"), scenario.unique("n")
+    """4 pods of 2 GPUs carrying only ``labels(index)`` of the owner that ``create_owner(
+    namespace)`` makes (it returns how to delete it): held as one group while 6 GPUs are free,
+    all admitted in one pass once 8 are."""
+    pool, node = scenario.unique("owned"), scenario.unique("n")
     make_gpu_node(node, DGX1, labels={scenario.POOL_LABEL: pool})
     team, other, spaces = _two_tenants(cleanup, k8s, pool)
-    batch = kubernetes.client.BatchV1Api(k8s.api_client)
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "sweep"},
-        "spec": {
-            "completionMode": "Indexed",
-            "parallelism": MEMBERS,
-            "completions": MEMBERS,
-            "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}},
-        },
-    }
-    batch.create_namespaced_job(spaces[team], job)
+    delete_owner = create_owner(spaces[team])
     try:
         with stack.driver(spaces.values()) as driver:
             scenario.submit(k8s, spaces[other], "busy", 2)
@@ -293,15 +344,12 @@ def test_an_indexed_jobs_pods_are_admitted_whole_sized_by_the_job(
             )
             for index in range(MEMBERS):
                 body = scenario.gpu_pod(f"sweep-{index}", 2, scheduler_name=None)
-                body["metadata"]["labels"] = {
-                    groups.JOB_NAME_LABEL: "sweep",
-                    groups.COMPLETION_INDEX_KEY: str(index),
-                }
+                body["metadata"]["labels"] = labels(index)
                 k8s.core.create_namespaced_pod(spaces[team], body)
             reason = scenario.settle(
                 lambda: _waiting_message(k8s, spaces[team], "needs 8 GPUs at once", "sweep-3"),
                 timeout=30,
-                what="the Job's pods wait as one group of 4",
+                what="the owner's pods wait as one group of 4",
             )
             assert "group sweep" in reason
             assert "the pool has 6 free" in reason
@@ -314,10 +362,100 @@ def test_an_indexed_jobs_pods_are_admitted_whole_sized_by_the_job(
                     and bound
                 ),
                 timeout=60,
-                what="every pod of the Job admitted and bound",
+                what="every pod of the owner admitted and bound",
                 driver=driver,
             )
     finally:
-        batch.delete_namespaced_job("sweep", spaces[team])
+        delete_owner()
     stamps = {pod["metadata"]["annotations"][names.ADMITTED_AT_ANNOTATION] for pod in running}
-    assert len(stamps) == 1, f"the Job's pods admitted in different passes: {stamps}"
+    assert len(stamps) == 1, f"the owner's pods admitted in different passes: {stamps}"
+
+
+def test_an_indexed_jobs_pods_are_admitted_whole_sized_by_the_job(
+    stack: scenario.Stack,
+    k8s: Any,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    batch = kubernetes.client.BatchV1Api(k8s.api_client)
+
+    def create(namespace: str) -> Callable[[], object]:
+        job: dict[str, Any] = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "sweep"},
+            "spec": {
+                "completionMode": "Indexed",
+                "parallelism": MEMBERS,
+                "completions": MEMBERS,
+                "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}},
+            },
+        }
+        batch.create_namespaced_job(namespace, job)
+        return lambda: batch.delete_namespaced_job("sweep", namespace)
+
+    _owned_group_is_admitted_whole(
+        stack,
+        k8s,
+        cleanup,
+        make_gpu_node,
+        create_owner=create,
+        labels=lambda index: {
+            groups.JOB_NAME_LABEL: "sweep",
+            groups.COMPLETION_INDEX_KEY: str(index),
+        },
+    )
+
+
+def test_a_jobsets_pods_are_admitted_whole_sized_by_the_jobset(
+    stack: scenario.Stack,
+    k8s: Any,
+    cleanup: scenario.Cleanup,
+    make_gpu_node: Callable[..., dict[str, Any]],
+) -> None:
+    """No gpufair annotation: the JobSet's spec (1 replicated job of 4 pods) sizes the group."""
+    kind = owners.JOBSET
+
+    def create(namespace: str) -> Callable[[], object]:
+        jobset = {
+            "apiVersion": kind.api_version,
+            "kind": kind.kind,
+            "metadata": {"name": "sweep"},
+            "spec": {
+                "replicatedJobs": [
+                    {
+                        "name": "workers",
+                        "replicas": 1,
+                        "template": {
+                            "spec": {
+                                "parallelism": MEMBERS,
+                                "completions": MEMBERS,
+                                "template": {"spec": {"containers": [{"name": "c"}]}},
+                            }
+                        },
+                    }
+                ]
+            },
+        }
+        custom = k8s.custom
+        custom.create_namespaced_custom_object(
+            kind.group, kind.version, namespace, kind.plural, jobset
+        )
+        return lambda: custom.delete_namespaced_custom_object(
+            kind.group, kind.version, namespace, kind.plural, "sweep"
+        )
+
+    _owned_group_is_admitted_whole(
+        stack,
+        k8s,
+        cleanup,
+        make_gpu_node,
+        create_owner=create,
+        labels=lambda index: {  # as the JobSet controller labels its child Job's pods
+            groups.JOBSET_NAME_LABEL: "sweep",
+            "jobset.sigs.k8s.io/replicatedjob-name": "workers",
+            "jobset.sigs.k8s.io/job-index": "0",
+            groups.JOB_NAME_LABEL: "sweep-workers-0",
+            groups.COMPLETION_INDEX_KEY: str(index),
+        },
+    )
