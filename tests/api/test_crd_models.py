@@ -45,7 +45,14 @@ def test_pool_defaults_are_the_documented_ones() -> None:
     assert gp.spec.resource_name == "nvidia.com/gpu"
     assert gp.spec.placement.mode is policy.PlacementMode.PACK
     assert gp.spec.placement.topology is policy.TopologyRule.PREFERRED
+    assert gp.spec.placement.group_domain is pool.GroupDomain.ANY
     assert gp.spec.cost_per_gpu_hour is None
+
+
+def test_a_pool_may_keep_each_pod_group_within_one_nvlink_domain() -> None:
+    gp = pool.GPUPool.model_validate(gpu_pool("gb200", placement={"groupDomain": "Same"}))
+    assert gp.spec.placement.group_domain is pool.GroupDomain.SAME
+    assert gp.to_wire()["spec"]["placement"]["groupDomain"] == "Same"
 
 
 def test_enums_are_the_core_policy_enums() -> None:
@@ -203,6 +210,11 @@ def test_budget_period_in_seconds() -> None:
             gpu_pool(placement={"mode": "Pack", "topology": "Strict"}),
             ["spec.placement.topology: must be 'Preferred' or 'Required' (got 'Strict')"],
             id="unknown-topology-rule",
+        ),
+        pytest.param(
+            gpu_pool(placement={"groupDomain": "same"}),
+            ["spec.placement.groupDomain: must be 'Any' or 'Same' (got 'same')"],
+            id="unknown-group-domain",
         ),
         pytest.param(
             gpu_pool(costPerGPUHour=2.5),

@@ -211,6 +211,7 @@ def test_examples_pass_an_independent_openapi_validator(body: dict[str, Any]) ->
         pytest.param(tenant_quota(pools=[pool_entry(limit=-1)]), id="negative"),
         pytest.param(tenant_quota(weight=0), id="zero-weight"),
         pytest.param(gpu_pool(placement={"topology": "Strict"}), id="unknown-enum"),
+        pytest.param(gpu_pool(placement={"groupDomain": "One"}), id="unknown-group-domain"),
         pytest.param(gpu_pool(costPerGPUHour="two"), id="bad-decimal"),
     ],
 )

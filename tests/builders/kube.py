@@ -235,6 +235,7 @@ def pool(
     rule: str | None = None,
     resource: str | None = None,
     selector: Mapping[str, Any] | None = None,
+    group_domain: str | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "nodeSelector": dict(selector)
@@ -246,6 +247,8 @@ def pool(
         placement["mode"] = mode
     if rule is not None:
         placement["topology"] = rule
+    if group_domain is not None:
+        placement["groupDomain"] = group_domain
     if placement:
         spec["placement"] = placement
     if resource is not None:

@@ -11,6 +11,7 @@ one (ARCHITECTURE.md §3).
 from __future__ import annotations
 
 import decimal
+import enum
 import re
 from typing import Annotated, ClassVar, Final
 
@@ -46,6 +47,17 @@ DecimalString = Annotated[
 """Money as a decimal string on the wire (``"2.50"``), a :class:`decimal.Decimal` in Python."""
 
 
+class GroupDomain(enum.StrEnum):
+    """Whether a pod group's members may run in different multi-node NVLink domains."""
+
+    ANY = "Any"
+    """Members go wherever the group fits on the fewest machines."""
+    SAME = "Same"
+    """Every member on nodes of one NVLink domain (the same ``nvidia.com/gpu.clique`` label, as
+    GPU Feature Discovery sets on GB200 NVL72 class systems; a node without it is a domain of
+    its own), or the group waits."""
+
+
 class Placement(common.SpecModel):
     """How pods are placed on the pool's GPUs."""
 
@@ -55,6 +67,10 @@ class Placement(common.SpecModel):
     topology: policy.TopologyRule = policy.TopologyRule.PREFERRED
     """Preferred (the best-scoring GPU set wins) or Required (a request that fits one NVLink
     island of a node must get one, or the node is filtered out)."""
+    group_domain: GroupDomain = GroupDomain.ANY
+    """Any (a pod group's members may span NVLink domains) or Same (all members of a pod group
+    within one multi-node NVLink domain: nodes with the same ``nvidia.com/gpu.clique`` label;
+    a node without the label is a domain of its own, so such a group fits on one node only)."""
 
 
 class GPUPoolSpec(common.SpecModel):

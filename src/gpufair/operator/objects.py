@@ -458,6 +458,7 @@ def gpu_pool(body: Body) -> model.Pool:
         resource_name=spec.resource_name,
         mode=spec.placement.mode,
         rule=spec.placement.topology,
+        one_domain=spec.placement.group_domain is pool.GroupDomain.SAME,
     )
 
 

@@ -192,6 +192,8 @@ class Pool:
     resource_name: str = "nvidia.com/gpu"
     mode: policy.PlacementMode = policy.PlacementMode.PACK
     rule: policy.TopologyRule = policy.TopologyRule.PREFERRED
+    one_domain: bool = False
+    """A pod group's members all within one multi-node NVLink domain (``groupDomain: Same``)."""
     invalid: str | None = None
     conditions: tuple[Condition, ...] = ()
 

@@ -853,7 +853,11 @@ def _fit_gang(
         if gpus and name in view.topologies
     ]
     return gang_fit.fit(
-        [pod.gpus for pod in gang.members], rooms, mode=view.pool.mode, rule=view.pool.rule
+        [pod.gpus for pod in gang.members],
+        rooms,
+        mode=view.pool.mode,
+        rule=view.pool.rule,
+        one_domain=view.pool.one_domain,
     )
 
 
