@@ -119,33 +119,30 @@ Lookup = Callable[[str, str], frozenset[str] | None]
 
 
 def served(lookup: Lookup, kinds: Iterable[OwnerKind] = OPTIONAL) -> tuple[OwnerKind, ...]:
-    """The ``kinds`` the API server serves, asking discovery once per group version; each kind
-    it does not serve is logged once at info."""
+    """The ``kinds`` the API server serves, asking discovery once per group version. One info
+    line names the kinds watched, one those that are not (each once, with its API)."""
     listed: dict[tuple[str, str], frozenset[str] | None] = {}
     found: list[OwnerKind] = []
+    missing: list[OwnerKind] = []
     for kind in kinds:
         where = (kind.group, kind.version)
         if where not in listed:
             listed[where] = lookup(*where)
-        if kind.plural in (listed[where] or ()):
-            found.append(kind)
-            logger.info(
-                "watching %s (%s %s) to size its pods' groups",
-                kind.kind,
-                kind.api_version,
-                kind.plural,
-            )
-        else:
-            logger.info(
-                "not watching %s: the API server does not serve %s %s; pods of a %s are"
-                " admitted one by one unless they carry gpufair.dev/group-size (a restart of"
-                " the operator picks the API up once it is installed)",
-                kind.kind,
-                kind.api_version,
-                kind.plural,
-                kind.kind,
-            )
+        (found if kind.plural in (listed[where] or ()) else missing).append(kind)
+    if found:
+        logger.info("watching to size their pods' groups: %s", _named(found))
+    if missing:
+        logger.info(
+            "not watching (the API server does not serve them): %s; their pods are admitted one"
+            " by one unless they carry gpufair.dev/group-size (an API installed later is"
+            " watched after the operator restarts)",
+            _named(missing),
+        )
     return tuple(found)
+
+
+def _named(kinds: Iterable[OwnerKind]) -> str:
+    return ", ".join(f"{kind.kind} ({kind.api_version} {kind.plural})" for kind in kinds)
 
 
 def api_lookup(group: str, version: str) -> frozenset[str] | None:

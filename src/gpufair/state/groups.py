@@ -12,7 +12,7 @@ pod's group the same way. Sources, the first that applies wins:
    (Kubernetes 1.36), or ``spec.workloadRef`` naming a pod group of a ``v1alpha1`` Workload
    (1.35); the size is the gang policy's ``minCount``;
 3. JobSet (``jobset.sigs.k8s.io/jobset-name``): one group per JobSet, of
-   ``sum(replicas x parallelism)`` over its replicated jobs;
+   ``sum(replicas x min(parallelism, completions))`` over its replicated jobs;
 4. Kubeflow training operator jobs (``training.kubeflow.org/job-name``): one group per job, of
    the sum of its replica specs' ``replicas``;
 5. indexed Jobs (``batch.kubernetes.io/job-name`` with a completion index): one group per Job
@@ -20,8 +20,8 @@ pod's group the same way. Sources, the first that applies wins:
 
 The size of a controller's group is on the owner object, not on the pod; the caller passes the
 sizes it knows (:class:`OwnerSizes`, built with :func:`job_group_size` and friends from the
-objects it watches). A group whose size is unknown is still a group (``size=None``): the
-caller must not admit part of it.
+objects it watches: the operator's are in ``gpufair.operator.owners``). A group whose size is
+unknown is still a group (``size=None``): the caller must not admit part of it.
 
 When the operator admits a group it records where the pass planned each member
 (``gpufair.dev/group-plan``, :func:`plan_annotations`), and the extender places the member
