@@ -201,3 +201,80 @@ def test_only_served_owner_kinds_are_watched_each_missing_one_logged_once_at_inf
     for kind in watched:
         assert all(f"{kind.kind} (" not in record.getMessage() for record in told)
     assert all(record.levelno == logging.INFO for record in caplog.records)
+
+
+class Answers:
+    """``CustomObjectsApi`` whose discovery answers with ``answer`` (raised when an error)."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    def __call__(self) -> Answers:
+        return self
+
+    def get_api_resources(self, group: str, version: str, **_: object) -> object:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@dataclasses.dataclass(frozen=True)
+class Asked:
+    answer: object
+    found: frozenset[str] | None
+    warned: str = ""
+
+
+def _resources(*plurals: str) -> object:
+    import kubernetes
+
+    return kubernetes.client.V1APIResourceList(
+        group_version="jobset.x-k8s.io/v1alpha2",
+        resources=[
+            kubernetes.client.V1APIResource(
+                name=plural, kind="JobSet", namespaced=True, singular_name="", verbs=["list"]
+            )
+            for plural in plurals
+        ],
+    )
+
+
+def _refused(status: int, reason: str) -> Exception:
+    import kubernetes
+
+    return kubernetes.client.ApiException(status=status, reason=reason)
+
+
+ASKED = [
+    pytest.param(
+        Asked(_resources("jobsets", "jobsets/status"), frozenset({"jobsets", "jobsets/status"})),
+        id="served",
+    ),
+    pytest.param(Asked(_refused(404, "Not Found"), None), id="not-served-quietly"),
+    pytest.param(
+        Asked(_refused(403, "Forbidden"), None, "discovery of jobset.x-k8s.io/v1alpha2 failed"),
+        id="forbidden-warned-and-skipped",
+    ),
+    pytest.param(
+        Asked(_refused(503, "Service Unavailable"), None, "(503 Service Unavailable)"),
+        id="server-error-warned-and-skipped",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ASKED)
+def test_discovery_through_the_client_never_fails_the_operator(
+    case: Asked, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import kubernetes
+
+    monkeypatch.setattr(kubernetes.client, "CustomObjectsApi", Answers(case.answer))
+    with caplog.at_level(logging.INFO, logger=owners.logger.name):
+        found = owners.api_lookup("jobset.x-k8s.io", "v1alpha2")
+    assert found == case.found
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if case.warned:
+        assert len(warnings) == 1, warnings
+        assert case.warned in warnings[0]
+    else:
+        assert warnings == []
