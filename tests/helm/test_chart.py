@@ -29,8 +29,8 @@ from gpufair import cli
 from gpufair.api import names
 from gpufair.extender import app as extender_app
 from gpufair.extender import settings as extender_settings
+from gpufair.operator import owners, webhook
 from gpufair.operator import settings as operator_settings
-from gpufair.operator import webhook
 
 SRC = render.REPO_ROOT / "src" / "gpufair"
 MONITORING = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
@@ -591,11 +591,21 @@ def kopf_needs(text: str) -> set[Need]:
             continue
         if len(node.args) < 3:
             continue
-        group, _, plural = (_resolve(arg) for arg in node.args[:3])
-        needs |= {(group, plural, "list"), (group, plural, "watch")}
-        if kind in KOPF_WRITING_HANDLERS:
-            needs.add((group, plural, "patch"))
+        for group, plural in _kopf_resources(node.args[:3]):
+            needs |= {(group, plural, "list"), (group, plural, "watch")}
+            if kind in KOPF_WRITING_HANDLERS:
+                needs.add((group, plural, "patch"))
     return needs
+
+
+def _kopf_resources(args: list[ast.expr]) -> list[tuple[str, str]]:
+    """(group, plural) a kopf handler's arguments name: literals or ``names`` constants, or
+    ``kind.group, kind.version, kind.plural`` of ``handlers.watch_owners``, which registers
+    handlers for each owner kind the API server serves (``owners.OPTIONAL`` at most)."""
+    if [ast.unparse(arg) for arg in args] == ["kind.group", "kind.version", "kind.plural"]:
+        return [(kind.group, kind.plural) for kind in owners.OPTIONAL]
+    group, _, plural = (_resolve(arg) for arg in args)
+    return [(group, plural)]
 
 
 def code_needs(component: str) -> set[Need]:
