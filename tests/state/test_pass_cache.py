@@ -3,7 +3,8 @@ exactly what a pass from scratch decides, whatever the watch changed in between 
 
 Hypothesis drives a stream of snapshots the way the operator's store produces them: a few
 objects replaced per step (pods admitted, bound, terminating, deleted or created; nodes
-relabelled, cordoned or re-sent; quotas and namespaces edited; time moving on; pods reordered),
+relabelled, cordoned or re-sent; quotas and namespaces edited; statuses written, which persists
+each tenant's usage; pods finishing; time moving on; pods reordered),
 and every step is planned twice: with the cache kept since the first step, and afresh.
 """
 
@@ -141,13 +142,36 @@ def step(snap: model.Snapshot, op: int, rng: random.Random) -> model.Snapshot:
         return dataclasses.replace(
             snap, other_requests={rng.choice(nodes): (rng.randrange(1000), 0)}
         )
+    if op == 14:  # the statuses written: each tenant's usage persisted as metered now
+        metered = scheduling.schedule(snap, half_life=HALF_LIFE).usages
+        tenants = {
+            name: dataclasses.replace(
+                tenant,
+                usage={
+                    **tenant.usage,
+                    **{pool: record for (owner, pool), record in metered.items() if owner == name},
+                },
+            )
+            for name, tenant in snap.tenants.items()
+        }
+        return dataclasses.replace(snap, tenants=tenants)
+    if op == 15:  # a bound pod finished (now, or at a time the clock has not reached)
+        choices = _pods(snap, rng, model.PodState.BOUND)
+        if choices:
+            i = rng.choice(choices)
+            pod = dataclasses.replace(
+                snap.pods[i],
+                state=model.PodState.TERMINATING,
+                finished_at=now + rng.choice((0.0, 0.0, 5.0)),
+            )
+            return _replace_pod(snap, i, pod)
     return snap
 
 
 @hypothesis.settings(max_examples=25, deadline=None)
 @hypothesis.given(
     seed=st.integers(0, 50),
-    ops=st.lists(st.tuples(st.integers(0, 13), st.integers(0, 2**16)), min_size=1, max_size=12),
+    ops=st.lists(st.tuples(st.integers(0, 15), st.integers(0, 2**16)), min_size=1, max_size=12),
 )
 def test_a_kept_cache_decides_what_a_fresh_pass_decides(
     seed: int, ops: list[tuple[int, int]]

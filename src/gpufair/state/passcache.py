@@ -125,7 +125,7 @@ class PassCache:
         self.fits: rules.PoolFit | None = None
         """Answers of which pools have a node a selector allows (while no node moved)."""
         self._counts: dict[Pair, tuple[tuple[model.GpuPod, ...], PairCounts]] = {}
-        self._spans: dict[Pair, tuple[tuple[model.GpuPod, ...], tuple[usage.Span, ...]]] = {}
+        self._spans: dict[Pair, _Spans] = {}
         self._usages: dict[Pair, tuple[tuple[Any, ...], tuple[model.GpuPod, ...], usage.Usage]] = {}
         self._waiting: dict[str, tuple[model.GpuPod, Pair, admission.WaitingPod]] = {}
         self._running: dict[
@@ -211,21 +211,18 @@ class PassCache:
     ) -> dict[Pair, usage.Usage]:
         """:func:`gpufair.state.metering.advance` of every (tenant, pool) of the valid
         tenants; a pair whose record, pods and instant are those of the previous pass keeps
-        its answer, and the intervals of a pair whose pods did not change are reused."""
+        its answer, and a pair whose pods and persisted ``asOf`` did not change is metered
+        from its spans as grouped before (:func:`gpufair.state.metering.grouped`: one term
+        per stretch, the same figures)."""
         fresh: dict[Pair, tuple[tuple[Any, ...], tuple[model.GpuPod, ...], usage.Usage]] = {}
-        intervals: dict[Pair, tuple[tuple[model.GpuPod, ...], tuple[usage.Span, ...]]] = {}
+        intervals: dict[Pair, _Spans] = {}
         for name, tenant in tenants.items():
             period = tenant.budget.period_seconds if tenant.budget is not None else None
             for entitlement in tenant.pools:
                 pair = (name, entitlement.pool)
                 pods = placed.get(pair, ())
-                key = (
-                    tenant.usage.get(entitlement.pool),
-                    tenant.created_at,
-                    period,
-                    now,
-                    half_life,
-                )
+                record = tenant.usage.get(entitlement.pool)
+                key = (record, tenant.created_at, period, now, half_life)
                 known = self._usages.get(pair)
                 if known is not None and known[1] is pods and known[0] == key:
                     fresh[pair] = known
@@ -233,17 +230,26 @@ class PassCache:
                     if spans is not None:
                         intervals[pair] = spans
                     continue
+                since = metering.since(record, tenant=tenant, now=now)
                 spans = self._spans.get(pair)
                 if spans is None or spans[0] is not pods:
-                    spans = (pods, metering.spans(pods))
+                    raw = metering.spans(pods)
+                    spans = (pods, raw, since, metering.grouped(raw, since=since))
+                elif spans[2] != since:
+                    spans = (pods, spans[1], since, metering.grouped(spans[1], since=since))
                 intervals[pair] = spans
                 fresh[pair] = (
                     key,
                     pods,
                     metering.advance_spans(
-                        key[0], spans[1], tenant=tenant, now=now, half_life=half_life
+                        record, spans[3], tenant=tenant, now=now, half_life=half_life
                     ),
                 )
         self._usages = fresh
         self._spans = intervals
         return {pair: known[2] for pair, known in fresh.items()}
+
+
+_Spans = tuple[tuple[model.GpuPod, ...], tuple[usage.Span, ...], float, tuple[usage.Span, ...]]
+"""A pair's pods, their spans, the instant metering charges from and the spans grouped from
+it (:func:`gpufair.state.metering.grouped`)."""
