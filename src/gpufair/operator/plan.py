@@ -58,6 +58,7 @@ class PlanCache:
         self.scheduling = passcache.PassCache()
         self.figures: dict[str, tuple[Mapping[str, frozenset[int]], statuses.FreeFigures]] = {}
         self.nodes: dict[tuple[topology.NodeTopology, frozenset[int]], tuple[int, float]] = {}
+        self.conditions: statuses.ConditionsMemo = {}
         self._placed: dict[tuple[str, str], tuple[model.GpuPod, ...]] = {}
         self._pod_pools: dict[str, tuple[str, str]] = {}
 
@@ -122,6 +123,7 @@ def plan(snap: model.Snapshot, *, half_life: float, cache: PlanCache | None = No
             known_pools=snap.pools,
             now=now,
             half_life=half_life,
+            memo=cache.conditions,
         )
         tenant_statuses[name] = status
         events.extend(tenant_events)
