@@ -222,7 +222,11 @@ def run(
         result = plan.plan(snap, half_life=HALF_LIFE)
         cold = time.perf_counter() - started
         cache = plan.PlanCache()
-        plan.plan(snap, half_life=HALF_LIFE, cache=cache)  # warm-up: the cache is filled
+        # Warm-up: the cache is filled, and the statuses of that pass are written, as the
+        # reconciler's first pass does: the store then shows each quota with the usage and
+        # conditions written (they change again when a status is next written, every 30 s).
+        snap = written(snap, plan.plan(snap, half_life=HALF_LIFE, cache=cache))
+        plan.plan(snap, half_life=HALF_LIFE, cache=cache)
         collector = heap.Heap()  # as the operator's loop does after each pass
         collector.after_pass()
         rng = random.Random(seed)
@@ -273,6 +277,23 @@ def run(
         "topologies": sorted(shapes_by_name),
         "runs": runs,
     }
+
+
+def written(snap: model.Snapshot, planned: plan.Plan) -> model.Snapshot:
+    """The snapshot as the operator's store shows it once the plan's TenantQuota statuses
+    are written: each quota with the usage and conditions of its status
+    (:meth:`gpufair.operator.store.ClusterStore.record_tenant`)."""
+    tenants = {
+        name: dataclasses.replace(
+            tenant,
+            usage={**tenant.usage, **{p.pool: p.usage for p in planned.tenants[name].pools}},
+            conditions=planned.tenants[name].conditions,
+        )
+        if name in planned.tenants
+        else tenant
+        for name, tenant in snap.tenants.items()
+    }
+    return dataclasses.replace(snap, tenants=tenants)
 
 
 def watch_events(
