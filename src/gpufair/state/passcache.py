@@ -45,6 +45,9 @@ class PairCounts:
     the pair's order."""
     unstarted: bool = False
     """Whether a bound pod has no start time (reclaim then takes ``now`` as its start)."""
+    waiting_sizes: tuple[int, ...] = ()
+    """The GPU counts of the gated and the admitted-but-unbound pods, in the pair's order
+    (the pool's waiting demand by size: ``scheduling._waiting_demand``)."""
 
 
 NO_PODS = PairCounts()
@@ -54,6 +57,7 @@ def count(pods: Sequence[model.GpuPod]) -> PairCounts:
     """The counts of one pair's pods."""
     held = holding = gated = gated_gpus = pending = pending_gpus = 0
     active: list[model.GpuPod] = []
+    waiting: list[int] = []
     unstarted = False
     for pod in pods:
         state = pod.state
@@ -72,9 +76,11 @@ def count(pods: Sequence[model.GpuPod]) -> PairCounts:
             held += pod.gpus
             pending += 1
             pending_gpus += pod.gpus
+            waiting.append(pod.gpus)
         elif state is model.PodState.GATED:
             gated += 1
             gated_gpus += pod.gpus
+            waiting.append(pod.gpus)
         elif state is model.PodState.TERMINATING and pod.node is not None:
             holding += pod.gpus
     return PairCounts(
@@ -86,6 +92,7 @@ def count(pods: Sequence[model.GpuPod]) -> PairCounts:
         pending_gpus=pending_gpus,
         active=tuple(active),
         unstarted=unstarted,
+        waiting_sizes=tuple(waiting),
     )
 
 

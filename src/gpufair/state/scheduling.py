@@ -172,7 +172,7 @@ def _schedule(snap: model.Snapshot, *, half_life: float, cache: passcache.PassCa
     states = tenant_states(
         tenants, counts=counts, usages=usages, budgets=budgets, now=now, half_life=half_life
     )
-    demand = _waiting_demand(placed, snap.unlisted_demand, pools=pool_views)
+    demand = _waiting_demand(counts, snap.unlisted_demand, pools=pool_views)
     admissions, holds, free_after, gangs = _admit(
         pool_views,
         counts=counts,
@@ -711,22 +711,19 @@ def _gangs(
 
 
 def _waiting_demand(
-    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     unlisted: Mapping[tuple[str, str], Mapping[int, int]],
     *,
     pools: Iterable[str],
 ) -> dict[str, dict[int, int]]:
     """The pods waiting in each pool by GPU count (gated, or admitted but not bound, and those
     not listed: ``Snapshot.unlisted_demand``): the demand island keeping weighs in admission's
-    placement and in reclaim (:func:`gpufair.state.rules.demand_by_size`, as the extender)."""
+    placement and in reclaim (:func:`gpufair.state.rules.demand_by_size`, as the extender).
+    ``counts``: of each pair's pods, in the pairs' order (their ``waiting_sizes``)."""
     sizes: dict[str, list[int]] = {pool: [] for pool in pools}
-    for (_, pool), pods in placed.items():
+    for (_, pool), pair_counts in counts.items():
         if pool in sizes:
-            sizes[pool].extend(
-                pod.gpus
-                for pod in pods
-                if pod.state in (model.PodState.GATED, model.PodState.PENDING)
-            )
+            sizes[pool].extend(pair_counts.waiting_sizes)
     demand = {pool: rules.demand_by_size(found) for pool, found in sizes.items()}
     for (_, pool), counts in unlisted.items():
         if pool in demand:
