@@ -725,9 +725,9 @@ def _waiting_demand(
         if pool in sizes:
             sizes[pool].extend(pair_counts.waiting_sizes)
     demand = {pool: rules.demand_by_size(found) for pool, found in sizes.items()}
-    for (_, pool), counts in unlisted.items():
+    for (_, pool), by_size in unlisted.items():
         if pool in demand:
-            for size, count in counts.items():
+            for size, count in by_size.items():
                 demand[pool][size] = demand[pool].get(size, 0) + count
     return demand
 
