@@ -922,6 +922,8 @@ class _FreeNodes:
         )
         self._heaps: dict[int, list[tuple[int, str, int, _GroupKey]]] = {}
         self._pushed = 0
+        self._relevant: dict[tuple[topo.NodeTopology, int], tuple[tuple[int, int], ...]] = {}
+        """placement.relevant_demand per (topology, size): ``demand`` is fixed for the pass."""
         known = cache.free_groups.get(view.pool.name) if cache is not None else None
         if known is not None and known[0] is view.free:
             self._groups = {key: list(names) for key, names in known[1].items()}
@@ -988,7 +990,11 @@ class _FreeNodes:
         return max((len(available) for _, available in self._groups), default=0)
 
     def _asked(self, key: _GroupKey, gpus: int) -> _Asked:
-        return key, gpus, placement.relevant_demand(key[0], gpus, self._demand)
+        shape = (key[0], gpus)
+        relevant = self._relevant.get(shape)
+        if relevant is None:
+            relevant = self._relevant[shape] = placement.relevant_demand(key[0], gpus, self._demand)
+        return key, gpus, relevant
 
     def _answer(self, key: _GroupKey, gpus: int) -> tuple[int, tuple[int, ...]] | None:
         """Score and GPUs of the best set of ``gpus`` on nodes of this group, ``None``: none."""
