@@ -2,9 +2,10 @@
 exactly what a pass from scratch decides, whatever the watch changed in between (issue 16).
 
 Hypothesis drives a stream of snapshots the way the operator's store produces them: a few
-objects replaced per step (pods admitted, bound, terminating, finished, deleted or created;
-nodes relabelled, cordoned or re-sent; quotas and namespaces edited; statuses written, so that
-each quota carries the usage and conditions written, or reset; time moving on; pods reordered),
+objects replaced per step (pods admitted, bound, terminating, finished, deleted or created,
+alone or as a group; nodes relabelled, cordoned or re-sent; quotas and namespaces edited;
+statuses written, so that each quota carries the usage and conditions written, or reset; time
+moving on; pods reordered),
 and every step is planned twice: with the cache kept since the first step, and afresh.
 """
 
@@ -19,7 +20,7 @@ from tests.builders import topology as topologies
 
 from gpufair.bench import operator as bench
 from gpufair.operator import plan
-from gpufair.state import model, passcache, scheduling
+from gpufair.state import groups, model, passcache, scheduling
 
 HALF_LIFE = 3600.0
 SHAPES = (topologies.dgx1(), topologies.nvswitch8(), topologies.pcie8())
@@ -154,6 +155,24 @@ def step(snap: model.Snapshot, op: int, rng: random.Random) -> model.Snapshot:
                 finished_at=now + rng.choice((0.0, 0.0, 5.0)),
             )
             return _replace_pod(snap, i, pod)
+    if op == 17:  # a pod group of two gated pods
+        tenant = rng.choice(sorted(snap.tenants))
+        name = f"group-{rng.randrange(10**9)}"
+        key = groups.GroupKey(namespace=tenant, source=groups.Source.GPUFAIR, name=name)
+        gpus = rng.choice((1, 4, 8))
+        members = tuple(
+            model.GpuPod(
+                namespace=tenant,
+                name=f"{name}-{index}",
+                uid=f"{name}-{index}",
+                gpus=gpus,
+                state=model.PodState.GATED,
+                created_at=now - rng.uniform(0.0, 100.0),
+                group=groups.Membership(key=key, size=2),
+            )
+            for index in range(2)
+        )
+        return dataclasses.replace(snap, pods=(*snap.pods, *members))
     if op == 16:  # a quota's status conditions reset (written by someone else, or cleared)
         name = rng.choice(sorted(snap.tenants))
         reset = dataclasses.replace(snap.tenants[name], conditions=())
@@ -164,7 +183,7 @@ def step(snap: model.Snapshot, op: int, rng: random.Random) -> model.Snapshot:
 @hypothesis.settings(max_examples=25, deadline=None)
 @hypothesis.given(
     seed=st.integers(0, 50),
-    ops=st.lists(st.tuples(st.integers(0, 16), st.integers(0, 2**16)), min_size=1, max_size=12),
+    ops=st.lists(st.tuples(st.integers(0, 17), st.integers(0, 2**16)), min_size=1, max_size=12),
 )
 def test_a_kept_cache_decides_what_a_fresh_pass_decides(
     seed: int, ops: list[tuple[int, int]]

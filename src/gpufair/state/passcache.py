@@ -145,6 +145,8 @@ class PassCache:
         ] = {}
         """placement.choose_keeping's answers per (mode, rule), (topology, free set), size and
         the waiting demand that can change them (``placement.relevant_demand``)."""
+        self.replays: dict[str, Any] = {}
+        """Per pool, admission's placements of the previous pass (``scheduling._PoolFree``)."""
         self.free_groups: dict[
             str,
             tuple[
