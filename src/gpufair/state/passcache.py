@@ -220,9 +220,9 @@ class PassCache:
     ) -> dict[Pair, usage.Usage]:
         """:func:`gpufair.state.metering.advance` of every (tenant, pool) of the valid
         tenants; a pair whose record, pods and instant are those of the previous pass keeps
-        its answer, and a pair whose pods and persisted ``asOf`` did not change is metered
-        from its spans as grouped before (:func:`gpufair.state.metering.grouped`: one term
-        per stretch, the same figures)."""
+        its answer, and a pair whose pods and persisted ``asOf`` did not change since the
+        previous pass is metered from its spans grouped (:func:`gpufair.state.metering.grouped`:
+        one term per stretch, the same figures)."""
         fresh: dict[Pair, tuple[tuple[Any, ...], tuple[model.GpuPod, ...], usage.Usage]] = {}
         intervals: dict[Pair, _Spans] = {}
         for name, tenant in tenants.items():
@@ -242,16 +242,21 @@ class PassCache:
                 since = metering.since(record, tenant=tenant, now=now)
                 spans = self._spans.get(pair)
                 if spans is None or spans[0] is not pods:
-                    raw = metering.spans(pods)
-                    spans = (pods, raw, since, metering.grouped(raw, since=since))
+                    spans = (pods, metering.spans(pods), since, None)
                 elif spans[2] != since:
+                    spans = (pods, spans[1], since, None)
+                elif spans[3] is None:  # the second pass from this asOf: grouping pays off
                     spans = (pods, spans[1], since, metering.grouped(spans[1], since=since))
                 intervals[pair] = spans
                 fresh[pair] = (
                     key,
                     pods,
                     metering.advance_spans(
-                        record, spans[3], tenant=tenant, now=now, half_life=half_life
+                        record,
+                        spans[1] if spans[3] is None else spans[3],
+                        tenant=tenant,
+                        now=now,
+                        half_life=half_life,
                     ),
                 )
         self._usages = fresh
@@ -259,6 +264,9 @@ class PassCache:
         return {pair: known[2] for pair, known in fresh.items()}
 
 
-_Spans = tuple[tuple[model.GpuPod, ...], tuple[usage.Span, ...], float, tuple[usage.Span, ...]]
+_Spans = tuple[
+    tuple[model.GpuPod, ...], tuple[usage.Span, ...], float, tuple[usage.Span, ...] | None
+]
 """A pair's pods, their spans, the instant metering charges from and the spans grouped from
-it (:func:`gpufair.state.metering.grouped`)."""
+it (:func:`gpufair.state.metering.grouped`; ``None`` until a second pass meters from the same
+instant: the simulator persists usage every pass, the operator every 30 s)."""
