@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gpufair.core import admission, preemption, usage
+from gpufair.core import admission, fairshare, preemption, usage
 from gpufair.core import topology as topo
 from gpufair.state import changes, metering, model, occupancy, rules
 
@@ -145,6 +145,9 @@ class PassCache:
         ] = {}
         """placement.choose_keeping's answers per (mode, rule), (topology, free set), size and
         the waiting demand that can change them (``placement.relevant_demand``)."""
+        self.shares: dict[str, tuple[tuple[Any, ...], fairshare.PoolShares]] = {}
+        """Per pool, the fair shares of the previous pass and the capacity and claims they
+        were computed from (``scheduling._shares``)."""
         self.replays: dict[str, Any] = {}
         """Per pool, admission's placements of the previous pass (``scheduling._PoolFree``)."""
         self.free_groups: dict[

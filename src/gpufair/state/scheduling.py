@@ -167,7 +167,7 @@ def _schedule(snap: model.Snapshot, *, half_life: float, cache: passcache.PassCa
     for name, view in pool_views.items():
         members = {t: tenants[t] for t in tenants if tenants[t].entitlement(name) is not None}
         shares[name] = _shares(
-            view, members, counts, blocked=blocked, unlisted=snap.unlisted_demand
+            view, members, counts, blocked=blocked, unlisted=snap.unlisted_demand, cache=cache
         )
     states = tenant_states(
         tenants, counts=counts, usages=usages, budgets=budgets, now=now, half_life=half_life
@@ -535,29 +535,53 @@ def _shares(
     *,
     blocked: set[str],
     unlisted: Mapping[tuple[str, str], Mapping[int, int]],
+    cache: passcache.PassCache | None = None,
 ) -> fairshare.PoolShares:
     """Fair shares of the pool; a tenant stopped by its budget claims no waiting demand.
-    ``unlisted``: :attr:`~gpufair.state.model.Snapshot.unlisted_demand`."""
-    claims = []
+    ``unlisted``: :attr:`~gpufair.state.model.Snapshot.unlisted_demand`. With a ``cache``, the
+    shares of the previous pass stand while the capacity and every claim are the same."""
+    pool = view.pool.name
+    claimed = []
     for name, tenant in sorted(members.items()):
-        entitlement = tenant.entitlement(view.pool.name)
+        entitlement = tenant.entitlement(pool)
         assert entitlement is not None
-        pods = counts.get((name, view.pool.name), passcache.NO_PODS)
-        claims.append(
-            rules.tenant_claim(
-                tenant=name,
-                weight=tenant.weight,
-                guaranteed=entitlement.guaranteed,
-                limit=entitlement.limit,
-                lendable=entitlement.lendable,
-                held=pods.held,
-                waiting=0
-                if name in blocked
-                else pods.gated_gpus
-                + sum(g * n for g, n in unlisted.get((name, view.pool.name), {}).items()),
+        pods = counts.get((name, pool), passcache.NO_PODS)
+        waiting = (
+            0
+            if name in blocked
+            else pods.gated_gpus + sum(g * n for g, n in unlisted.get((name, pool), {}).items())
+        )
+        claimed.append(
+            (
+                name,
+                tenant.weight,
+                entitlement.guaranteed,
+                entitlement.limit,
+                entitlement.lendable,
+                pods.held,
+                waiting,
             )
         )
-    return fairshare.compute(view.capacity, claims)
+    key = (view.capacity, tuple(claimed))
+    known = cache.shares.get(pool) if cache is not None else None
+    if known is not None and known[0] == key:
+        return known[1]
+    claims = [
+        rules.tenant_claim(
+            tenant=name,
+            weight=weight,
+            guaranteed=guaranteed,
+            limit=limit,
+            lendable=lendable,
+            held=held,
+            waiting=waiting,
+        )
+        for name, weight, guaranteed, limit, lendable, held, waiting in claimed
+    ]
+    result = fairshare.compute(view.capacity, claims)
+    if cache is not None:
+        cache.shares[pool] = (key, result)
+    return result
 
 
 def _budget(
