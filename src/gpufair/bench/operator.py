@@ -7,7 +7,9 @@ with the node agent's parser and published as its labels), spread over several p
 with quotas in two pools each; the cluster filled to about 70 % with bound pods of 1, 2, 4 and 8
 GPUs on buddy-aligned GPU sets; and a queue of gated pods (no node, no pool annotation, so the
 planner has to find each one's pool from its ``nodeSelector``). Then it times ``plan.plan`` over
-repeated passes of the same snapshot. Recorded figures are in ``docs/operator.md``.
+repeated passes of the same snapshot, its quotas showing the statuses of a warm-up pass as
+written (:func:`written`), as the operator's store does after its first pass. Recorded figures
+are in ``docs/operator.md``.
 
 The captures are read by :mod:`gpufair.captures`, as for the extender's benchmark.
 """
