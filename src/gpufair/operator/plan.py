@@ -127,6 +127,8 @@ def plan(snap: model.Snapshot, *, half_life: float, cache: PlanCache | None = No
         )
         tenant_statuses[name] = status
         events.extend(tenant_events)
+    if len(cache.conditions) > 2 * len(snap.tenants) + 64:  # quotas deleted since
+        cache.conditions = {k: v for k, v in cache.conditions.items() if k in snap.tenants}
     allocated: dict[str, dict[str, int]] = {}
     for (tenant_name, pool_name), pair_counts in counts.items():
         allocated.setdefault(pool_name, {})[tenant_name] = pair_counts.holding
