@@ -6,11 +6,12 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from tests.builders import operator as b
 
 from gpufair.api import names
 from gpufair.k8s import writes
-from gpufair.operator import intents, metrics, reconciler, settings, store
+from gpufair.operator import intents, metrics, objects, reconciler, settings, store
 from gpufair.state import model
 
 
@@ -215,6 +216,37 @@ async def test_unchanged_statuses_are_written_at_the_status_interval_only() -> N
     await driver.run_once(now=45.0)
     written = [s for plural, name, s in writer.statuses[first:] if name == "a"]
     assert written[0]["pools"][0]["usage"]["gpuSeconds"] == 90.0
+
+
+async def test_a_status_that_did_not_change_but_for_usage_is_not_even_serialized(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pods = [b.pod("a/p").gpus(2).bound("n1", at=0.0, indices=[0, 1]).build()]
+    cluster = loaded_view(*pods)
+    writer = FakeWriter()
+    driver, _ = make(cluster, writer)
+    await driver.run_once(now=10.0)
+    serialized: list[str] = []
+    real = objects.tenant_status
+
+    def counting(status: intents.TenantStatus) -> dict[str, Any]:
+        serialized.append(status.name)
+        return real(status)
+
+    monkeypatch.setattr(objects, "tenant_status", counting)
+    await driver.run_once(now=20.0)
+    assert serialized == [], "usage alone changed: nothing to compare on the wire"
+
+    quota = cluster.tenants["b"]
+    edited = (dataclasses.replace(quota.pools[0], guaranteed=quota.pools[0].guaranteed + 1),)
+    cluster.tenants["b"] = dataclasses.replace(quota, pools=edited, generation=2)
+    first = len(writer.statuses)
+    await driver.run_once(now=21.0)
+    assert serialized == ["b"]
+    quotas = [
+        name for plural, name, _ in writer.statuses[first:] if plural != names.GPU_POOL_PLURAL
+    ]
+    assert quotas == ["b"]
 
 
 async def test_a_pod_gated_in_a_namespace_of_no_tenant_is_released_once_and_not_admitted() -> None:

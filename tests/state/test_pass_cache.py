@@ -2,8 +2,10 @@
 exactly what a pass from scratch decides, whatever the watch changed in between (issue 16).
 
 Hypothesis drives a stream of snapshots the way the operator's store produces them: a few
-objects replaced per step (pods admitted, bound, terminating, deleted or created; nodes
-relabelled, cordoned or re-sent; quotas and namespaces edited; time moving on; pods reordered),
+objects replaced per step (pods admitted, bound, terminating, finished, deleted or created,
+alone or as a group; nodes relabelled, cordoned or re-sent; quotas and namespaces edited;
+statuses written, so that each quota carries the usage and conditions written, or reset; time
+moving on; pods reordered),
 and every step is planned twice: with the cache kept since the first step, and afresh.
 """
 
@@ -18,7 +20,7 @@ from tests.builders import topology as topologies
 
 from gpufair.bench import operator as bench
 from gpufair.operator import plan
-from gpufair.state import model, passcache, scheduling
+from gpufair.state import groups, model, passcache, scheduling
 
 HALF_LIFE = 3600.0
 SHAPES = (topologies.dgx1(), topologies.nvswitch8(), topologies.pcie8())
@@ -141,13 +143,47 @@ def step(snap: model.Snapshot, op: int, rng: random.Random) -> model.Snapshot:
         return dataclasses.replace(
             snap, other_requests={rng.choice(nodes): (rng.randrange(1000), 0)}
         )
+    if op == 14:  # the statuses written: each quota shows the usage and conditions written
+        return bench.written(snap, plan.plan(snap, half_life=HALF_LIFE))
+    if op == 15:  # a bound pod finished (now, or at a time the clock has not reached)
+        choices = _pods(snap, rng, model.PodState.BOUND)
+        if choices:
+            i = rng.choice(choices)
+            pod = dataclasses.replace(
+                snap.pods[i],
+                state=model.PodState.TERMINATING,
+                finished_at=now + rng.choice((0.0, 0.0, 5.0)),
+            )
+            return _replace_pod(snap, i, pod)
+    if op == 17:  # a pod group of two gated pods
+        tenant = rng.choice(sorted(snap.tenants))
+        name = f"group-{rng.randrange(10**9)}"
+        key = groups.GroupKey(namespace=tenant, source=groups.Source.GPUFAIR, name=name)
+        gpus = rng.choice((1, 4, 8))
+        members = tuple(
+            model.GpuPod(
+                namespace=tenant,
+                name=f"{name}-{index}",
+                uid=f"{name}-{index}",
+                gpus=gpus,
+                state=model.PodState.GATED,
+                created_at=now - rng.uniform(0.0, 100.0),
+                group=groups.Membership(key=key, size=2),
+            )
+            for index in range(2)
+        )
+        return dataclasses.replace(snap, pods=(*snap.pods, *members))
+    if op == 16:  # a quota's status conditions reset (written by someone else, or cleared)
+        name = rng.choice(sorted(snap.tenants))
+        reset = dataclasses.replace(snap.tenants[name], conditions=())
+        return dataclasses.replace(snap, tenants={**snap.tenants, name: reset})
     return snap
 
 
 @hypothesis.settings(max_examples=25, deadline=None)
 @hypothesis.given(
     seed=st.integers(0, 50),
-    ops=st.lists(st.tuples(st.integers(0, 13), st.integers(0, 2**16)), min_size=1, max_size=12),
+    ops=st.lists(st.tuples(st.integers(0, 17), st.integers(0, 2**16)), min_size=1, max_size=12),
 )
 def test_a_kept_cache_decides_what_a_fresh_pass_decides(
     seed: int, ops: list[tuple[int, int]]
@@ -190,3 +226,18 @@ def test_the_same_snapshot_planned_again_gives_the_same_plan() -> None:
     first = plan.plan(snap, half_life=HALF_LIFE, cache=cache)
     again = plan.plan(snap, half_life=HALF_LIFE, cache=cache)
     assert repr(first) == repr(again) == repr(plan.plan(snap, half_life=HALF_LIFE))
+
+
+def test_conditions_reset_after_a_written_status_transition_again() -> None:
+    """Conditions kept from pass to pass stand only while the persisted ones do: a status
+    reset after the quota's status was written brings the transitions (and events) back."""
+    snap = start(2)
+    cache = plan.PlanCache()
+    snap = bench.written(snap, plan.plan(snap, half_life=HALF_LIFE, cache=cache))
+    plan.plan(snap, half_life=HALF_LIFE, cache=cache)
+    name = sorted(snap.tenants)[0]
+    reset = dataclasses.replace(snap.tenants[name], conditions=())
+    snap = dataclasses.replace(snap, now=snap.now + 1.0, tenants={**snap.tenants, name: reset})
+    kept = plan.plan(snap, half_life=HALF_LIFE, cache=cache)
+    assert kept == plan.plan(snap, half_life=HALF_LIFE)
+    assert any(event.target.name == name for event in kept.events)

@@ -1,5 +1,6 @@
 """The pass places admitted pods by asking each group of alike nodes once (issue 16): the node
-it picks and the GPUs it takes must be exactly what asking every node would give."""
+it picks and the GPUs it takes must be exactly what asking every node would give; and a pass
+that asks what the previous one asked is answered from it (``_PoolFree``), exactly as anew."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tests.builders import topology as topologies
 
 from gpufair.core import placement, policy
 from gpufair.core import topology as topo
-from gpufair.state import model, occupancy, scheduling
+from gpufair.state import model, occupancy, passcache, scheduling
 
 SHAPES = {
     "dgx1": topologies.dgx1(),
@@ -102,3 +103,61 @@ def test_alike_nodes_are_asked_once_and_the_first_by_name_is_taken() -> None:
     assert grouped.take(4)
     assert [name for name in "abc" if grouped.free[name] != everything] == ["a"]
     assert grouped.free["a"] == frozenset()
+
+
+Op = tuple[str, int]
+
+
+def ask(
+    nodes: scheduling._PoolFree | scheduling._FreeNodes, view: occupancy.PoolOccupancy, op: Op
+) -> object:
+    """One of admission's questions: take a size, take one GPU of a node (as a group's plan
+    does; a GPU not free stays taken), or the largest free set."""
+    kind, value = op
+    if kind == "take":
+        return nodes.take(value)
+    if kind == "remove":
+        names = sorted(view.free)
+        nodes.remove(names[value % len(names)], [value % 8])
+        return None
+    return nodes.largest_free()
+
+
+ops = st.lists(
+    st.tuples(st.sampled_from(["take", "take", "take", "largest"]), st.sampled_from([1, 2, 4, 8]))
+    | st.tuples(st.just("remove"), st.integers(0, 20)),
+    max_size=15,
+)
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(
+    view=pools(),
+    first=ops,
+    shared=st.integers(0, 15),
+    then=ops,
+    demand=st.dictionaries(st.sampled_from([2, 4, 8]), st.integers(1, 3)),
+    other=st.none() | st.dictionaries(st.sampled_from([2, 4, 8]), st.integers(1, 3)),
+)
+def test_placements_answered_from_the_previous_pass_are_what_placing_anew_gives(
+    view: occupancy.PoolOccupancy,
+    first: list[Op],
+    shared: int,
+    then: list[Op],
+    demand: dict[int, int],
+    other: dict[int, int] | None,
+) -> None:
+    """A pass asks what the previous one asked (up to ``shared`` questions), then something
+    else (or nothing), with the same or other waiting demand: each answer, the free total and
+    the free GPUs at the end are those of a pool placed anew."""
+    cache = passcache.PassCache()
+    second = demand if other is None else other
+    for asked, waiting in ((first, demand), ([*first[:shared], *then], second)):
+        free = dict(view.free)
+        replayed = scheduling._PoolFree(view, free, waiting, cache)
+        reference = scheduling._FreeNodes(view, dict(view.free), waiting)
+        for op in asked:
+            assert ask(replayed, view, op) == ask(reference, view, op), op
+            assert replayed.total == sum(len(gpus) for gpus in reference.free.values())
+        replayed.finish()
+        assert free == reference.free

@@ -58,6 +58,7 @@ class PlanCache:
         self.scheduling = passcache.PassCache()
         self.figures: dict[str, tuple[Mapping[str, frozenset[int]], statuses.FreeFigures]] = {}
         self.nodes: dict[tuple[topology.NodeTopology, frozenset[int]], tuple[int, float]] = {}
+        self.conditions: statuses.ConditionsMemo = {}
         self._placed: dict[tuple[str, str], tuple[model.GpuPod, ...]] = {}
         self._pod_pools: dict[str, tuple[str, str]] = {}
 
@@ -122,9 +123,12 @@ def plan(snap: model.Snapshot, *, half_life: float, cache: PlanCache | None = No
             known_pools=snap.pools,
             now=now,
             half_life=half_life,
+            memo=cache.conditions,
         )
         tenant_statuses[name] = status
         events.extend(tenant_events)
+    if len(cache.conditions) > 2 * len(snap.tenants) + 64:  # quotas deleted since
+        cache.conditions = {k: v for k, v in cache.conditions.items() if k in snap.tenants}
     allocated: dict[str, dict[str, int]] = {}
     for (tenant_name, pool_name), pair_counts in counts.items():
         allocated.setdefault(pool_name, {})[tenant_name] = pair_counts.holding

@@ -93,6 +93,8 @@ class Reconciler:
         """What passes reuse from the previous one (objects the watch did not replace)."""
         self._written: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
         """Each status last written (usage left out) and when."""
+        self._contents: dict[tuple[str, str], object] = {}
+        """What each quota status last written showed apart from usage (:func:`_content`)."""
         self._told: dict[str, str] = {}
         """The hold message last posted on each waiting pod (one event per change of reason)."""
         self._rooms: dict[tuple[str, str], retries.Room] = {}
@@ -142,8 +144,11 @@ class Reconciler:
             key=lambda t: self._generations.get(t.name) == t.observed_generation,
         )
         for tenant in edited:
-            status = objects.tenant_status(tenant)
             key = (names.TENANT_QUOTA_PLURAL, tenant.name)
+            content = _content(tenant)
+            if not force and self._unchanged(key, content, now=decided.now):
+                continue  # not serialized: with a thousand quotas that was most of the writing
+            status = objects.tenant_status(tenant)
             if not force and not self._due(key, status, now=decided.now):
                 continue
             try:
@@ -156,6 +161,7 @@ class Reconciler:
                 logger.exception("writing the status of TenantQuota %s failed", tenant.name)
             else:
                 self._written[key] = (_without_usage(status), decided.now)
+                self._contents[key] = content
                 self._generations[tenant.name] = tenant.observed_generation
                 self.cluster.record_tenant(tenant)
         for pool in decided.pools.values():
@@ -174,6 +180,16 @@ class Reconciler:
                 self._written[key] = (_without_usage(status), decided.now)
                 self.cluster.record_pool(pool)
         return ok
+
+    def _unchanged(self, key: tuple[str, str], content: object, *, now: float) -> bool:
+        """Whether the quota's status, usage aside, is the one last written (:func:`_content`)
+        and not yet due again: the write is skipped without serializing it."""
+        last = self._written.get(key)
+        return (
+            last is not None
+            and self._contents.get(key) == content
+            and now - last[1] < self.config.status_interval_seconds
+        )
 
     def _due(self, key: tuple[str, str], status: Mapping[str, Any], *, now: float) -> bool:
         last = self._written.get(key)
@@ -361,6 +377,31 @@ def _victim_sets(evictions: Sequence[scheduling.Eviction]) -> list[list[scheduli
     for eviction in evictions:
         sets.setdefault((eviction.pool, eviction.for_pod.uid), []).append(eviction)
     return list(sets.values())
+
+
+def _content(status: intents.TenantStatus) -> object:
+    """The parts of a quota's status intent that its written status shows apart from the
+    usage figures (:func:`_without_usage`; ``objects.tenant_status`` writes nothing else but
+    sums of these): equal contents write equal statuses, usage aside."""
+    return (
+        status.observed_generation,
+        status.conditions,
+        tuple(
+            (
+                p.pool,
+                p.allocated,
+                p.guaranteed,
+                p.fair_share,
+                p.borrowed,
+                p.waiting,
+                p.waiting_gpus,
+                p.pending,
+                p.pending_gpus,
+                p.demand,
+            )
+            for p in status.pools
+        ),
+    )
 
 
 def _without_usage(status: Mapping[str, Any]) -> dict[str, Any]:

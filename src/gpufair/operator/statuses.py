@@ -34,7 +34,11 @@ def tenant_status(
     known_pools: Mapping[str, model.Pool],
     now: float,
     half_life: float,
+    memo: ConditionsMemo | None = None,
 ) -> tuple[intents.TenantStatus, list[Event]]:
+    """The quota's status and the events of its conditions' transitions. ``memo`` (kept by
+    the caller from pass to pass) keeps each quota's merged conditions while what they say
+    and the persisted ones stay the same (:func:`_conditions`)."""
     pools: list[intents.TenantPoolStatus] = []
     for entitlement in tenant.pools if tenant.invalid is None else ():
         pods = counts.get((tenant.name, entitlement.pool), passcache.NO_PODS)
@@ -87,22 +91,19 @@ def tenant_status(
         if tenant.budget is not None
         else 0.0
     )
-    wanted = list(
-        _tenant_conditions(
-            tenant,
-            conflicts=conflicts,
-            overcommitted=[
-                name
-                for name in sorted(shares)
-                if tenant.entitlement(name) is not None and shares[name].overcommitted
-            ],
-            missing_pools=[p.pool for p in tenant.pools if p.pool not in known_pools],
-            exhausted=exhausted,
-            used_hours=used_hours,
-        )
-    )
-    merged, changed = conditions.merge(
-        tenant.conditions, wanted, now=now, generation=tenant.generation
+    merged, changed = _conditions(
+        tenant,
+        conflicts=tuple(conflicts),
+        overcommitted=tuple(
+            name
+            for name in sorted(shares)
+            if shares[name].overcommitted and tenant.entitlement(name) is not None
+        ),
+        missing_pools=tuple(p.pool for p in tenant.pools if p.pool not in known_pools),
+        exhausted=exhausted,
+        used_hours=used_hours,
+        now=now,
+        memo=memo,
     )
     status = intents.TenantStatus(
         name=tenant.name,
@@ -122,6 +123,61 @@ def tenant_status(
     )
     target = ObjectRef(kind=ObjectKind.TENANT_QUOTA, name=tenant.name)
     return status, [_condition_event(target, want) for want in changed]
+
+
+ConditionsMemo = dict[
+    str,
+    tuple[tuple[object, ...], tuple[model.Condition, ...], tuple[model.Condition, ...]],
+]
+"""Per quota: what its conditions were decided from, the persisted conditions and the
+merged ones (:func:`_conditions`)."""
+
+
+def _conditions(
+    tenant: model.Tenant,
+    *,
+    conflicts: tuple[str, ...],
+    overcommitted: tuple[str, ...],
+    missing_pools: tuple[str, ...],
+    exhausted: bool,
+    used_hours: float,
+    now: float,
+    memo: ConditionsMemo | None,
+) -> tuple[tuple[model.Condition, ...], tuple[conditions.Desired, ...]]:
+    """The quota's conditions merged with its persisted ones, and the transitions. A merge
+    in which no condition transitioned or appeared does not depend on ``now``: it is kept in
+    ``memo`` and stands while the inputs and the persisted conditions are the same."""
+    inputs = (
+        tenant.invalid,
+        tenant.generation,
+        tenant.budget,
+        conflicts,
+        overcommitted,
+        missing_pools,
+        exhausted,
+        used_hours if tenant.budget is not None else None,
+    )
+    known = memo.get(tenant.name) if memo is not None else None
+    if known is not None and known[0] == inputs and known[1] == tenant.conditions:
+        return known[2], ()
+    wanted = _tenant_conditions(
+        tenant,
+        conflicts=conflicts,
+        overcommitted=overcommitted,
+        missing_pools=missing_pools,
+        exhausted=exhausted,
+        used_hours=used_hours,
+    )
+    merged, changed = conditions.merge(
+        tenant.conditions, wanted, now=now, generation=tenant.generation
+    )
+    if memo is not None:
+        before = {condition.type: condition.status for condition in tenant.conditions}
+        if all(before.get(condition.type) == condition.status for condition in merged):
+            memo[tenant.name] = (inputs, tenant.conditions, merged)
+        else:
+            memo.pop(tenant.name, None)
+    return merged, changed
 
 
 def _tenant_conditions(

@@ -50,6 +50,28 @@ def spans(pods: Iterable[model.GpuPod]) -> tuple[usage.Span, ...]:
     )
 
 
+def since(previous: usage.Usage | None, *, tenant: model.Tenant, now: float) -> float:
+    """The instant :func:`advance_spans` charges from: the persisted ``as_of`` (without a
+    record, the quota's creation; ``now`` when neither says)."""
+    start = previous if previous is not None else usage.Usage(as_of=min(tenant.created_at, now))
+    return now if start.as_of is None else start.as_of
+
+
+def grouped(held: Sequence[usage.Span], *, since: float) -> tuple[usage.Span, ...]:
+    """``held`` with every span starting at ``since`` at the earliest, and spans alike (same
+    start and end) made one, in order of first appearance: :func:`advance_spans` from
+    ``since`` gives the very same figures from these (core adds spans over the same stretch
+    in that order, and whole GPUs add exactly), at a cost of one term per distinct stretch.
+    Once a status is written, every pod bound before its ``asOf`` shares one stretch."""
+    if any(gpus < 0 for _, _, gpus in held):
+        return tuple(held)  # core refuses them, with its own message
+    merged: dict[tuple[float, float | None], int] = {}
+    for start, stop, gpus in held:
+        key = (max(start, since), stop)
+        merged[key] = merged.get(key, 0) + gpus
+    return tuple((start, stop, gpus) for (start, stop), gpus in merged.items())
+
+
 def advance_spans(
     previous: usage.Usage | None,
     held: Sequence[usage.Span],

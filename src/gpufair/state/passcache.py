@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gpufair.core import admission, preemption, usage
+from gpufair.core import admission, fairshare, preemption, usage
 from gpufair.core import topology as topo
 from gpufair.state import changes, metering, model, occupancy, rules
 
@@ -45,6 +45,9 @@ class PairCounts:
     the pair's order."""
     unstarted: bool = False
     """Whether a bound pod has no start time (reclaim then takes ``now`` as its start)."""
+    waiting_sizes: tuple[int, ...] = ()
+    """The GPU counts of the gated and the admitted-but-unbound pods, in the pair's order
+    (the pool's waiting demand by size: ``scheduling._waiting_demand``)."""
 
 
 NO_PODS = PairCounts()
@@ -54,6 +57,7 @@ def count(pods: Sequence[model.GpuPod]) -> PairCounts:
     """The counts of one pair's pods."""
     held = holding = gated = gated_gpus = pending = pending_gpus = 0
     active: list[model.GpuPod] = []
+    waiting: list[int] = []
     unstarted = False
     for pod in pods:
         state = pod.state
@@ -72,9 +76,11 @@ def count(pods: Sequence[model.GpuPod]) -> PairCounts:
             held += pod.gpus
             pending += 1
             pending_gpus += pod.gpus
+            waiting.append(pod.gpus)
         elif state is model.PodState.GATED:
             gated += 1
             gated_gpus += pod.gpus
+            waiting.append(pod.gpus)
         elif state is model.PodState.TERMINATING and pod.node is not None:
             holding += pod.gpus
     return PairCounts(
@@ -86,6 +92,7 @@ def count(pods: Sequence[model.GpuPod]) -> PairCounts:
         pending_gpus=pending_gpus,
         active=tuple(active),
         unstarted=unstarted,
+        waiting_sizes=tuple(waiting),
     )
 
 
@@ -125,7 +132,7 @@ class PassCache:
         self.fits: rules.PoolFit | None = None
         """Answers of which pools have a node a selector allows (while no node moved)."""
         self._counts: dict[Pair, tuple[tuple[model.GpuPod, ...], PairCounts]] = {}
-        self._spans: dict[Pair, tuple[tuple[model.GpuPod, ...], tuple[usage.Span, ...]]] = {}
+        self._spans: dict[Pair, _Spans] = {}
         self._usages: dict[Pair, tuple[tuple[Any, ...], tuple[model.GpuPod, ...], usage.Usage]] = {}
         self._waiting: dict[str, tuple[model.GpuPod, Pair, admission.WaitingPod]] = {}
         self._running: dict[
@@ -138,6 +145,11 @@ class PassCache:
         ] = {}
         """placement.choose_keeping's answers per (mode, rule), (topology, free set), size and
         the waiting demand that can change them (``placement.relevant_demand``)."""
+        self.shares: dict[str, tuple[tuple[Any, ...], fairshare.PoolShares]] = {}
+        """Per pool, the fair shares of the previous pass and the capacity and claims they
+        were computed from (``scheduling._shares``)."""
+        self.replays: dict[str, Any] = {}
+        """Per pool, admission's placements of the previous pass (``scheduling._PoolFree``)."""
         self.free_groups: dict[
             str,
             tuple[
@@ -211,21 +223,18 @@ class PassCache:
     ) -> dict[Pair, usage.Usage]:
         """:func:`gpufair.state.metering.advance` of every (tenant, pool) of the valid
         tenants; a pair whose record, pods and instant are those of the previous pass keeps
-        its answer, and the intervals of a pair whose pods did not change are reused."""
+        its answer, and a pair whose pods and persisted ``asOf`` did not change since the
+        previous pass is metered from its spans grouped (:func:`gpufair.state.metering.grouped`:
+        one term per stretch, the same figures)."""
         fresh: dict[Pair, tuple[tuple[Any, ...], tuple[model.GpuPod, ...], usage.Usage]] = {}
-        intervals: dict[Pair, tuple[tuple[model.GpuPod, ...], tuple[usage.Span, ...]]] = {}
+        intervals: dict[Pair, _Spans] = {}
         for name, tenant in tenants.items():
             period = tenant.budget.period_seconds if tenant.budget is not None else None
             for entitlement in tenant.pools:
                 pair = (name, entitlement.pool)
                 pods = placed.get(pair, ())
-                key = (
-                    tenant.usage.get(entitlement.pool),
-                    tenant.created_at,
-                    period,
-                    now,
-                    half_life,
-                )
+                record = tenant.usage.get(entitlement.pool)
+                key = (record, tenant.created_at, period, now, half_life)
                 known = self._usages.get(pair)
                 if known is not None and known[1] is pods and known[0] == key:
                     fresh[pair] = known
@@ -233,17 +242,34 @@ class PassCache:
                     if spans is not None:
                         intervals[pair] = spans
                     continue
+                since = metering.since(record, tenant=tenant, now=now)
                 spans = self._spans.get(pair)
                 if spans is None or spans[0] is not pods:
-                    spans = (pods, metering.spans(pods))
+                    spans = (pods, metering.spans(pods), since, None)
+                elif spans[2] != since:
+                    spans = (pods, spans[1], since, None)
+                elif spans[3] is None:  # the second pass from this asOf: grouping pays off
+                    spans = (pods, spans[1], since, metering.grouped(spans[1], since=since))
                 intervals[pair] = spans
                 fresh[pair] = (
                     key,
                     pods,
                     metering.advance_spans(
-                        key[0], spans[1], tenant=tenant, now=now, half_life=half_life
+                        record,
+                        spans[1] if spans[3] is None else spans[3],
+                        tenant=tenant,
+                        now=now,
+                        half_life=half_life,
                     ),
                 )
         self._usages = fresh
         self._spans = intervals
         return {pair: known[2] for pair, known in fresh.items()}
+
+
+_Spans = tuple[
+    tuple[model.GpuPod, ...], tuple[usage.Span, ...], float, tuple[usage.Span, ...] | None
+]
+"""A pair's pods, their spans, the instant metering charges from and the spans grouped from
+it (:func:`gpufair.state.metering.grouped`; ``None`` until a second pass meters from the same
+instant: the simulator persists usage every pass, the operator every 30 s)."""

@@ -167,12 +167,12 @@ def _schedule(snap: model.Snapshot, *, half_life: float, cache: passcache.PassCa
     for name, view in pool_views.items():
         members = {t: tenants[t] for t in tenants if tenants[t].entitlement(name) is not None}
         shares[name] = _shares(
-            view, members, counts, blocked=blocked, unlisted=snap.unlisted_demand
+            view, members, counts, blocked=blocked, unlisted=snap.unlisted_demand, cache=cache
         )
     states = tenant_states(
         tenants, counts=counts, usages=usages, budgets=budgets, now=now, half_life=half_life
     )
-    demand = _waiting_demand(placed, snap.unlisted_demand, pools=pool_views)
+    demand = _waiting_demand(counts, snap.unlisted_demand, pools=pool_views)
     admissions, holds, free_after, gangs = _admit(
         pool_views,
         counts=counts,
@@ -535,29 +535,53 @@ def _shares(
     *,
     blocked: set[str],
     unlisted: Mapping[tuple[str, str], Mapping[int, int]],
+    cache: passcache.PassCache | None = None,
 ) -> fairshare.PoolShares:
     """Fair shares of the pool; a tenant stopped by its budget claims no waiting demand.
-    ``unlisted``: :attr:`~gpufair.state.model.Snapshot.unlisted_demand`."""
-    claims = []
+    ``unlisted``: :attr:`~gpufair.state.model.Snapshot.unlisted_demand`. With a ``cache``, the
+    shares of the previous pass stand while the capacity and every claim are the same."""
+    pool = view.pool.name
+    claimed = []
     for name, tenant in sorted(members.items()):
-        entitlement = tenant.entitlement(view.pool.name)
+        entitlement = tenant.entitlement(pool)
         assert entitlement is not None
-        pods = counts.get((name, view.pool.name), passcache.NO_PODS)
-        claims.append(
-            rules.tenant_claim(
-                tenant=name,
-                weight=tenant.weight,
-                guaranteed=entitlement.guaranteed,
-                limit=entitlement.limit,
-                lendable=entitlement.lendable,
-                held=pods.held,
-                waiting=0
-                if name in blocked
-                else pods.gated_gpus
-                + sum(g * n for g, n in unlisted.get((name, view.pool.name), {}).items()),
+        pods = counts.get((name, pool), passcache.NO_PODS)
+        waiting = (
+            0
+            if name in blocked
+            else pods.gated_gpus + sum(g * n for g, n in unlisted.get((name, pool), {}).items())
+        )
+        claimed.append(
+            (
+                name,
+                tenant.weight,
+                entitlement.guaranteed,
+                entitlement.limit,
+                entitlement.lendable,
+                pods.held,
+                waiting,
             )
         )
-    return fairshare.compute(view.capacity, claims)
+    key = (view.capacity, tuple(claimed))
+    known = cache.shares.get(pool) if cache is not None else None
+    if known is not None and known[0] == key:
+        return known[1]
+    claims = [
+        rules.tenant_claim(
+            tenant=name,
+            weight=weight,
+            guaranteed=guaranteed,
+            limit=limit,
+            lendable=lendable,
+            held=held,
+            waiting=waiting,
+        )
+        for name, weight, guaranteed, limit, lendable, held, waiting in claimed
+    ]
+    result = fairshare.compute(view.capacity, claims)
+    if cache is not None:
+        cache.shares[pool] = (key, result)
+    return result
 
 
 def _budget(
@@ -711,26 +735,23 @@ def _gangs(
 
 
 def _waiting_demand(
-    placed: Mapping[tuple[str, str], Sequence[model.GpuPod]],
+    counts: Mapping[tuple[str, str], passcache.PairCounts],
     unlisted: Mapping[tuple[str, str], Mapping[int, int]],
     *,
     pools: Iterable[str],
 ) -> dict[str, dict[int, int]]:
     """The pods waiting in each pool by GPU count (gated, or admitted but not bound, and those
     not listed: ``Snapshot.unlisted_demand``): the demand island keeping weighs in admission's
-    placement and in reclaim (:func:`gpufair.state.rules.demand_by_size`, as the extender)."""
+    placement and in reclaim (:func:`gpufair.state.rules.demand_by_size`, as the extender).
+    ``counts``: of each pair's pods, in the pairs' order (their ``waiting_sizes``)."""
     sizes: dict[str, list[int]] = {pool: [] for pool in pools}
-    for (_, pool), pods in placed.items():
+    for (_, pool), pair_counts in counts.items():
         if pool in sizes:
-            sizes[pool].extend(
-                pod.gpus
-                for pod in pods
-                if pod.state in (model.PodState.GATED, model.PodState.PENDING)
-            )
+            sizes[pool].extend(pair_counts.waiting_sizes)
     demand = {pool: rules.demand_by_size(found) for pool, found in sizes.items()}
-    for (_, pool), counts in unlisted.items():
+    for (_, pool), by_size in unlisted.items():
         if pool in demand:
-            for size, count in counts.items():
+            for size, count in by_size.items():
                 demand[pool][size] = demand[pool].get(size, 0) + count
     return demand
 
@@ -765,7 +786,7 @@ def _admit(
     gangs, holds = _gangs(pods)
     free_sets = {name: dict(view.free) for name, view in views.items()}
     nodes = {
-        name: _FreeNodes(view, free_sets[name], demand[name], cache) for name, view in views.items()
+        name: _PoolFree(view, free_sets[name], demand[name], cache) for name, view in views.items()
     }
     pending = [
         (pool, pod)
@@ -778,10 +799,10 @@ def _admit(
     # for a waiting pod): no pod is admitted onto them until the termination is over, else a
     # smaller pod takes the room a reclaim made for a wide one. Reclaim still sees them free.
     withheld = {
-        (pool, name): free_sets[pool][name]
+        (pool, name): nodes[pool].free[name]
         for pool, view in views.items()
         for name in sorted(view.draining)
-        if free_sets[pool].get(name)
+        if nodes[pool].free.get(name)
     }
     for pool, name in withheld:
         nodes[pool].remove(name, withheld[pool, name])
@@ -789,7 +810,7 @@ def _admit(
     for gang in gangs:
         if gang.pool not in views:
             continue
-        fits = _fit_gang(views[gang.pool], free_sets[gang.pool], gang)
+        fits = _fit_gang(views[gang.pool], nodes[gang.pool].free, gang)
         if isinstance(fits, gang_fit.GangNoFit):
             holds.update({pod.uid: f"group {gang.key.name}: {fits.reason}" for pod in gang.members})
         else:
@@ -804,7 +825,7 @@ def _admit(
     ]
     cache.forget_waiting(pods)
     waiting.extend(gang.waiting() for gang in candidates.values())
-    free = {name: sum(len(gpus) for gpus in free_sets[name].values()) for name in views}
+    free = {name: nodes[name].total for name in views}
     decision = admission.decide(
         waiting=waiting,
         tenants=states,
@@ -835,6 +856,8 @@ def _admit(
                 f"waiting for {pod.gpus} GPUs on one node of pool {pool}"
                 f" (largest free set: {nodes[pool].largest_free()})"
             )
+    for pool_nodes in nodes.values():
+        pool_nodes.finish()
     for (pool, name), gpus in withheld.items():
         free_sets[pool][name] = gpus
     return admitted, holds, free_sets, gangs
@@ -863,7 +886,7 @@ def _fit_gang(
 
 def _admit_gang(
     views: Mapping[str, occupancy.PoolOccupancy],
-    nodes: Mapping[str, _FreeNodes],
+    nodes: Mapping[str, _PoolFree],
     gang: _Gang,
     holds: dict[str, str],
     *,
@@ -929,6 +952,8 @@ class _FreeNodes:
         )
         self._heaps: dict[int, list[tuple[int, str, int, _GroupKey]]] = {}
         self._pushed = 0
+        self._relevant: dict[tuple[topo.NodeTopology, int], tuple[tuple[int, int], ...]] = {}
+        """placement.relevant_demand per (topology, size): ``demand`` is fixed for the pass."""
         known = cache.free_groups.get(view.pool.name) if cache is not None else None
         if known is not None and known[0] is view.free:
             self._groups = {key: list(names) for key, names in known[1].items()}
@@ -949,14 +974,19 @@ class _FreeNodes:
         """Place ``gpus`` GPUs on the best node as the extender would (the highest
         :func:`placement.choose_keeping` score, the first node by name among equals); False when no
         node fits."""
+        return self.take_where(gpus) is not None
+
+    def take_where(self, gpus: int) -> tuple[str, frozenset[int]] | None:
+        """:meth:`take`, telling the node taken and its free GPUs left (``None``: no fit)."""
         best = self._best(gpus)
         if best is None:
-            return False
+            return None
         name, key = best
         chosen = self._answers[self._asked(key, gpus)]
         assert chosen is not None
-        self._move(name, self.free[name] - frozenset(chosen[1]))
-        return True
+        left = self.free[name] - frozenset(chosen[1])
+        self._move(name, left)
+        return name, left
 
     def _best(self, gpus: int) -> tuple[str, _GroupKey] | None:
         """The first node of the group with the best answer for ``gpus``.
@@ -995,7 +1025,11 @@ class _FreeNodes:
         return max((len(available) for _, available in self._groups), default=0)
 
     def _asked(self, key: _GroupKey, gpus: int) -> _Asked:
-        return key, gpus, placement.relevant_demand(key[0], gpus, self._demand)
+        shape = (key[0], gpus)
+        relevant = self._relevant.get(shape)
+        if relevant is None:
+            relevant = self._relevant[shape] = placement.relevant_demand(key[0], gpus, self._demand)
+        return key, gpus, relevant
 
     def _answer(self, key: _GroupKey, gpus: int) -> tuple[int, tuple[int, ...]] | None:
         """Score and GPUs of the best set of ``gpus`` on nodes of this group, ``None``: none."""
@@ -1018,6 +1052,10 @@ class _FreeNodes:
         """Take ``gpus`` of node ``name`` (placed by someone else, as a group's plan)."""
         self._move(name, self.free[name] - frozenset(gpus))
 
+    def move(self, name: str, free: frozenset[int]) -> None:
+        """Node ``name`` has ``free`` GPUs free from now on."""
+        self._move(name, free)
+
     def _move(self, name: str, free: frozenset[int]) -> None:
         old = self._key(name)
         members = self._groups[old]
@@ -1036,6 +1074,168 @@ class _FreeNodes:
         """The group is new or has an earlier first node: push its entry for every size."""
         for gpus in self._heaps:
             self._push(key, gpus)
+
+
+_Op = tuple[object, ...]
+"""What admission asked of a pool's free GPUs: ``("take", gpus)``, ``("remove", node, gpus)``
+or ``("largest",)``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """One question admission asked of a pool's free GPUs, and what came of it."""
+
+    op: _Op
+    answer: object
+    moved: tuple[str, frozenset[int]] | None
+    """The node whose free GPUs changed, and its free GPUs after."""
+    taken: int
+    """GPUs the pool's free total lost."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Replay:
+    """A pool's admission placements of a pass: from what (``key``), the steps in order, the
+    free total at the start and each node's free GPUs at the end."""
+
+    key: tuple[object, ...]
+    steps: tuple[_Step, ...]
+    total: int
+    final: Mapping[str, frozenset[int]]
+
+
+class _PoolFree:
+    """A pool's free GPUs as admission places pods on them (:class:`_FreeNodes`), answering
+    from the previous pass's steps while they are the same.
+
+    The placements depend on the pool's free GPUs per node (the very same ``view.free``
+    mapping), its topologies, mode and rule, the waiting demand, and the questions asked in
+    order: while all of these are those of the previous pass, each answer is the one given
+    then, and nothing is computed. At the first question that differs (or when the free GPUs
+    are read), the steps answered so far are applied to a :class:`_FreeNodes` and it takes
+    over. In a queue that did not change since the previous pass (every pod re-admitted
+    because the watch has not shown the admissions yet, or nothing fits), a pass places no
+    pod anew (issue 16)."""
+
+    def __init__(
+        self,
+        view: occupancy.PoolOccupancy,
+        free: dict[str, frozenset[int]],
+        demand: Mapping[int, int],
+        cache: passcache.PassCache,
+    ) -> None:
+        self._view, self._free, self._demand, self._cache = view, free, demand, cache
+        self._key: tuple[object, ...] = (view.free, view.topologies, view.pool, dict(demand))
+        before = cache.replays.get(view.pool.name)
+        self._before: _Replay | None = (
+            before if isinstance(before, _Replay) and _same_key(before.key, self._key) else None
+        )
+        self._steps: list[_Step] = []
+        self._live: _FreeNodes | None = None
+        self._start = (
+            self._before.total
+            if self._before is not None
+            else sum(len(gpus) for gpus in free.values())
+        )
+        self.total = self._start
+        """Free GPUs of the pool now."""
+
+    @property
+    def free(self) -> dict[str, frozenset[int]]:
+        """Each node's free GPUs now (the mapping given, written through)."""
+        return self._nodes().free
+
+    def take(self, gpus: int) -> bool:
+        """:meth:`_FreeNodes.take`."""
+        op: _Op = ("take", gpus)
+        step = self._replayed(op)
+        if step is None:
+            moved = self._nodes().take_where(gpus)
+            step = self._record(op, moved is not None, moved, gpus if moved is not None else 0)
+        return bool(step.answer)
+
+    def remove(self, name: str, gpus: Iterable[int]) -> None:
+        """:meth:`_FreeNodes.remove`."""
+        taken = frozenset(gpus)
+        op: _Op = ("remove", name, taken)
+        if self._replayed(op) is None:
+            nodes = self._nodes()
+            before = nodes.free[name]
+            nodes.remove(name, taken)
+            after = nodes.free[name]
+            self._record(op, None, (name, after), len(before) - len(after))
+
+    def largest_free(self) -> int:
+        """:meth:`_FreeNodes.largest_free`."""
+        op: _Op = ("largest",)
+        step = self._replayed(op)
+        if step is None:
+            step = self._record(op, self._nodes().largest_free(), None, 0)
+        answer = step.answer
+        assert isinstance(answer, int)
+        return answer
+
+    def finish(self) -> None:
+        """The pass is done with the pool: its free GPUs are the final ones (the mapping
+        given), and the steps are kept for the next pass."""
+        if (
+            self._live is None
+            and self._before is not None
+            and len(self._steps) == len(self._before.steps)
+        ):
+            final = self._before.final
+            self._free.clear()
+            self._free.update(final)
+        else:
+            self._nodes()
+            final = dict(self._free)
+        self._cache.replays[self._view.pool.name] = _Replay(
+            key=self._key, steps=tuple(self._steps), total=self._start, final=final
+        )
+
+    def _replayed(self, op: _Op) -> _Step | None:
+        if self._live is not None or self._before is None:
+            return None
+        index = len(self._steps)
+        if index >= len(self._before.steps) or self._before.steps[index].op != op:
+            return None
+        step = self._before.steps[index]
+        self._steps.append(step)
+        self.total -= step.taken
+        return step
+
+    def _record(
+        self, op: _Op, answer: object, moved: tuple[str, frozenset[int]] | None, taken: int
+    ) -> _Step:
+        step = _Step(op=op, answer=answer, moved=moved, taken=taken)
+        self._steps.append(step)
+        self.total -= taken
+        return step
+
+    def _nodes(self) -> _FreeNodes:
+        """The pool's :class:`_FreeNodes`, made (with the steps so far applied) when first
+        needed."""
+        if self._live is None:
+            self._live = _FreeNodes(self._view, self._free, self._demand, self._cache)
+            for step in self._steps:
+                if step.moved is not None:
+                    self._live.move(*step.moved)
+        return self._live
+
+
+def _same_key(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """Whether two :class:`_PoolFree` keys match: equal free GPUs and topologies per node
+    (mostly the very same objects: the occupancy memo keeps what no watch event changed), an
+    equal pool and equal demand."""
+    return _same_mapping(a[0], b[0]) and _same_mapping(a[1], b[1]) and a[2:] == b[2:]
+
+
+def _same_mapping(a: object, b: object) -> bool:
+    if a is b:
+        return True
+    if not isinstance(a, Mapping) or not isinstance(b, Mapping):
+        return False
+    return dict(a) == dict(b)
 
 
 def _reclaim(
