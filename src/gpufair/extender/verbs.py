@@ -15,7 +15,6 @@ groups them by text in the pod's ``FailedScheduling`` event (cut at 1,024 charac
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import datetime
 import itertools
@@ -23,6 +22,7 @@ import operator
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
+from gpufair.api import extender_wire as wire
 from gpufair.api import names
 from gpufair.core import admission, allocation, fairshare, placement, preemption
 from gpufair.k8s import pods
@@ -107,6 +107,8 @@ class Verdict:
     """Preempting pods on the node would not help (limits, budgets, pool membership)."""
     soon: bool = False
     """The node will take the pod shortly (a bind of the same size there awaits confirmation)."""
+    score: int = 0
+    """Prioritize's 0..10 score: the choice's (``placement.Choice.score``), 0 when no fit."""
 
     @property
     def fits(self) -> bool:
@@ -350,7 +352,7 @@ class Judge:
         )
         if isinstance(found, placement.NoFit):
             return Verdict(reason=found.reason)
-        return Verdict(choice=found)
+        return Verdict(choice=found, score=found.score)
 
 
 def waiting_reason(count: int, shares: Sequence[int] = ()) -> str:
@@ -370,6 +372,7 @@ def waiting_reason(count: int, shares: Sequence[int] = ()) -> str:
 
 
 _CHOICE = operator.attrgetter("choice")
+_SCORE = operator.attrgetter("score")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -410,17 +413,6 @@ def _remember(
 ) -> None:
     del judge.grouped[:-1]
     judge.grouped.append((names, ids, verdicts))
-
-
-def _members(
-    ids: Sequence[int], candidates: Sequence[str], groups: Mapping[int, int]
-) -> dict[int, list[str]]:
-    """The candidates of each group, in input order, in one C-level pass (``groups``: the
-    group of every shape in ``ids``)."""
-    members: dict[int, list[str]] = {group: [] for group in set(groups.values())}
-    lists = {shape_id: members[group] for shape_id, group in groups.items()}
-    collections.deque(map(list.append, map(lists.__getitem__, ids), candidates), maxlen=0)
-    return members
 
 
 def plan_step(judge: Judge, candidates: Sequence[str]) -> tuple[groups.PlanStep, str]:
@@ -510,21 +502,24 @@ def _reasons(
     )
 
 
-def prioritize(judge: Judge, candidates: Sequence[str]) -> dict[int, list[str]]:
-    """The candidates grouped by their 0..10 score: the quality of their best GPU set and how
-    little that set fragments free NVLink islands (``placement.Choice.score``); 0 where the pod
-    cannot fit. Grouped, so the answer can be written without a Python step per node. A group
-    member following its plan scores 10 on the planned node and 0 elsewhere."""
+def prioritize(judge: Judge, candidates: Sequence[str]) -> wire.Scores:
+    """Each candidate's 0..10 score: the quality of its best GPU set and how little that set
+    fragments free NVLink islands (``placement.Choice.score``); 0 where the pod cannot fit.
+    Scored per node shape, each candidate keyed by its shape, so the answer is written without
+    a Python step per node. A group member following its plan scores 10 on the planned node
+    and 0 elsewhere."""
     planned = judge.ask.planned_node
     if planned is not None and plan_step(judge, candidates)[0] is groups.PlanStep.FOLLOW:
         others = [name for name in candidates if name != planned]
-        return {placement.MAX_SCORE: [planned], **({0: others} if others else {})}
+        return wire.Scores.grouped(
+            {placement.MAX_SCORE: [planned], **({0: others} if others else {})}
+        )
     ids, verdicts = _group(judge, candidates)
-    scores = {
-        shape_id: verdict.choice.score if verdict.choice is not None else 0
-        for shape_id, verdict in verdicts.items()
-    }
-    return _members(ids, candidates, scores)
+    return wire.Scores(
+        hosts=candidates,
+        keys=ids,
+        score_of=dict(zip(verdicts, map(_SCORE, verdicts.values()), strict=True)),
+    )
 
 
 def numa_of(node: views.NodeView, gpus: Iterable[int]) -> int | None:
