@@ -21,6 +21,7 @@ import itertools
 import operator
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from gpufair.api import extender_wire as wire
 from gpufair.api import names
@@ -371,8 +372,13 @@ def waiting_reason(count: int, shares: Sequence[int] = ()) -> str:
     )
 
 
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
+
 _CHOICE = operator.attrgetter("choice")
 _SCORE = operator.attrgetter("score")
+_REASON = operator.attrgetter("reason")
+_UNRESOLVABLE = operator.attrgetter("unresolvable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -401,8 +407,7 @@ def _group(judge: Judge, candidates: Sequence[str]) -> tuple[Sequence[int], dict
         # by identity, without hashing.
         if seen is candidates or seen == candidates:
             return ids, verdicts
-    found = operator.itemgetter(*candidates)(snapshot.shape_of)
-    ids = found if len(candidates) > 1 else (found,)
+    ids = _pick(candidates, snapshot.shape_of)
     verdicts = judge.verdicts(set(ids))
     _remember(judge, candidates, ids, verdicts)
     return ids, verdicts
@@ -466,40 +471,70 @@ def _filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
         # The very list when it is one: the codec then writes its JSON back as it came.
         passed = candidates if isinstance(candidates, list) else list(candidates)
         return FilterOutcome(passed=passed, failed={}, unresolvable={})
-    mask = list(map(fits.__contains__, ids))
+    fit_of = dict.fromkeys(verdicts, False)
+    fit_of.update(dict.fromkeys(fits, True))
+    mask = _pick(ids, fit_of)
     passed = list(itertools.compress(candidates, mask))
     if passed:
         _remember(
             judge,
             passed,
             list(itertools.compress(ids, mask)),
-            {shape: verdicts[shape] for shape in fits},
+            dict(zip(fits, map(verdicts.__getitem__, fits), strict=True)),
         )
-    reasons = {shape: verdict.reason for shape, verdict in verdicts.items() if not verdict.fits}
-    hard = {shape for shape, verdict in verdicts.items() if verdict.unresolvable}
-    failed = _reasons(candidates, ids, reasons, reasons.keys() - hard)
-    unresolvable = _reasons(candidates, ids, reasons, hard) if hard else {}
-    return FilterOutcome(passed=passed, failed=failed, unresolvable=unresolvable)
+    # Per failing shape (hundreds) and per failing name (thousands), C-level passes only.
+    failing = list(itertools.filterfalse(fits.__contains__, verdicts))
+    judged = list(map(verdicts.__getitem__, failing))
+    reason_of = dict(zip(failing, map(_REASON, judged), strict=True))
+    hard = set(itertools.compress(failing, map(_UNRESOLVABLE, judged)))
+    missing = _pick(ids, dict(zip(fit_of, map(operator.not_, fit_of.values()), strict=True)))
+    names = list(itertools.compress(candidates, missing))
+    if not hard:
+        return FilterOutcome(
+            passed=passed, failed=_reasons(names, ids, missing, reason_of, failing), unresolvable={}
+        )
+    if len(hard) == len(failing):
+        return FilterOutcome(
+            passed=passed, failed={}, unresolvable=_reasons(names, ids, missing, reason_of, failing)
+        )
+    failing_ids = list(itertools.compress(ids, missing))
+    in_hard = list(map(hard.__contains__, failing_ids))
+    soft = list(map(operator.not_, in_hard))
+    return FilterOutcome(
+        passed=passed,
+        failed=_reasons(
+            list(itertools.compress(names, soft)), failing_ids, soft, reason_of, set(failing) - hard
+        ),
+        unresolvable=_reasons(
+            list(itertools.compress(names, in_hard)), failing_ids, in_hard, reason_of, hard
+        ),
+    )
 
 
 def _reasons(
-    candidates: Sequence[str], ids: Sequence[int], reasons: Mapping[int, str], shapes: set[int]
+    names: list[str],
+    ids: Sequence[int],
+    mask: Sequence[bool],
+    reason_of: Mapping[int, str],
+    shapes: Iterable[int],
 ) -> dict[str, str]:
-    """Candidate -> reason for the candidates whose shape is in ``shapes`` (C-level passes)."""
-    if not shapes:
+    """``names`` (those of the candidates whose shapes are ``ids`` that ``mask`` selects; their
+    shapes are among ``shapes``) -> the reason of their shape, in C-level passes."""
+    if not names:
         return {}
-    mask = list(map(shapes.__contains__, ids))
-    distinct = {reasons[shape] for shape in shapes}
+    distinct = set(map(reason_of.__getitem__, shapes))
     if len(distinct) == 1:  # usual: every failing node is full, say; no per-name lookup
         (reason,) = distinct
-        return dict.fromkeys(itertools.compress(candidates, mask), reason)
-    return dict(
-        zip(
-            itertools.compress(candidates, mask),
-            map(reasons.__getitem__, itertools.compress(ids, mask)),
-            strict=True,
-        )
-    )
+        return dict.fromkeys(names, reason)
+    return dict(zip(names, _pick(list(itertools.compress(ids, mask)), reason_of), strict=True))
+
+
+def _pick(keys: Sequence[_Key], values: Mapping[_Key, _Value]) -> Sequence[_Value]:
+    """``values[key]`` for each of ``keys``, in one C-level pass: ``itemgetter`` builds a tuple
+    of the exact size, about half the time of a list from ``map(values.__getitem__, keys)``."""
+    if len(keys) == 1:
+        return (values[keys[0]],)
+    return operator.itemgetter(*keys)(values) if keys else ()
 
 
 def prioritize(judge: Judge, candidates: Sequence[str]) -> wire.Scores:
