@@ -351,3 +351,17 @@ def test_a_filter_passing_some_candidates_writes_those() -> None:
         wire.ExtenderFilterResult(node_names=args.node_names[:1], failed_nodes={"n2": "full"})
     )
     assert json.loads(answer)["NodeNames"] == ["n1"]
+
+
+def test_candidates_sent_again_are_the_list_decoded_before_whatever_came_between() -> None:
+    """kube-scheduler sends filter the same candidates pod after pod; a prioritize (other names)
+    in between does not make the codec decode them again."""
+    codec = wire.ArgsCodec()
+    every = b',"Nodes":null,"NodeNames":["n1","n2","n3"]}'
+    first = codec.decode(b'{"Pod":' + body(kube.pod("a")) + every).node_names
+    codec.decode(b'{"Pod":' + body(kube.pod("a")) + b',"NodeNames":["n1"]}')
+    again = codec.decode(b'{"Pod":' + body(kube.pod("b")) + every).node_names
+    assert again == ["n1", "n2", "n3"]
+    assert again is first
+    other = codec.decode(b'{"Pod":' + body(kube.pod("c")) + every.replace(b"n3", b"n4"))
+    assert other.node_names == ["n1", "n2", "n4"]
