@@ -365,3 +365,16 @@ def test_candidates_sent_again_are_the_list_decoded_before_whatever_came_between
     assert again is first
     other = codec.decode(b'{"Pod":' + body(kube.pod("c")) + every.replace(b"n3", b"n4"))
     assert other.node_names == ["n1", "n2", "n4"]
+
+
+def test_one_score_for_every_host_is_written_for_each() -> None:
+    scores = wire.Scores.grouped({7: ["n1", "n2"]})
+    assert list(scores.keys) == [7, 7]
+    assert scores.keys[-1] == 7
+    assert list(scores.keys[:1]) == [7]
+    assert json.loads(wire.encode_scores(scores)) == [
+        {"Host": "n1", "Score": 7},
+        {"Host": "n2", "Score": 7},
+    ]
+    with pytest.raises(IndexError):
+        scores.keys[2]

@@ -25,7 +25,7 @@ import dataclasses
 import itertools
 import operator
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, overload
 
 import msgspec
 import pydantic
@@ -324,12 +324,37 @@ class Scores:
     @classmethod
     def grouped(cls, groups: Mapping[int, Sequence[str]]) -> Scores:
         """Hosts given group by group under their score (``{score: hosts}``)."""
+        if len(groups) == 1:  # one score (a pod gpufair does not judge): no list per host
+            ((score, members),) = groups.items()
+            return cls(hosts=members, keys=_Same(score, len(members)), score_of={score: score})
         hosts: list[str] = []
         keys: list[int] = []
         for score, members in groups.items():
             hosts.extend(members)
             keys.extend(itertools.repeat(score, len(members)))
         return cls(hosts=hosts, keys=keys, score_of={score: score for score in groups})
+
+
+class _Same(Sequence[int]):
+    """``count`` times ``value``, without a list."""
+
+    def __init__(self, value: int, count: int) -> None:
+        self._value = value
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[int]: ...
+    def __getitem__(self, index: int | slice) -> int | Sequence[int]:
+        if isinstance(index, slice):
+            return [self._value] * len(range(*index.indices(self._count)))
+        if not -self._count <= index < self._count:
+            raise IndexError(index)
+        return self._value
 
 
 _NEXT_HOST = ',{"Host":"'
@@ -357,18 +382,19 @@ def encode_scores(scores: Scores) -> bytes:
             [{"Host": host, "Score": score_of[key]} for host, key in zip(hosts, keys, strict=True)]
         )
     texts = {score: f'","Score":{score}}}{_NEXT_HOST}' for score in distinct}
+    last = f'","Score":{score_of[keys[-1]]}}}]'
     if len(texts) == 1:  # one score: no lookup at all
         (tail,) = texts.values()
-        text = tail.join(hosts) + tail
-    else:
-        # the text of each key in C-level passes (hundreds of keys, ten scores at most)
-        tails = dict(zip(score_of, map(texts.__getitem__, score_of.values()), strict=True))
-        parts: list[str] = [""] * (2 * len(hosts))
-        parts[0::2] = hosts
-        # itemgetter builds a tuple of the exact size, twice as fast as a list from a map
-        parts[1::2] = operator.itemgetter(*keys)(tails) if len(keys) > 1 else [tails[keys[0]]]
-        text = "".join(parts)
-    return ('[{"Host":"' + text[: -len(_NEXT_HOST)] + "]").encode()
+        return "".join(('[{"Host":"', tail.join(hosts), last)).encode()
+    # the text of each key in C-level passes (hundreds of keys, ten scores at most)
+    tails = dict(zip(score_of, map(texts.__getitem__, score_of.values()), strict=True))
+    parts: list[str] = [""] * (2 * len(hosts) + 1)
+    parts[0] = '[{"Host":"'
+    parts[1::2] = hosts
+    # itemgetter builds a tuple of the exact size, twice as fast as a list from a map
+    parts[2::2] = operator.itemgetter(*keys)(tails) if len(keys) > 1 else [tails[keys[0]]]
+    parts[-1] = last
+    return "".join(parts).encode()
 
 
 def encode_priorities(scores: Mapping[int, Sequence[str]]) -> bytes:
