@@ -12,6 +12,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.builders import kube
 
 from gpufair.api import extender_wire as wire
@@ -117,6 +119,34 @@ def test_priorities_with_names_that_need_escaping_are_still_valid_json() -> None
     odd = 'we"ird\\name\u00e9'
     written = json.loads(wire.encode_priorities({3: [odd, "n1"]}))
     assert written == [{"Host": odd, "Score": 3}, {"Host": "n1", "Score": 3}]
+
+
+HOSTS = st.text(alphabet=st.sampled_from('ab-.9"\\\u00e9\n'), min_size=1, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.data(),
+    hosts=st.lists(HOSTS, max_size=30),
+    score_of=st.dictionaries(st.integers(0, 6), st.integers(0, 10), min_size=1, max_size=5),
+)
+def test_scores_are_written_in_host_order_each_with_its_keys_score(
+    data: st.DataObject, hosts: list[str], score_of: dict[int, int]
+) -> None:
+    """Whatever the hosts (names needing escapes included) and however many keys share a
+    score, the answer lists every host once, in order, with the score of its key."""
+    keys = data.draw(
+        st.lists(st.sampled_from(sorted(score_of)), min_size=len(hosts), max_size=len(hosts))
+    )
+    written = json.loads(wire.encode_scores(wire.Scores(hosts=hosts, keys=keys, score_of=score_of)))
+    assert written == [
+        {"Host": host, "Score": score_of[key]} for host, key in zip(hosts, keys, strict=True)
+    ]
+
+
+def test_scores_with_a_key_for_each_host_only() -> None:
+    with pytest.raises(ValueError, match="2 hosts but 1 score keys"):
+        wire.encode_scores(wire.Scores(hosts=["n1", "n2"], keys=[0], score_of={0: 1}))
 
 
 def test_preempt_args_by_uid() -> None:
@@ -321,3 +351,30 @@ def test_a_filter_passing_some_candidates_writes_those() -> None:
         wire.ExtenderFilterResult(node_names=args.node_names[:1], failed_nodes={"n2": "full"})
     )
     assert json.loads(answer)["NodeNames"] == ["n1"]
+
+
+def test_candidates_sent_again_are_the_list_decoded_before_whatever_came_between() -> None:
+    """kube-scheduler sends filter the same candidates pod after pod; a prioritize (other names)
+    in between does not make the codec decode them again."""
+    codec = wire.ArgsCodec()
+    every = b',"Nodes":null,"NodeNames":["n1","n2","n3"]}'
+    first = codec.decode(b'{"Pod":' + body(kube.pod("a")) + every).node_names
+    codec.decode(b'{"Pod":' + body(kube.pod("a")) + b',"NodeNames":["n1"]}')
+    again = codec.decode(b'{"Pod":' + body(kube.pod("b")) + every).node_names
+    assert again == ["n1", "n2", "n3"]
+    assert again is first
+    other = codec.decode(b'{"Pod":' + body(kube.pod("c")) + every.replace(b"n3", b"n4"))
+    assert other.node_names == ["n1", "n2", "n4"]
+
+
+def test_one_score_for_every_host_is_written_for_each() -> None:
+    scores = wire.Scores.grouped({7: ["n1", "n2"]})
+    assert list(scores.keys) == [7, 7]
+    assert scores.keys[-1] == 7
+    assert list(scores.keys[:1]) == [7]
+    assert json.loads(wire.encode_scores(scores)) == [
+        {"Host": "n1", "Score": 7},
+        {"Host": "n2", "Score": 7},
+    ]
+    with pytest.raises(IndexError):
+        scores.keys[2]

@@ -315,7 +315,7 @@ def _in_process(rt: runtime.Runtime) -> Call:
         if verb == "filter":
             return codec.encode_filter_result(rt.verbs.filter_nodes(rt, codec.decode(body)))
         if verb == "prioritize":
-            return wire.encode_priorities(rt.verbs.prioritize(rt, codec.decode(body)))
+            return wire.encode_scores(rt.verbs.prioritize(rt, codec.decode(body)))
         return wire.encode(rt.verbs.bind(rt, wire.decode(wire.ExtenderBindingArgs, body)))
 
     return call
@@ -446,8 +446,8 @@ def _pass_all(_: runtime.Runtime, args: wire.ExtenderArgs) -> wire.ExtenderFilte
     )
 
 
-def _zero(_: runtime.Runtime, args: wire.ExtenderArgs) -> dict[int, list[str]]:
-    return {0: args.candidate_names()}
+def _zero(_: runtime.Runtime, args: wire.ExtenderArgs) -> wire.Scores:
+    return wire.Scores.grouped({0: args.candidate_names()})
 
 
 def _no_victims(

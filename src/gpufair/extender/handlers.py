@@ -72,18 +72,18 @@ def filter_nodes(rt: Runtime, args: wire.ExtenderArgs) -> wire.ExtenderFilterRes
     )
 
 
-def prioritize(rt: Runtime, args: wire.ExtenderArgs) -> dict[int, list[str]]:
-    """The candidates grouped by 0..10 score. kube-scheduler ignores a failed prioritize, so a pod
+def prioritize(rt: Runtime, args: wire.ExtenderArgs) -> wire.Scores:
+    """A 0..10 score for each candidate. kube-scheduler ignores a failed prioritize, so a pod
     gpufair cannot judge (or does not manage) scores 0 everywhere instead of an error."""
     candidates = args.candidate_names()
     try:
         ask = verbs.read_pod(args.pod)
     except verbs.CannotJudgeError:
         rt.metrics.errors.labels("prioritize", "cannot_judge").inc()
-        return {0: candidates}
+        return wire.Scores.grouped({0: candidates})
     snapshot = rt.cache.snapshot()
     if not ask.requests or not snapshot.synced or not verbs.wants_gpus(ask, snapshot):
-        return {0: candidates}
+        return wire.Scores.grouped({0: candidates})
     return verbs.prioritize(rt.placer.judge(snapshot, ask), candidates)
 
 

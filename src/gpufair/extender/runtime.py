@@ -28,7 +28,7 @@ class Verbs:
     (:data:`gpufair.extender.handlers.VERBS` in the extender)."""
 
     filter_nodes: Callable[[Runtime, wire.ExtenderArgs], wire.ExtenderFilterResult]
-    prioritize: Callable[[Runtime, wire.ExtenderArgs], dict[int, list[str]]]
+    prioritize: Callable[[Runtime, wire.ExtenderArgs], wire.Scores]
     preempt: Callable[[Runtime, wire.ExtenderPreemptionArgs], wire.ExtenderPreemptionResult]
     bind: Callable[[Runtime, wire.ExtenderBindingArgs], wire.ExtenderBindingResult]
 

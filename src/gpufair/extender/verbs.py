@@ -15,14 +15,15 @@ groups them by text in the pod's ``FailedScheduling`` event (cut at 1,024 charac
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import datetime
 import itertools
 import operator
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
 
+from gpufair.api import extender_wire as wire
 from gpufair.api import names
 from gpufair.core import admission, allocation, fairshare, placement, preemption
 from gpufair.k8s import pods
@@ -107,6 +108,8 @@ class Verdict:
     """Preempting pods on the node would not help (limits, budgets, pool membership)."""
     soon: bool = False
     """The node will take the pod shortly (a bind of the same size there awaits confirmation)."""
+    score: int = 0
+    """Prioritize's 0..10 score: the choice's (``placement.Choice.score``), 0 when no fit."""
 
     @property
     def fits(self) -> bool:
@@ -350,7 +353,7 @@ class Judge:
         )
         if isinstance(found, placement.NoFit):
             return Verdict(reason=found.reason)
-        return Verdict(choice=found)
+        return Verdict(choice=found, score=found.score)
 
 
 def waiting_reason(count: int, shares: Sequence[int] = ()) -> str:
@@ -369,7 +372,13 @@ def waiting_reason(count: int, shares: Sequence[int] = ()) -> str:
     )
 
 
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
+
 _CHOICE = operator.attrgetter("choice")
+_SCORE = operator.attrgetter("score")
+_REASON = operator.attrgetter("reason")
+_UNRESOLVABLE = operator.attrgetter("unresolvable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -398,8 +407,7 @@ def _group(judge: Judge, candidates: Sequence[str]) -> tuple[Sequence[int], dict
         # by identity, without hashing.
         if seen is candidates or seen == candidates:
             return ids, verdicts
-    found = operator.itemgetter(*candidates)(snapshot.shape_of)
-    ids = found if len(candidates) > 1 else (found,)
+    ids = _pick(candidates, snapshot.shape_of)
     verdicts = judge.verdicts(set(ids))
     _remember(judge, candidates, ids, verdicts)
     return ids, verdicts
@@ -410,17 +418,6 @@ def _remember(
 ) -> None:
     del judge.grouped[:-1]
     judge.grouped.append((names, ids, verdicts))
-
-
-def _members(
-    ids: Sequence[int], candidates: Sequence[str], groups: Mapping[int, int]
-) -> dict[int, list[str]]:
-    """The candidates of each group, in input order, in one C-level pass (``groups``: the
-    group of every shape in ``ids``)."""
-    members: dict[int, list[str]] = {group: [] for group in set(groups.values())}
-    lists = {shape_id: members[group] for shape_id, group in groups.items()}
-    collections.deque(map(list.append, map(lists.__getitem__, ids), candidates), maxlen=0)
-    return members
 
 
 def plan_step(judge: Judge, candidates: Sequence[str]) -> tuple[groups.PlanStep, str]:
@@ -474,57 +471,90 @@ def _filter_nodes(judge: Judge, candidates: Sequence[str]) -> FilterOutcome:
         # The very list when it is one: the codec then writes its JSON back as it came.
         passed = candidates if isinstance(candidates, list) else list(candidates)
         return FilterOutcome(passed=passed, failed={}, unresolvable={})
-    mask = list(map(fits.__contains__, ids))
+    fit_of = dict.fromkeys(verdicts, False)
+    fit_of.update(dict.fromkeys(fits, True))
+    mask = _pick(ids, fit_of)
     passed = list(itertools.compress(candidates, mask))
     if passed:
         _remember(
             judge,
             passed,
             list(itertools.compress(ids, mask)),
-            {shape: verdicts[shape] for shape in fits},
+            dict(zip(fits, map(verdicts.__getitem__, fits), strict=True)),
         )
-    reasons = {shape: verdict.reason for shape, verdict in verdicts.items() if not verdict.fits}
-    hard = {shape for shape, verdict in verdicts.items() if verdict.unresolvable}
-    failed = _reasons(candidates, ids, reasons, reasons.keys() - hard)
-    unresolvable = _reasons(candidates, ids, reasons, hard) if hard else {}
-    return FilterOutcome(passed=passed, failed=failed, unresolvable=unresolvable)
-
-
-def _reasons(
-    candidates: Sequence[str], ids: Sequence[int], reasons: Mapping[int, str], shapes: set[int]
-) -> dict[str, str]:
-    """Candidate -> reason for the candidates whose shape is in ``shapes`` (C-level passes)."""
-    if not shapes:
-        return {}
-    mask = list(map(shapes.__contains__, ids))
-    distinct = {reasons[shape] for shape in shapes}
-    if len(distinct) == 1:  # usual: every failing node is full, say; no per-name lookup
-        (reason,) = distinct
-        return dict.fromkeys(itertools.compress(candidates, mask), reason)
-    return dict(
-        zip(
-            itertools.compress(candidates, mask),
-            map(reasons.__getitem__, itertools.compress(ids, mask)),
-            strict=True,
+    # Per failing shape (hundreds) and per failing name (thousands), C-level passes only.
+    failing = list(itertools.filterfalse(fits.__contains__, verdicts))
+    judged = list(map(verdicts.__getitem__, failing))
+    reason_of = dict(zip(failing, map(_REASON, judged), strict=True))
+    hard = set(itertools.compress(failing, map(_UNRESOLVABLE, judged)))
+    missing = _pick(ids, dict(zip(fit_of, map(operator.not_, fit_of.values()), strict=True)))
+    names = list(itertools.compress(candidates, missing))
+    if not hard:
+        return FilterOutcome(
+            passed=passed, failed=_reasons(names, ids, missing, reason_of, failing), unresolvable={}
         )
+    if len(hard) == len(failing):
+        return FilterOutcome(
+            passed=passed, failed={}, unresolvable=_reasons(names, ids, missing, reason_of, failing)
+        )
+    failing_ids = list(itertools.compress(ids, missing))
+    in_hard = list(map(hard.__contains__, failing_ids))
+    soft = list(map(operator.not_, in_hard))
+    return FilterOutcome(
+        passed=passed,
+        failed=_reasons(
+            list(itertools.compress(names, soft)), failing_ids, soft, reason_of, set(failing) - hard
+        ),
+        unresolvable=_reasons(
+            list(itertools.compress(names, in_hard)), failing_ids, in_hard, reason_of, hard
+        ),
     )
 
 
-def prioritize(judge: Judge, candidates: Sequence[str]) -> dict[int, list[str]]:
-    """The candidates grouped by their 0..10 score: the quality of their best GPU set and how
-    little that set fragments free NVLink islands (``placement.Choice.score``); 0 where the pod
-    cannot fit. Grouped, so the answer can be written without a Python step per node. A group
-    member following its plan scores 10 on the planned node and 0 elsewhere."""
+def _reasons(
+    names: list[str],
+    ids: Sequence[int],
+    mask: Sequence[bool],
+    reason_of: Mapping[int, str],
+    shapes: Iterable[int],
+) -> dict[str, str]:
+    """``names`` (those of the candidates whose shapes are ``ids`` that ``mask`` selects; their
+    shapes are among ``shapes``) -> the reason of their shape, in C-level passes."""
+    if not names:
+        return {}
+    distinct = set(map(reason_of.__getitem__, shapes))
+    if len(distinct) == 1:  # usual: every failing node is full, say; no per-name lookup
+        (reason,) = distinct
+        return dict.fromkeys(names, reason)
+    return dict(zip(names, _pick(list(itertools.compress(ids, mask)), reason_of), strict=True))
+
+
+def _pick(keys: Sequence[_Key], values: Mapping[_Key, _Value]) -> Sequence[_Value]:
+    """``values[key]`` for each of ``keys``, in one C-level pass: ``itemgetter`` builds a tuple
+    of the exact size, about half the time of a list from ``map(values.__getitem__, keys)``."""
+    if len(keys) == 1:
+        return (values[keys[0]],)
+    return operator.itemgetter(*keys)(values) if keys else ()
+
+
+def prioritize(judge: Judge, candidates: Sequence[str]) -> wire.Scores:
+    """Each candidate's 0..10 score: the quality of its best GPU set and how little that set
+    fragments free NVLink islands (``placement.Choice.score``); 0 where the pod cannot fit.
+    Scored per node shape, each candidate keyed by its shape, so the answer is written without
+    a Python step per node. A group member following its plan scores 10 on the planned node
+    and 0 elsewhere."""
     planned = judge.ask.planned_node
     if planned is not None and plan_step(judge, candidates)[0] is groups.PlanStep.FOLLOW:
         others = [name for name in candidates if name != planned]
-        return {placement.MAX_SCORE: [planned], **({0: others} if others else {})}
+        return wire.Scores.grouped(
+            {placement.MAX_SCORE: [planned], **({0: others} if others else {})}
+        )
     ids, verdicts = _group(judge, candidates)
-    scores = {
-        shape_id: verdict.choice.score if verdict.choice is not None else 0
-        for shape_id, verdict in verdicts.items()
-    }
-    return _members(ids, candidates, scores)
+    return wire.Scores(
+        hosts=candidates,
+        keys=ids,
+        score_of=dict(zip(verdicts, map(_SCORE, verdicts.values()), strict=True)),
+    )
 
 
 def numa_of(node: views.NodeView, gpus: Iterable[int]) -> int | None:

@@ -15,4 +15,4 @@ async def prioritize(request: fastapi.Request) -> fastapi.Response:
     rt = wire.runtime_of(request)
     with rt.timed("prioritize"):
         args = await wire.decode(request, extender_wire.ExtenderArgs, verb="prioritize", rt=rt)
-        return wire.answer(extender_wire.encode_priorities(rt.verbs.prioritize(rt, args)))
+        return wire.answer(extender_wire.encode_scores(rt.verbs.prioritize(rt, args)))
